@@ -1,0 +1,175 @@
+// Command posguard is the single binary of posguard: the register agent, the
+// HQ service, the store display and the tools around them. This package only
+// parses flags and dispatches; the work lives in the packages it calls.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// stdio is what a command may touch of the process, passed in so tests can
+// run commands in-process.
+type stdio struct {
+	in  io.Reader
+	out io.Writer
+	err io.Writer
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, std stdio, args []string) error
+}
+
+// usageError is a mistake in the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitError carries an exit code for a failure already reported to the user
+// (lint findings, for example) so main does not print it again.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func commands() []command {
+	return []command{
+		{"agent", "run the register daemon", runAgent},
+		{"hq", "run the headquarters service", runHQ},
+		{"display", "run the store alert display", runDisplay},
+		{"policy", "keygen, lint, eval, sign, push and test policies", runPolicy},
+		{"token", "mint, inspect and render payment tokens", runToken},
+		{"scanner-sim", "play a script of scans on a virtual serial port", runScannerSim},
+		{"ports", "list serial ports", runPorts},
+		{"demo", "replay the 7pay attack on one machine", runDemo},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches args to a subcommand and maps its error to an exit code:
+// 0 ok, 1 failure, 2 usage error.
+func run(ctx context.Context, std stdio, args []string) int {
+	if len(args) == 0 {
+		printHelp(std.err)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			return run(ctx, std, []string{args[1], "-h"})
+		}
+		printHelp(std.out)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return exitCode(std, name, c.run(ctx, std, args[1:]))
+		}
+	}
+	fmt.Fprintf(std.err, "posguard: unknown command %q\n\n", name)
+	printHelp(std.err)
+	return 2
+}
+
+func exitCode(std stdio, name string, err error) int {
+	var ue *usageError
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue):
+		fmt.Fprintf(std.err, "posguard %s: %s\nRun 'posguard %s -h' for usage.\n", name, ue.msg, name)
+		return 2
+	default:
+		fmt.Fprintf(std.err, "posguard %s: %v\n", name, err)
+		return 1
+	}
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "posguard guards store registers against fraudulent QR payments.")
+	fmt.Fprintln(w, "\nUsage: posguard <command> [flags] [args]\n\nCommands:")
+	cs := commands()
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'posguard <command> -h' for the flags of a command.")
+}
+
+// newFlags makes a flag set that reports errors instead of exiting and
+// prints a usage text naming the command and its arguments.
+func newFlags(std stdio, name, args, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(std.err)
+	fs.Usage = func() {
+		fmt.Fprintf(std.err, "Usage: posguard %s [flags] %s\n\n%s\n", name, args, strings.TrimSpace(about))
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(std.err, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args; a bad flag is a usage error (flag has already
+// printed the usage), -h is flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2}
+	}
+	return nil
+}
+
+// subcommand dispatches a command with its own subcommands (policy, token).
+func subcommand(ctx context.Context, std stdio, parent string, args []string, subs []command) error {
+	help := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: posguard %s <command> [flags] [args]\n\nCommands:\n", parent)
+		for _, c := range subs {
+			fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		}
+		fmt.Fprintf(w, "\nRun 'posguard %s <command> -h' for the flags of a command.\n", parent)
+	}
+	if len(args) == 0 {
+		help(std.err)
+		return &exitError{code: 2}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		help(std.out)
+		return nil
+	}
+	for _, c := range subs {
+		if c.name == args[0] {
+			return c.run(ctx, std, args[1:])
+		}
+	}
+	return usagef("unknown command %q", args[0])
+}

@@ -1,0 +1,6 @@
+package main
+
+import "context"
+
+func runScannerSim(ctx context.Context, std stdio, args []string) error { return errNotBuilt }
+func runPorts(ctx context.Context, std stdio, args []string) error      { return errNotBuilt }
