@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/wire"
+)
+
+// migrations are applied in order, each once, inside a transaction; the
+// index of the last applied one is kept in posguard_schema. Append only:
+// never edit a migration that has shipped.
+var migrations = []string{
+	`CREATE TABLE events (
+		id         text PRIMARY KEY,
+		seq        bigint NOT NULL,
+		type       text NOT NULL,
+		store      text NOT NULL,
+		register   text NOT NULL,
+		at         timestamptz NOT NULL,
+		account    text NOT NULL DEFAULT '',
+		body       jsonb NOT NULL,
+		received   timestamptz NOT NULL DEFAULT now()
+	);
+	CREATE INDEX events_at ON events (at);
+	CREATE INDEX events_store_at ON events (store, at);
+	CREATE INDEX events_account_at ON events (account, at) WHERE account <> '';
+	CREATE TABLE fleet (
+		store     text NOT NULL,
+		register  text NOT NULL,
+		status    jsonb NOT NULL,
+		last_seen timestamptz NOT NULL,
+		PRIMARY KEY (store, register)
+	);
+	CREATE TABLE denylist (account text PRIMARY KEY, added timestamptz NOT NULL);
+	CREATE TABLE denylist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL);
+	INSERT INTO denylist_seq (seq) VALUES (0);`,
+}
+
+// Postgres is the backend for real deployments; several HQ instances may
+// share one database.
+type Postgres struct{ pool *pgxpool.Pool }
+
+// OpenPostgres connects and applies any pending schema migrations.
+func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Postgres{pool: pool}, nil
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// The advisory lock keeps two HQ instances starting at once from
+		// applying the same migration twice.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(72019)`); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS posguard_schema (version int NOT NULL)`); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		var version int
+		err := tx.QueryRow(ctx, `SELECT version FROM posguard_schema`).Scan(&version)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			if _, err := tx.Exec(ctx, `INSERT INTO posguard_schema VALUES (0)`); err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+		case err != nil:
+			return fmt.Errorf("migrate: read schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("migrate: database schema version %d is newer than this posguard (%d); upgrade posguard", version, len(migrations))
+		}
+		for i := version; i < len(migrations); i++ {
+			if _, err := tx.Exec(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("migrate: step %d: %w", i+1, err)
+			}
+		}
+		_, err = tx.Exec(ctx, `UPDATE posguard_schema SET version = $1`, len(migrations))
+		return err
+	})
+}
+
+func (s *Postgres) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	batch := &pgx.Batch{}
+	for _, ev := range evs {
+		b, err := event.Marshal(ev)
+		if err != nil {
+			return 0, err
+		}
+		batch.Queue(`INSERT INTO events (id, seq, type, store, register, at, account, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+			ev.ID, int64(ev.Seq), string(ev.Type), ev.Store, ev.Register, ev.At, account(ev), b)
+	}
+	inserted := 0
+	// One transaction: either every event of the batch is durable or none,
+	// so an ack is never sent for a half-stored batch.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, batch)
+		for range evs {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return err
+			}
+			inserted += int(tag.RowsAffected())
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store %d events: %w", len(evs), err)
+	}
+	return inserted, nil
+}
+
+func (s *Postgres) SaveStatus(ctx context.Context, st wire.Status, received time.Time) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("store status of %s/%s: %w", st.Store, st.Register, err)
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO fleet (store, register, status, last_seen) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (store, register) DO UPDATE SET status = EXCLUDED.status, last_seen = EXCLUDED.last_seen`,
+		st.Store, st.Register, b, received)
+	if err != nil {
+		return fmt.Errorf("store status of %s/%s: %w", st.Store, st.Register, err)
+	}
+	return nil
+}
+
+func (s *Postgres) Fleet(ctx context.Context) ([]Register, error) {
+	rows, err := s.pool.Query(ctx, `SELECT store, register, status, last_seen FROM fleet ORDER BY store, register`)
+	if err != nil {
+		return nil, fmt.Errorf("read fleet: %w", err)
+	}
+	var out []Register
+	for rows.Next() {
+		var r Register
+		var body []byte
+		if err := rows.Scan(&r.Store, &r.Register, &body, &r.LastSeen); err != nil {
+			return nil, fmt.Errorf("read fleet: %w", err)
+		}
+		if err := json.Unmarshal(body, &r.Status); err != nil {
+			return nil, fmt.Errorf("read fleet: register %s/%s: %w", r.Store, r.Register, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read fleet: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
+	types := make([]string, len(q.Types))
+	for i, t := range q.Types {
+		types[i] = string(t)
+	}
+	var since *time.Time
+	if !q.Since.IsZero() {
+		since = &q.Since
+	}
+	rows, err := s.pool.Query(ctx, `SELECT body FROM events
+		WHERE ($1 = '' OR store = $1) AND ($2 = '' OR register = $2) AND ($3 = '' OR account = $3)
+		  AND (cardinality($4::text[]) = 0 OR type = ANY($4)) AND ($5::timestamptz IS NULL OR at >= $5)
+		ORDER BY at, id LIMIT $6`,
+		q.Store, q.Register, q.Account, types, since, q.limit())
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	var out []event.Event
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		ev, err := event.Parse(body)
+		if err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Postgres) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (uint64, error) {
+	var seq int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The row lock on denylist_seq orders concurrent changes.
+		if err := tx.QueryRow(ctx, `UPDATE denylist_seq SET seq = seq + 1 RETURNING seq`).Scan(&seq); err != nil {
+			return err
+		}
+		if len(add) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO denylist (account, added) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, add, at); err != nil {
+				return err
+			}
+		}
+		if len(remove) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM denylist WHERE account = ANY($1)`, remove); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("change denylist: %w", err)
+	}
+	return uint64(seq), nil
+}
+
+func (s *Postgres) Denylist(ctx context.Context) (uint64, []string, error) {
+	var seq int64
+	var accounts []string
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT seq FROM denylist_seq`).Scan(&seq); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT account FROM denylist ORDER BY account`)
+		if err != nil {
+			return err
+		}
+		accounts, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("read denylist: %w", err)
+	}
+	return uint64(seq), accounts, nil
+}
+
+func (s *Postgres) Close() error { s.pool.Close(); return nil }

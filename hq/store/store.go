@@ -1,0 +1,97 @@
+// Package store is HQ's storage: every register event stored once by id,
+// the fleet's last status, and the authoritative denylist with its sequence.
+// Two backends: PostgreSQL for real deployments, a bbolt file so the demo
+// needs nothing installed.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/wire"
+)
+
+// Store is what HQ needs from its database. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// SaveEvents stores each event once by id; an id already stored is
+	// skipped. When SaveEvents returns nil every event is durable and may be
+	// acknowledged. inserted counts the new ones.
+	SaveEvents(ctx context.Context, evs []event.Event) (inserted int, err error)
+	// SaveStatus records a register's latest status (or last will).
+	SaveStatus(ctx context.Context, st wire.Status, received time.Time) error
+	// Fleet lists every register that has ever reported, ordered by store
+	// and register.
+	Fleet(ctx context.Context) ([]Register, error)
+	// Events lists stored events matching q, oldest first.
+	Events(ctx context.Context, q Query) ([]event.Event, error)
+	// DenylistChange applies adds and removes to the denylist and returns
+	// the new sequence number; the change and its number are one atomic
+	// step, so two HQ instances never hand out the same number.
+	DenylistChange(ctx context.Context, add, remove []string, at time.Time) (seq uint64, err error)
+	// Denylist returns the current list and its sequence number.
+	Denylist(ctx context.Context) (seq uint64, accounts []string, err error)
+	Close() error
+}
+
+// Register is one register as HQ last heard of it.
+type Register struct {
+	Store    string      `json:"store"`
+	Register string      `json:"register"`
+	Status   wire.Status `json:"status"`
+	LastSeen time.Time   `json:"lastSeen"`
+}
+
+// Query selects events. Zero fields do not filter.
+type Query struct {
+	Store    string
+	Register string
+	Account  string
+	Types    []event.Type
+	Since    time.Time // events at or after
+	Limit    int       // 0: DefaultLimit
+}
+
+// DefaultLimit bounds a query that names no limit, so an HTTP caller
+// cannot ask HQ for its whole history at once.
+const DefaultLimit = 1000
+
+func (q Query) limit() int {
+	if q.Limit <= 0 || q.Limit > 100*DefaultLimit {
+		return DefaultLimit
+	}
+	return q.Limit
+}
+
+// account is the payment account an event is about, for filtering.
+func account(ev event.Event) string {
+	if ev.Request != nil {
+		return ev.Request.Payment.Account
+	}
+	return ""
+}
+
+func (q Query) match(ev event.Event) bool {
+	if q.Store != "" && ev.Store != q.Store {
+		return false
+	}
+	if q.Register != "" && ev.Register != q.Register {
+		return false
+	}
+	if q.Account != "" && account(ev) != q.Account {
+		return false
+	}
+	if !q.Since.IsZero() && ev.At.Before(q.Since) {
+		return false
+	}
+	if len(q.Types) > 0 {
+		for _, t := range q.Types {
+			if ev.Type == t {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}

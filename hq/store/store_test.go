@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/testenv"
+	"github.com/posguard/posguard/policy"
+)
+
+var t0 = time.Date(2019, 7, 3, 10, 0, 0, 0, time.UTC)
+
+// backends runs f against each backend: bbolt always, PostgreSQL when there
+// is one (always in CI).
+func backends(t *testing.T, f func(t *testing.T, s Store)) {
+	t.Run("bolt", func(t *testing.T) {
+		s, err := OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		f(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		s, err := OpenPostgres(context.Background(), testenv.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		f(t, s)
+	})
+}
+
+func decision(store, reg string, seq uint64, at time.Time, account string, out policy.Outcome) event.Event {
+	sale := fmt.Sprintf("sale-%d", seq)
+	return event.Event{
+		ID: event.ID(store, reg, "e1", seq), Seq: seq, Type: event.Decision,
+		Store: store, Register: reg, At: at, SaleID: sale,
+		Request:  &policy.Request{SaleID: sale, Store: store, Register: reg, At: at, Payment: policy.Payment{Kind: "pg1", Account: account}},
+		Decision: &policy.Decision{Outcome: out, Policy: policy.PolicyRef{Name: "p", Version: 1}},
+	}
+}
+
+func ids(evs []event.Event) []string {
+	out := make([]string, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.ID
+	}
+	return out
+}
+
+func TestSaveEventsOnce(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		a := decision("s1", "r1", 1, t0, "acct-a", policy.Allow)
+		b := decision("s1", "r1", 2, t0.Add(time.Minute), "acct-b", policy.Deny)
+		n, err := s.SaveEvents(ctx, []event.Event{a, b})
+		if err != nil || n != 2 {
+			t.Fatalf("first save: inserted %d, err %v; want 2, nil", n, err)
+		}
+		// A redelivery after a lost ack: same ids again, plus one new.
+		c := decision("s1", "r1", 3, t0.Add(2*time.Minute), "acct-a", policy.Review)
+		n, err = s.SaveEvents(ctx, []event.Event{b, a, c})
+		if err != nil || n != 1 {
+			t.Fatalf("redelivery: inserted %d, err %v; want 1, nil", n, err)
+		}
+		got, err := s.Events(ctx, Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{a.ID, b.ID, c.ID}; !slices.Equal(ids(got), want) {
+			t.Fatalf("events = %v, want %v", ids(got), want)
+		}
+		if got[1].Decision.Outcome != policy.Deny || got[1].Request.Payment.Account != "acct-b" {
+			t.Fatalf("stored event lost its content: %+v", got[1])
+		}
+	})
+}
+
+func TestSaveEventsConcurrentDuplicates(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		var evs []event.Event
+		for i := 1; i <= 50; i++ {
+			evs = append(evs, decision("s1", "r1", uint64(i), t0.Add(time.Duration(i)*time.Second), "a", policy.Allow))
+		}
+		// Two HQ instances receiving the same redelivered batch at once.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, err := s.SaveEvents(ctx, evs)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		got, err := s.Events(ctx, Query{Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 50 || total != 50 {
+			t.Fatalf("stored %d events, inserted counts summed to %d; want 50 and 50", len(got), total)
+		}
+	})
+}
+
+func TestEventsQuery(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		e1 := decision("s1", "r1", 1, t0, "acct-a", policy.Allow)
+		e2 := decision("s1", "r2", 1, t0.Add(time.Minute), "acct-b", policy.Deny)
+		e3 := decision("s2", "r1", 1, t0.Add(2*time.Minute), "acct-a", policy.Review)
+		alert := e2
+		alert.ID, alert.Seq, alert.Type = event.ID("s1", "r2", "e1", 2), 2, event.Alert
+		if _, err := s.SaveEvents(ctx, []event.Event{e3, e1, e2, alert}); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name string
+			q    Query
+			want []string
+		}{
+			{"all, in time order", Query{}, []string{e1.ID, e2.ID, alert.ID, e3.ID}},
+			{"store", Query{Store: "s1"}, []string{e1.ID, e2.ID, alert.ID}},
+			{"register", Query{Store: "s1", Register: "r2"}, []string{e2.ID, alert.ID}},
+			{"account", Query{Account: "acct-a"}, []string{e1.ID, e3.ID}},
+			{"since", Query{Since: t0.Add(time.Minute)}, []string{e2.ID, alert.ID, e3.ID}},
+			{"alerts", Query{Types: []event.Type{event.Alert}}, []string{alert.ID}},
+			{"limit", Query{Limit: 2}, []string{e1.ID, e2.ID}},
+			{"nothing", Query{Store: "s9"}, []string{}},
+		}
+		for _, tt := range tests {
+			got, err := s.Events(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids(got), tt.want) {
+				t.Errorf("%s: got %v, want %v", tt.name, ids(got), tt.want)
+			}
+		}
+	})
+}
+
+func TestFleet(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		up := wire.Status{Store: "s1", Register: "r1", Online: true, Version: "dev", OutboxDepth: 3,
+			Policy: &wire.PolicyInfo{Name: "p", Version: 7}, Links: wire.Links{Scanner: wire.LinkUp, POS: wire.LinkUp}, At: t0}
+		if err := s.SaveStatus(ctx, up, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveStatus(ctx, wire.Offline("s1", "r2", "dev", t0), t0); err != nil {
+			t.Fatal(err)
+		}
+		later := up
+		later.OutboxDepth, later.At = 0, t0.Add(time.Minute)
+		if err := s.SaveStatus(ctx, later, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		fleet, err := s.Fleet(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fleet) != 2 {
+			t.Fatalf("fleet has %d registers, want 2: %+v", len(fleet), fleet)
+		}
+		r1, r2 := fleet[0], fleet[1]
+		if r1.Register != "r1" || !r1.Status.Online || r1.Status.OutboxDepth != 0 || r1.Status.Policy.Version != 7 || !r1.LastSeen.Equal(t0.Add(time.Minute)) {
+			t.Errorf("r1 = %+v, want the later status, online, policy 7", r1)
+		}
+		if r2.Register != "r2" || r2.Status.Online {
+			t.Errorf("r2 = %+v, want offline", r2)
+		}
+	})
+}
+
+func TestDenylistSequence(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		seq, list, err := s.Denylist(ctx)
+		if err != nil || seq != 0 || len(list) != 0 {
+			t.Fatalf("empty denylist: seq %d, %v, err %v", seq, list, err)
+		}
+		if seq, err = s.DenylistChange(ctx, []string{"a", "b"}, nil, t0); err != nil || seq != 1 {
+			t.Fatalf("first change: seq %d, err %v", seq, err)
+		}
+		if seq, err = s.DenylistChange(ctx, []string{"c"}, []string{"a"}, t0); err != nil || seq != 2 {
+			t.Fatalf("second change: seq %d, err %v", seq, err)
+		}
+		seq, list, err = s.Denylist(ctx)
+		slices.Sort(list)
+		if err != nil || seq != 2 || !slices.Equal(list, []string{"b", "c"}) {
+			t.Fatalf("denylist = seq %d %v (err %v), want 2 [b c]", seq, list, err)
+		}
+		// Concurrent changes never share a sequence number.
+		var wg sync.WaitGroup
+		seqs := make([]uint64, 10)
+		for i := range seqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				n, err := s.DenylistChange(ctx, []string{fmt.Sprint("x", i)}, nil, t0)
+				if err != nil {
+					t.Error(err)
+				}
+				seqs[i] = n
+			}()
+		}
+		wg.Wait()
+		slices.Sort(seqs)
+		for i, n := range seqs {
+			if n != uint64(i+3) {
+				t.Fatalf("concurrent sequence numbers %v, want 3..12", seqs)
+			}
+		}
+	})
+}
+
+func TestPostgresMigrationIsIdempotent(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		s, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatalf("open %d: %v", i+1, err)
+		}
+		if _, err := s.SaveEvents(ctx, []event.Event{decision("s1", "r1", uint64(i+1), t0, "a", policy.Allow)}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
+func TestBoltInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hq.db")
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := OpenBolt(path); err == nil {
+		t.Fatal("second open of the same HQ file succeeded")
+	}
+}
