@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -172,4 +173,13 @@ func subcommand(ctx context.Context, std stdio, parent string, args []string, su
 		}
 	}
 	return usagef("unknown command %q", args[0])
+}
+
+// newLogger logs text lines to w (stderr); LOG_LEVEL=debug shows more.
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

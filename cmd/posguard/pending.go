@@ -9,7 +9,5 @@ import (
 // rather than pretending to work.
 var errNotBuilt = errors.New("not built yet: see the open issues")
 
-func runAgent(ctx context.Context, std stdio, args []string) error   { return errNotBuilt }
-func runHQ(ctx context.Context, std stdio, args []string) error      { return errNotBuilt }
-func runDisplay(ctx context.Context, std stdio, args []string) error { return errNotBuilt }
-func runDemo(ctx context.Context, std stdio, args []string) error    { return errNotBuilt }
+func runAgent(ctx context.Context, std stdio, args []string) error { return errNotBuilt }
+func runDemo(ctx context.Context, std stdio, args []string) error  { return errNotBuilt }

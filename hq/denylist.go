@@ -1,0 +1,97 @@
+package hq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/policy/bundle"
+)
+
+// ErrNoSigner is returned for denylist changes on an HQ without a signing key.
+var ErrNoSigner = errors.New("no denylist signing key configured (--denylist-key)")
+
+// DenylistChange records a change, then publishes it as a signed delta
+// (QoS 1) and the new full list as the signed retained snapshot, so a
+// register that missed the delta heals from the snapshot.
+func (s *Service) DenylistChange(ctx context.Context, add, remove []string) (uint64, error) {
+	if s.cfg.Signer == nil {
+		return 0, ErrNoSigner
+	}
+	for _, a := range slices.Concat(add, remove) {
+		if err := wire.CheckAccount(a); err != nil {
+			return 0, fmt.Errorf("denylist change: %w", err)
+		}
+	}
+	s.denyMu.Lock()
+	defer s.denyMu.Unlock()
+	now := s.cfg.Now()
+	seq, err := s.cfg.Store.DenylistChange(ctx, add, remove, now)
+	if err != nil {
+		return 0, err
+	}
+	s.m.denylistSeq.Set(float64(seq))
+	b, err := bundle.SignDelta(s.cfg.Signer, s.cfg.SignerAlg, s.cfg.SignerKID,
+		wire.Delta{Seq: seq, Add: add, Remove: remove, IssuedAt: now.UTC()})
+	if err != nil {
+		return seq, fmt.Errorf("denylist change %d stored but not published: %w", seq, err)
+	}
+	if err := s.publish(ctx, wire.DenylistDelta, false, b); err != nil {
+		return seq, fmt.Errorf("denylist change %d stored; delta not published (registers will heal from the snapshot): %w", seq, err)
+	}
+	if err := s.snapshot(ctx); err != nil {
+		return seq, fmt.Errorf("denylist change %d published; snapshot: %w", seq, err)
+	}
+	s.log.Info("denylist changed", "seq", seq, "added", len(add), "removed", len(remove))
+	return seq, nil
+}
+
+func (s *Service) publishSnapshot(why string) {
+	if s.cfg.Signer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s.denyMu.Lock()
+	defer s.denyMu.Unlock()
+	if err := s.snapshot(ctx); err != nil {
+		s.log.Error("publish denylist snapshot", "why", why, "err", err)
+	}
+}
+
+// snapshot publishes the signed full list, retained. Callers hold denyMu
+// so a snapshot never overtakes a newer one.
+func (s *Service) snapshot(ctx context.Context) error {
+	seq, accounts, err := s.cfg.Store.Denylist(ctx)
+	if err != nil {
+		return err
+	}
+	if seq == 0 {
+		return nil // nothing was ever denied: no snapshot to hand out
+	}
+	if accounts == nil {
+		accounts = []string{} // an emptied list is still a list
+	}
+	b, err := bundle.SignSnapshot(s.cfg.Signer, s.cfg.SignerAlg, s.cfg.SignerKID,
+		wire.Snapshot{Seq: seq, Accounts: accounts, IssuedAt: s.cfg.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	return s.publish(ctx, wire.DenylistSnapshot, true, b)
+}
+
+func (s *Service) publish(ctx context.Context, topic string, retain bool, payload []byte) error {
+	if s.client == nil {
+		return errors.New("not connected to the broker")
+	}
+	tok := s.client.Publish(topic, 1, retain, payload)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return fmt.Errorf("publish %s: %w", topic, ctx.Err())
+	}
+}

@@ -1,0 +1,284 @@
+// Package hq is the headquarters service: it ingests every register's
+// events, alerts and status from MQTT into the store, acknowledges each
+// event id once it is durable, keeps the fleet view, and signs and
+// publishes denylist changes.
+package hq
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/mqttconn"
+)
+
+// Config wires a Service. Store and MQTT are required; without a Signer HQ
+// ingests but cannot publish denylist changes.
+type Config struct {
+	MQTT       mqttconn.Config
+	ClientID   string // default "hq"
+	ShareGroup string // "$share/GROUP/" subscriptions to split load across HQ instances
+	Store      store.Store
+	Signer     crypto.Signer // denylist signing key
+	SignerAlg  string
+	SignerKID  string
+	Logger     *slog.Logger
+	Registry   prometheus.Registerer
+	Now        func() time.Time
+	// BatchSize bounds how many events are stored (and acked) together.
+	BatchSize int
+}
+
+// Service is a running HQ instance.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	client paho.Client
+	in     chan paho.Message
+	m      *metrics
+
+	readyOnce sync.Once
+	ready     chan struct{} // closed once the first subscriptions are granted
+
+	denyMu sync.Mutex // orders denylist changes and their publication
+}
+
+// New checks cfg and prepares a Service; Run connects.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("hq: no store")
+	}
+	if err := cfg.MQTT.Validate(); err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
+	if cfg.ShareGroup != "" {
+		if err := wire.ValidateShareGroup(cfg.ShareGroup); err != nil {
+			return nil, fmt.Errorf("hq: %w", err)
+		}
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "hq"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: make(chan paho.Message, 4*cfg.BatchSize), ready: make(chan struct{})}
+	opts, err := cfg.MQTT.Options(cfg.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
+	opts.SetOnConnectHandler(s.onConnect).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			s.m.connected.Set(0)
+			s.log.Warn("broker connection lost; reconnecting", "err", err)
+		}).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			s.log.Warn("message on an unexpected topic", "topic", m.Topic())
+		})
+	s.client = paho.NewClient(opts)
+	return s, nil
+}
+
+// Ready is closed once HQ is connected and subscribed for the first time.
+func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+// Run connects to the broker and ingests until ctx ends. It returns once
+// the broker connection is closed and the last batch is stored.
+func (s *Service) Run(ctx context.Context) error {
+	// Connect retries in the background: HQ starts even while the broker
+	// is still coming up, and its HTTP view works meanwhile.
+	s.client.Connect()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		s.ingest(stop)
+	}()
+	<-ctx.Done()
+	// Stop the flow first, then store what already arrived: a message
+	// paho handed over is never dropped on shutdown.
+	go s.client.Disconnect(1000)
+	close(stop)
+	<-done
+	return nil
+}
+
+func (s *Service) onConnect(c paho.Client) {
+	s.m.connected.Set(1)
+	s.log.Info("connected to broker")
+	filters := make(map[string]byte)
+	for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
+		filters[f] = 1
+	}
+	// The handler only enqueues: storing happens on the ingest goroutine,
+	// so paho's router is never held up by the database. A full queue
+	// blocks here, which is backpressure the broker turns into queued
+	// QoS 1 messages, never loss.
+	tok := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) { s.in <- m })
+	go func() {
+		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			s.log.Error("subscribe failed", "err", tok.Error())
+			return
+		}
+		s.readyOnce.Do(func() { close(s.ready) })
+	}()
+	go s.publishSnapshot("connect")
+}
+
+// ingest stores messages in batches: events once by id then acked, status
+// upserted, resync requests answered.
+func (s *Service) ingest(stop <-chan struct{}) {
+	ctx := context.Background()
+	batch := make([]paho.Message, 0, s.cfg.BatchSize)
+	for {
+		select {
+		case <-stop:
+			// Drain what paho already handed us so it is stored (and will
+			// be acked on the next run if the ack cannot go out now).
+			for {
+				select {
+				case m := <-s.in:
+					batch = append(batch, m)
+					if len(batch) == cap(batch) {
+						s.handle(ctx, batch)
+						batch = batch[:0]
+					}
+				case <-time.After(100 * time.Millisecond):
+					s.handle(ctx, batch)
+					return
+				}
+			}
+		case m := <-s.in:
+			batch = append(batch[:0], m)
+		fill:
+			for len(batch) < cap(batch) {
+				select {
+				case m := <-s.in:
+					batch = append(batch, m)
+				default:
+					break fill
+				}
+			}
+			s.handle(ctx, batch)
+		}
+	}
+}
+
+func (s *Service) handle(ctx context.Context, msgs []paho.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	var evs []event.Event
+	for _, m := range msgs {
+		store, reg, kind, err := wire.ParseRegTopic(m.Topic())
+		if err != nil {
+			s.reject(m, err)
+			continue
+		}
+		switch kind {
+		case wire.KindEvents, wire.KindAlerts:
+			ev, err := event.Parse(m.Payload())
+			if err != nil {
+				s.reject(m, err)
+				continue
+			}
+			// The broker ACL confines a register to its own topic; the
+			// event must name the same register, or it is spoofed.
+			if ev.Store != store || ev.Register != reg {
+				s.reject(m, fmt.Errorf("event %s names %s/%s", ev.ID, ev.Store, ev.Register))
+				continue
+			}
+			evs = append(evs, ev)
+		case wire.KindStatus:
+			st, err := wire.ParseStatus(m.Payload())
+			if err == nil && (st.Store != store || st.Register != reg) {
+				err = fmt.Errorf("status names %s/%s", st.Store, st.Register)
+			}
+			if err != nil {
+				s.reject(m, err)
+				continue
+			}
+			if err := s.cfg.Store.SaveStatus(ctx, st, s.cfg.Now()); err != nil {
+				s.log.Error("store status", "register", store+"/"+reg, "err", err)
+			}
+		case wire.KindCmd:
+			s.command(m)
+		}
+	}
+	s.saveAndAck(ctx, evs)
+}
+
+func (s *Service) reject(m paho.Message, err error) {
+	s.m.rejected.Inc()
+	s.log.Warn("message refused", "topic", m.Topic(), "err", err)
+}
+
+// saveAndAck stores events, retrying until they are durable or ctx ends,
+// then acknowledges each register's ids. Nothing is acked that is not
+// stored; a failure leaves the events unacked and the registers resend.
+func (s *Service) saveAndAck(ctx context.Context, evs []event.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	n, err := s.cfg.Store.SaveEvents(ctx, evs)
+	if err != nil {
+		s.m.storeErrors.Inc()
+		s.log.Error("store events; registers will resend", "events", len(evs), "err", err)
+		return
+	}
+	s.m.stored.Add(float64(n))
+	s.m.duplicates.Add(float64(len(evs) - n))
+	byReg := make(map[[2]string][]string)
+	for _, ev := range evs {
+		k := [2]string{ev.Store, ev.Register}
+		byReg[k] = append(byReg[k], ev.ID)
+	}
+	for k, ids := range byReg {
+		for len(ids) > 0 {
+			part := ids[:min(len(ids), wire.MaxAckIDs)]
+			ids = ids[len(part):]
+			b, err := wire.Ack{IDs: part}.Marshal()
+			if err != nil {
+				s.log.Error("encode ack", "err", err)
+				continue
+			}
+			// Fire and forget: a lost ack only means the register resends
+			// and the store skips the duplicate.
+			s.client.Publish(wire.AckTopic(k[0], k[1]), 1, false, b)
+		}
+	}
+}
+
+func (s *Service) command(m paho.Message) {
+	c, err := wire.ParseCommand(m.Topic(), m.Payload())
+	if err != nil {
+		s.reject(m, err)
+		return
+	}
+	if c.Type == wire.CmdResync {
+		s.log.Info("denylist resync requested", "register", c.Store+"/"+c.Register, "haveSeq", c.HaveSeq)
+		go s.publishSnapshot("resync by " + c.Store + "/" + c.Register)
+	}
+}

@@ -1,0 +1,162 @@
+package hq
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/hq/store"
+)
+
+// Handler serves HQ's JSON API.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /v1/fleet", s.fleet)
+	mux.HandleFunc("GET /v1/alerts", s.events(event.Alert))
+	mux.HandleFunc("GET /v1/events", s.events())
+	mux.HandleFunc("POST /v1/denylist", s.denylistPost)
+	mux.HandleFunc("GET /v1/denylist/status", s.denylistStatus)
+	return mux
+}
+
+// fleetEntry is one register in GET /v1/fleet.
+type fleetEntry struct {
+	Store         string    `json:"store"`
+	Register      string    `json:"register"`
+	Online        bool      `json:"online"`
+	LastSeen      time.Time `json:"lastSeen"`
+	PolicyName    string    `json:"policyName,omitempty"`
+	PolicyVersion int64     `json:"policyVersion,omitempty"`
+	OutboxDepth   int       `json:"outboxDepth"`
+	DenylistSeq   uint64    `json:"denylistSeq"`
+	Refusal       string    `json:"refusal,omitempty"`
+}
+
+func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
+	regs, err := s.cfg.Store.Fleet(r.Context())
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := make([]fleetEntry, 0, len(regs))
+	for _, reg := range regs {
+		e := fleetEntry{Store: reg.Store, Register: reg.Register, Online: reg.Status.Online, LastSeen: reg.LastSeen,
+			OutboxDepth: reg.Status.OutboxDepth, DenylistSeq: reg.Status.DenylistSeq}
+		if p := reg.Status.Policy; p != nil {
+			e.PolicyName, e.PolicyVersion = p.Name, p.Version
+		}
+		if rf := reg.Status.Refusal; rf != nil {
+			e.Refusal = fmt.Sprintf("%s %s: %s", rf.Subject, rf.Reason, rf.Detail)
+		}
+		out = append(out, e)
+	}
+	writeJSON(w, out)
+}
+
+// events serves stored events filtered by store, register, account and
+// since (RFC 3339); format=jsonl streams one event per line, the format
+// `posguard policy test --events` reads.
+func (s *Service) events(types ...event.Type) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"),
+			Account: r.FormValue("account"), Types: types}
+		if v := r.FormValue("since"); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				httpError(w, http.StatusBadRequest, fmt.Errorf("since: want RFC 3339 time: %w", err))
+				return
+			}
+			q.Since = t
+		}
+		if v := r.FormValue("limit"); v != "" {
+			if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
+				httpError(w, http.StatusBadRequest, errors.New("limit: want a positive integer"))
+				return
+			}
+		}
+		for _, t := range strings.Split(r.FormValue("type"), ",") {
+			if t != "" {
+				q.Types = append(q.Types, event.Type(t))
+			}
+		}
+		evs, err := s.cfg.Store.Events(r.Context(), q)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if r.FormValue("format") == "jsonl" {
+			w.Header().Set("Content-Type", "application/jsonl")
+			enc := json.NewEncoder(w)
+			for _, ev := range evs {
+				enc.Encode(ev)
+			}
+			return
+		}
+		if evs == nil {
+			evs = []event.Event{}
+		}
+		writeJSON(w, evs)
+	}
+}
+
+type denylistRequest struct {
+	Add    []string `json:"add"`
+	Remove []string `json:"remove"`
+}
+
+func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
+	var req denylistRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		return
+	}
+	if len(req.Add)+len(req.Remove) == 0 {
+		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
+		return
+	}
+	seq, err := s.DenylistChange(r.Context(), req.Add, req.Remove)
+	switch {
+	case errors.Is(err, ErrNoSigner):
+		httpError(w, http.StatusServiceUnavailable, err)
+		return
+	case err != nil && seq == 0:
+		httpError(w, http.StatusBadRequest, err)
+		return
+	case err != nil:
+		// Stored but not (fully) published: say so, with the seq.
+		w.WriteHeader(http.StatusAccepted)
+		writeJSON(w, map[string]any{"seq": seq, "warning": err.Error()})
+		return
+	}
+	writeJSON(w, map[string]any{"seq": seq})
+}
+
+func (s *Service) denylistStatus(w http.ResponseWriter, r *http.Request) {
+	seq, accounts, err := s.cfg.Store.Denylist(r.Context())
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, map[string]any{"seq": seq, "accounts": len(accounts), "signing": s.cfg.Signer != nil})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
