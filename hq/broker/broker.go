@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -32,9 +33,11 @@ type Options struct {
 
 // Broker is a running embedded broker.
 type Broker struct {
-	srv      *mqtt.Server
-	listener *listeners.TCP
-	tls      bool
+	srv       *mqtt.Server
+	listener  *listeners.TCP
+	tls       bool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start listens and serves until Close.
@@ -82,8 +85,12 @@ func (b *Broker) URL() string {
 	return "tcp://" + b.Addr()
 }
 
-// Close stops the broker and disconnects every client.
-func (b *Broker) Close() error { return b.srv.Close() }
+// Close stops the broker and disconnects every client. Closing twice is
+// harmless (mochi's own Close is not).
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.srv.Close() })
+	return b.closeErr
+}
 
 // Server gives in-process access (inline publish/subscribe) for HQ running
 // in the same process.

@@ -5,6 +5,7 @@
 package mqttconn
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -26,6 +27,9 @@ type Config struct {
 	// Username is sent when no client certificate is used (the embedded
 	// broker on loopback); with certificates the broker takes the CN.
 	Username string `yaml:"username"`
+	// MaxReconnect caps the reconnect backoff (default 10s): a register
+	// must be back soon after the broker is.
+	MaxReconnect time.Duration `yaml:"maxReconnect"`
 }
 
 // Validate checks the broker URL and that the TLS files come as a set.
@@ -100,7 +104,7 @@ func (c Config) Options(clientID string) (*paho.ClientOptions, error) {
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(30 * time.Second).
+		SetMaxReconnectInterval(cmp.Or(c.MaxReconnect, 10*time.Second)).
 		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetWriteTimeout(10 * time.Second).

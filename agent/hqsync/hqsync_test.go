@@ -1,0 +1,317 @@
+package hqsync
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/hq"
+	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/bundle"
+)
+
+// now is inside the example policy's validity.
+var now = time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
+
+type rig struct {
+	t       *testing.T
+	b       *broker.Broker
+	addr    string
+	hqStore store.Store
+	hq      *hq.Service
+	key     ed25519.PrivateKey
+	trusted []bundle.TrustedKey
+	st      *state.Store
+	sync    *Client
+	active  atomic.Int64
+	applied chan *policy.Policy
+	cmds    chan wire.Command
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{t: t, applied: make(chan *policy.Policy, 10), cmds: make(chan wire.Command, 10)}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	r.key, r.trusted = priv, []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}
+	r.startBroker("127.0.0.1:0")
+	var err error
+	r.hqStore, err = store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.hqStore.Close() })
+	r.hq, err = hq.New(hq.Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, Username: "hq", MaxReconnect: 500 * time.Millisecond}, Store: r.hqStore,
+		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.run(r.hq.Run)
+	<-r.hq.Ready()
+
+	r.st, err = state.Open(filepath.Join(t.TempDir(), "agent.db"), state.Options{Store: "s1", Register: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.st.Close() })
+	r.sync, err = New(Config{
+		MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, MaxReconnect: 500 * time.Millisecond}, Store: "s1", Register: "r1", State: r.st,
+		Trusted: r.trusted, Now: func() time.Time { return now }, ResendAfter: 2 * time.Second,
+		ActivePolicy: func() int64 { return r.active.Load() },
+		OnPolicy:     func(p *policy.Policy) { r.active.Store(p.Metadata.Version); r.applied <- p },
+		OnCommand:    func(_ context.Context, c wire.Command) error { r.cmds <- c; return nil },
+		Status: func() wire.Status {
+			return wire.Status{Policy: &wire.PolicyInfo{Name: "p", Version: max(1, r.active.Load())}}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.run(r.sync.Run)
+	waitFor(t, "agent connected", r.sync.Connected)
+	return r
+}
+
+func (r *rig) startBroker(addr string) {
+	b, err := broker.Start(broker.Options{Addr: addr})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.b, r.addr = b, b.Addr()
+	r.t.Cleanup(func() { b.Close() })
+}
+
+func (r *rig) run(f func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f(ctx); close(done) }()
+	r.t.Cleanup(func() { cancel(); <-done })
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func sale(i int, account string) *policy.Request {
+	return &policy.Request{SaleID: fmt.Sprintf("sale-%d", i), Store: "s1", Register: "r1", At: now.Add(time.Duration(i) * time.Millisecond),
+		Lines:   []policy.Line{{JAN: "4901234567894", Category: "food", Quantity: 1, UnitPrice: 300}},
+		Payment: policy.Payment{Kind: "pg1", Account: account}}
+}
+
+func (r *rig) commit(i int, out policy.Outcome) {
+	r.t.Helper()
+	_, err := r.st.Commit(context.Background(), state.Record{Request: sale(i, "acct"),
+		Decision: &policy.Decision{Outcome: out, Policy: policy.PolicyRef{Name: "p", Version: 1}},
+		ReplayKey: fmt.Sprintf("pg1:%08x", i)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) hqEvents() int {
+	evs, err := r.hqStore.Events(context.Background(), store.Query{Limit: 100_000})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return len(evs)
+}
+
+func depth(st *state.Store) int { d, _ := st.OutboxStats(); return d }
+
+func TestOutboxDeliveredAndAcked(t *testing.T) {
+	r := newRig(t)
+	r.commit(1, policy.Allow)
+	r.commit(2, policy.Deny) // a decision and an alert
+	r.sync.Kick()
+	waitFor(t, "HQ to store 3 events", func() bool { return r.hqEvents() == 3 })
+	waitFor(t, "the outbox to empty", func() bool { return depth(r.st) == 0 })
+}
+
+func loadPolicy(t *testing.T) *policy.Policy {
+	t.Helper()
+	p, err := policy.LoadFile("../../policy/testdata/chain-default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// push publishes a bundle retained on the all scope as `policy push` does.
+func (r *rig) push(b []byte) {
+	r.t.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + r.addr).SetClientID("pusher").SetUsername("hq"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		r.t.Fatal(tok.Error())
+	}
+	defer c.Disconnect(100)
+	if tok := c.Publish(wire.PolicyTopic("all"), 1, true, b); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		r.t.Fatal(tok.Error())
+	}
+}
+
+func (r *rig) sign(p *policy.Policy, key ed25519.PrivateKey) []byte {
+	r.t.Helper()
+	b, err := bundle.SignPolicy(key, "EdDSA", "hq1", p)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return b
+}
+
+func TestPolicyPushAppliedAndRefused(t *testing.T) {
+	r := newRig(t)
+	p := loadPolicy(t)
+	p.Metadata.Version = 5
+	r.push(r.sign(p, r.key))
+	select {
+	case got := <-r.applied:
+		if got.Metadata.Version != 5 {
+			t.Fatalf("applied version %d", got.Metadata.Version)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("policy v5 not applied")
+	}
+	if _, v, err := r.st.ActivePolicy(); err != nil || v != 5 {
+		t.Fatalf("stored policy version %d, err %v", v, err)
+	}
+
+	_, other, _ := ed25519.GenerateKey(nil)
+	older, expired, elsewhere := *p, *p, *p
+	older.Metadata.Version = 4
+	expired.Metadata.Version, expired.Metadata.ExpiresAt = 9, now.Add(-time.Hour)
+	expired.Metadata.IssuedAt = now.Add(-2 * time.Hour)
+	elsewhere.Metadata.Version, elsewhere.Scope.Stores = 8, []string{"s7"}
+	wrongKey := *p
+	wrongKey.Metadata.Version = 6
+	tampered := r.sign(&wrongKey, r.key)
+	tampered[len(tampered)-1] ^= 1
+
+	for _, tc := range []struct {
+		name, reason string
+		bundle       []byte
+	}{
+		{"older", "not_newer", r.sign(&older, r.key)},
+		{"expired", "expired", r.sign(&expired, r.key)},
+		{"out of scope", "out_of_scope", r.sign(&elsewhere, r.key)},
+		{"signed by an unknown key", "bad_signature", r.sign(&wrongKey, other)},
+		{"tampered", "bad_signature", tampered},
+		{"unsigned", "malformed", []byte(`{"apiVersion":"posguard/v1"}`)},
+	} {
+		r.push(tc.bundle)
+		waitFor(t, tc.name+" refused", func() bool {
+			rf := r.sync.Refusal()
+			return rf != nil && rf.Reason == tc.reason && rf.At.Equal(now)
+		})
+		r.sync.mu.Lock()
+		r.sync.refusal = nil
+		r.sync.mu.Unlock()
+		if v := r.active.Load(); v != 5 {
+			t.Fatalf("%s: active policy is now v%d, want v5 kept", tc.name, v)
+		}
+	}
+	select {
+	case got := <-r.applied:
+		t.Fatalf("a refused bundle was applied: v%d", got.Metadata.Version)
+	default:
+	}
+	// Each refusal is also an event for HQ.
+	waitFor(t, "refusal events at HQ", func() bool {
+		evs, _ := r.hqStore.Events(context.Background(), store.Query{Types: []event.Type{event.Refusal}})
+		return len(evs) == 6
+	})
+}
+
+func TestDenylistDeltaAndResync(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.hq.DenylistChange(ctx, []string{"acct-stolen"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "denylist delta applied", func() bool { return r.st.Denylisted("acct-stolen") })
+
+	// Simulate a missed delta: the register is behind when seq 3 arrives.
+	// The gap triggers a resync and the snapshot heals it.
+	r.sync.client.Disconnect(0)
+	waitFor(t, "disconnect", func() bool { return !r.sync.client.IsConnectionOpen() })
+	if _, err := r.hq.DenylistChange(ctx, []string{"acct-2"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	d3, err := bundle.SignDelta(r.key, "EdDSA", "hq1", wire.Delta{Seq: 3, Add: []string{"acct-3"}, IssuedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before reconnecting, replace the retained snapshot with an old one so
+	// only a resync can bring seq 2.
+	r.sync.handle(ctx, fakeMsg{wire.DenylistDelta, d3}, newOutbox(r.sync))
+	if r.st.Denylisted("acct-3") {
+		t.Fatal("a delta after a gap was applied")
+	}
+	r.sync.client.Connect()
+	waitFor(t, "resync to heal the gap", func() bool {
+		return r.st.DenylistSeq() >= 2 && r.st.Denylisted("acct-2")
+	})
+}
+
+type fakeMsg struct {
+	topic   string
+	payload []byte
+}
+
+func (m fakeMsg) Duplicate() bool   { return false }
+func (m fakeMsg) Qos() byte         { return 1 }
+func (m fakeMsg) Retained() bool    { return false }
+func (m fakeMsg) Topic() string     { return m.topic }
+func (m fakeMsg) MessageID() uint16 { return 0 }
+func (m fakeMsg) Payload() []byte   { return m.payload }
+func (m fakeMsg) Ack()              {}
+
+// TestBrokerDownNothingLost queues 5,000 decisions while the broker is down
+// and checks that every one reaches HQ's store exactly once when it is back.
+func TestBrokerDownNothingLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 durable commits")
+	}
+	r := newRig(t)
+	r.b.Close()
+	waitFor(t, "agent to notice the broker is gone", func() bool { return !r.sync.Connected() })
+	const n = 5000
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				r.commit(i+1, policy.Allow)
+			}
+		}()
+	}
+	wg.Wait()
+	if d := depth(r.st); d != n {
+		t.Fatalf("outbox depth %d while offline, want %d", d, n)
+	}
+	r.startBroker(r.addr)
+	waitFor(t, "all events at HQ", func() bool { return r.hqEvents() == n })
+	waitFor(t, "outbox drained", func() bool { return depth(r.st) == 0 })
+	if got := r.hqEvents(); got != n {
+		t.Fatalf("HQ stored %d events, want exactly %d", got, n)
+	}
+}
