@@ -120,7 +120,7 @@ func sale(i int, account string) *policy.Request {
 func (r *rig) commit(i int, out policy.Outcome) {
 	r.t.Helper()
 	_, err := r.st.Commit(context.Background(), state.Record{Request: sale(i, "acct"),
-		Decision: &policy.Decision{Outcome: out, Policy: policy.PolicyRef{Name: "p", Version: 1}},
+		Decision:  &policy.Decision{Outcome: out, Policy: policy.PolicyRef{Name: "p", Version: 1}},
 		ReplayKey: fmt.Sprintf("pg1:%08x", i)})
 	if err != nil {
 		r.t.Fatal(err)
