@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# gen-certs.sh makes the posguard broker PKI with openssl: a CA, the broker's
+# server certificate, and client certificates whose CN is the MQTT username
+# (Mosquitto use_identity_as_username):
+#   hq.crt                  CN hq
+#   display.STORE.crt       CN display/STORE
+#   reg.STORE.REG.crt       CN STORE/REG
+# and the ACL file (scripts/mosquitto/acl plus one block per display found in
+# the output directory). Keys are P-256, mode 0600. An existing CA in the
+# output directory is reused, so the script can be run again to add
+# registers; existing certificates are left alone.
+set -euo pipefail
+
+usage() {
+	cat <<USAGE
+Usage: gen-certs.sh -o DIR [-n NAME]... [-d STORE]... [-r STORE/REG]... [-D DAYS] [-a ACL]
+
+  -o DIR        output directory (created; keys are written 0600)
+  -n NAME       a DNS name or IP address of the broker for its server
+                certificate (repeatable; default localhost and 127.0.0.1)
+  -d STORE      make a display certificate for STORE (repeatable)
+  -r STORE/REG  make a register certificate (repeatable)
+  -D DAYS       validity of new certificates (default 825)
+  -a ACL        ACL template (default: mosquitto/acl next to this script)
+
+Ids are 1 to 32 of A-Z a-z 0-9 _ -; "all" and "display" are not store ids.
+USAGE
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+out="" days=825 acl_template="$here/mosquitto/acl"
+names=() displays=() registers=()
+while getopts ":o:n:d:r:D:a:h" opt; do
+	case $opt in
+	o) out=$OPTARG ;;
+	n) names+=("$OPTARG") ;;
+	d) displays+=("$OPTARG") ;;
+	r) registers+=("$OPTARG") ;;
+	D) days=$OPTARG ;;
+	a) acl_template=$OPTARG ;;
+	h) usage; exit 0 ;;
+	:) echo "gen-certs.sh: -$OPTARG needs a value" >&2; usage >&2; exit 2 ;;
+	*) echo "gen-certs.sh: unknown flag -$OPTARG" >&2; usage >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+if [ -z "$out" ] || [ $# -ne 0 ]; then
+	usage >&2
+	exit 2
+fi
+[[ $days =~ ^[0-9]+$ ]] || { echo "gen-certs.sh: -D $days: not a number of days" >&2; exit 2; }
+[ ${#names[@]} -gt 0 ] || names=(localhost 127.0.0.1)
+
+# Same rule as agent/wire.ValidateStore / ValidateRegister.
+check_id() { # kind id
+	if ! [[ $2 =~ ^[A-Za-z0-9_-]{1,32}$ ]]; then
+		echo "gen-certs.sh: $1 id \"$2\": want 1 to 32 of A-Z a-z 0-9 _ -" >&2
+		exit 2
+	fi
+	if [ "$1" = store ] && { [ "$2" = all ] || [ "$2" = display ]; }; then
+		echo "gen-certs.sh: store id \"$2\" is reserved" >&2
+		exit 2
+	fi
+}
+for s in "${displays[@]+"${displays[@]}"}"; do check_id store "$s"; done
+for sr in "${registers[@]+"${registers[@]}"}"; do
+	[[ $sr == */* ]] || { echo "gen-certs.sh: -r $sr: want STORE/REG" >&2; exit 2; }
+	check_id store "${sr%%/*}"
+	check_id register "${sr#*/}"
+done
+[ -r "$acl_template" ] || { echo "gen-certs.sh: ACL template $acl_template not readable" >&2; exit 1; }
+
+umask 077
+mkdir -p "$out"
+cd "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+if [ ! -e ca.key ]; then
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout ca.key -out ca.crt -days "$days" -subj "/CN=posguard CA" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" 2>"$tmp/log" || { cat "$tmp/log" >&2; exit 1; }
+	chmod 0644 ca.crt
+	echo "made CA ca.crt"
+fi
+
+# leaf FILE CN EXT: a key and a certificate signed by the CA.
+leaf() {
+	local file=$1 cn=$2 ext=$3
+	if [ -e "$file.crt" ]; then
+		echo "kept $file.crt"
+		return
+	fi
+	# A / in the CN must be escaped for -subj, where / separates fields.
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$file.key" -out "$tmp/$file.csr" -subj "/CN=${cn//\//\\/}" 2>"$tmp/log" || { cat "$tmp/log" >&2; exit 1; }
+	printf '%s\n' "$ext" >"$tmp/$file.ext"
+	openssl x509 -req -in "$tmp/$file.csr" -CA ca.crt -CAkey ca.key \
+		-set_serial "0x$(openssl rand -hex 16)" -days "$days" -sha256 \
+		-extfile "$tmp/$file.ext" -out "$file.crt" 2>"$tmp/log" || { cat "$tmp/log" >&2; exit 1; }
+	chmod 0600 "$file.key"
+	chmod 0644 "$file.crt"
+	echo "made $file.crt (CN $cn)"
+}
+
+client_ext="basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+
+san=""
+for n in "${names[@]}"; do
+	if [[ $n =~ ^[0-9.]+$ || $n == *:* ]]; then san+="IP:$n,"; else san+="DNS:$n,"; fi
+done
+leaf server "${names[0]}" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=${san%,}"
+leaf hq hq "$client_ext"
+for s in "${displays[@]+"${displays[@]}"}"; do leaf "display.$s" "display/$s" "$client_ext"; done
+for sr in "${registers[@]+"${registers[@]}"}"; do leaf "reg.${sr%%/*}.${sr#*/}" "$sr" "$client_ext"; done
+
+# The ACL: the template plus a block for every display certificate here
+# (including ones made by earlier runs).
+{
+	cat "$acl_template"
+	for crt in display.*.crt; do
+		[ -e "$crt" ] || continue
+		s=${crt#display.}
+		s=${s%.crt}
+		printf '\nuser display/%s\ntopic deny posguard/v1/reg/display/#\ntopic read posguard/v1/reg/%s/+/alerts\ntopic read posguard/v1/reg/%s/+/status\ntopic write posguard/v1/reg/%s/+/cmd\n' "$s" "$s" "$s" "$s"
+	done
+} >acl.new
+chmod 0644 acl.new
+mv acl.new acl
+echo "wrote acl"

@@ -1,0 +1,514 @@
+package mosquitto_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posguard/posguard/agent/wire"
+)
+
+const wait = 10 * time.Second
+
+// mosquittoBinary finds mosquitto. Without it the test skips, unless
+// POSGUARD_INTEGRATION=1 says this machine is meant to run it.
+func mosquittoBinary(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	if os.Getenv("POSGUARD_INTEGRATION") == "1" {
+		t.Fatal("POSGUARD_INTEGRATION=1 but mosquitto is not installed")
+	}
+	t.Skip("mosquitto not installed (set POSGUARD_INTEGRATION=1 to make this a failure)")
+	return ""
+}
+
+// genCerts runs the shipped gen-certs.sh into dir.
+func genCerts(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	// Read the script and the ACL template here too, so go test's cache
+	// notices when they change (it cannot see what a subprocess reads).
+	if _, err := os.ReadFile("../gen-certs.sh"); err != nil {
+		t.Fatal(err)
+	}
+	template, err := os.ReadFile("acl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("../gen-certs.sh", append([]string{"-o", dir}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("gen-certs.sh %v: %v\n%s", args, err, out)
+	}
+	acl, err := os.ReadFile(filepath.Join(dir, "acl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(acl, template) {
+		t.Fatalf("generated acl does not start with the shipped template:\n%s", acl)
+	}
+}
+
+// renderConfig rewrites the shipped mosquitto.conf for this test: an
+// ephemeral port on 127.0.0.1, the temp certificate directory, logs to
+// stderr. Every setting it replaces must be in the shipped file, so the
+// test runs the real configuration, not one of its own.
+func renderConfig(t *testing.T, certs, state string, port int) string {
+	t.Helper()
+	src, err := os.ReadFile("mosquitto.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := map[string]string{
+		"listener":             fmt.Sprintf("listener %d 127.0.0.1", port),
+		"cafile":               "cafile " + filepath.Join(certs, "ca.crt"),
+		"certfile":             "certfile " + filepath.Join(certs, "server.crt"),
+		"keyfile":              "keyfile " + filepath.Join(certs, "server.key"),
+		"acl_file":             "acl_file " + filepath.Join(certs, "acl"),
+		"persistence_location": "persistence_location " + state + "/",
+		"log_dest":             "log_dest stderr",
+	}
+	seen := map[string]int{}
+	var b strings.Builder
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for sc.Scan() {
+		line := sc.Text()
+		key, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if r, ok := replace[key]; ok && !strings.HasPrefix(line, "#") {
+			seen[key]++
+			line = r
+		}
+		b.WriteString(line + "\n")
+	}
+	for key := range replace {
+		if seen[key] != 1 {
+			t.Fatalf("shipped mosquitto.conf has %d %q lines, want 1", seen[key], key)
+		}
+	}
+	for _, want := range []string{"require_certificate true", "use_identity_as_username true", "allow_anonymous false"} {
+		if !strings.Contains(string(src), "\n"+want+"\n") {
+			t.Fatalf("shipped mosquitto.conf lacks %q", want)
+		}
+	}
+	// Running as root, mosquitto would drop to user mosquitto, which cannot
+	// read the test's temp directory.
+	if u, err := user.Current(); err == nil {
+		b.WriteString("user " + u.Username + "\n")
+	}
+	path := filepath.Join(state, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startBroker runs mosquitto with the shipped config until the test ends.
+func startBroker(t *testing.T, bin, certs string) (string, *lockedBuffer) {
+	t.Helper()
+	state := t.TempDir()
+	port := freePort(t)
+	conf := renderConfig(t, certs, state, port)
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(wait):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", logs.String())
+		}
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(wait)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("mosquitto exited: %v\n%s", err, logs.String())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, logs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto not listening on %s: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLog waits for the broker to log text: the one way to know it has
+// handled a vanished connection (and so published or dropped its will).
+func waitLog(t *testing.T, logs *lockedBuffer, text string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !strings.Contains(logs.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("broker never logged %q", text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func tlsConfig(t *testing.T, caDir, certDir, name string) *tls.Config {
+	t.Helper()
+	caPEM, err := os.ReadFile(filepath.Join(caDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("bad ca.crt")
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	if name != "" {
+		cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg
+}
+
+type msg struct{ topic, payload string }
+
+// client is a connected paho client recording what it receives.
+type client struct {
+	mqtt.Client
+	name string
+	got  chan msg
+}
+
+func connect(t *testing.T, addr string, cfg *tls.Config, id string) (mqtt.Client, error) {
+	opts := mqtt.NewClientOptions().AddBroker("ssl://" + addr).SetClientID(id).
+		SetTLSConfig(cfg).SetCleanSession(true).SetAutoReconnect(false).
+		SetConnectTimeout(wait)
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(wait) {
+		return nil, fmt.Errorf("connect %s: timeout", id)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c, nil
+}
+
+// connectWithWill connects a client whose socket the test holds, so it can
+// vanish without a DISCONNECT and make the broker publish its will.
+func connectWithWill(t *testing.T, addr, certs, name, willTopic string, will []byte) (net.Conn, string, error) {
+	t.Helper()
+	id := fmt.Sprintf("test-will-%s-%d", name, clientSeq.Add(1))
+	cfg := tlsConfig(t, certs, certs, name)
+	conns := make(chan net.Conn, 1)
+	opts := mqtt.NewClientOptions().AddBroker("ssl://"+addr).
+		SetClientID(id).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectTimeout(wait).
+		SetBinaryWill(willTopic, will, 1, true).
+		SetCustomOpenConnectionFn(func(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", uri.Host, cfg)
+			if err != nil {
+				return nil, err
+			}
+			conns <- c
+			return c, nil
+		})
+	c := mqtt.NewClient(opts)
+	tok := c.Connect()
+	if !tok.WaitTimeout(wait) {
+		return nil, "", fmt.Errorf("connect %s: timeout", name)
+	}
+	if err := tok.Error(); err != nil {
+		return nil, "", err
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return <-conns, id, nil
+}
+
+var clientSeq atomic.Int64
+
+func newClient(t *testing.T, addr, certs, name string) *client {
+	t.Helper()
+	// Client ids must differ: the broker closes an old connection when a
+	// new one takes its id.
+	id := fmt.Sprintf("test-%s-%d", name, clientSeq.Add(1))
+	c, err := connect(t, addr, tlsConfig(t, certs, certs, name), id)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return &client{Client: c, name: name, got: make(chan msg, 100)}
+}
+
+func (c *client) subscribe(t *testing.T, filters ...string) {
+	t.Helper()
+	for _, f := range filters {
+		tok := c.Subscribe(f, 1, func(_ mqtt.Client, m mqtt.Message) {
+			c.got <- msg{m.Topic(), string(m.Payload())}
+		})
+		if !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatalf("%s subscribe %s: %v", c.name, f, tok.Error())
+		}
+	}
+}
+
+func (c *client) publish(t *testing.T, topic, payload string, retained bool) {
+	t.Helper()
+	tok := c.Publish(topic, 1, retained, payload)
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("%s publish %s: %v", c.name, topic, tok.Error())
+	}
+}
+
+// expect waits for the next message and requires it to be want: anything
+// else arriving first is a message that should never have got through.
+func (c *client) expect(t *testing.T, want msg) {
+	t.Helper()
+	select {
+	case m := <-c.got:
+		if m != want {
+			t.Fatalf("%s got %s %q, want %s %q", c.name, m.topic, m.payload, want.topic, want.payload)
+		}
+	case <-time.After(wait):
+		t.Fatalf("%s: %s %q never arrived", c.name, want.topic, want.payload)
+	}
+}
+
+func TestShippedBrokerConfig(t *testing.T) {
+	bin := mosquittoBinary(t)
+	certs := t.TempDir()
+	genCerts(t, certs, "-d", "s042", "-d", "s043", "-r", "s042/r1", "-r", "s042/r2", "-r", "s043/r1")
+	addr, logs := startBroker(t, bin, certs)
+
+	// HQ sees everything posguard; every negative case below is "HQ never
+	// received it", proven by a sentinel that the same client sends right
+	// after: the broker keeps one publisher's messages in order, so the
+	// sentinel arriving first means the forbidden message was dropped.
+	hq := newClient(t, addr, certs, "hq")
+	hq.subscribe(t, "posguard/#")
+	r1 := newClient(t, addr, certs, "reg.s042.r1")
+	r1.subscribe(t, wire.AgentFilters("s042", "r1")...)
+	r2 := newClient(t, addr, certs, "reg.s042.r2")
+	r2.subscribe(t, wire.AgentFilters("s042", "r2")...)
+	other := newClient(t, addr, certs, "reg.s043.r1")
+	other.subscribe(t, wire.AgentFilters("s043", "r1")...)
+
+	t.Run("register events reach HQ", func(t *testing.T) {
+		for _, topic := range []string{wire.EventsTopic("s042", "r1"), wire.AlertsTopic("s042", "r1"), wire.StatusTopic("s042", "r1"), wire.CmdTopic("s042", "r1")} {
+			r1.publish(t, topic, "ok", false)
+			hq.expect(t, msg{topic, "ok"})
+		}
+		r1.expect(t, msg{wire.CmdTopic("s042", "r1"), "ok"}) // its own resync request, heard back
+	})
+
+	t.Run("HQ shared subscription", func(t *testing.T) {
+		hq2 := newClient(t, addr, certs, "hq")
+		hq2.subscribe(t, wire.HQEventsFilter("hqgroup"))
+		r2.publish(t, wire.EventsTopic("s042", "r2"), "shared", false)
+		hq2.expect(t, msg{wire.EventsTopic("s042", "r2"), "shared"})
+		hq.expect(t, msg{wire.EventsTopic("s042", "r2"), "shared"})
+	})
+
+	t.Run("register cannot publish outside its subtree", func(t *testing.T) {
+		for _, topic := range []string{
+			wire.PolicyTopic(wire.ScopeAll),
+			wire.PolicyTopic("s042"),
+			wire.DenylistDelta,
+			wire.DenylistSnapshot,
+			wire.EventsTopic("s042", "r2"),
+			wire.EventsTopic("s043", "r1"),
+			wire.StatusTopic("s043", "r1"),
+			wire.CmdTopic("s042", "r2"),
+			wire.AckTopic("s042", "r1"), // acking itself
+			"posguard/v1/reg/s042",
+		} {
+			r1.publish(t, topic, "forged", true)
+			sentinel := msg{wire.EventsTopic("s042", "r1"), "after " + topic}
+			r1.publish(t, sentinel.topic, sentinel.payload, false)
+			hq.expect(t, sentinel)
+		}
+		// Nothing forged was retained either: a new subscriber to the
+		// policy and denylist topics finds them empty, and sees HQ's.
+		late := newClient(t, addr, certs, "reg.s042.r2")
+		late.subscribe(t, wire.PolicyTopic(wire.ScopeAll), wire.DenylistSnapshot)
+		hqPolicy := msg{wire.PolicyTopic(wire.ScopeAll), "signed by hq"}
+		newClient(t, addr, certs, "hq").publish(t, hqPolicy.topic, hqPolicy.payload, true)
+		late.expect(t, hqPolicy)
+		r1.expect(t, hqPolicy)
+		hq.expect(t, hqPolicy)
+		r2.expect(t, hqPolicy)
+		other.expect(t, hqPolicy)
+	})
+
+	t.Run("register reads only its own commands and acks", func(t *testing.T) {
+		spy := newClient(t, addr, certs, "reg.s042.r1")
+		spy.subscribe(t, wire.CmdTopic("s042", "r2"), wire.AckTopic("s042", "r2"), wire.AckTopic("s042", "r1"))
+		hqc := newClient(t, addr, certs, "hq")
+		hqc.publish(t, wire.CmdTopic("s042", "r2"), "cmd r2", false)
+		hqc.publish(t, wire.AckTopic("s042", "r2"), "ack r2", false)
+		hqc.publish(t, wire.AckTopic("s042", "r1"), "ack r1", false)
+		r2.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd r2"})
+		r2.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
+		spy.expect(t, msg{wire.AckTopic("s042", "r1"), "ack r1"})
+		r1.expect(t, msg{wire.AckTopic("s042", "r1"), "ack r1"})
+		hq.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd r2"})
+		hq.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
+		hq.expect(t, msg{wire.AckTopic("s042", "r1"), "ack r1"})
+	})
+
+	t.Run("display reads its store only and commands its registers only", func(t *testing.T) {
+		d := newClient(t, addr, certs, "display.s042")
+		d.subscribe(t, wire.DisplayFilters("s042")...)
+		d.subscribe(t, wire.DisplayFilters("s043")...) // not allowed to read: must stay silent
+		d.subscribe(t, "posguard/v1/reg/+/+/alerts")
+
+		foreign := msg{wire.AlertsTopic("s043", "r1"), "s043 alert"}
+		other.publish(t, foreign.topic, foreign.payload, false)
+		hq.expect(t, foreign) // routed by now, to every subscriber it will reach
+		own := msg{wire.AlertsTopic("s042", "r1"), "s042 alert"}
+		r1.publish(t, own.topic, own.payload, false)
+		hq.expect(t, own)
+		d.expect(t, own)
+		d.expect(t, own) // twice: two of its subscriptions match
+		select {
+		case m := <-d.got:
+			t.Fatalf("display got %s %q", m.topic, m.payload)
+		default:
+		}
+
+		forged := wire.CmdTopic("s043", "r1")
+		d.publish(t, forged, "resolve", false)
+		cmd := msg{wire.CmdTopic("s042", "r1"), "resolve"}
+		d.publish(t, cmd.topic, cmd.payload, false)
+		hq.expect(t, cmd)
+		r1.expect(t, cmd)
+		for _, topic := range []string{wire.EventsTopic("s042", "r1"), wire.PolicyTopic(wire.ScopeAll), "posguard/v1/reg/display/s042/events"} {
+			d.publish(t, topic, "display forged", false)
+		}
+		d.publish(t, cmd.topic, "sentinel", false)
+		hq.expect(t, msg{cmd.topic, "sentinel"})
+		r1.expect(t, msg{cmd.topic, "sentinel"})
+	})
+
+	t.Run("last will marks the register offline", func(t *testing.T) {
+		will, err := wire.Offline("s042", "r2", "test", time.Date(2019, 7, 3, 0, 0, 0, 0, time.UTC)).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, _, err := connectWithWill(t, addr, certs, "reg.s042.r2", wire.StatusTopic("s042", "r2"), will)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close() // the register dies without saying goodbye
+		hq.expect(t, msg{wire.StatusTopic("s042", "r2"), string(will)})
+		late := newClient(t, addr, certs, "display.s042")
+		late.subscribe(t, wire.DisplayFilters("s042")...)
+		select {
+		case m := <-late.got:
+			st, err := wire.ParseStatus([]byte(m.payload))
+			if err != nil || st.Online || m.topic != wire.StatusTopic("s042", "r2") {
+				t.Fatalf("retained status %s %q: %+v %v", m.topic, m.payload, st, err)
+			}
+		case <-time.After(wait):
+			t.Fatal("no retained offline status for a display that subscribes later")
+		}
+	})
+
+	t.Run("a will on another register's topic never arrives", func(t *testing.T) {
+		will, _ := wire.Offline("s043", "r1", "test", time.Now()).Marshal()
+		conn, id, err := connectWithWill(t, addr, certs, "reg.s042.r2", wire.StatusTopic("s043", "r1"), will)
+		if err != nil {
+			return // refused at connect: as good
+		}
+		conn.Close()
+		waitLog(t, logs, "Client "+id+" closed its connection")
+		sentinel := msg{wire.EventsTopic("s042", "r1"), "after forged will"}
+		r1.publish(t, sentinel.topic, sentinel.payload, false)
+		hq.expect(t, sentinel)
+	})
+
+	t.Run("no certificate refused", func(t *testing.T) {
+		if c, err := connect(t, addr, tlsConfig(t, certs, "", ""), "anon"); err == nil {
+			c.Disconnect(0)
+			t.Fatal("a client without a certificate connected")
+		}
+	})
+
+	t.Run("certificate of another CA refused", func(t *testing.T) {
+		rogue := t.TempDir()
+		genCerts(t, rogue, "-r", "s042/r1")
+		cfg := tlsConfig(t, certs, rogue, "reg.s042.r1")
+		if c, err := connect(t, addr, cfg, "rogue"); err == nil {
+			c.Disconnect(0)
+			t.Fatal("a certificate from another CA connected")
+		}
+	})
+
+	select {
+	case m := <-hq.got:
+		t.Errorf("HQ got an unexpected %s %q", m.topic, m.payload)
+	default:
+	}
+}
