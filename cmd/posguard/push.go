@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/posguard/posguard/hq/push"
+	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/bundle"
+)
+
+// signFlags are the flags naming the HQ policy signing key.
+type signFlags struct{ key, kid *string }
+
+func addSignFlags(fs interface {
+	String(name, value, usage string) *string
+}) signFlags {
+	return signFlags{
+		key: fs.String("key", "", "HQ policy signing key (PEM PKCS#8, as written by 'posguard policy keygen')"),
+		kid: fs.String("kid", "", "key id the registers trust it under (default: the key file name without .key)"),
+	}
+}
+
+func (f signFlags) load() (crypto.Signer, string, string, error) {
+	if *f.key == "" {
+		return nil, "", "", usagef("--key is required")
+	}
+	signer, alg, err := bundle.LoadSigner(*f.key)
+	if err != nil {
+		return nil, "", "", err
+	}
+	kid := *f.kid
+	if kid == "" {
+		kid = strings.TrimSuffix(filepath.Base(*f.key), ".key")
+	}
+	return signer, alg, kid, nil
+}
+
+// lintAndSign loads and validates a policy file and signs it; a policy with
+// problems is never signed.
+func lintAndSign(path string, f signFlags) (*policy.Policy, []byte, error) {
+	signer, alg, kid, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := policy.LoadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy not signed: %w", err)
+	}
+	b, err := bundle.SignPolicy(signer, alg, kid, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, b, nil
+}
+
+func runPolicySign(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "policy sign", "POLICY.yaml", `
+Validate a policy and write it as a signed bundle (COSE_Sign1 over the
+canonical JSON) to standard output, e.g.
+
+  posguard policy sign --key hq-policy.key chain.yaml > chain.cose`)
+	sf := addSignFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one policy file, got %d arguments", fs.NArg())
+	}
+	_, b, err := lintAndSign(fs.Arg(0), sf)
+	if err != nil {
+		return err
+	}
+	_, err = std.out.Write(b)
+	return err
+}
+
+func runPolicyPush(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "policy push", "POLICY.yaml", `
+Lint and sign a policy, publish it retained to the registers in scope, and
+wait until they report the new version (or --timeout). Registers that are
+offline take the retained bundle when they reconnect.`)
+	sf := addSignFlags(fs)
+	var mc mqttconn.Config
+	fs.StringVar(&mc.Broker, "broker", "", "MQTT broker URL (required)")
+	fs.StringVar(&mc.CAFile, "tls-ca", "", "CA certificate of the broker")
+	fs.StringVar(&mc.CertFile, "tls-cert", "", "client certificate (CN hq)")
+	fs.StringVar(&mc.KeyFile, "tls-key", "", "client key")
+	scope := fs.String("scope", "all", `"all" or one store id`)
+	expect := fs.Int("expect", 0, "wait for this many registers (default: every register that has reported status)")
+	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for registers to report")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one policy file, got %d arguments", fs.NArg())
+	}
+	if mc.Broker == "" {
+		return usagef("--broker is required")
+	}
+	p, b, err := lintAndSign(fs.Arg(0), sf)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(std.err, "pushing %s v%d (%d bytes signed) to scope %s\n", p.Metadata.Name, p.Metadata.Version, len(b), *scope)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	rep, err := push.Run(ctx, push.Options{MQTT: mc, Scope: *scope, Bundle: b, Version: p.Metadata.Version, Expect: *expect,
+		Progress: func(r push.Report) {
+			fmt.Fprintf(std.err, "\rapplied %d  pending %d  refused %d  offline %d ", len(r.Applied), len(r.Pending), len(r.Refused), len(r.Offline))
+		}})
+	fmt.Fprintln(std.err)
+	for _, id := range rep.Applied {
+		fmt.Fprintf(std.out, "%s\tapplied v%d\n", id, p.Metadata.Version)
+	}
+	for id, reason := range rep.Refused {
+		fmt.Fprintf(std.out, "%s\trefused: %s\n", id, reason)
+	}
+	for _, id := range rep.Pending {
+		fmt.Fprintf(std.out, "%s\tpending\n", id)
+	}
+	for _, id := range rep.Offline {
+		fmt.Fprintf(std.out, "%s\toffline (will apply on reconnect)\n", id)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("timed out after %s: %d of the registers applied v%d", *timeout, len(rep.Applied), p.Metadata.Version)
+	case err != nil:
+		return err
+	case len(rep.Refused) > 0:
+		return fmt.Errorf("%d registers refused v%d", len(rep.Refused), p.Metadata.Version)
+	case len(rep.Applied) == 0 && len(rep.Offline) == 0:
+		fmt.Fprintln(std.err, "no register has reported yet; the bundle is retained and applies when they connect")
+	}
+	return nil
+}
