@@ -1,14 +1,120 @@
 package main
 
-import "context"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/posguard/posguard/policy"
+)
 
 func runPolicy(ctx context.Context, std stdio, args []string) error {
 	return subcommand(ctx, std, "policy", args, []command{
 		{"keygen", "make a signing key pair and its policy issuers snippet", runPolicyKeygen},
 		{"lint", "validate a policy file and report every problem", runPolicyLint},
 		{"eval", "decide one request with a policy and print the decision", runPolicyEval},
+		{"sign", "validate a policy and write it as a signed bundle", runPolicySign},
+		{"push", "sign a policy, publish it to the registers and follow them applying it", runPolicyPush},
 	})
 }
 
-func runPolicyLint(ctx context.Context, std stdio, args []string) error { return errNotBuilt }
-func runPolicyEval(ctx context.Context, std stdio, args []string) error { return errNotBuilt }
+func runPolicyLint(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "policy lint", "FILE", `
+Validate a policy file (YAML) and report every problem at once, one per line
+as "FILE: path: reason". A policy already expired by the clock of this
+machine is a problem too: agents would refuse it. Exit 0 with a one-line
+summary when the policy is valid, 1 when it has problems.`)
+	at := fs.String("at", "", "check expiry at this `TIME` (RFC 3339) instead of now")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	now := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return usagef("--at: %v", err)
+		}
+		now = t
+	}
+	if fs.NArg() != 1 {
+		return usagef("lint needs exactly one policy FILE, got %d arguments", fs.NArg())
+	}
+	file := fs.Arg(0)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read policy: %w", err)
+	}
+	p, err := policy.Load(data)
+	var ve *policy.ValidationError
+	if errors.As(err, &ve) {
+		for _, pr := range ve.Problems {
+			fmt.Fprintf(std.out, "%s: %s\n", file, pr)
+		}
+		return &exitError{code: 1}
+	}
+	if err != nil {
+		return fmt.Errorf("load policy %s: %w", file, err)
+	}
+	if p.Expired(now) {
+		fmt.Fprintf(std.out, "%s: metadata.expiresAt: expired at %s, before now (%s)\n",
+			file, p.Metadata.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		return &exitError{code: 1}
+	}
+	fmt.Fprintf(std.out, "%s: ok: %s version %d, %d rules, expires %s\n",
+		file, p.Metadata.Name, p.Metadata.Version, len(p.Rules), p.Metadata.ExpiresAt.Format(time.RFC3339))
+	return nil
+}
+
+func runPolicyEval(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "policy eval", "", `
+Decide one sale with a policy and print the Decision as JSON:
+{"outcome", "policy": {"name", "version"}, "rules": [{"id", "action", "mode", "reason"}]}.
+The request is policy.Request as JSON; the history is {"sales": [{"at",
+"account", "store", "register", "lines"}], "denylist": [...]}. See
+policy/testdata/README.md. Exit 0 whatever the outcome.`)
+	policyFile := fs.String("policy", "", "policy `FILE` (YAML) to decide with (required)")
+	requestFile := fs.String("request", "", "request `FILE` (JSON, policy.Request) to decide (required)")
+	historyFile := fs.String("history", "", "history `FILE` (JSON: past sales and denylist); empty history if not given")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("eval takes no arguments, got %q", fs.Args())
+	}
+	if *policyFile == "" || *requestFile == "" {
+		return usagef("eval needs --policy and --request")
+	}
+	p, err := policy.LoadFile(*policyFile)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(*requestFile)
+	if err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	var req policy.Request
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return fmt.Errorf("decode request %s: %w", *requestFile, err)
+	}
+	var hist policy.History
+	if *historyFile != "" {
+		h, err := policy.LoadHistoryFile(*historyFile)
+		if err != nil {
+			return err
+		}
+		hist = h
+	}
+	d := policy.Evaluate(p, req, hist)
+	out, err := policy.DecisionJSON(d)
+	if err != nil {
+		return err
+	}
+	_, err = std.out.Write(out)
+	return err
+}

@@ -1,0 +1,255 @@
+package backtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/policy"
+)
+
+// Sale is one recorded decision event reduced to what a replay needs.
+type Sale struct {
+	// Line is the 1-based line of the event in the input, for messages and
+	// as the tie-break that keeps the time sort stable.
+	Line    int
+	EventID string
+	Request policy.Request
+	// Recorded is the outcome the register gave at the time, and
+	// RecordedRules the ids of the rules that fired then.
+	Recorded      policy.Outcome
+	RecordedRules []string
+	// Label is "fraud", "legit" or empty (unknown).
+	Label string
+}
+
+// Amount is the sale total in yen.
+func (s *Sale) Amount() int64 {
+	var a int64
+	for i := range s.Request.Lines {
+		l := &s.Request.Lines[i]
+		a += int64(l.Quantity) * l.UnitPrice
+	}
+	return a
+}
+
+// BadLine is an input line that could not be used, and why.
+type BadLine struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// Input counts what the reader saw.
+type Input struct {
+	// Lines is every line read, blank ones included.
+	Lines int `json:"lines"`
+	// Decisions is the number of decision events replayed.
+	Decisions int `json:"decisions"`
+	// Skipped counts the valid events of other types (alerts duplicate
+	// decisions; resolutions and refusals are not sales), by type.
+	Skipped map[string]int `json:"skipped"`
+	// Bad counts unusable lines; BadLines lists the first MaxBadLines.
+	Bad      int       `json:"bad"`
+	BadLines []BadLine `json:"badLines"`
+}
+
+// MaxBadLines bounds how many bad lines a report lists (all are counted):
+// a wrong file should not produce a million-line report.
+const MaxBadLines = 50
+
+// maxLine is the longest line read: an event is at most event.MaxSize
+// bytes, plus the newline.
+const maxLine = event.MaxSize + 1
+
+// chunkLines is how many lines a parse worker takes at once: large enough
+// that channel traffic is noise, small enough to spread work evenly.
+const chunkLines = 512
+
+type rawLine struct {
+	n    int
+	data []byte // nil: the line was too long (tooLong bytes)
+	long int
+}
+
+type chunk struct {
+	idx   int
+	lines []rawLine
+}
+
+type parsed struct {
+	idx     int
+	sales   []Sale
+	skipped map[string]int
+	bad     []BadLine
+}
+
+// Read parses a JSONL stream of events (the agent's outbox format and HQ's
+// GET /v1/events?format=jsonl export) and returns the decision events in
+// time order: by Request.At, ties in input order. Each line is parsed as
+// strictly as HQ ingests it (event.Parse); a bad line is counted and
+// described, and reading goes on. Parsing is spread over the available
+// CPUs; progress, when not nil, is called with the number of lines read so
+// far every few thousand lines.
+func Read(ctx context.Context, r io.Reader, progress func(lines int)) ([]Sale, Input, error) {
+	in := Input{Skipped: map[string]int{}, BadLines: []BadLine{}}
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan chunk, workers)
+	results := make(chan parsed, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range chunks {
+				results <- parseChunk(c)
+			}
+		}()
+	}
+	var byChunk []parsed
+	collected := make(chan struct{})
+	go func() {
+		for p := range results {
+			byChunk = append(byChunk, p)
+		}
+		close(collected)
+	}()
+
+	readErr := split(ctx, r, chunks, progress, &in.Lines)
+	close(chunks)
+	wg.Wait()
+	close(results)
+	<-collected
+	if readErr != nil {
+		return nil, in, readErr
+	}
+
+	slices.SortFunc(byChunk, func(a, b parsed) int { return a.idx - b.idx })
+	n := 0
+	for _, p := range byChunk {
+		n += len(p.sales)
+	}
+	sales := make([]Sale, 0, n)
+	for _, p := range byChunk {
+		sales = append(sales, p.sales...)
+		for t, c := range p.skipped {
+			in.Skipped[t] += c
+		}
+		for _, b := range p.bad {
+			in.Bad++
+			if len(in.BadLines) < MaxBadLines {
+				in.BadLines = append(in.BadLines, b)
+			}
+		}
+	}
+	slices.SortStableFunc(sales, func(a, b Sale) int { return a.Request.At.Compare(b.Request.At) })
+	in.Decisions = len(sales)
+	return sales, in, nil
+}
+
+// split cuts r into lines and hands them to the workers in chunks. Lines
+// longer than maxLine are not buffered whole: their rest is skipped.
+func split(ctx context.Context, r io.Reader, out chan<- chunk, progress func(int), lines *int) error {
+	br := bufio.NewReaderSize(r, maxLine)
+	c := chunk{}
+	send := func() error {
+		if len(c.lines) == 0 {
+			return nil
+		}
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return fmt.Errorf("read events: %w", ctx.Err())
+		}
+		if progress != nil {
+			progress(*lines)
+		}
+		c = chunk{idx: c.idx + 1}
+		return nil
+	}
+	for {
+		data, err := br.ReadSlice('\n')
+		if len(data) == 0 && errors.Is(err, io.EOF) {
+			break
+		}
+		*lines++
+		rl := rawLine{n: *lines}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			rl.long = len(data)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				data, err = br.ReadSlice('\n')
+				rl.long += len(data)
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read events line %d: %w", rl.n, err)
+			}
+		case err != nil && !errors.Is(err, io.EOF):
+			return fmt.Errorf("read events line %d: %w", rl.n, err)
+		default:
+			// ReadSlice's buffer is reused by the next read.
+			rl.data = bytes.Clone(data)
+		}
+		c.lines = append(c.lines, rl)
+		if len(c.lines) == chunkLines {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+	}
+	return send()
+}
+
+func parseChunk(c chunk) parsed {
+	p := parsed{idx: c.idx, skipped: map[string]int{}}
+	for _, rl := range c.lines {
+		if rl.data == nil {
+			p.bad = append(p.bad, BadLine{Line: rl.n, Reason: fmt.Sprintf("line is %d bytes, longer than the %d an event may be", rl.long, event.MaxSize)})
+			continue
+		}
+		data := bytes.TrimSpace(rl.data)
+		if len(data) == 0 {
+			continue
+		}
+		s, typ, err := parseLine(data)
+		switch {
+		case err != nil:
+			p.bad = append(p.bad, BadLine{Line: rl.n, Reason: err.Error()})
+		case typ != event.Decision:
+			p.skipped[string(typ)]++
+		default:
+			s.Line = rl.n
+			p.sales = append(p.sales, s)
+		}
+	}
+	return p
+}
+
+// parseLine decodes one event with the same strictness as HQ's ingest, so
+// a backtest never scores a record HQ would have refused.
+func parseLine(data []byte) (Sale, event.Type, error) {
+	ev, err := event.Parse(data)
+	if err != nil {
+		return Sale{}, "", err
+	}
+	if ev.Type != event.Decision {
+		return Sale{}, ev.Type, nil
+	}
+	s := Sale{EventID: ev.ID, Request: *ev.Request, Recorded: ev.Decision.Outcome, Label: ev.Label}
+	if len(ev.Decision.Rules) > 0 {
+		s.RecordedRules = make([]string, len(ev.Decision.Rules))
+		for i, f := range ev.Decision.Rules {
+			s.RecordedRules[i] = f.ID
+		}
+	}
+	return s, ev.Type, nil
+}

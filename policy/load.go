@@ -1,0 +1,622 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxDocumentSize bounds what Load reads: a policy is a few kilobytes, and a
+// register must not be made to parse megabytes.
+const MaxDocumentSize = 1 << 20
+
+// Problem is one thing wrong with a policy document.
+type Problem struct {
+	Path   string // "rules[2].window", or "line 7" for YAML-level errors
+	Reason string
+}
+
+func (p Problem) String() string { return p.Path + ": " + p.Reason }
+
+// ValidationError lists every problem found in a policy document.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy has %d problem(s)", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// LoadFile reads and validates a policy file.
+func LoadFile(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open policy %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy %s: %w", path, err)
+	}
+	p, err := Load(data)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Load decodes and validates a policy document (YAML, or its canonical
+// JSON). On any problem it returns a *ValidationError listing all of them.
+func Load(data []byte) (*Policy, error) {
+	if len(data) > MaxDocumentSize {
+		return nil, &ValidationError{Problems: []Problem{{Path: "document", Reason: fmt.Sprintf("size %d bytes exceeds %d", len(data), MaxDocumentSize)}}}
+	}
+	p := &Policy{}
+	v := &validator{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(p); err != nil {
+		var te *yaml.TypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, &ValidationError{Problems: []Problem{{Path: "document", Reason: "empty"}}}
+		case errors.As(err, &te):
+			// Type errors leave the rest decoded: go on and report the
+			// semantic problems too, all at once.
+			for _, msg := range te.Errors {
+				v.problems = append(v.problems, yamlProblem(msg))
+			}
+		default:
+			return nil, &ValidationError{Problems: []Problem{yamlProblem(err.Error())}}
+		}
+	}
+	// go-yaml truncates 2.5 into an int field without a word; the policy has
+	// no fractional fields, so any float in the document is a mistake.
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) == nil {
+		v.floats(&root)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		v.add("document", "more than one YAML document")
+	} else if !errors.Is(err, io.EOF) {
+		v.problems = append(v.problems, yamlProblem(err.Error()))
+	}
+	v.policy(p)
+	if len(v.problems) > 0 {
+		return nil, &ValidationError{Problems: v.problems}
+	}
+	return p, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var yamlFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+
+// yamlProblem turns a go-yaml message into a Problem keyed by line, and
+// rewrites its Go-centric wording for policy authors.
+func yamlProblem(msg string) Problem {
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return Problem{Path: "document", Reason: strings.TrimPrefix(msg, "yaml: ")}
+	}
+	reason := m[2]
+	if f := yamlFieldRE.FindStringSubmatch(reason); f != nil {
+		reason = fmt.Sprintf("unknown field %q", f[1])
+	}
+	reason = strings.ReplaceAll(reason, "policy.", "")
+	return Problem{Path: "line " + m[1], Reason: reason}
+}
+
+type validator struct {
+	problems []Problem
+}
+
+func (v *validator) floats(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!float" {
+		v.add("line "+strconv.Itoa(n.Line), "%s is not an integer (amounts are integer yen, counts whole items)", n.Value)
+	}
+	for _, c := range n.Content {
+		v.floats(c)
+	}
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+func idx(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+func validAction(a string) bool { return a == string(Review) || a == string(Deny) }
+
+func (v *validator) policy(p *Policy) {
+	if p.APIVersion != "posguard/v1" {
+		v.add("apiVersion", "must be posguard/v1, not %q", p.APIVersion)
+	}
+	if p.Kind != "Policy" {
+		v.add("kind", "must be Policy, not %q", p.Kind)
+	}
+	v.metadata(&p.Metadata)
+	for i, s := range p.Scope.Stores {
+		if strings.TrimSpace(s) == "" {
+			v.add(idx("scope.stores", i), "must not be empty")
+		}
+	}
+	v.catalog(p)
+	v.tokens(&p.Tokens)
+	env, err := newCELEnv()
+	if err != nil {
+		v.add("rules", "cannot build the expression environment: %v", err)
+	}
+	seen := map[string]int{}
+	for i := range p.Rules {
+		path := idx("rules", i)
+		r := &p.Rules[i]
+		if r.ID == "" {
+			v.add(path+".id", "is required")
+		} else if first, dup := seen[r.ID]; dup {
+			v.add(path+".id", "duplicate id %q (first at rules[%d])", r.ID, first)
+		} else {
+			seen[r.ID] = i
+		}
+		v.rule(p, r, path, env)
+	}
+	v.offline(p)
+	v.failMode(p)
+}
+
+func (v *validator) metadata(m *Metadata) {
+	if strings.TrimSpace(m.Name) == "" {
+		v.add("metadata.name", "is required")
+	}
+	if m.Version < 1 {
+		v.add("metadata.version", "must be >= 1")
+	}
+	if m.IssuedAt.IsZero() {
+		v.add("metadata.issuedAt", "is required")
+	}
+	if m.ExpiresAt.IsZero() {
+		v.add("metadata.expiresAt", "is required")
+	} else if !m.IssuedAt.IsZero() && !m.ExpiresAt.After(m.IssuedAt) {
+		v.add("metadata.expiresAt", "must be after issuedAt")
+	}
+	m.IssuedAt = m.IssuedAt.UTC()
+	m.ExpiresAt = m.ExpiresAt.UTC()
+}
+
+func (v *validator) catalog(p *Policy) {
+	c := &p.Catalog
+	p.labels = map[string]string{"unknown": "unknown items"}
+	for i := range c.Categories {
+		path := idx("catalog.categories", i)
+		cat := &c.Categories[i]
+		switch {
+		case cat.ID == "":
+			v.add(path+".id", "is required")
+			continue
+		case cat.ID == "unknown":
+			v.add(path+".id", "\"unknown\" is built in (items the catalog does not know)")
+			continue
+		}
+		if _, dup := p.labels[cat.ID]; dup {
+			v.add(path+".id", "duplicate category %q", cat.ID)
+			continue
+		}
+		if cat.Label == "" {
+			cat.Label = cat.ID
+		}
+		p.labels[cat.ID] = cat.Label
+	}
+	p.items = make(map[string]int, len(c.Items))
+	for i := range c.Items {
+		path := idx("catalog.items", i)
+		it := &c.Items[i]
+		if err := checkGTIN(it.JAN); err != nil {
+			v.add(path+".jan", "%v", err)
+		} else if first, dup := p.items[it.JAN]; dup {
+			v.add(path+".jan", "duplicate JAN %s (first at catalog.items[%d])", it.JAN, first)
+		} else {
+			p.items[it.JAN] = i
+		}
+		v.itemData(p, path, it.Name, it.Category, it.UnitPrice, &it.Units)
+	}
+	for i := range c.Ranges {
+		path := idx("catalog.ranges", i)
+		r := &c.Ranges[i]
+		switch {
+		case !allDigits(r.From) || len(r.From) == 0 || len(r.From) > 13:
+			v.add(path+".from", "must be 1 to 13 digits")
+		case len(r.To) != len(r.From) || !allDigits(r.To):
+			v.add(path+".to", "must be %d digits, like from", len(r.From))
+		case r.To < r.From:
+			v.add(path+".to", "must not be below from (%s)", r.From)
+		default:
+			p.ranges = append(p.ranges, i)
+		}
+		v.itemData(p, path, r.Name, r.Category, r.UnitPrice, &r.Units)
+	}
+	// Most specific (longest) prefix first, so a maker's block can carve out
+	// a sub-range with another category.
+	sort.SliceStable(p.ranges, func(a, b int) bool {
+		return len(c.Ranges[p.ranges[a]].From) > len(c.Ranges[p.ranges[b]].From)
+	})
+}
+
+func (v *validator) itemData(p *Policy, path, name, category string, price int64, units *int) {
+	if strings.TrimSpace(name) == "" {
+		v.add(path+".name", "is required")
+	}
+	if category == "" {
+		v.add(path+".category", "is required")
+	} else if _, ok := p.labels[category]; !ok {
+		v.add(path+".category", "unknown category %q", category)
+	}
+	if price < 0 {
+		v.add(path+".unitPrice", "must be >= 0")
+	}
+	switch {
+	case *units < 0:
+		v.add(path+".units", "must be >= 1")
+	case *units == 0:
+		*units = 1
+	}
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) tokens(t *Tokens) {
+	if t.MaxAge == 0 {
+		t.MaxAge = Duration(5 * time.Minute)
+	} else if t.MaxAge < 0 {
+		v.add("tokens.maxAge", "must be > 0")
+	}
+	if t.ClockSkew == 0 {
+		t.ClockSkew = Duration(30 * time.Second)
+	} else if t.ClockSkew < 0 {
+		v.add("tokens.clockSkew", "must be > 0")
+	}
+	issuers := map[string]bool{}
+	for i := range t.Issuers {
+		path := idx("tokens.issuers", i)
+		is := &t.Issuers[i]
+		if is.Name == "" {
+			v.add(path+".iss", "is required")
+		} else if issuers[is.Name] {
+			v.add(path+".iss", "duplicate issuer %q", is.Name)
+		}
+		issuers[is.Name] = true
+		if len(is.Keys) == 0 {
+			v.add(path+".keys", "needs at least one key")
+		}
+		kids := map[string]bool{}
+		for j := range is.Keys {
+			kpath := idx(path+".keys", j)
+			k := &is.Keys[j]
+			if k.KID == "" {
+				v.add(kpath+".kid", "is required")
+			} else if kids[k.KID] {
+				v.add(kpath+".kid", "duplicate kid %q", k.KID)
+			}
+			kids[k.KID] = true
+			k.NotAfter = k.NotAfter.UTC()
+			pub, err := parsePublicKey(k.Alg, k.PublicKey)
+			if err != nil {
+				v.add(kpath+".publicKey", "%v", err)
+				continue
+			}
+			k.Public = pub
+		}
+	}
+	for i := range t.Opaque {
+		path := idx("tokens.opaque", i)
+		o := &t.Opaque[i]
+		if o.Name == "" {
+			v.add(path+".name", "is required")
+		}
+		if o.Pattern == "" {
+			v.add(path+".pattern", "is required")
+		} else if re, err := regexp.Compile(`^(?:` + o.Pattern + `)$`); err != nil {
+			v.add(path+".pattern", "%v", err)
+		} else {
+			o.Re = re
+		}
+		if o.MinLength < 0 {
+			v.add(path+".minLength", "must be >= 0")
+		}
+		if o.MaxLength < 0 || (o.MaxLength > 0 && o.MaxLength < o.MinLength) {
+			v.add(path+".maxLength", "must be >= minLength (%d)", o.MinLength)
+		}
+	}
+}
+
+// parsePublicKey decodes a PEM PKIX public key and checks it fits alg: a
+// key of the wrong type would make every token of that issuer fail, and
+// better the lint says so than the till.
+func parsePublicKey(alg, text string) (any, error) {
+	if alg != "EdDSA" && alg != "ES256" {
+		return nil, fmt.Errorf("alg %q is not EdDSA or ES256", alg)
+	}
+	block, rest := pem.Decode([]byte(text))
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	if block.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("PEM block is %q, want \"PUBLIC KEY\"", block.Type)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, errors.New("text after the PEM block")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse PKIX key: %w", err)
+	}
+	switch k := pub.(type) {
+	case ed25519.PublicKey:
+		if alg != "EdDSA" {
+			return nil, fmt.Errorf("key is Ed25519 but alg is %s", alg)
+		}
+		return k, nil
+	case *ecdsa.PublicKey:
+		if alg != "ES256" {
+			return nil, fmt.Errorf("key is ECDSA but alg is %s", alg)
+		}
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("ECDSA key is on %s, ES256 needs P-256", k.Curve.Params().Name)
+		}
+		return k, nil
+	default:
+		return nil, fmt.Errorf("key type %T is not Ed25519 or ECDSA P-256", pub)
+	}
+}
+
+// kindFields lists, per rule kind, the limit fields it uses; a field set on
+// a kind that ignores it is reported rather than silently dropped.
+var kindFields = map[string][]string{
+	KindCartLimit:        {"maxQuantity", "maxAmount", "maxUnits"},
+	KindSaleAmount:       {"maxAmount"},
+	KindFreshTopUp:       {"within", "minAmount", "minTopUp"},
+	KindAccountVelocity:  {"window", "maxSales", "maxAmount", "maxQuantity"},
+	KindRegisterAccounts: {"window", "maxAccounts"},
+	KindNewDevice:        {"within"},
+	KindAccountAge:       {"minAge"},
+	KindForeignLogin:     {},
+	KindDenylist:         {},
+	KindExpr:             {"expr", "reason"},
+}
+
+func (r *Rule) setFields() []string {
+	var s []string
+	add := func(set bool, name string) {
+		if set {
+			s = append(s, name)
+		}
+	}
+	add(r.MaxQuantity != nil, "maxQuantity")
+	add(r.MaxAmount != nil, "maxAmount")
+	add(r.MaxUnits != nil, "maxUnits")
+	add(r.MaxSales != nil, "maxSales")
+	add(r.MaxAccounts != nil, "maxAccounts")
+	add(r.MinAmount != 0, "minAmount")
+	add(r.MinTopUp != 0, "minTopUp")
+	add(r.Within != 0, "within")
+	add(r.Window != 0, "window")
+	add(r.MinAge != 0, "minAge")
+	add(r.Expr != "", "expr")
+	add(r.Reason != "", "reason")
+	return s
+}
+
+func (v *validator) rule(p *Policy, r *Rule, path string, env *celEnv) {
+	if !validAction(r.Action) {
+		v.add(path+".action", "must be review or deny, not %q", r.Action)
+	}
+	switch r.Mode {
+	case "":
+		r.Mode = ModeEnforce
+	case ModeEnforce, ModeShadow:
+	default:
+		v.add(path+".mode", "must be enforce or shadow, not %q", r.Mode)
+	}
+	labels := make([]string, 0, len(r.Categories))
+	for j, c := range r.Categories {
+		l, ok := p.labels[c]
+		if !ok {
+			v.add(idx(path+".categories", j), "unknown category %q", c)
+		}
+		labels = append(labels, l)
+	}
+	r.label = r.Label
+	if r.label == "" {
+		r.label = joinLabels(labels)
+	}
+	allowed, ok := kindFields[r.Kind]
+	if !ok {
+		if r.Kind == "" {
+			v.add(path+".kind", "is required")
+		} else {
+			v.add(path+".kind", "unknown rule kind %q", r.Kind)
+		}
+		return
+	}
+	for _, f := range r.setFields() {
+		if !contains(allowed, f) {
+			v.add(path+"."+f, "not used by kind %s", r.Kind)
+		}
+	}
+	nonNeg := func(name string, n *int) {
+		if n != nil && *n < 0 {
+			v.add(path+"."+name, "must be >= 0")
+		}
+	}
+	nonNeg("maxQuantity", r.MaxQuantity)
+	nonNeg("maxUnits", r.MaxUnits)
+	nonNeg("maxSales", r.MaxSales)
+	nonNeg("maxAccounts", r.MaxAccounts)
+	if r.MaxAmount != nil && *r.MaxAmount < 0 {
+		v.add(path+".maxAmount", "must be >= 0")
+	}
+	if r.MinAmount < 0 {
+		v.add(path+".minAmount", "must be >= 0")
+	}
+	if r.MinTopUp < 0 {
+		v.add(path+".minTopUp", "must be >= 0")
+	}
+	positive := func(name string, d Duration) {
+		if d <= 0 {
+			v.add(path+"."+name, "must be > 0")
+		}
+	}
+	switch r.Kind {
+	case KindCartLimit:
+		if r.MaxQuantity == nil && r.MaxAmount == nil && r.MaxUnits == nil {
+			v.add(path, "cart_limit needs maxQuantity, maxAmount or maxUnits")
+		}
+		if len(r.Categories) == 0 {
+			v.add(path+".categories", "cart_limit needs at least one category")
+		}
+	case KindSaleAmount:
+		if r.MaxAmount == nil {
+			v.add(path+".maxAmount", "is required for sale_amount")
+		}
+	case KindFreshTopUp:
+		positive("within", r.Within)
+	case KindAccountVelocity:
+		positive("window", r.Window)
+		if r.MaxSales == nil && r.MaxAmount == nil && r.MaxQuantity == nil {
+			v.add(path, "account_velocity needs maxSales, maxAmount or maxQuantity")
+		}
+	case KindRegisterAccounts:
+		positive("window", r.Window)
+		if r.MaxAccounts == nil {
+			v.add(path+".maxAccounts", "is required for register_accounts")
+		}
+	case KindNewDevice:
+		positive("within", r.Within)
+	case KindAccountAge:
+		positive("minAge", r.MinAge)
+	case KindExpr:
+		if r.Expr == "" {
+			v.add(path+".expr", "is required for expr")
+			return
+		}
+		if env == nil {
+			return
+		}
+		prog, err := env.compile(r.Expr)
+		if err != nil {
+			v.add(path+".expr", "%v", err)
+			return
+		}
+		r.prog = prog
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// joinLabels makes "tobacco, tobacco cartons and e-cigarettes".
+func joinLabels(l []string) string {
+	switch len(l) {
+	case 0:
+		return "items"
+	case 1:
+		return l[0]
+	}
+	return strings.Join(l[:len(l)-1], ", ") + " and " + l[len(l)-1]
+}
+
+func (v *validator) offline(p *Policy) {
+	o := &p.Offline
+	switch o.Action {
+	case "":
+		o.Action = string(Review)
+	case string(Review), string(Deny):
+	default:
+		v.add("offline.action", "must be review or deny, not %q", o.Action)
+	}
+	if o.MaxSaleAmount != nil && *o.MaxSaleAmount < 0 {
+		v.add("offline.maxSaleAmount", "must be >= 0")
+	}
+	p.offlineIDs = make([]string, len(o.Categories))
+	for i, l := range o.Categories {
+		path := idx("offline.categories", i)
+		if _, ok := p.labels[l.Category]; !ok {
+			v.add(path+".category", "unknown category %q", l.Category)
+		}
+		if l.MaxQuantity == nil && l.MaxAmount == nil {
+			v.add(path, "needs maxQuantity or maxAmount")
+		}
+		if l.MaxQuantity != nil && *l.MaxQuantity < 0 {
+			v.add(path+".maxQuantity", "must be >= 0")
+		}
+		if l.MaxAmount != nil && *l.MaxAmount < 0 {
+			v.add(path+".maxAmount", "must be >= 0")
+		}
+		p.offlineIDs[i] = "offline:" + l.Category
+	}
+}
+
+func (v *validator) failMode(p *Policy) {
+	f := &p.FailMode
+	switch f.Action {
+	case "":
+		f.Action = string(Review)
+	case string(Review), string(Deny):
+	default:
+		v.add("failMode.action", "must be review or deny, not %q", f.Action)
+	}
+	for i, c := range f.Categories {
+		if _, ok := p.labels[c]; !ok {
+			v.add(idx("failMode.categories", i), "unknown category %q", c)
+		}
+	}
+	if f.MaxSaleAmount != nil && *f.MaxSaleAmount < 0 {
+		v.add("failMode.maxSaleAmount", "must be >= 0")
+	}
+	switch f.InvalidToken {
+	case "":
+		f.InvalidToken = string(Deny)
+	case string(Review), string(Deny):
+	default:
+		v.add("failMode.invalidToken", "must be review or deny, not %q (an invalid token is never allowed)", f.InvalidToken)
+	}
+	switch f.UnknownToken {
+	case "":
+		f.UnknownToken = string(Review)
+	case string(Allow), string(Review), string(Deny):
+	default:
+		v.add("failMode.unknownToken", "must be allow, review or deny, not %q", f.UnknownToken)
+	}
+}
