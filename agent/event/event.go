@@ -1,0 +1,197 @@
+// Package event is the JSON record a register sends to HQ: every decision,
+// alert, review resolution and refusal. HQ stores it, displays show it, and
+// `posguard policy test` replays decision events through a policy, so a
+// decision event carries the full Request it was made on.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posguard/posguard/policy"
+)
+
+// Type says what an event records.
+type Type string
+
+const (
+	// Decision is one sale decided at the register; every sale has one.
+	Decision Type = "decision"
+	// Alert duplicates a review or deny decision for the store displays,
+	// which subscribe to alerts only.
+	Alert Type = "alert"
+	// Resolution is a held sale approved, rejected or timed out.
+	Resolution Type = "resolution"
+	// Refusal is a policy bundle or denylist message the agent refused to
+	// apply (bad signature, old version, sequence gap ...).
+	Refusal Type = "refusal"
+)
+
+// Resolution actions.
+const (
+	Approve = "approve"
+	Reject  = "reject"
+	Timeout = "timeout"
+)
+
+// MaxSize bounds an encoded event. A decision carries the whole cart, so the
+// bound is generous, but an MQTT payload or a stored value larger than this
+// is not something posguard wrote.
+const MaxSize = 256 << 10
+
+// Event is one record in the register's outbox.
+//
+// ID is "{store}/{register}/{epoch}/{seq}": store and register make it unique
+// across the fleet, seq orders it within the register, and epoch (random,
+// created with the state file) keeps ids unique when a register's state file
+// is replaced and seq starts again at 1 — HQ de-duplicates by ID, so a reused
+// id would silently lose an event. A random id alone would lose the
+// readability and the order.
+type Event struct {
+	ID         string           `json:"id"`
+	Seq        uint64           `json:"seq"`
+	Type       Type             `json:"type"`
+	Store      string           `json:"store"`
+	Register   string           `json:"register"`
+	At         time.Time        `json:"at"`
+	SaleID     string           `json:"saleId,omitempty"`
+	Request    *policy.Request  `json:"request,omitempty"`
+	Decision   *policy.Decision `json:"decision,omitempty"`
+	Resolution *ResolutionInfo  `json:"resolution,omitempty"`
+	Detail     string           `json:"detail,omitempty"`
+	// Label is ground truth added after the fact ("fraud" or "legit") so a
+	// backtest can score a policy; registers never set it.
+	Label string `json:"label,omitempty"`
+}
+
+// ResolutionInfo is how a held sale ended.
+type ResolutionInfo struct {
+	ReviewID string    `json:"reviewId"`
+	Action   string    `json:"action"` // approve | reject | timeout
+	By       string    `json:"by,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// ID builds an event id; see Event.
+func ID(store, register, epoch string, seq uint64) string {
+	return store + "/" + register + "/" + epoch + "/" + strconv.FormatUint(seq, 10)
+}
+
+// SplitID is the inverse of ID.
+func SplitID(id string) (store, register, epoch string, seq uint64, err error) {
+	parts := strings.Split(id, "/")
+	if len(parts) != 4 {
+		return "", "", "", 0, fmt.Errorf("event id %q: want store/register/epoch/seq", id)
+	}
+	for i, name := range []string{"store", "register", "epoch"} {
+		if parts[i] == "" {
+			return "", "", "", 0, fmt.Errorf("event id %q: empty %s", id, name)
+		}
+	}
+	seq, err = strconv.ParseUint(parts[3], 10, 64)
+	if err != nil || seq == 0 {
+		return "", "", "", 0, fmt.Errorf("event id %q: seq must be a positive integer", id)
+	}
+	return parts[0], parts[1], parts[2], seq, nil
+}
+
+// Marshal encodes ev as the JSON sent to HQ.
+func Marshal(ev Event) ([]byte, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	return b, nil
+}
+
+// Parse decodes one event strictly: unknown fields, trailing data, oversize
+// input and missing required fields are errors, because events arrive from
+// the network and end up replayed through policies.
+func Parse(b []byte) (Event, error) {
+	if len(b) > MaxSize {
+		return Event{}, fmt.Errorf("parse event: %d bytes exceeds the limit of %d", len(b), MaxSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var ev Event
+	if err := dec.Decode(&ev); err != nil {
+		return Event{}, fmt.Errorf("parse event: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Event{}, errors.New("parse event: trailing data after the event object")
+	}
+	if err := ev.Validate(); err != nil {
+		return Event{}, fmt.Errorf("parse event %q: %w", ev.ID, err)
+	}
+	return ev, nil
+}
+
+// Validate checks the fields every consumer relies on.
+func (ev Event) Validate() error {
+	store, register, _, seq, err := SplitID(ev.ID)
+	switch {
+	case err != nil:
+		return err
+	case ev.Store == "":
+		return errors.New("store is required")
+	case ev.Register == "":
+		return errors.New("register is required")
+	case store != ev.Store || register != ev.Register:
+		return fmt.Errorf("id names %s/%s but the event is from %s/%s", store, register, ev.Store, ev.Register)
+	case seq != ev.Seq:
+		return fmt.Errorf("id has seq %d but seq is %d", seq, ev.Seq)
+	case ev.At.IsZero():
+		return errors.New("at is required")
+	case ev.Label != "" && ev.Label != "fraud" && ev.Label != "legit":
+		return fmt.Errorf("label %q: want fraud or legit", ev.Label)
+	}
+	switch ev.Type {
+	case Decision, Alert:
+		if ev.Request == nil {
+			return fmt.Errorf("%s event without request", ev.Type)
+		}
+		if ev.Decision == nil {
+			return fmt.Errorf("%s event without decision", ev.Type)
+		}
+		if ev.SaleID == "" || ev.SaleID != ev.Request.SaleID {
+			return fmt.Errorf("saleId %q does not match the request's %q", ev.SaleID, ev.Request.SaleID)
+		}
+		switch ev.Decision.Outcome {
+		case policy.Allow, policy.Review, policy.Deny:
+		default:
+			return fmt.Errorf("decision outcome %q: want allow, review or deny", ev.Decision.Outcome)
+		}
+		if ev.Type == Alert && ev.Decision.Outcome == policy.Allow {
+			return errors.New("alert for an allowed sale")
+		}
+	case Resolution:
+		r := ev.Resolution
+		if r == nil {
+			return errors.New("resolution event without resolution")
+		}
+		if r.ReviewID == "" {
+			return errors.New("resolution.reviewId is required")
+		}
+		if r.Action != Approve && r.Action != Reject && r.Action != Timeout {
+			return fmt.Errorf("resolution.action %q: want approve, reject or timeout", r.Action)
+		}
+		if r.At.IsZero() {
+			return errors.New("resolution.at is required")
+		}
+	case Refusal:
+		if ev.Detail == "" {
+			return errors.New("refusal event without detail")
+		}
+	case "":
+		return errors.New("type is required")
+	default:
+		return fmt.Errorf("type %q: want decision, alert, resolution or refusal", ev.Type)
+	}
+	return nil
+}

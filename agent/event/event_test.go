@@ -1,0 +1,220 @@
+package event
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posguard/posguard/policy"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func sampleRequest() *policy.Request {
+	at := time.Date(2019, 7, 3, 14, 5, 0, 0, time.UTC)
+	return &policy.Request{
+		SaleID:   "s-0001",
+		Store:    "shinjuku-01",
+		Register: "r2",
+		At:       at,
+		Lines: []policy.Line{
+			{JAN: "4901234567894", Category: "tobacco", Quantity: 5, UnitPrice: 5400},
+			{JAN: "4909876543210", Category: "unknown", Quantity: 1, UnitPrice: 120},
+		},
+		Payment: policy.Payment{
+			Kind: "pg1", Issuer: "7pay", Account: "acct-9f2c", TokenID: "c3a1f0e2b4d5a6c7",
+			DeviceID: "ab12", DeviceSince: at.Add(-20 * time.Minute), AccountSince: at.Add(-400 * 24 * time.Hour),
+			TopUpAt: at.Add(-40 * time.Minute), TopUpAmount: 90000, ForeignLogin: true,
+		},
+	}
+}
+
+func goldenEvents() map[string]Event {
+	req := sampleRequest()
+	dec := &policy.Decision{
+		Outcome: policy.Deny,
+		Policy:  policy.PolicyRef{Name: "chain-default", Version: 7},
+		Rules: []policy.Fired{
+			{ID: "tobacco-cartons", Action: "deny", Mode: "enforce", Reason: "tobacco cartons 5 > limit 2"},
+			{ID: "fresh-topup", Action: "review", Mode: "shadow", Reason: "top-up ¥90000 40m0s before a ¥27000 sale"},
+		},
+	}
+	at := req.At
+	return map[string]Event{
+		"decision": {
+			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 41), Seq: 41, Type: Decision,
+			Store: "shinjuku-01", Register: "r2", At: at, SaleID: "s-0001",
+			Request: req, Decision: dec, Label: "fraud",
+		},
+		"alert": {
+			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 42), Seq: 42, Type: Alert,
+			Store: "shinjuku-01", Register: "r2", At: at, SaleID: "s-0001",
+			Request: req, Decision: dec,
+		},
+		"resolution": {
+			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 43), Seq: 43, Type: Resolution,
+			Store: "shinjuku-01", Register: "r2", At: at.Add(3 * time.Minute), SaleID: "s-0001",
+			Resolution: &ResolutionInfo{ReviewID: "rv-17", Action: Reject, By: "manager-2", At: at.Add(3 * time.Minute)},
+		},
+		"refusal": {
+			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 44), Seq: 44, Type: Refusal,
+			Store: "shinjuku-01", Register: "r2", At: at.Add(time.Hour),
+			Detail: "policy bundle version 6 refused: version 7 already applied",
+		},
+	}
+}
+
+func TestGoldenRoundTrip(t *testing.T) {
+	for name, ev := range goldenEvents() {
+		t.Run(name, func(t *testing.T) {
+			got, err := Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pretty bytes.Buffer
+			if err := indent(&pretty, got); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", name+".json")
+			if *update {
+				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Errorf("encoding differs from %s:\n%s", path, pretty.Bytes())
+			}
+			back, err := Parse(want)
+			if err != nil {
+				t.Fatalf("Parse(%s): %v", path, err)
+			}
+			if !reflect.DeepEqual(back, ev) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", back, ev)
+			}
+		})
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join("testdata", "decision.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := os.ReadFile(filepath.Join("testdata", "resolution.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, r := string(good), string(res)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", "EOF"},
+		{"not an object", `[1,2]`, "cannot unmarshal array"},
+		{"unknown top-level field", strings.Replace(g, `"seq":`, `"extra":1,"seq":`, 1), `unknown field "extra"`},
+		{"unknown nested field", strings.Replace(g, `"saleId": "s-0001",
+    "store"`, `"saleId": "s-0001", "bogus": true,
+    "store"`, 1), `unknown field "bogus"`},
+		{"trailing data", g + `{}`, "trailing data"},
+		{"oversize", `{"detail":"` + strings.Repeat("x", MaxSize) + `"}`, "exceeds the limit"},
+		{"missing id", strings.Replace(g, `"id": "shinjuku-01/r2/5f1c2a9d/41"`, `"id": ""`, 1), "want store/register/epoch/seq"},
+		{"seq mismatch", strings.Replace(g, `"seq": 41`, `"seq": 40`, 1), "id has seq 41 but seq is 40"},
+		{"zero seq in id", strings.Replace(g, `5f1c2a9d/41`, `5f1c2a9d/0`, 1), "seq must be a positive integer"},
+		{"register mismatch", strings.Replace(g, `"register": "r2",
+  "at"`, `"register": "r3",
+  "at"`, 1), "id names shinjuku-01/r2 but the event is from shinjuku-01/r3"},
+		{"missing at", strings.Replace(g, `"at": "2019-07-03T14:05:00Z",
+  "saleId"`, `"saleId"`, 1), "at is required"},
+		{"bad type", strings.Replace(g, `"type": "decision"`, `"type": "gossip"`, 1), `type "gossip"`},
+		{"missing type", strings.Replace(g, `"type": "decision",`, ``, 1), "type is required"},
+		{"bad outcome", strings.Replace(g, `"outcome": "deny"`, `"outcome": "maybe"`, 1), `outcome "maybe"`},
+		{"sale id mismatch", strings.Replace(g, `"saleId": "s-0001",
+  "request"`, `"saleId": "s-9",
+  "request"`, 1), "does not match"},
+		{"bad label", strings.Replace(g, `"label": "fraud"`, `"label": "maybe"`, 1), `label "maybe"`},
+		{"bad resolution action", strings.Replace(r, `"action": "reject"`, `"action": "shrug"`, 1), `resolution.action "shrug"`},
+		{"wrong value type", strings.Replace(g, `"seq": 41`, `"seq": "41"`, 1), "cannot unmarshal string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.in == g && tc.name != "empty" {
+				t.Fatal("test input unchanged: the replacement did not match the golden file")
+			}
+			_, err := Parse([]byte(tc.in))
+			if err == nil {
+				t.Fatal("Parse accepted bad input")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSplitID(t *testing.T) {
+	tests := []struct {
+		id      string
+		wantErr bool
+		seq     uint64
+	}{
+		{"s/r/e/1", false, 1},
+		{"s/r/e/18446744073709551615", false, 18446744073709551615},
+		{"s/r/e", true, 0},
+		{"s/r/e/1/2", true, 0},
+		{"/r/e/1", true, 0},
+		{"s/r/e/-1", true, 0},
+		{"s/r/e/x", true, 0},
+	}
+	for _, tc := range tests {
+		_, _, _, seq, err := SplitID(tc.id)
+		if (err != nil) != tc.wantErr || seq != tc.seq {
+			t.Errorf("SplitID(%q) = %d, %v", tc.id, seq, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	// Seeds live in testdata/fuzz/FuzzParse; the golden files are added too
+	// so the fuzzer starts from every event type.
+	for _, name := range []string{"decision", "alert", "resolution", "refusal"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := Parse(b)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("rejection without a reason")
+			}
+			return
+		}
+		// Whatever Parse accepts must survive our own encoding unchanged,
+		// or HQ and a backtest would see a different event than the register.
+		enc, err := Marshal(ev)
+		if err != nil {
+			t.Fatalf("Marshal of a parsed event: %v", err)
+		}
+		again, err := Parse(enc)
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", enc, err)
+		}
+		enc2, err := Marshal(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
+		}
+	})
+}

@@ -1,0 +1,147 @@
+package state
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posguard/posguard/policy"
+)
+
+const crashEnv = "POSGUARD_STATE_CRASH_CHILD"
+
+// TestCrashChild is the process TestSurvivesSIGKILL kills: it commits sales
+// from 4 goroutines and prints "eventID replayKey" for each only after Commit
+// returned — the moment the agent would tell the POS.
+func TestCrashChild(t *testing.T) {
+	path := os.Getenv(crashEnv)
+	if path == "" {
+		t.Skip("helper process for TestSurvivesSIGKILL")
+	}
+	round := os.Getenv(crashEnv + "_ROUND")
+	s, err := Open(path, testOptions())
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(3)
+	}
+	var (
+		wg  sync.WaitGroup
+		out sync.Mutex
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 20_000; i += 4 { // bounded in case the parent dies
+				req := newSale(fmt.Sprintf("%s-%d", round, i), fmt.Sprint("acct-", i%13), t0.Add(time.Duration(i)*time.Second), "tobacco", 1, 5400)
+				o := policy.Allow
+				if i%5 == 0 {
+					o = policy.Deny
+				}
+				key := "pg1:" + req.SaleID
+				ev, err := s.Commit(context.Background(), Record{Request: req, Decision: decision(o), ReplayKey: key})
+				if err != nil {
+					fmt.Println("commit:", err)
+					os.Exit(3)
+				}
+				out.Lock()
+				fmt.Printf("%s %s\n", ev.ID, key) // os.Stdout is unbuffered
+				out.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestSurvivesSIGKILL kills a committing process at random points and
+// checks, after each kill, that the file opens cleanly, every commit that
+// returned has its outbox event and replay mark, and no token is accepted
+// twice.
+func TestSurvivesSIGKILL(t *testing.T) {
+	if os.Getenv(crashEnv) != "" {
+		t.Skip("in the child")
+	}
+	path := filepath.Join(t.TempDir(), "state.db")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	confirmed := map[string]string{} // event id -> replay key, over all rounds
+	for round := range 4 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashEnv+"="+path, fmt.Sprint(crashEnv, "_ROUND=r", round))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAfter := 5 + rng.IntN(60)
+		sc := bufio.NewScanner(stdout)
+		lines := 0
+		for sc.Scan() {
+			id, key, ok := strings.Cut(sc.Text(), " ")
+			if !ok || !strings.HasPrefix(key, "pg1:") {
+				t.Fatalf("child: %s", sc.Text())
+			}
+			confirmed[id] = key
+			lines++
+			if lines == killAfter {
+				cmd.Process.Kill() // SIGKILL, mid-stream
+			}
+		}
+		err = cmd.Wait()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != -1 {
+			t.Fatalf("round %d: child did not die by the kill: %v", round, err)
+		}
+		t.Logf("round %d: killed after %d confirmed commits", round, lines)
+
+		s, err := Open(path, testOptions())
+		if err != nil {
+			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
+		}
+		evs, err := s.Pending(0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := map[string]bool{}
+		sales := map[string]bool{}
+		for i, e := range evs {
+			stored[e.ID] = true
+			if i > 0 && e.Seq <= evs[i-1].Seq {
+				t.Fatalf("outbox out of order at %d", e.Seq)
+			}
+			if e.Type == "decision" {
+				if sales[e.SaleID] {
+					t.Fatalf("sale %s decided twice", e.SaleID)
+				}
+				sales[e.SaleID] = true
+			}
+		}
+		for id, key := range confirmed {
+			if !stored[id] {
+				t.Fatalf("round %d: event %s was confirmed to the POS but is not in the outbox", round, id)
+			}
+			if !s.Seen(key) {
+				t.Fatalf("round %d: token %s was accepted but is not marked", round, key)
+			}
+		}
+		// A confirmed token presented again is refused.
+		for _, key := range confirmed {
+			req := newSale("replay-"+key, "acct-x", t0, "tobacco", 1, 1)
+			if _, err := s.Commit(context.Background(), Record{Request: req, Decision: decision(policy.Allow), ReplayKey: key}); !errors.Is(err, ErrReplayed) {
+				t.Fatalf("round %d: replay of %s after the kill: %v", round, key, err)
+			}
+			break
+		}
+		s.Close()
+	}
+}
