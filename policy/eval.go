@@ -225,7 +225,7 @@ func (e *evaluation) rule(r *Rule, vars *celVars) {
 		if (len(r.Categories) > 0 && !s.matched) || s.amount < r.MinAmount {
 			return
 		}
-		reason := "top-up " + yen(pm.TopUpAmount) + " " + age.String() + " before a " + yen(s.amount) + " sale"
+		reason := "top-up " + yen(pm.TopUpAmount) + " " + span(age) + " before a " + yen(s.amount) + " sale"
 		if len(r.Categories) > 0 {
 			reason += " of " + r.label
 		}
@@ -290,7 +290,7 @@ func (e *evaluation) rule(r *Rule, vars *celVars) {
 			return
 		}
 		if age := clampAge(req.At.Sub(pm.DeviceSince)); age < r.Within.D() {
-			e.fire(r.ID, r.Action, r.Mode, "device bound "+age.String()+" before the sale < minimum "+r.Within.D().String())
+			e.fire(r.ID, r.Action, r.Mode, "device bound "+span(age)+" before the sale < minimum "+r.Within.D().String())
 		}
 
 	case KindAccountAge:
@@ -298,7 +298,7 @@ func (e *evaluation) rule(r *Rule, vars *celVars) {
 			return
 		}
 		if age := clampAge(req.At.Sub(pm.AccountSince)); age < r.MinAge.D() {
-			e.fire(r.ID, r.Action, r.Mode, "account created "+age.String()+" before the sale < minimum "+r.MinAge.D().String())
+			e.fire(r.ID, r.Action, r.Mode, "account created "+span(age)+" before the sale < minimum "+r.MinAge.D().String())
 		}
 
 	case KindForeignLogin:
@@ -344,6 +344,10 @@ func (e *evaluation) applies(r *Rule) bool {
 	}
 	return false
 }
+
+// span shows a measured time in a reason. Token claims have one-second
+// resolution, so the sub-second part of the sale time is noise there.
+func span(d time.Duration) string { return d.Truncate(time.Second).String() }
 
 func clampAge(d time.Duration) time.Duration {
 	if d < 0 {

@@ -1,0 +1,47 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the whole demo — broker, HQ, display, two agents on ptys —
+// with no pauses and checks the story it tells: every fraudulent sale of
+// the scenario is held or refused, no legitimate one is touched, and the
+// table names the rules that did it.
+func TestDemo(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	sum, err := Run(ctx, Options{Out: &out, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	want := Summary{Sales: 17, Fraud: 12, FraudStopped: 12, Legit: 5, LegitTouched: 0}
+	if sum.Sales != want.Sales || sum.Fraud != want.Fraud || sum.FraudStopped != want.FraudStopped ||
+		sum.Legit != want.Legit || sum.LegitTouched != want.LegitTouched {
+		t.Errorf("summary %+v, want %+v", sum, want)
+	}
+	if sum.Allowed+sum.Reviewed+sum.Denied != sum.Sales {
+		t.Errorf("outcomes do not add up: %+v", sum)
+	}
+	text := out.String()
+	for _, line := range []string{
+		"tobacco cartons 15 > limit 2",               // the Saitama victim
+		"top-up ¥90,000 40m0s before",                // the fresh top-up, measured
+		"accounts at register r1 in 30m0s > limit 3", // the Shinjuku crew
+		"token rejected: replayed",                   // the screenshot
+		"account is on the HQ denylist",              // HQ's denylist at the other till
+		"fraudulent sales stopped: 12 of 12",
+	} {
+		if !strings.Contains(text, line) {
+			t.Errorf("demo output lacks %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("demo output:\n%s", text)
+	}
+}

@@ -1,0 +1,218 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/firmware-bridge/scan"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/token"
+)
+
+// play runs the scenario, one customer at a time, and tallies.
+func (r *rig) play(ctx context.Context) (Summary, error) {
+	var sum Summary
+	minted := map[string]string{}
+	clock := time.Duration(0)
+	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", "time", "reg", "customer", "amount", "decision")
+	for i, st := range scenario() {
+		clock += st.after
+		if err := r.pause(ctx, st.after); err != nil {
+			return sum, err
+		}
+		if st.denylist != nil {
+			seq, err := r.hq.DenylistChange(ctx, st.denylist, nil)
+			if err != nil {
+				return sum, fmt.Errorf("denylist: %w", err)
+			}
+			fmt.Fprintf(r.o.Out, "%-6s %-4s %s (denylist seq %d)\n", stamp(clock), "HQ", st.note, seq)
+			if err := r.waitDenylist(ctx, seq); err != nil {
+				return sum, err
+			}
+			continue
+		}
+		text := minted[st.replayOf]
+		if st.replayOf == "" {
+			var err error
+			if text, err = r.mint(st.pay, i); err != nil {
+				return sum, err
+			}
+			minted[st.who] = text
+		}
+		ev, err := r.sale(ctx, r.regs[st.register], st.items, text)
+		if err != nil {
+			return sum, fmt.Errorf("%s at %s: %w", st.who, st.register, err)
+		}
+		r.tally(&sum, st, ev)
+		fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), st.register, st.who,
+			yen(total(ev.Request)), strings.ToUpper(string(ev.Decision.Outcome)))
+		for _, why := range reasons(ev.Decision) {
+			fmt.Fprintf(r.o.Out, "%12s· %s\n", "", why)
+		}
+	}
+	return sum, nil
+}
+
+func (r *rig) pause(ctx context.Context, d time.Duration) error {
+	if r.o.Speed <= 0 || d <= 0 {
+		return ctx.Err()
+	}
+	select {
+	case <-time.After(time.Duration(float64(d) / r.o.Speed)):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-r.errs:
+		return err
+	}
+}
+
+// mint makes the customer's payment QR as their wallet app would.
+func (r *rig) mint(w wallet, i int) (string, error) {
+	if w.emvPAN != "" {
+		return token.MintEMV(token.EMVSample{Label: "DEMO CARD", PAN: w.emvPAN, ATC: uint16(10 + i)})
+	}
+	now := r.now()
+	dev := make([]byte, 8)
+	rand.Read(dev)
+	c := token.Claims{Issuer: walletISS, Subject: w.account, IssuedAt: now, ExpiresAt: now.Add(2 * time.Minute),
+		DeviceID: dev, DeviceSince: now.Add(-w.deviceAge), AccountSince: now.Add(-w.accountAge),
+		ForeignLogin: w.foreignLogin}
+	if w.topUpAgo > 0 {
+		c.TopUpAt, c.TopUpAmount = now.Add(-w.topUpAgo), w.topUpAmount
+	}
+	return token.Mint(r.wallet, "EdDSA", walletKID, c)
+}
+
+// sale scans the items and the payment QR on the register's (virtual)
+// scanner and waits for the decision the register reports to HQ.
+func (r *rig) sale(ctx context.Context, reg *register, items []item, qr string) (event.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for _, it := range items {
+		for range it.qty {
+			if err := reg.scanner.Scan(ctx, scan.EAN13, []byte(it.jan)); err != nil {
+				return event.Event{}, err
+			}
+		}
+	}
+	if err := reg.scanner.Scan(ctx, scan.QR, []byte(qr)); err != nil {
+		return event.Event{}, err
+	}
+	select {
+	case ev := <-reg.decisions:
+		return ev, nil
+	case err := <-r.errs:
+		return event.Event{}, err
+	case <-ctx.Done():
+		return event.Event{}, fmt.Errorf("no decision reported: %w", ctx.Err())
+	}
+}
+
+// waitDenylist waits until every register reports the denylist sequence,
+// so the next sale shows it taking effect.
+func (r *rig) waitDenylist(ctx context.Context, seq uint64) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		fleet, err := r.hqStore.Fleet(ctx)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, reg := range fleet {
+			if reg.Status.DenylistSeq >= seq {
+				n++
+			}
+		}
+		if n == len(r.regs) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("denylist seq %d reached %d of %d registers", seq, n, len(r.regs))
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *rig) tally(s *Summary, st step, ev event.Event) {
+	s.Sales++
+	amt := total(ev.Request)
+	stopped := ev.Decision.Outcome != policy.Allow
+	switch ev.Decision.Outcome {
+	case policy.Allow:
+		s.Allowed++
+	case policy.Review:
+		s.Reviewed++
+		s.YenHeld += amt
+	case policy.Deny:
+		s.Denied++
+		s.YenDenied += amt
+	}
+	if st.label == "fraud" {
+		s.Fraud++
+		if stopped {
+			s.FraudStopped++
+		}
+	} else {
+		s.Legit++
+		if stopped {
+			s.LegitTouched++
+		}
+	}
+}
+
+func (r *rig) printSummary(s Summary) {
+	fmt.Fprintf(r.o.Out, "\n%d sales: %d allowed, %d held for review, %d denied\n", s.Sales, s.Allowed, s.Reviewed, s.Denied)
+	fmt.Fprintf(r.o.Out, "%s refused at the till, %s held for a manager\n", yen(s.YenDenied), yen(s.YenHeld))
+	fmt.Fprintf(r.o.Out, "fraudulent sales stopped: %d of %d; legitimate sales touched: %d of %d\n",
+		s.FraudStopped, s.Fraud, s.LegitTouched, s.Legit)
+}
+
+func total(req *policy.Request) int64 {
+	if req == nil {
+		return 0
+	}
+	var n int64
+	for _, l := range req.Lines {
+		n += int64(l.Quantity) * l.UnitPrice
+	}
+	return n
+}
+
+// reasons lists the enforced rules' sentences, then the shadow ones.
+func reasons(d *policy.Decision) []string {
+	var on, shadow []string
+	for _, f := range d.Rules {
+		if f.Mode == "shadow" {
+			shadow = append(shadow, "(shadow) "+f.Reason)
+		} else {
+			on = append(on, f.Reason)
+		}
+	}
+	return append(on, shadow...)
+}
+
+func stamp(d time.Duration) string {
+	t := time.Date(2019, 7, 3, 9, 0, 0, 0, time.UTC).Add(d)
+	return t.Format("15:04")
+}
+
+func yen(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return "¥" + b.String()
+}

@@ -1,0 +1,106 @@
+package demo
+
+import "time"
+
+// The catalog JANs of the example policy (policy/testdata/chain-default.yaml).
+const (
+	sevenStarsCarton = "4901234000100" // ¥6,000, 10 packs
+	sevenStarsPack   = "4901234000018" // ¥600
+	onigiri          = "4901234200012" // ¥200
+	icedCoffee       = "4901234200029" // ¥300
+)
+
+// item is one barcode scanned qty times.
+type item struct {
+	jan string
+	qty int
+}
+
+// wallet describes the account behind a customer's payment QR, as the
+// wallet backend signs it into the PG1 token (or an EMV card).
+type wallet struct {
+	account      string
+	accountAge   time.Duration // account created this long before the sale
+	deviceAge    time.Duration // this phone bound to the account this long ago
+	topUpAgo     time.Duration // 0: no recent top-up
+	topUpAmount  int64
+	foreignLogin bool
+	emvPAN       string // pays with an EMV consumer-presented QR instead of PG1
+}
+
+// step is one customer at one register, or an HQ action.
+type step struct {
+	after    time.Duration // scenario time since the previous step
+	register string
+	who      string
+	items    []item
+	pay      wallet
+	replayOf string // scan the QR of this earlier step again (a screenshot)
+	label    string // fraud | legit, what really happened
+	// denylist, when set, is an HQ action instead of a sale: these accounts
+	// are flagged after their owners reported them stolen.
+	denylist []string
+	note     string
+}
+
+var (
+	regular = func(acct string) wallet {
+		return wallet{account: acct, accountAge: 400 * 24 * time.Hour, deviceAge: 200 * 24 * time.Hour}
+	}
+	// A taken-over account: old, but a phone bound minutes ago after a
+	// password reset from abroad, topped up with the victim's card.
+	takenOver = func(acct string, topUpAgo time.Duration, amount int64) wallet {
+		return wallet{account: acct, accountAge: 300 * 24 * time.Hour, deviceAge: 10 * time.Minute,
+			topUpAgo: topUpAgo, topUpAmount: amount, foreignLogin: true}
+	}
+)
+
+// scenario replays the 7pay reports of July 2019 at one store with two
+// registers: ordinary shoppers, the Saitama victim, a ¥100,000 tobacco buy,
+// the Shinjuku crew cycling accounts at one till, a replayed QR screenshot,
+// and HQ's denylist reaching the store.
+func scenario() []step {
+	s := []step{
+		{register: "r1", who: "office worker: onigiri and coffee", label: "legit",
+			items: []item{{onigiri, 2}, {icedCoffee, 1}}, pay: regular("acct-tanaka")},
+		{after: 2 * time.Minute, register: "r2", who: "student, just topped up ¥3,000: lunch", label: "legit",
+			items: []item{{onigiri, 1}, {icedCoffee, 1}},
+			pay:   wallet{account: "acct-suzuki", accountAge: 90 * 24 * time.Hour, deviceAge: 90 * 24 * time.Hour, topUpAgo: 5 * time.Minute, topUpAmount: 3000}},
+		{after: time.Minute, register: "r2", who: "regular smoker: one carton", label: "legit",
+			items: []item{{sevenStarsCarton, 1}}, pay: regular("acct-sato")},
+		{after: time.Minute, register: "r1", who: "card holder paying by EMV QR", label: "legit",
+			items: []item{{onigiri, 1}}, pay: wallet{account: "emv", emvPAN: "5413330089020011"}},
+		{after: 3 * time.Minute, register: "r1", who: "Saitama victim: ¥90,000 top-up 40 min ago, ¥90,400 of tobacco", label: "fraud",
+			items: []item{{sevenStarsCarton, 15}, {onigiri, 2}}, pay: takenOver("acct-victim-saitama", 40*time.Minute, 90000)},
+		{after: 2 * time.Minute, register: "r2", who: "¥100,200 of tobacco at once", label: "fraud",
+			items: []item{{sevenStarsCarton, 16}, {sevenStarsPack, 7}}, pay: takenOver("acct-bulk", 20*time.Minute, 100000)},
+	}
+	// The Shinjuku crew: 8 taken-over accounts in a row at one register,
+	// two cartons each.
+	for i := 1; i <= 8; i++ {
+		s = append(s, step{after: 90 * time.Second, register: "r1", label: "fraud",
+			who:   "crew, account " + string(rune('0'+i)) + " of 8: two cartons",
+			items: []item{{sevenStarsCarton, 2}}, pay: takenOver(crewAccount(i), 30*time.Minute, 15000)})
+	}
+	s = append(s,
+		step{after: time.Minute, register: "r1", who: "screenshot of the office worker's QR, shown again", label: "fraud",
+			items: []item{{icedCoffee, 1}}, replayOf: "office worker: onigiri and coffee"},
+		step{after: 2 * time.Minute, denylist: crewAccounts(),
+			note: "HQ: the crew's 8 accounts are reported stolen and denylisted"},
+		step{after: time.Minute, register: "r2", who: "crew, account 2 again at the other till: one pack", label: "fraud",
+			items: []item{{sevenStarsPack, 1}}, pay: takenOver(crewAccount(2), 45*time.Minute, 15000)},
+		step{after: time.Minute, register: "r2", who: "office worker, next day's coffee", label: "legit",
+			items: []item{{icedCoffee, 1}}, pay: regular("acct-tanaka")},
+	)
+	return s
+}
+
+func crewAccount(i int) string { return "acct-crew-" + string(rune('0'+i)) }
+
+func crewAccounts() []string {
+	var out []string
+	for i := 1; i <= 8; i++ {
+		out = append(out, crewAccount(i))
+	}
+	return out
+}
