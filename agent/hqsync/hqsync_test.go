@@ -3,6 +3,7 @@ package hqsync
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
@@ -19,6 +22,7 @@ import (
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 )
@@ -41,16 +45,21 @@ type rig struct {
 	cmds    chan wire.Command
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+// newRigWith runs HQ on hqStore (a bbolt file when nil).
+func newRigWith(t *testing.T, hqStore store.Store) *rig {
 	t.Helper()
 	r := &rig{t: t, applied: make(chan *policy.Policy, 10), cmds: make(chan wire.Command, 10)}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	r.key, r.trusted = priv, []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}
 	r.startBroker("127.0.0.1:0")
 	var err error
-	r.hqStore, err = store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
-	if err != nil {
-		t.Fatal(err)
+	r.hqStore = hqStore
+	if r.hqStore == nil {
+		if r.hqStore, err = store.OpenBolt(filepath.Join(t.TempDir(), "hq.db")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { r.hqStore.Close() })
 	r.hq, err = hq.New(hq.Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, Username: "hq", MaxReconnect: 500 * time.Millisecond}, Store: r.hqStore,
@@ -285,12 +294,18 @@ func (m fakeMsg) Payload() []byte   { return m.payload }
 func (m fakeMsg) Ack()              {}
 
 // TestBrokerDownNothingLost queues 5,000 decisions while the broker is down
-// and checks that every one reaches HQ's store exactly once when it is back.
+// and checks that every one reaches HQ's PostgreSQL store exactly once when
+// it is back.
 func TestBrokerDownNothingLost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("5,000 durable commits")
 	}
-	r := newRig(t)
+	pg, err := store.OpenPostgres(context.Background(), testenv.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRigWith(t, pg)
+	start := time.Now()
 	r.b.Close()
 	waitFor(t, "agent to notice the broker is gone", func() bool { return !r.sync.Connected() })
 	const n = 5000
@@ -308,10 +323,44 @@ func TestBrokerDownNothingLost(t *testing.T) {
 	if d := depth(r.st); d != n {
 		t.Fatalf("outbox depth %d while offline, want %d", d, n)
 	}
+	t.Logf("%d decisions committed offline in %v", n, time.Since(start))
+	start = time.Now()
 	r.startBroker(r.addr)
 	waitFor(t, "all events at HQ", func() bool { return r.hqEvents() == n })
 	waitFor(t, "outbox drained", func() bool { return depth(r.st) == 0 })
 	if got := r.hqEvents(); got != n {
 		t.Fatalf("HQ stored %d events, want exactly %d", got, n)
 	}
+	t.Logf("delivered and acked in %v", time.Since(start))
+}
+
+// TestLastWillMarksOffline cuts the register's connection without a clean
+// disconnect, as a power cut would: the broker publishes the last will, and
+// the retained status says offline.
+func TestLastWillMarksOffline(t *testing.T) {
+	r := newRig(t)
+	offline := make(chan wire.Status, 4)
+	tok := r.b.Server().Subscribe(wire.StatusTopic("s1", "r1"), 7, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		if st, err := wire.ParseStatus(pk.Payload); err == nil && !st.Online {
+			offline <- st
+		}
+	})
+	if tok != nil {
+		t.Fatal(tok)
+	}
+	cl, ok := r.b.Server().Clients.Get(wire.ClientID("s1", "r1"))
+	if !ok {
+		t.Fatal("register not connected to the broker")
+	}
+	cl.Stop(errors.New("test: power cut"))
+	select {
+	case st := <-offline:
+		if st.Store != "s1" || st.Register != "r1" {
+			t.Fatalf("offline status for %s/%s", st.Store, st.Register)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no offline status after the connection was cut")
+	}
+	// And it comes back by itself.
+	waitFor(t, "reconnect", r.sync.Connected)
 }
