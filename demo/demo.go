@@ -65,6 +65,7 @@ type Summary struct {
 	YenDenied, YenHeld               int64
 	FraudStopped, Fraud              int // fraud sales reviewed or denied, of all fraud sales
 	LegitTouched, Legit              int // legitimate sales reviewed or denied, of all legitimate sales
+	Resolved                         int // reviews resolved by a manager at the display
 }
 
 const (
@@ -98,6 +99,8 @@ type rig struct {
 	wg      sync.WaitGroup
 	errs    chan error
 	urls    []string
+	// displayURL is the store display's base URL.
+	displayURL string
 }
 
 // Run starts everything, plays the scenario and returns its summary.
@@ -135,7 +138,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	r.printSummary(sum)
+	r.printSummary(ctx, sum)
 	if o.Keep {
 		fmt.Fprintln(o.Out, "\n--keep: everything stays up; open the display above. Ctrl-C to stop.")
 		<-ctx.Done()
@@ -267,7 +270,8 @@ func (r *rig) startDisplay(ctx context.Context) error {
 	r.goRun("display", func(ctx context.Context) error { return d.Run(ctx, func(a string) { addr <- a }) }, ctx)
 	select {
 	case a := <-addr:
-		r.urls = append(r.urls, "store display:           http://"+a+"/")
+		r.displayURL = "http://" + a
+		r.urls = append(r.urls, "store display:           "+r.displayURL+"/")
 	case err := <-r.errs:
 		return err
 	case <-time.After(10 * time.Second):

@@ -20,9 +20,9 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	want := Summary{Sales: 17, Fraud: 12, FraudStopped: 12, Legit: 5, LegitTouched: 0}
+	want := Summary{Sales: 17, Fraud: 12, FraudStopped: 12, Legit: 5, LegitTouched: 0, Resolved: 1}
 	if sum.Sales != want.Sales || sum.Fraud != want.Fraud || sum.FraudStopped != want.FraudStopped ||
-		sum.Legit != want.Legit || sum.LegitTouched != want.LegitTouched {
+		sum.Legit != want.Legit || sum.LegitTouched != want.LegitTouched || sum.Resolved != want.Resolved {
 		t.Errorf("summary %+v, want %+v", sum, want)
 	}
 	if sum.Allowed+sum.Reviewed+sum.Denied != sum.Sales {
@@ -36,6 +36,8 @@ func TestDemo(t *testing.T) {
 		"token rejected: replayed",                   // the screenshot
 		"account is on the HQ denylist",              // HQ's denylist at the other till
 		"fraudulent sales stopped: 12 of 12",
+		"REJECTED",                   // the manager's resolution, as the display shows it
+		"store display: 2 registers", // the display saw both registers' status
 	} {
 		if !strings.Contains(text, line) {
 			t.Errorf("demo output lacks %q", line)

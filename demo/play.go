@@ -17,6 +17,7 @@ import (
 func (r *rig) play(ctx context.Context) (Summary, error) {
 	var sum Summary
 	minted := map[string]string{}
+	decided := map[string]event.Event{}
 	clock := time.Duration(0)
 	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", "time", "reg", "customer", "amount", "decision")
 	for i, st := range scenario() {
@@ -35,6 +36,13 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			}
 			continue
 		}
+		if st.resolve != "" {
+			if err := r.resolve(ctx, st, decided[st.resolve], clock); err != nil {
+				return sum, err
+			}
+			sum.Resolved++
+			continue
+		}
 		text := minted[st.replayOf]
 		if st.replayOf == "" {
 			var err error
@@ -47,6 +55,7 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 		if err != nil {
 			return sum, fmt.Errorf("%s at %s: %w", st.who, st.register, err)
 		}
+		decided[st.who] = ev
 		r.tally(&sum, st, ev)
 		fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), st.register, st.who,
 			yen(total(ev.Request)), strings.ToUpper(string(ev.Decision.Outcome)))
@@ -55,6 +64,36 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// resolve does at the store display what a manager does: find the held
+// sale, enter the PIN, reject (or approve) it; then waits for the register's
+// answer to show on the display.
+func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time.Duration) error {
+	if held.Decision == nil || held.Decision.Outcome != policy.Review {
+		return fmt.Errorf("scenario: %q was not held for review", st.resolve)
+	}
+	c, err := newDisplayClient(ctx, r.displayURL)
+	if err != nil {
+		return err
+	}
+	a, err := c.waitAlert(ctx, held.SaleID, "")
+	if err != nil {
+		return err
+	}
+	reviewID := a.ReviewID
+	if reviewID == "" {
+		reviewID = held.SaleID
+	}
+	if err := c.resolve(ctx, held.Register, reviewID, st.action, demoPIN); err != nil {
+		return err
+	}
+	want := map[string]string{"reject": "rejected", "approve": "approved"}[st.action]
+	if _, err := c.waitAlert(ctx, held.SaleID, want); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), "disp", st.note, "", strings.ToUpper(want))
+	return nil
 }
 
 func (r *rig) pause(ctx context.Context, d time.Duration) error {
@@ -169,11 +208,23 @@ func (r *rig) tally(s *Summary, st step, ev event.Event) {
 	}
 }
 
-func (r *rig) printSummary(s Summary) {
-	fmt.Fprintf(r.o.Out, "\n%d sales: %d allowed, %d held for review, %d denied\n", s.Sales, s.Allowed, s.Reviewed, s.Denied)
+func (r *rig) printSummary(ctx context.Context, s Summary) {
+	fmt.Fprintf(r.o.Out, "\n%d sales: %d allowed, %d held for review, %d denied; %d review resolved at the display\n",
+		s.Sales, s.Allowed, s.Reviewed, s.Denied, s.Resolved)
 	fmt.Fprintf(r.o.Out, "%s refused at the till, %s held for a manager\n", yen(s.YenDenied), yen(s.YenHeld))
 	fmt.Fprintf(r.o.Out, "fraudulent sales stopped: %d of %d; legitimate sales touched: %d of %d\n",
 		s.FraudStopped, s.Fraud, s.LegitTouched, s.Legit)
+	if c, err := newDisplayClient(ctx, r.displayURL); err == nil {
+		if v, err := c.board(ctx); err == nil {
+			open := 0
+			for _, a := range v.Alerts {
+				if a.State == "open" {
+					open++
+				}
+			}
+			fmt.Fprintf(r.o.Out, "store display: %d registers, %d alerts, %d reviews still open\n", len(v.Registers), len(v.Alerts), open)
+		}
+	}
 }
 
 func total(req *policy.Request) int64 {

@@ -40,7 +40,11 @@ type step struct {
 	// denylist, when set, is an HQ action instead of a sale: these accounts
 	// are flagged after their owners reported them stolen.
 	denylist []string
-	note     string
+	// resolve, when set, is a manager's action at the store display
+	// instead of a sale: the held sale of that earlier step is resolved.
+	resolve string
+	action  string // approve | reject
+	note    string
 }
 
 var (
@@ -79,8 +83,12 @@ func scenario() []step {
 	// two cartons each.
 	for i := 1; i <= 8; i++ {
 		s = append(s, step{after: 90 * time.Second, register: "r1", label: "fraud",
-			who:   "crew, account " + string(rune('0'+i)) + " of 8: two cartons",
+			who:   crewStep(i),
 			items: []item{{sevenStarsCarton, 2}}, pay: takenOver(crewAccount(i), 30*time.Minute, 15000)})
+		if i == 1 {
+			s = append(s, step{after: 30 * time.Second, resolve: crewStep(1), action: "reject",
+				note: "manager at the back-office display rejects the held sale of crew account 1 (PIN)"})
+		}
 	}
 	s = append(s,
 		step{after: time.Minute, register: "r1", who: "screenshot of the office worker's QR, shown again", label: "fraud",
@@ -94,6 +102,8 @@ func scenario() []step {
 	)
 	return s
 }
+
+func crewStep(i int) string { return "crew, account " + string(rune('0'+i)) + " of 8: two cartons" }
 
 func crewAccount(i int) string { return "acct-crew-" + string(rune('0'+i)) }
 

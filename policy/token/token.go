@@ -148,7 +148,12 @@ func PaymentFor(tok *Token, err error) policy.Payment {
 	if tok != nil {
 		p = tok.Payment()
 	}
-	p.Invalid = string(ReasonOf(err))
+	// A text that is no wallet's token at all is not a refused token: its
+	// Kind "unknown" lets the policy's failMode.unknownToken decide, where
+	// Invalid would send it to failMode.invalidToken.
+	if r := ReasonOf(err); r != Unknown {
+		p.Invalid = string(r)
+	}
 	return p
 }
 

@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/token"
+)
+
+// origin is where a sale came from, which says who acts on its outcome.
+type origin int
+
+const (
+	originUnknown origin = iota // a review restored after a restart
+	originScanner               // the serial pipeline: the agent tells the POS
+	originHTTP                  // POST /v1/decide: the caller tells the POS
+)
+
+// CartLine is one item of a sale: a barcode and how many times it was
+// scanned.
+type CartLine struct {
+	JAN      string `json:"jan"`
+	Quantity int    `json:"quantity"`
+}
+
+// Sale is what a decision is asked about.
+type Sale struct {
+	Lines []CartLine
+	Token []byte
+}
+
+// Result is a decision as the caller sees it.
+type Result struct {
+	SaleID   string          `json:"saleId"`
+	Outcome  policy.Outcome  `json:"outcome"`
+	Decision policy.Decision `json:"decision"`
+	ReviewID string          `json:"reviewId,omitempty"`
+	// Deadline is when a held review times out.
+	Deadline time.Time `json:"deadline,omitzero"`
+	EventID  string    `json:"eventId,omitempty"`
+	// Error is set when the decision could not be made durable: the
+	// payment is then refused (Outcome deny), never allowed.
+	Error string `json:"error,omitempty"`
+}
+
+// ErrNotDurable wraps a commit failure: the sale was refused because its
+// decision could not be stored.
+var ErrNotDurable = errors.New("decision not stored; payment refused")
+
+// Decide decides one payment over HTTP: the same pipeline and durability
+// as a token from the scanner, without the serial actions.
+func (a *Agent) Decide(ctx context.Context, sale Sale) (Result, error) {
+	return a.decide(ctx, sale, originHTTP)
+}
+
+// decide verifies the token, evaluates the sale, and commits replay mark,
+// history, review hold and outbox event in one transaction. Only a nil
+// error means the decision is durable and may be acted on; on a commit
+// failure the Result says deny.
+func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, error) {
+	began := time.Now()
+	at := a.now()
+	act := a.pol.Load()
+	cfg := a.base
+	req := policy.Request{SaleID: a.newSaleID(at), Store: cfg.Store, Register: cfg.Register, At: at, Offline: a.offline(at)}
+	req.Lines = make([]policy.Line, 0, len(sale.Lines))
+	for _, l := range sale.Lines {
+		line := policy.Line{JAN: l.JAN, Category: "unknown", Quantity: l.Quantity}
+		if act.p != nil {
+			if it, ok := act.p.Item(l.JAN); ok {
+				line.Category, line.UnitPrice = it.Category, it.UnitPrice
+			}
+		}
+		req.Lines = append(req.Lines, line)
+	}
+	tok, verr := act.verifier.Verify(sale.Token, at, a.st)
+	req.Payment = token.PaymentFor(tok, verr)
+	rec := state.Record{Request: &req}
+	if verr == nil && tok.ReplayKey != "" {
+		rec.ReplayKey = tok.ReplayKey
+		if !tok.ExpiresAt.IsZero() && act.p != nil {
+			// Past expiry plus skew the token is refused anyway.
+			rec.ReplayExpires = tok.ExpiresAt.Add(act.p.Tokens.ClockSkew.D() + time.Minute)
+		}
+	}
+	timeout := a.live.Load().Review.Timeout
+	evaluate := func() {
+		d := a.evaluate(act, req)
+		rec.Decision = &d
+		rec.Review = nil
+		if d.Outcome == policy.Review {
+			rec.Review = &state.Review{ID: req.SaleID, SaleID: req.SaleID, Token: sale.Token, Created: at, Deadline: at.Add(timeout)}
+		}
+	}
+	evaluate()
+	// The commit must finish even when the caller goes away: a decision
+	// half made is worse than one nobody hears.
+	cctx := context.WithoutCancel(ctx)
+	ev, err := a.st.Commit(cctx, rec)
+	if errors.Is(err, state.ErrReplayed) {
+		// A concurrent decision used this token first.
+		a.log.Warn("token used by a concurrent decision; deciding it as replayed", "sale", req.SaleID)
+		req.Payment.Invalid = string(token.Replayed)
+		rec.ReplayKey, rec.ReplayExpires = "", time.Time{}
+		evaluate()
+		ev, err = a.st.Commit(cctx, rec)
+	}
+	res := Result{SaleID: req.SaleID, Outcome: rec.Decision.Outcome, Decision: *rec.Decision}
+	if err != nil {
+		a.m.commitErrors.Inc()
+		a.m.decisions.WithLabelValues(string(policy.Deny)).Inc()
+		a.log.Error("decision could not be stored; payment refused", "sale", req.SaleID, "would-be", res.Outcome, "err", err)
+		res.Outcome = policy.Deny
+		res.Error = "decision could not be stored; payment refused: " + err.Error()
+		return res, fmt.Errorf("decide sale %s: %w: %w", req.SaleID, ErrNotDurable, err)
+	}
+	res.EventID = ev.ID
+	if rec.Review != nil {
+		res.ReviewID, res.Deadline = rec.Review.ID, rec.Review.Deadline
+		a.reviews.add(rec.Review.ID, rec.Review.Deadline, from)
+	}
+	a.m.latency.Observe(time.Since(began).Seconds())
+	a.m.decisions.WithLabelValues(string(res.Outcome)).Inc()
+	for _, f := range res.Decision.Rules {
+		a.m.rules.WithLabelValues(f.ID, f.Mode).Inc()
+	}
+	a.recent.add(ev)
+	sum := &wire.DecisionSummary{SaleID: req.SaleID, Outcome: string(res.Outcome), At: at}
+	for _, f := range res.Decision.Rules {
+		if len(sum.Rules) < 64 {
+			sum.Rules = append(sum.Rules, f.ID)
+		}
+	}
+	a.last.Store(sum)
+	if a.hq != nil {
+		a.hq.Kick()
+		a.hq.StatusChanged()
+	}
+	a.log.Info("decision", "sale", req.SaleID, "outcome", res.Outcome, "kind", req.Payment.Kind,
+		"invalid", req.Payment.Invalid, "rules", sum.Rules, "failMode", res.Decision.FailMode, "offline", res.Decision.Offline)
+	return res, nil
+}
+
+// evaluate runs the policy, or failMode when there is no valid one.
+func (a *Agent) evaluate(act *active, req policy.Request) policy.Decision {
+	ok, fm := act.valid(req.At, req.Store)
+	if ok {
+		return policy.Evaluate(act.p, req, a.st)
+	}
+	d := policy.EvaluateFailMode(fm, req)
+	if act.p != nil {
+		d.Policy = policy.PolicyRef{Name: act.p.Metadata.Name, Version: act.p.Metadata.Version}
+	}
+	return d
+}
+
+// Events returns the recent decision events with Seq > after (an in-memory
+// ring of the last 1000 decisions of this process, oldest first).
+func (a *Agent) Events(after uint64, limit int) []event.Event { return a.recent.after(after, limit) }

@@ -1,0 +1,169 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posguard/posguard/agent"
+	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/hq"
+	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/bundle"
+)
+
+// With the embedded broker and a real HQ: decisions reach HQ and leave
+// the outbox, a denylist change reaches the register's decisions, a signed
+// policy replaces the bootstrap file, and a display's resolve command on
+// the register's cmd topic approves a held sale.
+func TestWithHQ(t *testing.T) {
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	f := newFixture(t)
+	hqStore, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hqStore.Close() })
+	svc, err := hq.New(hq.Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: "hq", MaxReconnect: 500 * time.Millisecond},
+		Store: hqStore, Signer: f.hqKey, SignerAlg: "EdDSA", SignerKID: "hq1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-svc.Ready()
+
+	r := start(t, f.config(fmt.Sprintf("hq:\n  broker: %s\n  maxReconnect: 500ms\n", b.URL())), agent.Options{})
+	waitFor(t, "HQ link", func() bool {
+		var st agent.Status
+		r.do(t, "GET", "/v1/status", nil, &st)
+		return st.HQ.Connected
+	})
+
+	res, _ := r.decide(t, f.mint("hq-1", nil), line(onigiri, 1))
+	held, _ := r.decide(t, f.mint("hq-2", nil), line(carton, 2))
+	if res.Outcome != policy.Allow || held.Outcome != policy.Review {
+		t.Fatalf("decisions %s %s", res.Outcome, held.Outcome)
+	}
+	hqEvents := func(types ...event.Type) []event.Event {
+		evs, err := hqStore.Events(context.Background(), store.Query{Types: types, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	waitFor(t, "HQ to store 2 decisions and 1 alert", func() bool {
+		return len(hqEvents(event.Decision)) == 2 && len(hqEvents(event.Alert)) == 1
+	})
+	waitFor(t, "the outbox to empty", func() bool {
+		var ob agent.OutboxInfo
+		r.do(t, "GET", "/v1/outbox", nil, &ob)
+		return ob.Depth == 0
+	})
+
+	// A quiet register hears nothing from HQ while all is well: connected
+	// with nothing waiting for an ack, it is not offline however long the
+	// silence.
+	quiet := f.config(fmt.Sprintf("hq:\n  broker: %s\n  offlineAfter: 1ms\n", b.URL()))
+	r.Reload(quiet)
+	time.Sleep(5 * time.Millisecond)
+	if res, _ := r.decide(t, f.mint("hq-quiet", nil), line(onigiri, 1)); res.Decision.Offline {
+		t.Fatalf("connected register decided offline: %+v", res.Decision)
+	}
+	r.Reload(f.config(fmt.Sprintf("hq:\n  broker: %s\n", b.URL())))
+	waitFor(t, "HQ to store the quiet sale", func() bool { return len(hqEvents(event.Decision)) == 3 })
+
+	// The display resolves the held sale through the broker.
+	disp := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("display-S001").SetUsername(wire.DisplayUsername("S001")))
+	if tok := disp.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("display connect: %v", tok.Error())
+	}
+	defer disp.Disconnect(100)
+	publish := func(pin string, id string) {
+		cmd := wire.Command{ID: id, Type: wire.CmdResolve, Store: "S001", Register: "R1", ReviewID: held.ReviewID,
+			Action: wire.Approve, PIN: wire.PIN(pin), By: "manager-sato", At: time.Now().UTC()}
+		payload, err := cmd.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := disp.Publish(wire.CmdTopic("S001", "R1"), 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	publish("0000", "cmd-1") // wrong PIN: not applied
+	publish(testPIN, "cmd-2")
+	var one agent.ReviewInfo
+	waitFor(t, "the review to be approved over MQTT", func() bool {
+		r.do(t, "GET", "/v1/reviews/"+held.ReviewID, nil, &one)
+		return one.Resolution != nil
+	})
+	if one.Resolution.Action != "approve" || one.Resolution.By != "manager-sato" {
+		t.Fatalf("resolution %+v", one.Resolution)
+	}
+	waitFor(t, "HQ to store the resolution", func() bool { return len(hqEvents(event.Resolution)) == 1 })
+
+	// HQ denylists an account: the register denies it within moments.
+	if _, err := svc.DenylistChange(context.Background(), []string{"hq-flagged"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the denylist to reach the register", func() bool {
+		res, _ := r.decide(t, f.mint("hq-flagged", nil), line(onigiri, 1))
+		return res.Outcome == policy.Deny && slices.Contains(fired(res), "denylist")
+	})
+
+	// A signed policy replaces the bootstrap file.
+	p, err := policy.LoadFile(f.path("policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Metadata.Version = 7
+	signed, err := bundle.SignPolicy(f.hqKey, "EdDSA", "hq1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pusher := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("pusher").SetUsername("hq"))
+	if tok := pusher.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer pusher.Disconnect(100)
+	if tok := pusher.Publish(wire.PolicyTopic(wire.ScopeAll), 1, true, signed); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitFor(t, "the signed policy to apply", func() bool {
+		var st agent.Status
+		r.do(t, "GET", "/v1/status", nil, &st)
+		return st.Policy != nil && st.Policy.Version == 7 && st.Policy.Source == agent.SourceSigned
+	})
+	res, _ = r.decide(t, f.mint("hq-3", nil), line(onigiri, 1))
+	if res.Decision.Policy.Version != 7 {
+		t.Fatalf("decided by %+v", res.Decision.Policy)
+	}
+
+	// After a restart the stored signed bundle is in force again, even
+	// without the bootstrap file.
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(fmt.Sprintf("hq:\n  broker: %s\n", b.URL()))
+	cfg.Policy.Bootstrap = f.path("missing.yaml")
+	r2 := start(t, cfg, agent.Options{})
+	var st agent.Status
+	if r2.do(t, "GET", "/v1/status", nil, &st); st.Policy == nil || st.Policy.Version != 7 || st.Policy.Source != agent.SourceSigned || st.FailMode {
+		t.Fatalf("status after restart %+v", st.Policy)
+	}
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/posguard/posguard/agent"
+	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/policy"
+)
+
+func runAgent(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "agent", "", `
+Run the register daemon: read scans from the scanner, forward item scans to
+the POS, decide payment tokens with the active policy (durably, in the state
+file, before the POS hears of them), hold reviews for a manager PIN, sync
+with HQ over MQTT and serve the local API (health, metrics, status, decide,
+reviews, events, outbox).
+
+SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the configuration file.
+See scripts/agent.example.yaml for every configuration key.`)
+	cfgPath := fs.String("config", "/etc/posguard/agent.yaml", "configuration file (YAML)")
+	check := fs.Bool("check", false, "validate the configuration file and its key files, then exit")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *check {
+		// An unusable bootstrap policy is no configuration error (failMode
+		// decides until a signed policy arrives), but worth a warning.
+		if b := cfg.Policy.Bootstrap; b != "" {
+			if p, err := policy.LoadFile(b); err != nil {
+				fmt.Fprintf(std.err, "warning: policy.bootstrap: %v\n", err)
+			} else if p.Expired(time.Now()) {
+				fmt.Fprintf(std.err, "warning: policy.bootstrap: %s v%d expired at %s\n", p.Metadata.Name, p.Metadata.Version, p.Metadata.ExpiresAt.Format(time.RFC3339))
+			}
+		}
+		fmt.Fprintf(std.out, "%s: ok (store %s, register %s)\n", *cfgPath, cfg.Store, cfg.Register)
+		return nil
+	}
+	log := newLogger(std.err)
+	a, err := agent.New(cfg, agent.Options{Logger: log, Version: agentVersion()})
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-hup:
+			next, err := config.Load(*cfgPath)
+			if err != nil {
+				log.Error("configuration not reloaded; keeping the running one", "err", err)
+				continue
+			}
+			a.Reload(next)
+		}
+	}
+}
+
+// agentVersion is the module version the binary was built from, for status.
+func agentVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

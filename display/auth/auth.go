@@ -1,0 +1,261 @@
+// Package auth guards the display page: sessions in a cookie, an optional
+// store password (a bcrypt hash from the configuration), a CSRF token per
+// session for state-changing requests, and per-client rate limits.
+//
+// Every page gets a session, login or not, because even a display bound to
+// 127.0.0.1 can be posted to by any web page open in the same browser; the
+// CSRF token is what stops that.
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// CookieName is the session cookie.
+const CookieName = "posguard_display"
+
+// MaxSessions bounds the session table so a flood of cookie-less requests
+// cannot grow it without limit; the oldest sessions are evicted first.
+const MaxSessions = 1024
+
+// ErrWrongPassword is returned by Login for a bad password.
+var ErrWrongPassword = errors.New("wrong password")
+
+// Session is what a request carries.
+type Session struct {
+	ID      string
+	CSRF    string
+	Authed  bool // logged in, or no login configured
+	Expires time.Time
+}
+
+// Manager holds the sessions. Safe for concurrent use.
+type Manager struct {
+	hash   []byte // nil: no login required
+	ttl    time.Duration
+	secure bool
+	now    func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]Session
+}
+
+// Options configure a Manager.
+type Options struct {
+	// PasswordHash is a bcrypt hash; empty means no login (loopback only).
+	PasswordHash string
+	// TTL is how long a session lives without use; 0 means 12 hours (a shift).
+	TTL time.Duration
+	// Secure marks the cookie Secure (the page is served over HTTPS).
+	Secure bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// New checks the password hash and makes a manager.
+func New(o Options) (*Manager, error) {
+	m := &Manager{ttl: o.TTL, secure: o.Secure, now: o.Now, sessions: map[string]Session{}}
+	if m.ttl <= 0 {
+		m.ttl = 12 * time.Hour
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if o.PasswordHash != "" {
+		if _, err := bcrypt.Cost([]byte(o.PasswordHash)); err != nil {
+			return nil, fmt.Errorf("password hash: not a bcrypt hash: %w", err)
+		}
+		m.hash = []byte(o.PasswordHash)
+	}
+	return m, nil
+}
+
+// LoginRequired reports whether a password is configured.
+func (m *Manager) LoginRequired() bool { return m.hash != nil }
+
+// Get returns the live session of a request.
+func (m *Manager) Get(r *http.Request) (Session, bool) {
+	c, err := r.Cookie(CookieName)
+	if err != nil || c.Value == "" {
+		return Session{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.sessions[c.Value]
+	if !ok {
+		return Session{}, false
+	}
+	now := m.now()
+	if !now.Before(s.Expires) {
+		delete(m.sessions, c.Value)
+		return Session{}, false
+	}
+	s.Expires = now.Add(m.ttl)
+	m.sessions[c.Value] = s
+	return s, true
+}
+
+// Ensure returns the request's session, starting an unauthenticated one
+// (authenticated when no login is configured) and setting its cookie if
+// there is none.
+func (m *Manager) Ensure(w http.ResponseWriter, r *http.Request) (Session, error) {
+	if s, ok := m.Get(r); ok {
+		return s, nil
+	}
+	return m.start(w, !m.LoginRequired())
+}
+
+// Login checks password and, if right, starts a fresh authenticated session
+// (a new id, so a session fixed before login is worthless after it).
+func (m *Manager) Login(w http.ResponseWriter, r *http.Request, password string) (Session, error) {
+	if m.hash == nil {
+		return m.Ensure(w, r)
+	}
+	if err := bcrypt.CompareHashAndPassword(m.hash, []byte(password)); err != nil {
+		return Session{}, ErrWrongPassword
+	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		m.mu.Lock()
+		delete(m.sessions, c.Value)
+		m.mu.Unlock()
+	}
+	return m.start(w, true)
+}
+
+// Logout ends the request's session and clears the cookie.
+func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(CookieName); err == nil {
+		m.mu.Lock()
+		delete(m.sessions, c.Value)
+		m.mu.Unlock()
+	}
+	http.SetCookie(w, m.cookie("", -1))
+}
+
+// CheckCSRF reports whether token is the CSRF token of the request's session.
+func (m *Manager) CheckCSRF(r *http.Request, token string) bool {
+	s, ok := m.Get(r)
+	if !ok || token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(s.CSRF), []byte(token)) == 1
+}
+
+func (m *Manager) start(w http.ResponseWriter, authed bool) (Session, error) {
+	id, err := randomToken()
+	if err != nil {
+		return Session{}, err
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		return Session{}, err
+	}
+	now := m.now()
+	s := Session{ID: id, CSRF: csrf, Authed: authed, Expires: now.Add(m.ttl)}
+	m.mu.Lock()
+	m.evict(now)
+	m.sessions[id] = s
+	m.mu.Unlock()
+	http.SetCookie(w, m.cookie(id, 0))
+	return s, nil
+}
+
+// evict drops expired sessions and, if still full, the one closest to
+// expiry. Must hold mu.
+func (m *Manager) evict(now time.Time) {
+	if len(m.sessions) < MaxSessions {
+		return
+	}
+	var oldest string
+	var oldestExp time.Time
+	for id, s := range m.sessions {
+		if !now.Before(s.Expires) {
+			delete(m.sessions, id)
+			continue
+		}
+		if oldest == "" || s.Expires.Before(oldestExp) {
+			oldest, oldestExp = id, s.Expires
+		}
+	}
+	if len(m.sessions) >= MaxSessions {
+		delete(m.sessions, oldest)
+	}
+}
+
+func (m *Manager) cookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     CookieName,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   m.secure,
+		SameSite: http.SameSiteStrictMode,
+	}
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("session token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Limiter allows at most Max events per key in any Window; used for login
+// attempts and review resolutions (each one a PIN try at the register).
+type Limiter struct {
+	max    int
+	window time.Duration
+
+	mu   sync.Mutex
+	hits map[string][]time.Time
+}
+
+// MaxKeys bounds the limiter's table; beyond it, keys with no recent hits are
+// forgotten first.
+const MaxKeys = 4096
+
+// NewLimiter makes a limiter of max events per window per key.
+func NewLimiter(max int, window time.Duration) *Limiter {
+	return &Limiter{max: max, window: window, hits: map[string][]time.Time{}}
+}
+
+// Allow records an event for key at now and reports whether it is within
+// the limit. A refused event is not recorded, so waiting always helps.
+func (l *Limiter) Allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := now.Add(-l.window)
+	h := l.hits[key]
+	i := 0
+	for i < len(h) && !h[i].After(cut) {
+		i++
+	}
+	h = h[i:]
+	if len(h) >= l.max {
+		l.hits[key] = h
+		return false
+	}
+	if len(l.hits) >= MaxKeys {
+		for k, v := range l.hits {
+			if len(v) == 0 || !v[len(v)-1].After(cut) {
+				delete(l.hits, k)
+			}
+		}
+		if len(l.hits) >= MaxKeys {
+			return false
+		}
+	}
+	l.hits[key] = append(h, now)
+	return true
+}

@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// request carries the cookies a response set, as a browser would.
+func request(from *httptest.ResponseRecorder) *http.Request {
+	r := httptest.NewRequest("GET", "/", nil)
+	for _, c := range from.Result().Cookies() {
+		r.AddCookie(c)
+	}
+	return r
+}
+
+func TestSessionsWithoutLogin(t *testing.T) {
+	m, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	s, err := m.Ensure(w, httptest.NewRequest("GET", "/", nil))
+	if err != nil || !s.Authed || s.CSRF == "" {
+		t.Fatalf("Ensure = %+v, %v", s, err)
+	}
+	r := request(w)
+	if !m.CheckCSRF(r, s.CSRF) || m.CheckCSRF(r, s.CSRF+"x") || m.CheckCSRF(r, "") {
+		t.Fatal("CSRF check wrong")
+	}
+	// The token of one session is useless with another.
+	w2 := httptest.NewRecorder()
+	s2, _ := m.Ensure(w2, httptest.NewRequest("GET", "/", nil))
+	if m.CheckCSRF(request(w2), s.CSRF) || s2.ID == s.ID {
+		t.Fatal("sessions share tokens")
+	}
+}
+
+func TestLoginAndExpiry(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	c := &clock{t: time.Unix(1_562_000_000, 0)}
+	m, err := New(Options{PasswordHash: string(hash), TTL: time.Hour, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	pre, _ := m.Ensure(w, httptest.NewRequest("GET", "/", nil))
+	if pre.Authed {
+		t.Fatal("session authed before login")
+	}
+	if _, err := m.Login(httptest.NewRecorder(), request(w), "nope"); err != ErrWrongPassword {
+		t.Fatalf("wrong password: %v", err)
+	}
+	w2 := httptest.NewRecorder()
+	s, err := m.Login(w2, request(w), "pw")
+	if err != nil || !s.Authed || s.ID == pre.ID {
+		t.Fatalf("login = %+v, %v (want a new authed session)", s, err)
+	}
+	if _, ok := m.Get(request(w)); ok {
+		t.Fatal("pre-login session survived login (fixation)")
+	}
+	r := request(w2)
+	c.t = c.t.Add(59 * time.Minute)
+	if _, ok := m.Get(r); !ok {
+		t.Fatal("session expired early")
+	}
+	c.t = c.t.Add(59 * time.Minute) // use above extended it
+	if _, ok := m.Get(r); !ok {
+		t.Fatal("use did not extend the session")
+	}
+	c.t = c.t.Add(61 * time.Minute)
+	if _, ok := m.Get(r); ok {
+		t.Fatal("idle session did not expire")
+	}
+}
+
+func TestNewRejectsBadHash(t *testing.T) {
+	for _, h := range []string{"secret", "$2a$10$short", "$argon2id$v=19$..."} {
+		if _, err := New(Options{PasswordHash: h}); err == nil {
+			t.Errorf("New accepted hash %q", h)
+		}
+	}
+}
+
+func TestSessionTableBounded(t *testing.T) {
+	m, _ := New(Options{})
+	for i := 0; i < MaxSessions+50; i++ {
+		m.Ensure(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}
+	if n := len(m.sessions); n > MaxSessions {
+		t.Fatalf("%d sessions, bound %d", n, MaxSessions)
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	l := NewLimiter(3, time.Minute)
+	steps := []struct {
+		key  string
+		at   time.Duration
+		want bool
+	}{
+		{"a", 0, true}, {"a", time.Second, true}, {"a", 2 * time.Second, true},
+		{"a", 3 * time.Second, false}, // fourth in a minute
+		{"b", 3 * time.Second, true},  // other clients unaffected
+		{"a", 59 * time.Second, false},
+		{"a", 61 * time.Second, true}, // the first hit left the window
+		{"a", 62 * time.Second, true}, // the hits at 1s and 2s left it too
+		{"a", 62 * time.Second, true},
+		{"a", 62 * time.Second, false}, // 61s, 62s, 62s in the window
+	}
+	for i, s := range steps {
+		if got := l.Allow(s.key, t0.Add(s.at)); got != s.want {
+			t.Errorf("step %d (%s at %v): %v, want %v", i, s.key, s.at, got, s.want)
+		}
+	}
+}

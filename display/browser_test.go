@@ -1,0 +1,261 @@
+package display
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/policy"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts headless Debian Chromium for one test. Without Chromium the
+// test skips, unless POSGUARD_INTEGRATION=1 (CI), where that is a failure.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("POSGUARD_INTEGRATION") == "1" {
+			t.Fatalf("POSGUARD_INTEGRATION=1 but chromium is missing: %v", err)
+		}
+		t.Skipf("chromium not installed at %s (set POSGUARD_INTEGRATION=1 to require it)", chromiumPath)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// No timeout on the context of the first Run: it would stop the
+	// browser. Each step gets its own timeout instead (see run).
+	ctx, cancelCtx := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		// Closing waits for the browser process; never let a stuck one
+		// hang the test binary.
+		closed := make(chan struct{})
+		go func() { cancelCtx(); cancelAlloc(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(15 * time.Second):
+			t.Log("chromium did not exit within 15s")
+		}
+	})
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start chromium: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("chromium did not start within 30s")
+	}
+	// Any uncaught exception in the page's script fails the test, even
+	// when the assertions happen to pass. (Network errors while a server
+	// is down are expected and are log entries, not exceptions.)
+	var (
+		mu         sync.Mutex
+		exceptions []string
+	)
+	go func() {
+		for m, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			if m.IsException() {
+				mu.Lock()
+				exceptions = append(exceptions, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { // runs before the browser is closed above
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range exceptions {
+			t.Errorf("page script exception: %s", e)
+		}
+	})
+	return ctx
+}
+
+// run runs steps with a timeout and fails the test with the page's content
+// when one fails.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		html, _ := chromedp.Run(hctx, chromedp.OuterHTML(chromedp.CSS("body")))
+		t.Fatalf("%s: %v\npage: %.4000s", what, err, html)
+	}
+}
+
+// get runs one action that returns a value.
+func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+type css = chromedp.CSS
+
+// An alert published on the broker appears on the page; a review approved on
+// the page with a PIN reaches the register over the broker as a resolve
+// command; the register's resolution comes back and the page shows it.
+func TestBrowserAlertAndResolve(t *testing.T) {
+	ctx := browser(t)
+	r := startRig(t, nil)
+	cmds := registerClient(t, r.broker.URL(), testStore, "R2")
+	now := time.Now().UTC()
+
+	run(t, ctx, "open page", chromedp.Navigate(r.base+"/?lang=en"), chromedp.WaitVisible(css("#live.live-on")))
+
+	r.publish(wire.AlertsTopic(testStore, "R1"), alertEvent(testStore, "R1", 1, policy.Deny, now), false)
+	deny := `#alerts article.alert.deny[data-id="S001/R1/ep1/1"]`
+	run(t, ctx, "deny alert appears", chromedp.WaitVisible(css(deny)))
+	denyText := get(t, ctx, "deny text", chromedp.Text(css(deny)))
+	for _, want := range []string{"DENY", "Register R1", "tobacco cartons 6 > limit 2", "acct…", "tobacco ×6", "¥35,100"} {
+		if !strings.Contains(denyText, want) {
+			t.Errorf("deny alert text lacks %q:\n%s", want, denyText)
+		}
+	}
+	if strings.Contains(denyText, "7f3a9c21") {
+		t.Error("full account shown on the page")
+	}
+
+	r.publish(wire.AlertsTopic(testStore, "R2"), alertEvent(testStore, "R2", 5, policy.Review, now), false)
+	review := `#pinned article.alert.review[data-review="sale-R2-5"]`
+	run(t, ctx, "review pinned", chromedp.WaitVisible(css(review)))
+	countdown := get(t, ctx, "countdown", chromedp.Text(css(review+" .countdown")))
+	if !strings.HasPrefix(countdown, "left 1:") && !strings.HasPrefix(countdown, "left 2:") {
+		t.Errorf("countdown = %q, want about two minutes left", countdown)
+	}
+
+	run(t, ctx, "approve with PIN",
+		chromedp.Click(css(review+" button.approve")),
+		chromedp.WaitVisible(css("#pin-input")),
+		chromedp.SendKeys(css("#pin-input"), "4711"),
+		chromedp.Click(css("#pin-send")),
+		chromedp.WaitVisible(css(review+" .result.sent")))
+
+	m, err := recvCmd(cmds, 10*time.Second)
+	if err != nil {
+		t.Fatal("the register never got the resolve command")
+	}
+	cmd, err := wire.ParseCommand(m.Topic(), m.Payload())
+	if err != nil {
+		t.Fatalf("command: %v", err)
+	}
+	if cmd.Type != wire.CmdResolve || cmd.ReviewID != "sale-R2-5" || cmd.Action != wire.Approve || cmd.PIN.Reveal() != "4711" || cmd.Register != "R2" {
+		t.Fatalf("command = %+v (pin %q)", cmd, cmd.PIN.Reveal())
+	}
+
+	// The register checks the PIN, forwards the held payment and reports.
+	r.publish(wire.AlertsTopic(testStore, "R2"), resolutionEvent(testStore, "R2", 6, "sale-R2-5", "approve", time.Now().UTC()), false)
+	done := `#alerts article.alert.review.state-approved[data-review="sale-R2-5"]`
+	run(t, ctx, "page shows it resolved", chromedp.WaitVisible(css(done)), chromedp.WaitNotPresent(css(review)))
+	result := get(t, ctx, "result", chromedp.Text(css(done+" .result")))
+	if !strings.Contains(result, "approved") || !strings.Contains(result, "manager-tanaka") {
+		t.Errorf("result = %q", result)
+	}
+
+	// Switching the language on the page relabels it without a reload.
+	run(t, ctx, "switch to Japanese", chromedp.Click(css("#lang")))
+	label := get(t, ctx, "result in Japanese", chromedp.Text(css(done+" .result")))
+	htmlLang := get(t, ctx, "html lang", chromedp.AttributeValue(css("html"), "lang"))
+	if !strings.Contains(label, "承認済み") || htmlLang.Value != "ja" {
+		t.Errorf("after switching: result %q, html lang %q", label, htmlLang.Value)
+	}
+}
+
+// The page says it is stale when the broker goes away and goes live again by
+// itself when it is back; the same when the display server itself restarts.
+func TestBrowserOfflineBanner(t *testing.T) {
+	ctx := browser(t)
+	r := startRig(t, nil)
+	run(t, ctx, "open page", chromedp.Navigate(r.base+"/?lang=en"),
+		chromedp.WaitVisible(css("#live.live-on")), chromedp.WaitNotVisible(css("#stale")))
+
+	r.broker.Stop()
+	run(t, ctx, "banner on broker loss", chromedp.WaitVisible(css("body.stale #stale")))
+	if banner := get(t, ctx, "banner", chromedp.Text(css("#stale"))); !strings.Contains(banner, "Broker connection lost") {
+		t.Errorf("banner = %q", banner)
+	}
+
+	r.broker.Restart()
+	run(t, ctx, "live again after broker restart",
+		chromedp.WaitVisible(css("#live.live-on")), chromedp.WaitNotVisible(css("#stale")))
+	// Alerts flow again after the reconnect (the subscription was renewed).
+	r.publish(wire.AlertsTopic(testStore, "R1"), alertEvent(testStore, "R1", 9, policy.Deny, time.Now().UTC()), false)
+	run(t, ctx, "alert after reconnect", chromedp.WaitVisible(css(`article[data-id="S001/R1/ep1/9"]`)))
+
+	// The display server restarts on the same address: the page notices,
+	// says so, and comes back with a fresh snapshot.
+	addr := strings.TrimPrefix(r.base, "http://")
+	r.stopServer()
+	run(t, ctx, "banner on server loss", chromedp.WaitVisible(css("body.stale #stale")))
+	if banner := get(t, ctx, "banner", chromedp.Text(css("#stale"))); !strings.Contains(banner, "Connection lost") {
+		t.Errorf("banner = %q", banner)
+	}
+	r.restartServer(addr)
+	run(t, ctx, "live after server restart",
+		chromedp.WaitVisible(css("#live.live-on")), chromedp.WaitNotVisible(css("#stale")))
+}
+
+// A screenshot with a deny and a review, in Japanese, for the README. It is
+// written to testdata only with -update or POSGUARD_UPDATE_SCREENSHOT=1.
+func TestBrowserScreenshot(t *testing.T) {
+	ctx := browser(t)
+	r := startRig(t, nil)
+	now := time.Now().UTC()
+	for i, reg := range []string{"R1", "R2", "R3"} {
+		r.publish(wire.StatusTopic(testStore, reg), status(testStore, reg, i != 2, now), true)
+	}
+	r.publish(wire.AlertsTopic(testStore, "R1"), alertEvent(testStore, "R1", 1, policy.Deny, now.Add(-40*time.Second)), false)
+	r.publish(wire.AlertsTopic(testStore, "R2"), alertEvent(testStore, "R2", 2, policy.Review, now.Add(-20*time.Second)), false)
+	run(t, ctx, "render",
+		chromedp.Navigate(r.base+"/?lang=ja"),
+		chromedp.WaitVisible(css("#live.live-on")),
+		chromedp.WaitVisible(css(`.tile[data-register="R3"]`)),
+		chromedp.WaitVisible(css("#alerts article.alert.deny")),
+		chromedp.WaitVisible(css("#pinned article.alert.review")),
+		chromedp.Sleep(1500*time.Millisecond)) // let the deny flash fade
+	png := get(t, ctx, "screenshot", chromedp.FullScreenshot(100))
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) || len(png) < 10_000 {
+		t.Fatalf("screenshot is not a PNG of a rendered page (%d bytes)", len(png))
+	}
+	out := filepath.Join(t.TempDir(), "screenshot.png")
+	if *update || os.Getenv("POSGUARD_UPDATE_SCREENSHOT") == "1" {
+		out = filepath.Join("testdata", "screenshot.png")
+	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+}

@@ -1,0 +1,269 @@
+// Package display is the store alert display: it follows one store's
+// registers over MQTT (alerts and retained status), keeps the picture in a
+// board, pushes it to browsers over Server-Sent Events, and sends a
+// manager's review resolution to the register's cmd topic.
+//
+// The display never checks or stores PINs: it passes them straight to the
+// register, which checks them and reports the outcome as a resolution event.
+package display
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/display/auth"
+	"github.com/posguard/posguard/display/board"
+	"github.com/posguard/posguard/display/sse"
+)
+
+// DefaultListen is loopback: a display is reachable beyond the machine only
+// when configured to be, and then only with a password.
+const DefaultListen = "127.0.0.1:8090"
+
+// Config is everything the display needs; the CLI fills it from flags.
+type Config struct {
+	Store  string // store id, as in the topics
+	Broker string // tcp://host:1883, ssl://host:8883, ws://…
+	// TLS configures the broker connection (CA, client certificate); nil
+	// means none.
+	TLS *tls.Config
+	// Listen is the HTTP address; empty means DefaultListen.
+	Listen string
+	// PasswordHash is the bcrypt hash of the store login. Required when
+	// Listen is not a loopback address.
+	PasswordHash string
+	// HTTPS, when set, serves the page over TLS (and marks the session
+	// cookie Secure). Recommended whenever Listen is beyond loopback: the
+	// login password and the PINs cross the network.
+	HTTPS *tls.Config
+	// ReviewTimeout is how long a register holds a review (its deadline is
+	// the alert time plus this). 0 means 2 minutes.
+	ReviewTimeout time.Duration
+	// AnswerWait is how long the page shows "sent" before offering the
+	// buttons again when the register does not answer. 0 means 15 s.
+	AnswerWait time.Duration
+	// ResolveLimit is how many resolutions one client may send per minute
+	// (each carries a PIN guess). 0 means 5.
+	ResolveLimit int
+	// Keep bounds the finished alerts remembered; 0 means board.DefaultKeep.
+	Keep int
+	Log  *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running display. Create with New, then Run or Serve.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	board    *board.Board
+	hub      *sse.Hub
+	sessions *auth.Manager
+	resolveL *auth.Limiter
+	loginL   *auth.Limiter
+	loopback bool
+	clientID string
+	inbox    chan inbound
+	mqtt     *mqttLink
+
+	mu        sync.Mutex
+	connected bool
+	changedAt time.Time
+	done      chan struct{}
+}
+
+// New checks cfg and builds a server. It refuses to listen beyond loopback
+// without a password hash.
+func New(cfg Config) (*Server, error) {
+	if err := wire.ValidateStore(cfg.Store); err != nil {
+		return nil, fmt.Errorf("display: %w", err)
+	}
+	if cfg.Broker == "" {
+		return nil, errors.New("display: broker URL is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	loop, err := IsLoopback(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("display: listen address: %w", err)
+	}
+	if !loop && cfg.PasswordHash == "" {
+		return nil, fmt.Errorf("display: listening on %s (beyond 127.0.0.1) requires a password hash", cfg.Listen)
+	}
+	if cfg.ReviewTimeout <= 0 {
+		cfg.ReviewTimeout = 2 * time.Minute
+	}
+	if cfg.AnswerWait <= 0 {
+		cfg.AnswerWait = 15 * time.Second
+	}
+	if cfg.ResolveLimit <= 0 {
+		cfg.ResolveLimit = 5
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	sessions, err := auth.New(auth.Options{PasswordHash: cfg.PasswordHash, Secure: cfg.HTTPS != nil, Now: cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("display: %w", err)
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		return nil, fmt.Errorf("display: client id: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Log.With("store", cfg.Store),
+		now:      cfg.Now,
+		board:    board.New(cfg.Store, cfg.Keep),
+		hub:      sse.NewHub(256),
+		sessions: sessions,
+		resolveL: auth.NewLimiter(cfg.ResolveLimit, time.Minute),
+		loginL:   auth.NewLimiter(10, time.Minute),
+		loopback: loop,
+		// Two displays of one store must not share a client id, or the
+		// broker would disconnect one for the other in a loop.
+		clientID: wire.DisplayUsername(cfg.Store) + "/" + hex.EncodeToString(suffix),
+		inbox:    make(chan inbound, 1024),
+		done:     make(chan struct{}),
+	}
+	return s, nil
+}
+
+// IsLoopback reports whether a listen address binds only the loopback
+// interface. An empty host (all interfaces) is not loopback.
+func IsLoopback(listen string) (bool, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, fmt.Errorf("%q: %w", listen, err)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// Run listens on the configured address and serves until ctx ends.
+func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("display: listen %s: %w", s.cfg.Listen, err)
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve connects to the broker (retrying in the background until it is
+// up) and serves HTTP on ln until ctx ends; then it disconnects and closes
+// the page streams.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	link, err := s.dial()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.mqtt = link
+	if s.cfg.HTTPS != nil {
+		ln = tls.NewListener(ln, s.cfg.HTTPS)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.pump(ctx) }()
+	go func() { defer wg.Done(); s.tick(ctx) }()
+
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("display serving", "addr", ln.Addr().String(), "broker", s.cfg.Broker, "login", s.sessions.LoginRequired())
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	close(s.done) // ends the SSE streams so Shutdown does not wait on them
+	shutCtx, c2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer c2()
+	_ = srv.Shutdown(shutCtx)
+	link.close()
+	cancel()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("display: serve http: %w", err)
+	}
+	return nil
+}
+
+// tick expires reviews once a second: countdowns end on the page by
+// themselves, but the server's word is what pins or unpins them.
+func (s *Server) tick(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, a := range s.board.Expire(s.now(), s.cfg.AnswerWait) {
+				s.broadcast("alert", a)
+			}
+		}
+	}
+}
+
+// brokerState is what the page is told about the MQTT link.
+type brokerState struct {
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since,omitzero"`
+}
+
+func (s *Server) setConnected(up bool) {
+	s.mu.Lock()
+	s.connected, s.changedAt = up, s.now()
+	st := brokerState{Connected: s.connected, Since: s.changedAt}
+	s.mu.Unlock()
+	s.broadcast("broker", st)
+}
+
+func (s *Server) brokerState() brokerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return brokerState{Connected: s.connected, Since: s.changedAt}
+}
+
+func (s *Server) broadcast(name string, v any) {
+	m, err := sse.JSON(name, v)
+	if err != nil {
+		s.log.Error("encode page update", "event", name, "err", err)
+		return
+	}
+	if n := s.hub.Publish(m); n > 0 {
+		s.log.Warn("cut off slow pages; they will reconnect", "pages", n)
+	}
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# bench.sh: posguard's benchmark suite. Runs every measurement with `go test
+# -bench` (or a small Go program printing benchmark-format lines), keeps the
+# raw output and summarises it with benchstat. See scripts/README.md.
+#
+#   scripts/bench.sh                 # COUNT=5, results in /tmp/posguard-bench/<date>/
+#   COUNT=10 OUT=/tmp/b scripts/bench.sh
+#   ONLY=opa,backtest scripts/bench.sh   # run some steps only
+#
+# Steps: decision, opa, durable, scan, ingest, backtest, rss, fanout.
+# Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
+# times out is reported and the others still run. PostgreSQL for the ingest
+# step is POSGUARD_TEST_PG (default the local server's "test" database); the
+# step is skipped without it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+COUNT=${COUNT:-5}
+STEP_TIMEOUT=${STEP_TIMEOUT:-15m}
+OUT=${OUT:-${TMPDIR:-/tmp}/posguard-bench/$(date -u +%Y%m%dT%H%M%SZ)}
+ONLY=${ONLY:-}
+BENCHSTAT=${BENCHSTAT:-go run golang.org/x/perf/cmd/benchstat@latest}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+failed=()
+
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+# step NAME DIR CMD...: run CMD in DIR with a time bound, tee to $OUT/NAME.txt.
+step() {
+	local name=$1 dir=$2
+	shift 2
+	want "$name" || return 0
+	echo "== $name: $*"
+	local start=$SECONDS
+	(cd "$dir" && timeout "$STEP_TIMEOUT" "$@") 2>&1 | tee "$OUT/$name.txt"
+	local rc=${PIPESTATUS[0]}
+	echo "== $name: exit $rc after $((SECONDS - start))s"
+	if [ "$rc" -ne 0 ]; then
+		failed+=("$name (exit $rc)")
+	fi
+}
+
+bench=(go test -run '^$' -count "$COUNT")
+
+{
+	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "machine: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+	echo "memory:  $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+	echo "go:      $(go version)"
+	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+	echo "count:   $COUNT"
+} | tee "$OUT/machine.txt"
+
+# Decision latency: PG1 token verify and policy Evaluate on the example
+# policy, then the whole agent decision (verify, evaluate, durable commit).
+step decision "$ROOT" "${bench[@]}" -bench 'BenchmarkEvaluate$|BenchmarkEvaluateNoExpr|BenchmarkEvaluateFiring|BenchmarkVerifyPG1EdDSA' \
+	./policy ./policy/token
+step decision-agent "$ROOT" "${bench[@]}" -bench '^BenchmarkDecide$|^BenchmarkDecideParallel8$' ./agent
+# The same decision with the rules written in Rego and run by OPA.
+step opa "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkDecide|BenchmarkRules' ./opa
+# Durable decisions per second (bbolt, fsync on): 1 and 8 callers.
+step durable "$ROOT" "${bench[@]}" -bench 'BenchmarkCommit' ./agent/state
+# Scan pass-through over ptys, with p50/p99.
+step scan "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkScanPassThrough' -benchtime 2000x ./scanlat
+step scan-agent "$ROOT" "${bench[@]}" -bench 'BenchmarkScanPassThrough' ./agent
+# HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100.
+step ingest "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkIngest' -benchtime 200x ./ingest
+# Backtest: 1,000,000 events read, sorted and replayed through the example policy.
+step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
+# Agent state RSS, idle and with a 1,000,000-entry denylist.
+if want rss; then
+	for _ in $(seq "$COUNT"); do
+		step rss "$ROOT/bench" go run ./cmd/rss -entries 0,1000000
+		cat "$OUT/rss.txt" >>"$OUT/rss-all.txt"
+	done
+	mv "$OUT/rss-all.txt" "$OUT/rss.txt"
+fi
+# A policy push applied by 1,000 MQTT agent clients.
+step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
+
+echo
+echo "== summary (benchstat)"
+: >"$OUT/summary.txt"
+for f in "$OUT"/*.txt; do
+	case $(basename "$f") in machine.txt | summary.txt) continue ;; esac
+	grep -qE '^Benchmark' "$f" || continue
+	echo "-- $(basename "$f" .txt)" >>"$OUT/summary.txt"
+	if ! $BENCHSTAT "$f" >>"$OUT/summary.txt" 2>"$OUT/benchstat.err"; then
+		echo "benchstat failed on $f (see $OUT/benchstat.err)"
+		failed+=("benchstat $(basename "$f")")
+	fi
+	echo >>"$OUT/summary.txt"
+done
+cat "$OUT/machine.txt" "$OUT/summary.txt"
+echo
+echo "results: $OUT"
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAILED steps: ${failed[*]}"
+	exit 1
+fi

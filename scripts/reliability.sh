@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# reliability.sh: posguard's reliability suite. See scripts/README.md.
+#
+#   scripts/reliability.sh              # every fuzz target 60s, then the fault tests
+#   FUZZTIME=3s scripts/reliability.sh  # a quick pass
+#   ONLY=broker,serial scripts/reliability.sh
+#
+# Steps:
+#   fuzz     each FuzzXxx in the module for FUZZTIME (default 60s); a
+#            crasher is kept by go test in the package's testdata/fuzz/FuzzXxx/
+#            and listed at the end (there must be none);
+#   sigkill  the agent state file under SIGKILL at random points
+#            (agent/state TestSurvivesSIGKILL), and the agent daemon's own
+#            crash test when it exists (go test -run TestCrash ./agent/);
+#   broker   the MQTT broker killed and restarted under load;
+#   hqdb     HQ and its PostgreSQL connection restarted under load (set
+#            POSGUARD_PG_RESTART_CMD to also restart a private server);
+#   serial   the scanner's serial port unplugged and replugged under load.
+# Each prints what it tried and what was lost (must be nothing). Exit 1 if
+# any step failed or a crasher was found.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+FUZZTIME=${FUZZTIME:-60s}
+ONLY=${ONLY:-}
+STEP_TIMEOUT=${STEP_TIMEOUT:-10m}
+OUT=${OUT:-${TMPDIR:-/tmp}/posguard-reliability/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+results=()
+failed=0
+
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+record() { # record NAME RC NOTE
+	local status=ok
+	if [ "$2" -ne 0 ]; then
+		status="FAILED (exit $2)"
+		failed=1
+	fi
+	results+=("$(printf '%-44s %s %s' "$1" "$status" "$3")")
+}
+
+# run NAME DIR CMD...: run with a time bound, output to the terminal and $OUT/NAME.log.
+run() {
+	local name=$1 dir=$2
+	shift 2
+	echo "== $name: $*"
+	(cd "$dir" && timeout "$STEP_TIMEOUT" "$@") 2>&1 | tee "$OUT/$name.log"
+	return "${PIPESTATUS[0]}"
+}
+
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(go version)"
+
+if want fuzz; then
+	before=$(find . -path ./bench -prune -o -path '*/testdata/fuzz/*' -type f -print | sort)
+	# "dir name" for every fuzz target of the main module.
+	targets=$(grep -rn --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . |
+		grep -v '^./bench/' | sed -E 's#^\./(.*)/[^/]*_test\.go:[0-9]+:func (Fuzz[A-Za-z0-9_]*)\(.*#\1 \2#' | sort -u)
+	n=$(echo "$targets" | grep -c .)
+	echo "== fuzz: $n targets, $FUZZTIME each"
+	while read -r dir name; do
+		[ -n "$dir" ] || continue
+		log="$OUT/fuzz-${dir//\//_}-$name.log"
+		(timeout "$STEP_TIMEOUT" go test -run '^$' -fuzz "^$name\$" -fuzztime "$FUZZTIME" "./$dir") >"$log" 2>&1
+		rc=$?
+		execs=$(grep -oE 'execs: [0-9]+' "$log" | tail -1)
+		record "fuzz $dir $name" "$rc" "(${execs:-no execs reported})"
+		echo "  $dir $name: exit $rc, ${execs:-?}"
+		[ "$rc" -eq 0 ] || tail -20 "$log"
+	done <<<"$targets"
+	after=$(find . -path ./bench -prune -o -path '*/testdata/fuzz/*' -type f -print | sort)
+	new=$(comm -13 <(echo "$before") <(echo "$after"))
+	if [ -n "$new" ]; then
+		echo "== fuzz: NEW CRASHERS kept in testdata (commit them with the fix):"
+		echo "$new"
+		record "fuzz crashers" 1 "$(echo "$new" | grep -c .) new files"
+	else
+		echo "== fuzz: no crasher found"
+		record "fuzz crashers" 0 "none"
+	fi
+fi
+
+if want sigkill; then
+	run sigkill-state "$ROOT" go test -count=1 -run '^TestSurvivesSIGKILL$' -v ./agent/state
+	record "SIGKILL loop: agent/state" $? "(committing process killed at random points, reopened)"
+	if grep -qs '^func TestCrash' agent/*_test.go; then
+		run sigkill-agent "$ROOT" go test -count=1 -run '^TestCrash' -v ./agent/
+		record "SIGKILL loop: agent daemon" $? ""
+	else
+		echo "== sigkill-agent: skipped: not available (no TestCrash in ./agent yet)"
+		results+=("$(printf '%-44s %s' "SIGKILL loop: agent daemon" "skipped: not available")")
+	fi
+fi
+
+if want broker; then
+	run broker "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilityBrokerRestart$' -v ./reliability
+	record "broker killed and restarted under load" $? ""
+fi
+if want hqdb; then
+	run hqdb "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilityHQRestart$' -v ./reliability
+	record "HQ database restarted under load" $? ""
+fi
+if want serial; then
+	run serial "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilitySerialUnplug$' -v ./reliability
+	record "serial unplug/replug under load" $? ""
+fi
+
+echo
+echo "== summary"
+printf '%s\n' "${results[@]}" | tee "$OUT/summary.txt"
+echo "logs: $OUT"
+exit $failed
