@@ -364,3 +364,33 @@ func TestLastWillMarksOffline(t *testing.T) {
 	// And it comes back by itself.
 	waitFor(t, "reconnect", r.sync.Connected)
 }
+
+// TestDenylistReachesEveryRegister: one HQ change, three registers (two
+// stores), each applies the same signed delta.
+func TestDenylistReachesEveryRegister(t *testing.T) {
+	r := newRig(t)
+	stores := []*state.Store{r.st}
+	for _, id := range [][2]string{{"s1", "r2"}, {"s2", "r1"}} {
+		st, err := state.Open(filepath.Join(t.TempDir(), "agent.db"), state.Options{Store: id[0], Register: id[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		c, err := New(Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr}, Store: id[0], Register: id[1], State: st,
+			Trusted: r.trusted, Now: func() time.Time { return now },
+			ActivePolicy: func() int64 { return 0 }, OnPolicy: func(*policy.Policy) {},
+			Status: func() wire.Status { return wire.Status{} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.run(c.Run)
+		waitFor(t, id[0]+"/"+id[1]+" connected", c.Connected)
+		stores = append(stores, st)
+	}
+	if _, err := r.hq.DenylistChange(context.Background(), []string{"acct-stolen-9"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range stores {
+		waitFor(t, fmt.Sprintf("register %d to apply the delta", i), func() bool { return st.Denylisted("acct-stolen-9") })
+	}
+}
