@@ -24,6 +24,7 @@ import (
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/policy/token"
 )
 
@@ -52,7 +53,7 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir()}
-	k, _, err := token.LoadPrivateKey("../policy/testdata/test-issuer-ed25519.key.pem")
+	k, _, err := keyfile.Load("../policy/testdata/test-issuer-ed25519.key.pem")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/policy/token"
 )
 
@@ -214,7 +215,7 @@ func TestAgentSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	cfg := agentFiles(t, dir)
-	issuerKey, _, err := token.LoadPrivateKey("../../policy/testdata/test-issuer-ed25519.key.pem")
+	issuerKey, _, err := keyfile.Load("../../policy/testdata/test-issuer-ed25519.key.pem")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
-	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/policy/keyfile"
 )
 
 func runHQ(ctx context.Context, std stdio, args []string) error {
@@ -80,7 +80,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
 	if *denyKey != "" {
-		signer, alg, err := bundle.LoadSigner(*denyKey)
+		signer, alg, err := keyfile.Load(*denyKey)
 		if err != nil {
 			return err
 		}

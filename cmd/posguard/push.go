@@ -13,6 +13,7 @@ import (
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/policy/keyfile"
 )
 
 // signFlags are the flags naming the HQ policy signing key.
@@ -31,7 +32,7 @@ func (f signFlags) load() (crypto.Signer, string, string, error) {
 	if *f.key == "" {
 		return nil, "", "", usagef("--key is required")
 	}
-	signer, alg, err := bundle.LoadSigner(*f.key)
+	signer, alg, err := keyfile.Load(*f.key)
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/policy/token"
 )
 
@@ -147,7 +148,7 @@ and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 			return usagef("--device %q is not hex", *device)
 		}
 	}
-	key, alg, err := token.LoadPrivateKey(*keyPath)
+	key, alg, err := keyfile.Load(*keyPath)
 	if err != nil {
 		return err
 	}

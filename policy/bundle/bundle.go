@@ -8,9 +8,6 @@ package bundle
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/keyfile"
 )
 
 // Content types, carried in the protected header (label 3).
@@ -117,20 +115,6 @@ func coseAlg(alg string) (cose.Algorithm, error) {
 	return 0, fmt.Errorf("algorithm %q is not EdDSA or ES256", alg)
 }
 
-// AlgOf names the algorithm a public key verifies.
-func AlgOf(pub crypto.PublicKey) (string, error) {
-	switch k := pub.(type) {
-	case ed25519.PublicKey:
-		return AlgEdDSA, nil
-	case *ecdsa.PublicKey:
-		if k.Curve == elliptic.P256() {
-			return AlgES256, nil
-		}
-		return "", fmt.Errorf("ECDSA curve %s is not P-256", k.Curve.Params().Name)
-	}
-	return "", fmt.Errorf("key type %T is neither Ed25519 nor ECDSA P-256", pub)
-}
-
 // Sign wraps payload in a tagged COSE_Sign1 signed by signer. alg must be
 // the signer's algorithm and contentType one of the Type constants.
 func Sign(signer crypto.Signer, alg, kid, contentType string, payload []byte) ([]byte, error) {
@@ -148,7 +132,7 @@ func Sign(signer crypto.Signer, alg, kid, contentType string, payload []byte) ([
 	if err != nil {
 		return nil, fmt.Errorf("sign bundle: %w", err)
 	}
-	if keyAlg, err := AlgOf(signer.Public()); err != nil || keyAlg != alg {
+	if keyAlg, err := keyfile.Alg(signer.Public()); err != nil || keyAlg != alg {
 		return nil, fmt.Errorf("sign bundle: key does not sign %s (%s, %v)", alg, keyAlg, err)
 	}
 	s, err := cose.NewSigner(ca, signer)
@@ -267,7 +251,7 @@ func ParseTrustedKey(kid string, pemText []byte) (TrustedKey, error) {
 	if err != nil {
 		return TrustedKey{}, fmt.Errorf("trusted key %q: %w", kid, err)
 	}
-	alg, err := AlgOf(pub)
+	alg, err := keyfile.Alg(pub)
 	if err != nil {
 		return TrustedKey{}, fmt.Errorf("trusted key %q: %w", kid, err)
 	}
@@ -285,30 +269,4 @@ func LoadTrustedKey(kid, path string) (TrustedKey, error) {
 		return TrustedKey{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
-}
-
-// LoadSigner reads a PEM PKCS#8 private key (KID.key of
-// `posguard policy keygen`) and returns it with its algorithm.
-func LoadSigner(path string) (crypto.Signer, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("read signing key %s: %w", path, err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, "", fmt.Errorf("signing key %s: no PEM PRIVATE KEY block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, "", fmt.Errorf("signing key %s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, "", fmt.Errorf("signing key %s: %T cannot sign", path, k)
-	}
-	alg, err := AlgOf(s.Public())
-	if err != nil {
-		return nil, "", fmt.Errorf("signing key %s: %w", path, err)
-	}
-	return s, alg, nil
 }

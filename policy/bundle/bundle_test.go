@@ -23,6 +23,7 @@ import (
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/policy/keyfile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -406,9 +407,9 @@ func TestKeyFiles(t *testing.T) {
 		}
 		pubPath := writePEM(t, dir, tt.kid+".pub.pem", "PUBLIC KEY", pubDER, 0o644)
 
-		signer, alg, err := bundle.LoadSigner(keyPath)
+		signer, alg, err := keyfile.Load(keyPath)
 		if err != nil || alg != tt.alg {
-			t.Fatalf("LoadSigner = %s, %v", alg, err)
+			t.Fatalf("keyfile.Load = %s, %v", alg, err)
 		}
 		tk, err := bundle.LoadTrustedKey(tt.kid, pubPath)
 		if err != nil || tk.Alg != tt.alg {
@@ -441,10 +442,6 @@ func TestKeyFiles(t *testing.T) {
 		},
 		"trailing junk": func() error {
 			_, err := bundle.ParseTrustedKey("x", append(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: edDER}), "junk"...))
-			return err
-		},
-		"public as signer": func() error {
-			_, _, err := bundle.LoadSigner(writePEM(t, dir, "pub-as-key", "PRIVATE KEY", edDER, 0o600))
 			return err
 		},
 	} {
@@ -513,7 +510,7 @@ func FuzzParseTrustedKey(f *testing.F) {
 			}
 			return
 		}
-		if alg, err := bundle.AlgOf(k.Public); err != nil || alg != k.Alg {
+		if alg, err := keyfile.Alg(k.Public); err != nil || alg != k.Alg {
 			t.Fatalf("accepted key with alg %q, key says %q %v", k.Alg, alg, err)
 		}
 	})

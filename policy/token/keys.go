@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/keyfile"
 )
 
 // GenerateKey makes a new issuer signing key for alg (EdDSA or ES256).
@@ -30,46 +31,6 @@ func GenerateKey(alg string) (crypto.Signer, error) {
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
 	return nil, fmt.Errorf("algorithm %q is not EdDSA or ES256", alg)
-}
-
-// algOf names the COSE algorithm a key signs with.
-func algOf(pub crypto.PublicKey) (string, error) {
-	switch k := pub.(type) {
-	case ed25519.PublicKey:
-		return "EdDSA", nil
-	case *ecdsa.PublicKey:
-		if k.Curve == elliptic.P256() {
-			return "ES256", nil
-		}
-		return "", fmt.Errorf("ECDSA curve %s is not P-256", k.Curve.Params().Name)
-	}
-	return "", fmt.Errorf("key type %T is neither Ed25519 nor ECDSA P-256", pub)
-}
-
-// LoadPrivateKey reads a PEM PKCS#8 private key as written by WriteKeyFiles
-// and returns it with the algorithm it signs with.
-func LoadPrivateKey(path string) (crypto.Signer, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("read key %s: %w", path, err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, "", fmt.Errorf("key %s: no PEM PRIVATE KEY block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, "", fmt.Errorf("key %s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, "", fmt.Errorf("key %s: %T cannot sign", path, k)
-	}
-	alg, err := algOf(s.Public())
-	if err != nil {
-		return nil, "", fmt.Errorf("key %s: %w", path, err)
-	}
-	return s, alg, nil
 }
 
 // PublicKeyPEM encodes a public key as a PEM PKIX "PUBLIC KEY" block, the
@@ -85,7 +46,7 @@ func PublicKeyPEM(pub crypto.PublicKey) (string, error) {
 // IssuerYAML is the policy snippet that trusts pub as key kid of issuer iss,
 // in the shape of the policy's tokens.issuers (policy.Issuer).
 func IssuerYAML(iss, kid string, pub crypto.PublicKey) ([]byte, error) {
-	alg, err := algOf(pub)
+	alg, err := keyfile.Alg(pub)
 	if err != nil {
 		return nil, err
 	}
