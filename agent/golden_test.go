@@ -1,18 +1,14 @@
 package agent_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/posguard/posguard/agent"
+	"github.com/posguard/posguard/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // The JSON a POS integrating over HTTP reads is a contract: decide and
 // status responses are compared with golden files, with the ids and times
@@ -31,7 +27,7 @@ func TestResponsesGolden(t *testing.T) {
 	r.do(t, "GET", "/v1/status", nil, &status)
 	for name, v := range map[string]map[string]any{"decide-review": decide, "status": status} {
 		t.Run(name, func(t *testing.T) {
-			golden(t, name, normalize(v, now))
+			golden.CheckJSON(t, filepath.Join("testdata", name+".golden.json"), normalize(v, now))
 		})
 	}
 }
@@ -72,30 +68,4 @@ func signed(d time.Duration) string {
 		return "+" + d.String()
 	}
 	return d.String()
-}
-
-func golden(t *testing.T, name string, v any) {
-	t.Helper()
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		t.Fatal(err)
-	}
-	got := buf.Bytes()
-	path := filepath.Join("testdata", name+".golden.json")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run TestResponsesGolden -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from the golden file:\n%s", name, got)
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -251,7 +252,7 @@ func TestBrowserScreenshot(t *testing.T) {
 		t.Fatalf("screenshot is not a PNG of a rendered page (%d bytes)", len(png))
 	}
 	out := filepath.Join(t.TempDir(), "screenshot.png")
-	if *update || os.Getenv("POSGUARD_UPDATE_SCREENSHOT") == "1" {
+	if golden.Update() || os.Getenv("POSGUARD_UPDATE_SCREENSHOT") == "1" {
 		out = filepath.Join("testdata", "screenshot.png")
 	}
 	if err := os.WriteFile(out, png, 0o644); err != nil {

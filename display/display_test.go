@@ -3,13 +3,11 @@ package display
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,10 +19,9 @@ import (
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
+	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files and the README screenshot")
 
 func TestStreamSnapshotThenLiveAlert(t *testing.T) {
 	r := startRig(t, nil)
@@ -199,7 +196,7 @@ func TestResolveRoundTrip(t *testing.T) {
 	json.Unmarshal(m.Payload(), &generic)
 	generic["id"], generic["at"] = "ID", "AT"
 	got, _ := json.MarshalIndent(generic, "", "  ")
-	golden(t, "resolve_command.golden.json", append(got, '\n'))
+	golden.Check(t, filepath.Join("testdata", "resolve_command.golden.json"), append(got, '\n'))
 
 	var sent board.Alert
 	json.Unmarshal(s.next(t, "alert").Data, &sent)
@@ -408,23 +405,6 @@ func TestMaskAccount(t *testing.T) {
 		if got := maskAccount(in); got != want {
 			t.Errorf("maskAccount(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n got %s\nwant %s", name, got, want)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/posguard/posguard/internal/golden"
 )
 
 func readRequest(t testing.TB, name string) Request {
@@ -70,7 +72,7 @@ func TestIncidentGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
 			d := Evaluate(p, readRequest(t, name), h)
-			golden(t, filepath.Join("decisions", name+".json"), decisionJSON(t, d))
+			golden.Check(t, filepath.Join("testdata", "decisions", name+".json"), decisionJSON(t, d))
 		})
 	}
 

@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/posguard/posguard/internal/golden"
+)
 
 func loadExample(t testing.TB) *Policy {
 	t.Helper()
@@ -21,24 +20,6 @@ func loadExample(t testing.TB) *Policy {
 		t.Fatalf("load example: %v", err)
 	}
 	return p
-}
-
-// golden compares got with testdata/<name>, rewriting it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run with -update to create): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
 }
 
 func TestLoadExample(t *testing.T) {
@@ -113,7 +94,7 @@ func TestBrokenPolicies(t *testing.T) {
 				}
 				b.WriteString(p.String() + "\n")
 			}
-			golden(t, filepath.Join("broken", name+".golden"), []byte(b.String()))
+			golden.Check(t, filepath.Join("testdata", "broken", name+".golden"), []byte(b.String()))
 		})
 	}
 }

@@ -2,7 +2,6 @@ package event
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,10 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func sampleRequest() *policy.Request {
 	at := time.Date(2019, 7, 3, 14, 5, 0, 0, time.UTC)
@@ -81,17 +79,10 @@ func TestGoldenRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", name+".json")
-			if *update {
-				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			golden.Check(t, path, pretty.Bytes())
 			want, err := os.ReadFile(path)
 			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Errorf("encoding differs from %s:\n%s", path, pretty.Bytes())
+				t.Fatal(err)
 			}
 			back, err := Parse(want)
 			if err != nil {

@@ -3,7 +3,6 @@ package wire_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,9 +13,8 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 var at = time.Date(2019, 7, 3, 10, 15, 0, 0, time.UTC)
 
@@ -71,26 +69,24 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("Marshal: %v", err)
 			}
 			path := filepath.Join("testdata", name)
-			if *update {
-				var buf bytes.Buffer
-				json.Indent(&buf, got, "", "  ")
-				buf.WriteByte('\n')
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, got, "", "  "); err != nil {
+				t.Fatalf("Marshal gave invalid JSON: %v", err)
 			}
-			golden, err := os.ReadFile(path)
+			pretty.WriteByte('\n')
+			golden.Check(t, path, pretty.Bytes())
+			want, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var compact bytes.Buffer
-			if err := json.Compact(&compact, golden); err != nil {
+			if err := json.Compact(&compact, want); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(compact.Bytes(), got) {
 				t.Errorf("Marshal = %s\nwant %s", got, compact.Bytes())
 			}
-			back, err := parse(name, golden)
+			back, err := parse(name, want)
 			if err != nil {
 				t.Fatalf("parse golden: %v", err)
 			}

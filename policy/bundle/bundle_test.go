@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,12 +20,11 @@ import (
 	"github.com/veraison/go-cose"
 
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/policy/keyfile"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // testEd25519 is a fixed test key, so Ed25519 bundles (deterministic
 // signatures) can be golden files.
@@ -325,19 +323,12 @@ func TestGoldenPolicyBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join("testdata", "policy.cose")
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	golden, err := os.ReadFile(path)
+	golden.Check(t, path, b)
+	want, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(b, golden) {
-		t.Errorf("bundle changed:\n got %x\nwant %x", b, golden)
-	}
-	p, err := bundle.VerifyPolicy(golden, k.trusted, "s042", 0, time.Date(2019, 7, 2, 0, 0, 0, 0, time.UTC))
+	p, err := bundle.VerifyPolicy(want, k.trusted, "s042", 0, time.Date(2019, 7, 2, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatalf("golden bundle refused: %v", err)
 	}

@@ -3,15 +3,13 @@ package token
 import (
 	"encoding/base64"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+	"github.com/posguard/posguard/internal/golden"
+)
 
 // emvSamples are consumer-presented QR payloads published in open-source
 // EMV QR libraries' tests.
@@ -56,19 +54,7 @@ func TestEMVSamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "emv", s.name+".json")
-			if *update {
-				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(want) != string(got)+"\n" {
-				t.Errorf("tree differs from %s:\n%s", golden, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "emv", s.name+".json"), append(got, '\n'))
 			// Re-encoding the unredacted tree gives back the payload.
 			raw, _ := base64.StdEncoding.DecodeString(s.text)
 			tree, _ := ParseTLV(raw)
