@@ -55,8 +55,8 @@ bench=(go test -run '^$' -count "$COUNT")
 
 # Decision latency: PG1 token verify and policy Evaluate on the example
 # policy, then the whole agent decision (verify, evaluate, durable commit).
-step decision "$ROOT" "${bench[@]}" -bench 'BenchmarkEvaluate$|BenchmarkEvaluateNoExpr|BenchmarkEvaluateFiring|BenchmarkVerifyPG1EdDSA' \
-	./policy ./policy/token
+step decision "$ROOT" "${bench[@]}" -bench 'BenchmarkEvaluate$|BenchmarkEvaluateNoExpr|BenchmarkEvaluateFiring|BenchmarkVerifyPG1EdDSA|BenchmarkVerifyPolicy$' \
+	./policy ./policy/token ./policy/bundle
 step decision-agent "$ROOT" "${bench[@]}" -bench '^BenchmarkDecide$|^BenchmarkDecideParallel8$' ./agent
 # The same decision with the rules written in Rego and run by OPA.
 step opa "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkDecide|BenchmarkRules' ./opa

@@ -10,8 +10,9 @@
 #            crasher is kept by go test in the package's testdata/fuzz/FuzzXxx/
 #            and listed at the end (there must be none);
 #   sigkill  the agent state file under SIGKILL at random points
-#            (agent/state TestSurvivesSIGKILL), and the agent daemon's own
-#            crash test when it exists (go test -run TestCrash ./agent/);
+#            (agent/state TestSurvivesSIGKILL), and the agent daemon killed
+#            under load and restarted (cmd/posguard TestAgentSurvivesSIGKILL;
+#            a TestCrash in ./agent is run instead if that is what exists);
 #   broker   the MQTT broker killed and restarted under load;
 #   hqdb     HQ and its PostgreSQL connection restarted under load (set
 #            POSGUARD_PG_RESTART_CMD to also restart a private server);
@@ -84,11 +85,16 @@ fi
 if want sigkill; then
 	run sigkill-state "$ROOT" go test -count=1 -run '^TestSurvivesSIGKILL$' -v ./agent/state
 	record "SIGKILL loop: agent/state" $? "(committing process killed at random points, reopened)"
-	if grep -qs '^func TestCrash' agent/*_test.go; then
+	# The daemon's own test: the posguard binary killed mid-stream of
+	# decisions over its local API and restarted.
+	if grep -qs '^func TestAgentSurvivesSIGKILL' cmd/posguard/*_test.go; then
+		run sigkill-agent "$ROOT" go test -count=1 -run '^TestAgentSurvivesSIGKILL$' -v ./cmd/posguard
+		record "SIGKILL loop: agent daemon" $? "(posguard agent killed under load, restarted)"
+	elif grep -qs '^func TestCrash' agent/*_test.go; then
 		run sigkill-agent "$ROOT" go test -count=1 -run '^TestCrash' -v ./agent/
 		record "SIGKILL loop: agent daemon" $? ""
 	else
-		echo "== sigkill-agent: skipped: not available (no TestCrash in ./agent yet)"
+		echo "== sigkill-agent: skipped: not available (no daemon crash test yet)"
 		results+=("$(printf '%-44s %s' "SIGKILL loop: agent daemon" "skipped: not available")")
 	fi
 fi

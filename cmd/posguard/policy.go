@@ -19,6 +19,7 @@ func runPolicy(ctx context.Context, std stdio, args []string) error {
 		{"eval", "decide one request with a policy and print the decision", runPolicyEval},
 		{"sign", "validate a policy and write it as a signed bundle", runPolicySign},
 		{"push", "sign a policy, publish it to the registers and follow them applying it", runPolicyPush},
+		{"test", "backtest a policy on recorded decision events", runPolicyTest},
 	})
 }
 

@@ -45,6 +45,8 @@ type Options struct {
 	// Progress, when set, is called now and then with the phase ("read",
 	// "replay"), the work done and, for replay, the total.
 	Progress func(phase string, done, total int)
+
+	progressEvery int // replay progress interval; tests lower it
 }
 
 // Report is the result of a replay. Its JSON is `policy test --json`.
@@ -257,6 +259,10 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 		rep.Baseline = BaselineRef{Kind: "policy", Name: b.Metadata.Name, Version: b.Metadata.Version}
 		baseHist = newHistory(ret, opts.Denylist)
 	}
+	every := opts.progressEvery
+	if every <= 0 {
+		every = progressEvery
+	}
 	rules := newRuleTable(p)
 	trans := map[[2]policy.Outcome]*Transition{}
 	var labels Labels
@@ -269,7 +275,7 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 				return nil, fmt.Errorf("replay: %w", err)
 			}
 		}
-		if opts.Progress != nil && i > 0 && i%progressEvery == 0 {
+		if opts.Progress != nil && i > 0 && i%every == 0 {
 			opts.Progress("replay", i, len(sales))
 		}
 		s := &sales[i]

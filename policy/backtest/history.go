@@ -28,9 +28,9 @@ type history struct {
 	deny      map[string]bool
 	// stamp[id] == call marks the account as counted in the current
 	// RegisterAccounts call: distinct counting without a set per call.
-	stamp []uint32
-	call  uint32
-	added int
+	stamp      []uint32
+	call       uint32
+	added      int
 	pruneEvery int
 	newest     time.Time
 }

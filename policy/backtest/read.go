@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/policy"
 )
@@ -148,9 +150,32 @@ func Read(ctx context.Context, r io.Reader, progress func(lines int)) ([]Sale, I
 			}
 		}
 	}
-	slices.SortStableFunc(sales, func(a, b Sale) int { return a.Request.At.Compare(b.Request.At) })
 	in.Decisions = len(sales)
-	return sales, in, nil
+	return sortByTime(sales), in, nil
+}
+
+// sortByTime orders sales by request time, ties in input order. An export
+// already in time order (HQ's is) costs one pass; otherwise indexes are
+// sorted rather than the large Sale values, which are then moved once.
+func sortByTime(sales []Sale) []Sale {
+	sorted := true
+	for i := 1; i < len(sales) && sorted; i++ {
+		sorted = !sales[i].Request.At.Before(sales[i-1].Request.At)
+	}
+	if sorted {
+		return sales
+	}
+	byTime := func(a, b *Sale) int { return a.Request.At.Compare(b.Request.At) }
+	idx := make([]int, len(sales))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return byTime(&sales[a], &sales[b]) })
+	out := make([]Sale, len(sales))
+	for i, j := range idx {
+		out[i] = sales[j]
+	}
+	return out
 }
 
 // split cuts r into lines and hands them to the workers in chunks. Lines
@@ -234,12 +259,22 @@ func parseChunk(c chunk) parsed {
 	return p
 }
 
-// parseLine decodes one event with the same strictness as HQ's ingest, so
-// a backtest never scores a record HQ would have refused.
+// parseLine decodes one event at least as strictly as HQ's ingest
+// (event.Parse), so a backtest never scores a record HQ would have refused:
+// size limit, unknown fields, trailing data and event.Validate. It uses the
+// JSON v2 decoder, which parses these events 2-3 times faster than
+// encoding/json and is stricter still: member names must match exactly and
+// appear once, strings must be valid UTF-8. Registers write none of those.
 func parseLine(data []byte) (Sale, event.Type, error) {
-	ev, err := event.Parse(data)
-	if err != nil {
-		return Sale{}, "", err
+	if len(data) > event.MaxSize {
+		return Sale{}, "", fmt.Errorf("parse event: %d bytes exceeds the limit of %d", len(data), event.MaxSize)
+	}
+	var ev event.Event
+	if err := jsonv2.Unmarshal(data, &ev, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return Sale{}, "", fmt.Errorf("parse event: %w", err)
+	}
+	if err := ev.Validate(); err != nil {
+		return Sale{}, "", fmt.Errorf("parse event %q: %w", ev.ID, err)
 	}
 	if ev.Type != event.Decision {
 		return Sale{}, ev.Type, nil

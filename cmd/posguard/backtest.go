@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/backtest"
+)
+
+func runPolicyTest(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "policy test", "--policy NEW.yaml --events EVENTS.jsonl", `
+Backtest a policy: replay recorded sale decisions through it in time order,
+rebuilding the register history as it goes, and report per rule how often
+it fires, how decisions change against a baseline (allow → deny, ...) and,
+when events carry a label ("fraud" or "legit"), how much fraud each rule
+catches and how many honest sales it touches.
+
+EVENTS is JSONL, one agent event per line: what registers send to HQ and
+what HQ exports with GET /v1/events?format=jsonl. Decision events are
+replayed; alerts, resolutions and refusals are counted and skipped. A bad
+line is reported with its number and reason and the replay goes on.
+
+Without --baseline, decisions are compared with those recorded in the
+events. Exit 0 when at least one sale was replayed, 1 when none could be,
+2 on a usage error.`)
+	policyFile := fs.String("policy", "", "policy `FILE` (YAML) to test (required)")
+	eventsFile := fs.String("events", "", "events `FILE` (JSONL), - for standard input (required)")
+	baselineFile := fs.String("baseline", "", "policy `FILE` (YAML) to compare with; default: the recorded decisions")
+	denylistFile := fs.String("denylist", "", "`FILE` of accounts on the HQ denylist during the replay, one per line (# comments)")
+	retention := fs.Duration("retention", backtest.DefaultRetention, "how long the rebuilt history remembers a sale (the agent's retention)")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
+	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("test takes no arguments, got %q", fs.Args())
+	}
+	if *policyFile == "" || *eventsFile == "" {
+		return usagef("test needs --policy and --events")
+	}
+	if *retention <= 0 {
+		return usagef("--retention must be > 0, got %s", *retention)
+	}
+	opts := backtest.Options{Retention: *retention}
+	var err error
+	if opts.Policy, err = policy.LoadFile(*policyFile); err != nil {
+		return err
+	}
+	if *baselineFile != "" {
+		if opts.Baseline, err = policy.LoadFile(*baselineFile); err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+	}
+	if *denylistFile != "" {
+		if opts.Denylist, err = readDenylist(*denylistFile); err != nil {
+			return err
+		}
+	}
+	var in io.Reader = std.in
+	if *eventsFile != "-" {
+		f, err := os.Open(*eventsFile)
+		if err != nil {
+			return fmt.Errorf("open events: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	tty := isTerminal(std.err)
+	if tty || *progress {
+		opts.Progress = progressPrinter(std.err, tty)
+	}
+
+	rep, err := backtest.Run(ctx, in, opts)
+	if tty && opts.Progress != nil {
+		fmt.Fprint(std.err, "\r\033[K") // clear the progress line
+	}
+	if err != nil && !errors.Is(err, backtest.ErrNothingReplayed) {
+		return fmt.Errorf("backtest %s: %w", *eventsFile, err)
+	}
+	if *asJSON {
+		if werr := backtest.WriteJSON(std.out, rep); werr != nil {
+			return werr
+		}
+	} else if werr := backtest.WriteTable(std.out, rep); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w (%d lines, %d bad)", *eventsFile, err, rep.Input.Lines, rep.Input.Bad)
+	}
+	return nil
+}
+
+// readDenylist reads one account per line; blank lines and # comments are
+// skipped.
+func readDenylist(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open denylist: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read denylist %s: %w", path, err)
+	}
+	return out, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progressPrinter prints at most one progress line a second: rewritten in
+// place on a terminal, one line each otherwise (logs, CI).
+func progressPrinter(w io.Writer, tty bool) func(phase string, done, total int) {
+	var last time.Time
+	return func(phase string, done, total int) {
+		now := time.Now()
+		if now.Sub(last) < time.Second {
+			return
+		}
+		last = now
+		msg := fmt.Sprintf("%s: %d lines", phase, done)
+		if total > 0 {
+			msg = fmt.Sprintf("%s: %d of %d sales (%d%%)", phase, done, total, done*100/total)
+		}
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", msg)
+		} else {
+			fmt.Fprintln(w, msg)
+		}
+	}
+}

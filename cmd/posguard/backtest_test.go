@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const backtestTestdata = "../../policy/backtest/testdata"
+
+// backtestCLI runs `posguard policy test` in-process with the same exit code
+// mapping as run: 0 ok, 1 failure, 2 usage error.
+func backtestCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	std := stdio{in: strings.NewReader(stdin), out: &out, err: &errb}
+	code = exitCode(std, "policy test", runPolicyTest(context.Background(), std, args))
+	return code, out.String(), errb.String()
+}
+
+func TestPolicyTestTable(t *testing.T) {
+	events := filepath.Join(backtestTestdata, "7pay.jsonl")
+	code, out, errs := backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"), "--events", events)
+	if code != 0 {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	want, err := os.ReadFile(filepath.Join(backtestTestdata, "7pay.table.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("table differs from %s:\n%s", "7pay.table.golden", out)
+	}
+	if errs != "" {
+		t.Errorf("stderr %q: no progress expected when stderr is not a terminal", errs)
+	}
+}
+
+func TestPolicyTestJSONFromStdin(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(backtestTestdata, "7pay.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := backtestCLI(t, string(data), "--policy", filepath.Join(policyTestdata, "chain-default.yaml"), "--events", "-", "--json", "--progress")
+	if code != 0 {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	want, err := os.ReadFile(filepath.Join(backtestTestdata, "7pay.json.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("JSON differs from 7pay.json.golden:\n%s", out)
+	}
+	if !strings.HasPrefix(errs, "read: ") {
+		t.Errorf("--progress printed %q, want a progress line", errs)
+	}
+}
+
+func TestPolicyTestBaselineAndDenylist(t *testing.T) {
+	dir := t.TempDir()
+	deny := filepath.Join(dir, "deny.txt")
+	if err := os.WriteFile(deny, []byte("# flagged by HQ\nacct-crew-1\n\nshopper-03\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	example := filepath.Join(policyTestdata, "chain-default.yaml")
+	code, out, errs := backtestCLI(t, "", "--policy", example, "--baseline", example, "--denylist", deny,
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--json")
+	if code != 0 {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	var rep struct {
+		Baseline    struct{ Kind, Name string }
+		Transitions []json.RawMessage
+		Rules       []struct {
+			ID            string
+			Enforced      int
+			BaselineFires int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Baseline.Kind != "policy" || rep.Baseline.Name != "chain-default" || len(rep.Transitions) != 0 {
+		t.Errorf("baseline %+v, %d transitions: want the same policy and none", rep.Baseline, len(rep.Transitions))
+	}
+	for _, r := range rep.Rules {
+		if r.ID == "denylist" && (r.Enforced != 2 || r.BaselineFires != 2) {
+			t.Errorf("denylist rule %+v: want 2 fires on both sides", r)
+		}
+	}
+}
+
+func TestPolicyTestBadLines(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(backtestTestdata, "7pay.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example := filepath.Join(policyTestdata, "chain-default.yaml")
+	code, out, _ := backtestCLI(t, "garbage\n"+string(data), "--policy", example, "--events", "-")
+	if code != 0 || !strings.Contains(out, "1 bad lines") || !strings.Contains(out, "  line 1: parse event: ") {
+		t.Errorf("one bad line among good ones: code %d, out:\n%s", code, out)
+	}
+	code, out, errs := backtestCLI(t, "garbage\nmore garbage\n", "--policy", example, "--events", "-")
+	if code != 1 || !strings.Contains(errs, "no decision event could be replayed (2 lines, 2 bad)") || !strings.Contains(out, "line 2: ") {
+		t.Errorf("nothing replayable: code %d, out %q, err %q", code, out, errs)
+	}
+}
+
+func TestPolicyTestUsage(t *testing.T) {
+	example := filepath.Join(policyTestdata, "chain-default.yaml")
+	events := filepath.Join(backtestTestdata, "7pay.jsonl")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"help", []string{"-h"}, 0, "--baseline"},
+		{"no flags", nil, 2, "test needs --policy and --events"},
+		{"no events", []string{"--policy", example}, 2, "test needs --policy and --events"},
+		{"argument", []string{"--policy", example, "--events", events, "extra"}, 2, "test takes no arguments"},
+		{"bad flag", []string{"--nope"}, 2, "flag provided but not defined"},
+		{"bad retention", []string{"--policy", example, "--events", events, "--retention", "-1h"}, 2, "--retention must be > 0"},
+		{"missing events", []string{"--policy", example, "--events", "nope.jsonl"}, 1, "open events: open nope.jsonl"},
+		{"broken policy", []string{"--policy", filepath.Join(policyTestdata, "broken/cel.yaml"), "--events", events}, 1, "policy ../../policy/testdata/broken/cel.yaml"},
+		{"broken baseline", []string{"--policy", example, "--baseline", filepath.Join(policyTestdata, "broken/empty.yaml"), "--events", events}, 1, "baseline: policy"},
+		{"missing denylist", []string{"--policy", example, "--denylist", "nope.txt", "--events", events}, 1, "open denylist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := backtestCLI(t, "", tt.args...)
+			if code != tt.code || !strings.Contains(errs, tt.err) {
+				t.Errorf("code %d stderr %q, want %d with %q", code, errs, tt.code, tt.err)
+			}
+		})
+	}
+	// -h describes every flag.
+	_, _, help := backtestCLI(t, "", "-h")
+	for _, f := range []string{"-policy", "-events", "-baseline", "-denylist", "-retention", "-json", "-progress"} {
+		if !strings.Contains(help, f) {
+			t.Errorf("help does not describe %s", f)
+		}
+	}
+}
