@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,14 +10,10 @@ import (
 
 const backtestTestdata = "../../policy/backtest/testdata"
 
-// backtestCLI runs `posguard policy test` in-process with the same exit code
-// mapping as run: 0 ok, 1 failure, 2 usage error.
+// backtestCLI runs `posguard policy test` in-process.
 func backtestCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	std := stdio{in: strings.NewReader(stdin), out: &out, err: &errb}
-	code = exitCode(std, "policy test", runPolicyTest(context.Background(), std, args))
-	return code, out.String(), errb.String()
+	return runCLI(t, stdin, append([]string{"policy", "test"}, args...)...)
 }
 
 func TestPolicyTestTable(t *testing.T) {
