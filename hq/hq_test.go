@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -376,5 +377,42 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 	if len(stored) != n {
 		t.Fatalf("stored %d events, want %d", len(stored), n)
+	}
+}
+
+// TestExportJSONL exports more events than one page holds, as `policy test`
+// input: every event once, each line a valid event.
+func TestExportJSONL(t *testing.T) {
+	f := start(t)
+	const n = 2*store.DefaultLimit + 17
+	var evs []event.Event
+	for i := 1; i <= n; i++ {
+		ev := decision("s1", "r1", uint64(i), policy.Allow)
+		ev.At = t0.Add(time.Duration(i/10) * time.Second) // ten events per timestamp
+		evs = append(evs, ev)
+	}
+	if _, err := f.st.SaveEvents(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(f.http.URL + "/v1/events?format=jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, event.MaxSize)
+	for sc.Scan() {
+		ev, err := event.Parse(sc.Bytes())
+		if err != nil {
+			t.Fatalf("line %d: %v", len(seen)+1, err)
+		}
+		if seen[ev.ID] {
+			t.Fatalf("event %s exported twice", ev.ID)
+		}
+		seen[ev.ID] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("exported %d events, want %d", len(seen), n)
 	}
 }

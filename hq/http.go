@@ -85,23 +85,59 @@ func (s *Service) events(types ...event.Type) http.HandlerFunc {
 				q.Types = append(q.Types, event.Type(t))
 			}
 		}
+		if r.FormValue("format") == "jsonl" {
+			s.export(w, r, q)
+			return
+		}
 		evs, err := s.cfg.Store.Events(r.Context(), q)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, err)
-			return
-		}
-		if r.FormValue("format") == "jsonl" {
-			w.Header().Set("Content-Type", "application/jsonl")
-			enc := json.NewEncoder(w)
-			for _, ev := range evs {
-				enc.Encode(ev)
-			}
 			return
 		}
 		if evs == nil {
 			evs = []event.Event{}
 		}
 		writeJSON(w, evs)
+	}
+}
+
+// export streams every matching event as JSON lines, the input of
+// `posguard policy test`, page by page in (at, id) order so an export of
+// millions of events neither holds them all in memory nor drops or repeats
+// events that share a timestamp. limit, when given, bounds the total.
+func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) {
+	total := q.Limit
+	w.Header().Set("Content-Type", "application/jsonl")
+	enc := json.NewEncoder(w)
+	sent := 0
+	for {
+		q.Limit = store.DefaultLimit
+		if total > 0 {
+			q.Limit = min(q.Limit, total-sent)
+		}
+		evs, err := s.cfg.Store.Events(r.Context(), q)
+		if err != nil {
+			if sent == 0 {
+				httpError(w, http.StatusInternalServerError, err)
+			} else {
+				// Headers are gone: end the stream without a final newline
+				// so the reader sees a truncated last line, not a clean end.
+				s.log.Error("export cut short", "sent", sent, "err", err)
+				io.WriteString(w, `{"error":`)
+			}
+			return
+		}
+		for _, ev := range evs {
+			if err := enc.Encode(ev); err != nil {
+				return // the client went away
+			}
+		}
+		sent += len(evs)
+		if len(evs) < q.Limit || (total > 0 && sent >= total) {
+			return
+		}
+		last := evs[len(evs)-1]
+		q.Since, q.After = last.At, last.ID
 	}
 }
 

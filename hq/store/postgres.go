@@ -19,7 +19,7 @@ import (
 // never edit a migration that has shipped.
 var migrations = []string{
 	`CREATE TABLE events (
-		id         text PRIMARY KEY,
+		id         text COLLATE "C" PRIMARY KEY,
 		seq        bigint NOT NULL,
 		type       text NOT NULL,
 		store      text NOT NULL,
@@ -178,8 +178,9 @@ func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT body FROM events
 		WHERE ($1 = '' OR store = $1) AND ($2 = '' OR register = $2) AND ($3 = '' OR account = $3)
 		  AND (cardinality($4::text[]) = 0 OR type = ANY($4)) AND ($5::timestamptz IS NULL OR at >= $5)
+		  AND ($7 = '' OR (at, id) > ($5, $7))
 		ORDER BY at, id LIMIT $6`,
-		q.Store, q.Register, q.Account, types, since, q.limit())
+		q.Store, q.Register, q.Account, types, since, q.limit(), q.After)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}

@@ -50,7 +50,11 @@ type Query struct {
 	Account  string
 	Types    []event.Type
 	Since    time.Time // events at or after
-	Limit    int       // 0: DefaultLimit
+	// After, with Since, continues a listing: only events after (Since,
+	// After) in (at, id) order, so paging never drops or repeats events
+	// that share a timestamp.
+	After string
+	Limit int // 0: DefaultLimit
 }
 
 // DefaultLimit bounds a query that names no limit, so an HTTP caller
@@ -83,6 +87,9 @@ func (q Query) match(ev event.Event) bool {
 		return false
 	}
 	if !q.Since.IsZero() && ev.At.Before(q.Since) {
+		return false
+	}
+	if q.After != "" && ev.At.Equal(q.Since) && ev.ID <= q.After {
 		return false
 	}
 	if len(q.Types) > 0 {
