@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posguard/posguard/display"
+	"github.com/posguard/posguard/internal/mqttconn"
 )
 
 const displayAbout = `
@@ -33,9 +33,8 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	listen := fs.String("listen", display.DefaultListen, "HTTP listen address; beyond loopback requires -password-hash or -password-hash-file")
 	hash := fs.String("password-hash", "", "bcrypt hash of the store login password")
 	hashFile := fs.String("password-hash-file", "", "file holding the bcrypt hash of the store login password")
-	tlsCA := fs.String("tls-ca", "", "PEM CA bundle to verify the broker's certificate")
-	tlsCert := fs.String("tls-cert", "", "PEM client certificate for the broker (CN display/STORE)")
-	tlsKey := fs.String("tls-key", "", "PEM private key of -tls-cert")
+	var mc mqttconn.Config
+	addTLSFlags(fs, &mc, "display/STORE")
 	httpsCert := fs.String("https-cert", "", "PEM certificate to serve the page over HTTPS")
 	httpsKey := fs.String("https-key", "", "PEM private key of -https-cert")
 	reviewTimeout := fs.Duration("review-timeout", 0, "how long registers hold a review (the countdown); 0 means 2m, set it to the registers' value")
@@ -65,13 +64,13 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 		}
 		*hash = strings.TrimSpace(string(b))
 	}
-	if (*tlsCert == "") != (*tlsKey == "") {
+	if (mc.CertFile == "") != (mc.KeyFile == "") {
 		return usagef("-tls-cert and -tls-key go together")
 	}
 	if (*httpsCert == "") != (*httpsKey == "") {
 		return usagef("-https-cert and -https-key go together")
 	}
-	brokerTLS, err := clientTLS(*tlsCA, *tlsCert, *tlsKey)
+	brokerTLS, err := mc.TLS()
 	if err != nil {
 		return err
 	}
@@ -98,34 +97,6 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	return srv.Run(ctx, func(addr string) {
 		fmt.Fprintf(std.out, "posguard display for store %s on %s://%s/\n", *store, scheme, addr)
 	})
-}
-
-// clientTLS builds the broker TLS configuration; nil when no flag is set
-// (the broker URL's scheme then decides, e.g. tcp:// is plain).
-func clientTLS(ca, cert, key string) (*tls.Config, error) {
-	if ca == "" && cert == "" {
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("read broker CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("broker CA %s: no PEM certificates", ca)
-		}
-		cfg.RootCAs = pool
-	}
-	if cert != "" {
-		c, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("load broker client certificate %s: %w", cert, err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
-	}
-	return cfg, nil
 }
 
 // printPasswordHash reads one line (the password) from stdin and prints

@@ -37,9 +37,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
 	var mc mqttconn.Config
-	fs.StringVar(&mc.CAFile, "tls-ca", "", "CA certificate of the broker")
-	fs.StringVar(&mc.CertFile, "tls-cert", "", "client certificate (CN hq)")
-	fs.StringVar(&mc.KeyFile, "tls-key", "", "client key")
+	addTLSFlags(fs, &mc, "hq")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

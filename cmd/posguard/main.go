@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/posguard/posguard/internal/mqttconn"
 )
 
 // stdio is what a command may touch of the process, passed in so tests can
@@ -182,4 +184,12 @@ func newLogger(w io.Writer) *slog.Logger {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// addTLSFlags adds the broker TLS flags every MQTT client command shares;
+// identity names the certificate's CN, which the broker takes as username.
+func addTLSFlags(fs *flag.FlagSet, c *mqttconn.Config, identity string) {
+	fs.StringVar(&c.CAFile, "tls-ca", "", "PEM CA certificate that signed the broker's certificate")
+	fs.StringVar(&c.CertFile, "tls-cert", "", "PEM client certificate for the broker (CN "+identity+")")
+	fs.StringVar(&c.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 }

@@ -64,18 +64,18 @@ func (c Config) TLS() (*tls.Config, error) {
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
+			return nil, fmt.Errorf("read broker CA file: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA file %s: no PEM certificate in it", c.CAFile)
+			return nil, fmt.Errorf("broker CA file %s: no PEM certificate in it", c.CAFile)
 		}
 		cfg.RootCAs = pool
 	}
 	if c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load client certificate %s: %w", c.CertFile, err)
+			return nil, fmt.Errorf("load broker client certificate %s: %w", c.CertFile, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
