@@ -14,8 +14,11 @@
 #            under load and restarted (cmd/posguard TestAgentSurvivesSIGKILL;
 #            a TestCrash in ./agent is run instead if that is what exists);
 #   broker   the MQTT broker killed and restarted under load;
-#   hqdb     HQ and its PostgreSQL connection restarted under load (set
-#            POSGUARD_PG_RESTART_CMD to also restart a private server);
+#   hqdb     HQ restarted under load while its PostgreSQL server is
+#            restarted too: a private server made for the step (as root,
+#            with the machine's PostgreSQL binaries), or the one named by
+#            POSGUARD_TEST_PG with POSGUARD_PG_RESTART_CMD; without either,
+#            only HQ and its connection restart;
 #   serial   the scanner's serial port unplugged and replugged under load.
 # Each prints what it tried and what was lost (must be nothing). Exit 1 if
 # any step failed or a crasher was found.
@@ -103,9 +106,33 @@ if want broker; then
 	run broker "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilityBrokerRestart$' -v ./reliability
 	record "broker killed and restarted under load" $? ""
 fi
+# private_pg starts a throw-away PostgreSQL server for the hqdb step, so the
+# database server itself can be restarted under load without touching a
+# shared one. It sets POSGUARD_TEST_PG and POSGUARD_PG_RESTART_CMD.
+private_pg() {
+	local bin port dir
+	bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ "$(id -u)" -eq 0 ] && [ -x "$bin/initdb" ] && id postgres >/dev/null 2>&1 || return 1
+	dir=$(mktemp -d /tmp/posguard-pg.XXXXXX)
+	chown postgres "$dir"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	su postgres -s /bin/sh -c "$bin/initdb -D $dir/data -A trust -U postgres" >"$OUT/pg-init.log" 2>&1 || return 1
+	su postgres -s /bin/sh -c "$bin/pg_ctl -D $dir/data -l $dir/log -o '-p $port -k $dir -c listen_addresses=127.0.0.1' -w start" >>"$OUT/pg-init.log" 2>&1 || return 1
+	su postgres -s /bin/sh -c "$bin/createdb -h 127.0.0.1 -p $port test" >>"$OUT/pg-init.log" 2>&1 || return 1
+	PG_STOP="su postgres -s /bin/sh -c '$bin/pg_ctl -D $dir/data -m fast -w stop'; rm -rf $dir"
+	export POSGUARD_TEST_PG="postgres://postgres@127.0.0.1:$port/test?sslmode=disable"
+	export POSGUARD_PG_RESTART_CMD="su postgres -s /bin/sh -c '$bin/pg_ctl -D $dir/data -m fast -w restart' >/dev/null"
+	echo "== hqdb: private PostgreSQL server on 127.0.0.1:$port ($dir)"
+}
+
 if want hqdb; then
+	PG_STOP=""
+	if [ -z "${POSGUARD_PG_RESTART_CMD:-}" ] && ! private_pg; then
+		echo "== hqdb: no private PostgreSQL server (needs root and the PostgreSQL binaries; see $OUT/pg-init.log): only HQ and its connection restart"
+	fi
 	run hqdb "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilityHQRestart$' -v ./reliability
-	record "HQ database restarted under load" $? ""
+	record "HQ and its database server restarted under load" $? ""
+	[ -n "$PG_STOP" ] && sh -c "$PG_STOP" >/dev/null 2>&1
 fi
 if want serial; then
 	run serial "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilitySerialUnplug$' -v ./reliability

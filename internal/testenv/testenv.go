@@ -48,17 +48,23 @@ func PostgresURL(t testing.TB) string {
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "posguard_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE SCHEMA "+schema)
+	conn.Close(ctx)
+	if err != nil {
 		t.Fatalf("create test schema: %v", err)
 	}
 	t.Cleanup(func() {
+		// A connection of its own: a test may have restarted the server.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop test schema: %v", err)
+		conn, err := pgx.Connect(ctx, base)
+		if err == nil {
+			_, err = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(ctx)
 		}
-		conn.Close(ctx)
+		if err != nil {
+			t.Errorf("drop test schema %s: %v", schema, err)
+		}
 	})
 	u, err := url.Parse(base)
 	if err != nil {
