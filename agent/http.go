@@ -67,7 +67,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // reasons read "tobacco cartons 3 > limit 2"
+	enc.Encode(v)
 }
 
 func writeError(w http.ResponseWriter, code int, format string, args ...any) {

@@ -109,6 +109,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) 
 	total := q.Limit
 	w.Header().Set("Content-Type", "application/jsonl")
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	sent := 0
 	for {
 		q.Limit = store.DefaultLimit
@@ -188,6 +189,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // reasons read "tobacco cartons 3 > limit 2"
 	enc.Encode(v)
 }
 
