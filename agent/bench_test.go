@@ -33,18 +33,7 @@ func benchDecide(b *testing.B, callers int) {
 		}
 	}
 	b.ResetTimer()
-	if callers == 1 {
-		for range b.N {
-			decide()
-		}
-		return
-	}
-	setCallers(b, callers)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			decide()
-		}
-	})
+	runCallers(b, callers, decide)
 }
 
 func BenchmarkDecideHTTP(b *testing.B)          { benchDecide(b, 1) }
@@ -87,6 +76,22 @@ func benchDecideDirect(b *testing.B, callers int) {
 		}
 	}
 	b.ResetTimer()
+	runCallers(b, callers, decide)
+}
+
+func BenchmarkDecide(b *testing.B)          { benchDecideDirect(b, 1) }
+func BenchmarkDecideParallel8(b *testing.B) { benchDecideDirect(b, 8) }
+
+// setCallers makes RunParallel use at least callers goroutines (it starts
+// parallelism × GOMAXPROCS).
+func setCallers(b *testing.B, callers int) {
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((callers + procs - 1) / procs)
+}
+
+// runCallers runs decide b.N times from one goroutine, or spread over
+// callers concurrent ones.
+func runCallers(b *testing.B, callers int, decide func()) {
 	if callers == 1 {
 		for range b.N {
 			decide()
@@ -99,14 +104,4 @@ func benchDecideDirect(b *testing.B, callers int) {
 			decide()
 		}
 	})
-}
-
-func BenchmarkDecide(b *testing.B)          { benchDecideDirect(b, 1) }
-func BenchmarkDecideParallel8(b *testing.B) { benchDecideDirect(b, 8) }
-
-// setCallers makes RunParallel use at least callers goroutines (it starts
-// parallelism × GOMAXPROCS).
-func setCallers(b *testing.B, callers int) {
-	procs := runtime.GOMAXPROCS(0)
-	b.SetParallelism((callers + procs - 1) / procs)
 }
