@@ -49,7 +49,14 @@ func (s *Service) DenylistChange(ctx context.Context, add, remove []string) (uin
 	return seq, nil
 }
 
-func (s *Service) publishSnapshot(why string) {
+// resyncCoalesce is how long after a snapshot a resync request is answered
+// by the retained snapshot already on the broker: registers healing the
+// same gap all at once must not each make HQ load and sign the full list.
+// A change made meanwhile, here or by another HQ instance, published its
+// own snapshot.
+const resyncCoalesce = 10 * time.Second
+
+func (s *Service) publishSnapshot(why string, coalesce bool) {
 	if s.cfg.Signer == nil {
 		return
 	}
@@ -57,6 +64,9 @@ func (s *Service) publishSnapshot(why string) {
 	defer cancel()
 	s.denyMu.Lock()
 	defer s.denyMu.Unlock()
+	if coalesce && s.cfg.Now().Sub(s.lastSnapshot) < resyncCoalesce {
+		return
+	}
 	if err := s.snapshot(ctx); err != nil {
 		s.log.Error("publish denylist snapshot", "why", why, "err", err)
 	}
@@ -80,7 +90,11 @@ func (s *Service) snapshot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.publish(ctx, wire.DenylistSnapshot, true, b)
+	if err := s.publish(ctx, wire.DenylistSnapshot, true, b); err != nil {
+		return err
+	}
+	s.lastSnapshot = s.cfg.Now()
+	return nil
 }
 
 func (s *Service) publish(ctx context.Context, topic string, retain bool, payload []byte) error {

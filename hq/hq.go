@@ -50,7 +50,8 @@ type Service struct {
 	readyOnce sync.Once
 	ready     chan struct{} // closed once the first subscriptions are granted
 
-	denyMu sync.Mutex // orders denylist changes and their publication
+	denyMu       sync.Mutex // orders denylist changes and their publication
+	lastSnapshot time.Time  // when this instance last published the snapshot; under denyMu
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -117,8 +118,8 @@ func (s *Service) Run(ctx context.Context) error {
 		s.ingest(stop)
 	}()
 	<-ctx.Done()
-	// Stop the flow first, then store what already arrived: a message
-	// paho handed over is never dropped on shutdown.
+	// Stop the flow, then store what already arrived. Anything that comes
+	// later is never acked, so its register sends it again.
 	go s.client.Disconnect(1000)
 	close(stop)
 	<-done
@@ -144,7 +145,7 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 		s.readyOnce.Do(func() { close(s.ready) })
 	}()
-	go s.publishSnapshot("connect")
+	go s.publishSnapshot("connect", false)
 }
 
 // ingest stores messages in batches: events once by id then acked, status
@@ -235,9 +236,9 @@ func (s *Service) reject(m paho.Message, err error) {
 	s.log.Warn("message refused", "topic", m.Topic(), "err", err)
 }
 
-// saveAndAck stores events, retrying until they are durable or ctx ends,
-// then acknowledges each register's ids. Nothing is acked that is not
-// stored; a failure leaves the events unacked and the registers resend.
+// saveAndAck stores events, then acknowledges each register's ids. Nothing
+// is acked that is not stored; a failure leaves the events unacked and the
+// registers resend them.
 func (s *Service) saveAndAck(ctx context.Context, evs []event.Event) {
 	if len(evs) == 0 {
 		return
@@ -279,6 +280,6 @@ func (s *Service) command(m paho.Message) {
 	}
 	if c.Type == wire.CmdResync {
 		s.log.Info("denylist resync requested", "register", c.Store+"/"+c.Register, "haveSeq", c.HaveSeq)
-		go s.publishSnapshot("resync by " + c.Store + "/" + c.Register)
+		go s.publishSnapshot("resync by "+c.Store+"/"+c.Register, true)
 	}
 }

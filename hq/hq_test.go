@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ type fixture struct {
 	http    *httptest.Server
 	trusted []bundle.TrustedKey
 	stop    func()
+	skew    atomic.Int64 // added to the wall clock HQ sees, in ns
 }
 
 func start(t *testing.T) *fixture {
@@ -58,7 +60,8 @@ func start(t *testing.T) *fixture {
 func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	t.Helper()
 	svc, err := New(Config{MQTT: mqttconn.Config{Broker: f.b.URL(), Username: "hq"}, Store: f.st,
-		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1"})
+		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1",
+		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,8 +302,20 @@ func TestDenylistPushAndResync(t *testing.T) {
 		t.Fatal("no snapshot published")
 	}
 
-	// A register that saw a gap asks for a resync on its cmd topic.
-	publish(t, c, wire.CmdTopic("s1", "r1"), wire.Command{ID: "s1/r1/e1/resync-1", Type: wire.CmdResync, Store: "s1", Register: "r1", HaveSeq: 0, At: t0})
+	// A register that saw a gap asks for a resync on its cmd topic. Right
+	// after a change the retained snapshot is the answer: HQ does not
+	// publish it again for every register asking.
+	resync := func(id string) {
+		publish(t, c, wire.CmdTopic("s1", "r1"), wire.Command{ID: id, Type: wire.CmdResync, Store: "s1", Register: "r1", HaveSeq: 0, At: t0})
+	}
+	resync("s1/r1/e1/resync-1")
+	select {
+	case s := <-snaps:
+		t.Fatalf("resync right after a change published snapshot %d again", s.Seq)
+	case <-time.After(500 * time.Millisecond):
+	}
+	f.skew.Add(int64(resyncCoalesce))
+	resync("s1/r1/e1/resync-2")
 	select {
 	case s := <-snaps:
 		if s.Seq != 1 {
