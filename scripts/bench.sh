@@ -63,7 +63,7 @@ step opa "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkDecide|BenchmarkRules' ./o
 # Durable decisions per second (bbolt, fsync on): 1 and 8 callers.
 step durable "$ROOT" "${bench[@]}" -bench 'BenchmarkCommit' ./agent/state
 # Scan pass-through over ptys, with p50/p99.
-step scan "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkScanPassThrough' -benchtime 2000x ./scanlat
+step scan "$ROOT" "${bench[@]}" -bench 'BenchmarkPipelineLatency' -benchtime 2000x ./firmware-bridge/posout
 step scan-agent "$ROOT" "${bench[@]}" -bench 'BenchmarkScanPassThrough' ./agent
 # HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100.
 step ingest "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkIngest' -benchtime 200x ./ingest

@@ -3,6 +3,7 @@ package posout_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,17 +97,25 @@ func BenchmarkPipelineLatency(b *testing.B) {
 	}
 }
 
+// ns/op is the mean; p50-ns and p99-ns are the percentiles over the run.
 func benchLatency(b *testing.B, mode sim.Mode) {
 	p := newPipeline(b, mode)
 	want := len("4901234567894\r")
+	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
+		t0 := time.Now()
 		if err := p.sim.Scan(p.ctx, scan.EAN13, []byte("4901234567894")); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := p.far.Next(p.ctx, want); err != nil {
 			b.Fatal(err)
 		}
+		lat = append(lat, time.Since(t0))
 	}
+	slices.Sort(lat)
+	pct := func(q float64) float64 { return float64(lat[int(float64(len(lat)-1)*q)].Nanoseconds()) }
+	b.ReportMetric(pct(0.50), "p50-ns")
+	b.ReportMetric(pct(0.99), "p99-ns")
 }
 
 // BenchmarkPipelineThroughput keeps 64 scans in flight: scans/s through
