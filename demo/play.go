@@ -209,7 +209,7 @@ func (r *rig) tally(s *Summary, st step, ev event.Event) {
 }
 
 func (r *rig) printSummary(ctx context.Context, s Summary) {
-	fmt.Fprintf(r.o.Out, "\n%d sales: %d allowed, %d held for review, %d denied; %d review resolved at the display\n",
+	fmt.Fprintf(r.o.Out, "\n%d sales: %d allowed, %d held for review, %d denied; resolved at the display: %d\n",
 		s.Sales, s.Allowed, s.Reviewed, s.Denied, s.Resolved)
 	fmt.Fprintf(r.o.Out, "%s refused at the till, %s held for a manager\n", yen(s.YenDenied), yen(s.YenHeld))
 	fmt.Fprintf(r.o.Out, "fraudulent sales stopped: %d of %d; legitimate sales touched: %d of %d\n",
@@ -222,7 +222,7 @@ func (r *rig) printSummary(ctx context.Context, s Summary) {
 					open++
 				}
 			}
-			fmt.Fprintf(r.o.Out, "store display: %d registers, %d alerts, %d reviews still open\n", len(v.Registers), len(v.Alerts), open)
+			fmt.Fprintf(r.o.Out, "store display: %d registers, %d alerts, open reviews: %d\n", len(v.Registers), len(v.Alerts), open)
 		}
 	}
 }
