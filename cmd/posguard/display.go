@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -85,7 +84,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	srv, err := display.New(display.Config{
 		Store: *store, Broker: *broker, TLS: brokerTLS, Listen: *listen,
 		PasswordHash: *hash, HTTPS: https, ReviewTimeout: *reviewTimeout,
-		Log: slog.New(slog.NewTextHandler(std.err, nil)),
+		Log: newLogger(std.err),
 	})
 	if err != nil {
 		return err
