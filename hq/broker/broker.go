@@ -15,6 +15,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/posguard/posguard/agent/wire"
 )
 
 // Options configure an embedded broker.
@@ -139,33 +141,34 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // ACL file: "hq" may do anything; "display/{s}" reads its store's alerts and
 // status and writes its store's registers' cmd topics; a register "{s}/{r}"
 // writes only under its own reg topic and reads policy, denylist, its own cmd
-// and its own ack topic. topic may be a subscription filter.
+// and its own ack topic. topic may be a subscription filter. Ids are checked
+// with wire's rules, so a username can never widen its own rules with a
+// wildcard or separator.
 func Allowed(user, topic string, write bool) bool {
-	if user == "hq" {
+	if user == wire.HQUsername {
 		return true
 	}
 	topic = stripShare(topic)
 	if store, ok := strings.CutPrefix(user, "display/"); ok {
-		if !validID(store) {
+		if wire.ValidateStore(store) != nil {
 			return false
 		}
 		if write {
-			return matches("posguard/v1/reg/"+store+"/+/cmd", topic)
+			return matches(wire.CmdTopic(store, "+"), topic)
 		}
-		return matches("posguard/v1/reg/"+store+"/+/alerts", topic) ||
-			matches("posguard/v1/reg/"+store+"/+/status", topic)
+		return matches(wire.AlertsTopic(store, "+"), topic) || matches(wire.StatusTopic(store, "+"), topic)
 	}
 	store, reg, ok := strings.Cut(user, "/")
-	if !ok || !validID(store) || !validID(reg) {
+	if !ok || wire.ValidateStore(store) != nil || wire.ValidateRegister(reg) != nil {
 		return false
 	}
 	if write {
-		return matches("posguard/v1/reg/"+user+"/#", topic)
+		return matches(wire.Prefix+"/reg/"+user+"/#", topic)
 	}
-	return matches("posguard/v1/policy/#", topic) ||
-		matches("posguard/v1/denylist/#", topic) ||
-		matches("posguard/v1/reg/"+user+"/cmd", topic) ||
-		matches("posguard/v1/ack/"+user, topic)
+	return matches(wire.Prefix+"/policy/#", topic) ||
+		matches(wire.Prefix+"/denylist/#", topic) ||
+		matches(wire.CmdTopic(store, reg), topic) ||
+		matches(wire.AckTopic(store, reg), topic)
 }
 
 // matches reports whether rule covers topic, where topic may itself be a
@@ -202,10 +205,4 @@ func stripShare(topic string) string {
 		}
 	}
 	return topic
-}
-
-// validID keeps ids free of MQTT wildcards and separators so a username can
-// never widen its own rules.
-func validID(s string) bool {
-	return s != "" && !strings.ContainsAny(s, "/+#\x00")
 }

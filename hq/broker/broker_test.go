@@ -43,6 +43,10 @@ func TestAllowed(t *testing.T) {
 		{"display/s1", "posguard/v1/reg/s2/r1/cmd", true, false},
 		{"display/s1", "posguard/v1/reg/s1/r1/alerts", true, false},
 		{"display/+", "posguard/v1/reg/x/+/alerts", false, false},
+		// Reserved and malformed ids, by wire's rules.
+		{"all/r1", "posguard/v1/reg/all/r1/events", true, false},
+		{"display/all", "posguard/v1/reg/all/+/alerts", false, false},
+		{"s.1/r1", "posguard/v1/reg/s.1/r1/events", true, false},
 	}
 	for _, tt := range tests {
 		if got := Allowed(tt.user, tt.topic, tt.write); got != tt.want {
