@@ -14,6 +14,7 @@ import (
 
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/internal/golden"
+	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -23,12 +24,8 @@ const chromiumPath = "/usr/bin/chromium"
 // test skips, unless POSGUARD_INTEGRATION=1 (CI), where that is a failure.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("POSGUARD_INTEGRATION") == "1" {
-			t.Fatalf("POSGUARD_INTEGRATION=1 but chromium is missing: %v", err)
-		}
-		t.Skipf("chromium not installed at %s (set POSGUARD_INTEGRATION=1 to require it)", chromiumPath)
-	}
+	_, err := os.Stat(chromiumPath)
+	testenv.Need(t, "Chromium", err)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,

@@ -23,12 +23,13 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/testenv"
 )
 
 const wait = 10 * time.Second
 
 // mosquittoBinary finds mosquitto. Without it the test skips, unless
-// POSGUARD_INTEGRATION=1 says this machine is meant to run it.
+// POSGUARD_INTEGRATION=1 says this machine is meant to run it (testenv.Need).
 func mosquittoBinary(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
@@ -36,14 +37,9 @@ func mosquittoBinary(t *testing.T) string {
 			return p
 		}
 	}
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p
-	}
-	if os.Getenv("POSGUARD_INTEGRATION") == "1" {
-		t.Fatal("POSGUARD_INTEGRATION=1 but mosquitto is not installed")
-	}
-	t.Skip("mosquitto not installed (set POSGUARD_INTEGRATION=1 to make this a failure)")
-	return ""
+	p, err := exec.LookPath("mosquitto")
+	testenv.Need(t, "Mosquitto", err)
+	return p
 }
 
 // genCerts runs the shipped gen-certs.sh into dir.
