@@ -341,3 +341,23 @@ func TestPipelineFullDisk(t *testing.T) {
 	r.feedback(fbDeny)
 	r.posQuiet()
 }
+
+// TestPipelineScannerSimScript drives the agent the way developers and
+// field testers do: a scanner-sim script (the same player as `posguard
+// scanner-sim`) of item scans and a payment QR.
+func TestPipelineScannerSimScript(t *testing.T) {
+	r := newPTYRig(t, "")
+	tok := r.f.mint("script-1", nil)
+	script := "# a customer\nean13 " + onigiri + "\nean13 " + coffee + "\nqr " + tok + "\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var log bytes.Buffer
+	if err := r.scn.Play(ctx, strings.NewReader(script), &log); err != nil {
+		t.Fatalf("play: %v\n%s", err, log.String())
+	}
+	r.posGets(posItem(onigiri), posItem(coffee), posToken(tok))
+	r.feedback(fbGood)
+	if ev := r.lastEvent(); ev.Decision.Outcome != policy.Allow || len(ev.Request.Lines) != 2 {
+		t.Fatalf("scripted sale: %+v %+v", ev.Decision, ev.Request.Lines)
+	}
+}
