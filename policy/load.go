@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/posguard/posguard/internal/yamlpath"
 )
 
 // MaxDocumentSize bounds what Load reads: a policy is a few kilobytes, and a
@@ -72,7 +74,11 @@ func Load(data []byte) (*Policy, error) {
 		return nil, &ValidationError{Problems: []Problem{{Path: "document", Reason: fmt.Sprintf("size %d bytes exceeds %d", len(data), MaxDocumentSize)}}}
 	}
 	p := &Policy{}
-	v := &validator{}
+	// The node tree names the key path of each line, so go-yaml's
+	// line-numbered errors can say where they are.
+	var root yaml.Node
+	rootErr := yaml.Unmarshal(data, &root)
+	v := &validator{paths: yamlpath.Of(&root)}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(p); err != nil {
@@ -84,23 +90,22 @@ func Load(data []byte) (*Policy, error) {
 			// Type errors leave the rest decoded: go on and report the
 			// semantic problems too, all at once.
 			for _, msg := range te.Errors {
-				v.problems = append(v.problems, yamlProblem(msg))
+				v.problems = append(v.problems, v.yamlProblem(msg))
 			}
 		default:
-			return nil, &ValidationError{Problems: []Problem{yamlProblem(err.Error())}}
+			return nil, &ValidationError{Problems: []Problem{v.yamlProblem(err.Error())}}
 		}
 	}
 	// go-yaml truncates 2.5 into an int field without a word; the policy has
 	// no fractional fields, so any float in the document is a mistake.
-	var root yaml.Node
-	if yaml.Unmarshal(data, &root) == nil {
+	if rootErr == nil {
 		v.floats(&root)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		v.add("document", "more than one YAML document")
 	} else if !errors.Is(err, io.EOF) {
-		v.problems = append(v.problems, yamlProblem(err.Error()))
+		v.problems = append(v.problems, v.yamlProblem(err.Error()))
 	}
 	v.policy(p)
 	if len(v.problems) > 0 {
@@ -109,31 +114,42 @@ func Load(data []byte) (*Policy, error) {
 	return p, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-var yamlFieldRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-
-// yamlProblem turns a go-yaml message into a Problem keyed by line, and
-// rewrites its Go-centric wording for policy authors.
-func yamlProblem(msg string) Problem {
-	m := yamlLineRE.FindStringSubmatch(msg)
-	if m == nil {
+// yamlProblem turns a go-yaml message into a Problem at the key path of
+// its line (the line itself when no key starts there), and rewrites its
+// Go-centric wording for policy authors.
+func (v *validator) yamlProblem(msg string) Problem {
+	pl, ok := v.paths.Locate(msg)
+	if !ok {
 		return Problem{Path: "document", Reason: strings.TrimPrefix(msg, "yaml: ")}
 	}
-	reason := m[2]
-	if f := yamlFieldRE.FindStringSubmatch(reason); f != nil {
-		reason = fmt.Sprintf("unknown field %q", f[1])
+	reason := pl.Reason
+	if pl.UnknownField != "" {
+		reason = fmt.Sprintf("unknown field %q", pl.UnknownField)
 	}
-	reason = strings.ReplaceAll(reason, "policy.", "")
-	return Problem{Path: "line " + m[1], Reason: reason}
+	return v.atLine(pl.Path, pl.Line, strings.ReplaceAll(reason, "policy.", ""))
+}
+
+// atLine is a problem found by line: the key path, and the line too so an
+// author can find it in a long file.
+func (v *validator) atLine(path string, line int, reason string) Problem {
+	if !strings.HasPrefix(path, "line ") {
+		reason += " (line " + strconv.Itoa(line) + ")"
+	}
+	return Problem{Path: path, Reason: reason}
 }
 
 type validator struct {
 	problems []Problem
+	paths    yamlpath.Paths
 }
 
 func (v *validator) floats(n *yaml.Node) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!float" {
-		v.add("line "+strconv.Itoa(n.Line), "%s is not an integer (amounts are integer yen, counts whole items)", n.Value)
+		path := v.paths[n.Line]
+		if path == "" {
+			path = "line " + strconv.Itoa(n.Line)
+		}
+		v.problems = append(v.problems, v.atLine(path, n.Line, n.Value+" is not an integer (amounts are integer yen, counts whole items)"))
 	}
 	for _, c := range n.Content {
 		v.floats(c)

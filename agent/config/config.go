@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/posout"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/yamlpath"
 	"github.com/posguard/posguard/policy/bundle"
 )
 
@@ -166,8 +166,7 @@ func Parse(data []byte) (*Config, error) {
 	if root.Kind == 0 {
 		return nil, errors.New("empty document")
 	}
-	paths := map[int]string{}
-	keyPaths(&root, "", paths)
+	paths := yamlpath.Of(&root)
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -181,65 +180,24 @@ func Parse(data []byte) (*Config, error) {
 	return c, nil
 }
 
-// keyPaths records the dotted key path of every line of the document, so a
-// decoding error reported by line can name its key.
-func keyPaths(n *yaml.Node, path string, out map[int]string) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		for _, c := range n.Content {
-			keyPaths(c, path, out)
-		}
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			if _, ok := out[k.Line]; !ok {
-				out[k.Line] = p
-			}
-			keyPaths(v, p, out)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			if _, ok := out[c.Line]; !ok {
-				out[c.Line] = p
-			}
-			keyPaths(c, p, out)
-		}
-	}
-}
-
-var (
-	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-)
-
 // keyed rewrites go-yaml's line-numbered errors to name the key.
-func keyed(err error, paths map[int]string) error {
+func keyed(err error, paths yamlpath.Paths) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
 		return fmt.Errorf("yaml: %w", err)
 	}
 	msgs := make([]string, 0, len(te.Errors))
 	for _, m := range te.Errors {
-		sub := lineRE.FindStringSubmatch(m)
-		if sub == nil {
+		pl, ok := paths.Locate(m)
+		if !ok {
 			msgs = append(msgs, m)
 			continue
 		}
-		line, _ := strconv.Atoi(sub[1])
-		what := sub[2]
-		if u := unknownRE.FindStringSubmatch(what); u != nil {
-			what = "unknown key " + strconv.Quote(u[1])
+		what := pl.Reason
+		if pl.UnknownField != "" {
+			what = "unknown key " + strconv.Quote(pl.UnknownField)
 		}
-		key := paths[line]
-		if key == "" {
-			key = "line " + sub[1]
-		}
-		msgs = append(msgs, fmt.Sprintf("%s: %s (line %s)", key, what, sub[1]))
+		msgs = append(msgs, fmt.Sprintf("%s: %s (line %d)", pl.Path, what, pl.Line))
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
