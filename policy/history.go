@@ -18,6 +18,11 @@ type PastSale struct {
 	Store    string    `json:"store"`
 	Register string    `json:"register"`
 	Lines    []Line    `json:"lines"`
+	// Denied marks a refused attempt, as agent/state records a denied sale:
+	// it did not happen, so it adds nothing to the account's sales, amount
+	// or quantity, but the account still counts among the distinct accounts
+	// seen at the register.
+	Denied bool `json:"denied,omitempty"`
 }
 
 // HistoryFile is the JSON document `posguard policy eval --history` reads.
@@ -27,26 +32,56 @@ type HistoryFile struct {
 }
 
 // MemoryHistory is a History held in memory: for `policy eval`, tests and
-// backtests. Lookups scan the account's or register's sales, which is fine
-// for the thousands of sales a window holds, and allocate nothing.
+// backtests. Each sale is kept once, with its totals per category worked
+// out when it is added, in a time-ordered list per account and per
+// register; lookups walk a list back from its newest sale to the start of
+// the window and allocate nothing. RegisterAccounts counts distinct accounts
+// with a stamp per account id instead of a set, so it is linear in the
+// window and allocation-free too.
+//
+// It is safe for concurrent use. All methods take one Mutex (not an
+// RWMutex): RegisterAccounts writes the stamps, so no lookup is read-only.
 type MemoryHistory struct {
-	mu        sync.RWMutex
-	byAccount map[string][]PastSale
-	byReg     map[regKey][]PastSale
+	mu        sync.Mutex
+	ids       map[string]uint32 // account → id, from 1; never reused
+	byAccount map[string][]*memSale
+	byReg     map[regKey][]*memSale
 	deny      map[string]bool
+	held      int // sales held (each is in one account and one register list)
+	// stamp[id] == call marks the account as counted in the current
+	// RegisterAccounts call.
+	stamp []uint32
+	call  uint32
 }
 
 type regKey struct{ store, register string }
 
+// memSale is a sale as MemoryHistory keeps it.
+type memSale struct {
+	at     time.Time
+	id     uint32
+	denied bool
+	cats   []catTotal
+}
+
+// catTotal is what a sale holds of one category.
+type catTotal struct {
+	cat    string
+	qty    int
+	amount int64
+}
+
 // NewMemoryHistory builds a history from past sales and a denylist.
 func NewMemoryHistory(sales []PastSale, denylist []string) *MemoryHistory {
 	h := &MemoryHistory{
-		byAccount: map[string][]PastSale{},
-		byReg:     map[regKey][]PastSale{},
+		ids:       map[string]uint32{},
+		byAccount: map[string][]*memSale{},
+		byReg:     map[regKey][]*memSale{},
 		deny:      map[string]bool{},
+		stamp:     []uint32{0}, // id 0 is no account
 	}
-	for _, s := range sales {
-		h.add(s)
+	for i := range sales {
+		h.add(&sales[i])
 	}
 	for _, a := range denylist {
 		h.deny[a] = true
@@ -83,27 +118,108 @@ func LoadHistoryFile(path string) (*MemoryHistory, error) {
 	return h, nil
 }
 
-// Add records a sale, as the backtest does after each decision.
+// Add records a sale, as the backtest does after each decision. Sales may
+// come in any time order; in order (each at or after the previous one) an
+// add is an append. A line with an empty category counts as "unknown". The
+// lines are summed up here and not retained. A sale without an account
+// counts for no lookup and is not kept.
 func (h *MemoryHistory) Add(s PastSale) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.add(s)
+	h.add(&s)
 }
 
-func (h *MemoryHistory) add(s PastSale) {
-	// Keep each list in time order so lookups can stop early.
-	ins := func(list []PastSale) []PastSale {
-		i := sort.Search(len(list), func(i int) bool { return list[i].At.After(s.At) })
-		list = append(list, PastSale{})
-		copy(list[i+1:], list[i:])
-		list[i] = s
-		return list
+func (h *MemoryHistory) add(s *PastSale) {
+	if s.Account == "" {
+		return
 	}
-	if s.Account != "" {
-		h.byAccount[s.Account] = ins(h.byAccount[s.Account])
+	m := &memSale{at: s.At, denied: s.Denied}
+	for i := range s.Lines {
+		l := &s.Lines[i]
+		c := l.Category
+		if c == "" {
+			c = "unknown"
+		}
+		amount := int64(l.Quantity) * l.UnitPrice
+		found := false
+		for j := range m.cats {
+			if m.cats[j].cat == c {
+				m.cats[j].qty += l.Quantity
+				m.cats[j].amount += amount
+				found = true
+				break
+			}
+		}
+		if !found {
+			m.cats = append(m.cats, catTotal{cat: c, qty: l.Quantity, amount: amount})
+		}
 	}
+	id, ok := h.ids[s.Account]
+	if !ok {
+		id = uint32(len(h.stamp))
+		h.stamp = append(h.stamp, 0)
+		h.ids[s.Account] = id
+	}
+	m.id = id
+	h.byAccount[s.Account] = insertSale(h.byAccount[s.Account], m)
 	k := regKey{s.Store, s.Register}
-	h.byReg[k] = ins(h.byReg[k])
+	h.byReg[k] = insertSale(h.byReg[k], m)
+	h.held++
+}
+
+// insertSale puts m into a time-ordered list after the sales at or before
+// it: an append when it is the newest.
+func insertSale(list []*memSale, m *memSale) []*memSale {
+	n := len(list)
+	if n == 0 || !list[n-1].at.After(m.at) {
+		return append(list, m)
+	}
+	i := sort.Search(n, func(i int) bool { return list[i].at.After(m.at) })
+	list = append(list, nil)
+	copy(list[i+1:], list[i:])
+	list[i] = m
+	return list
+}
+
+// Prune forgets the sales before the given time, as the agent drops sales
+// older than its retention. Account ids stay assigned: they are cheap, and
+// reusing one could merge two accounts in a distinct count.
+func (h *MemoryHistory) Prune(before time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keep := func(list []*memSale) []*memSale {
+		i := 0
+		for i < len(list) && list[i].at.Before(before) {
+			i++
+		}
+		if i == 0 {
+			return list
+		}
+		return append([]*memSale(nil), list[i:]...)
+	}
+	for a, list := range h.byAccount {
+		if kept := keep(list); len(kept) == 0 {
+			delete(h.byAccount, a)
+		} else {
+			h.byAccount[a] = kept
+		}
+	}
+	for k, list := range h.byReg {
+		kept := keep(list)
+		h.held -= len(list) - len(kept)
+		if len(kept) == 0 {
+			delete(h.byReg, k)
+		} else {
+			h.byReg[k] = kept
+		}
+	}
+}
+
+// Len is the number of sales the history holds.
+func (h *MemoryHistory) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held
 }
 
 // Deny puts an account on the denylist.
@@ -113,75 +229,62 @@ func (h *MemoryHistory) Deny(account string) {
 	h.deny[account] = true
 }
 
-// sums returns what of the sale is in the categories; an empty list means
-// all categories.
-func saleSums(s *PastSale, cats []string) (matched bool, qty int, amount int64) {
-	for i := range s.Lines {
-		l := &s.Lines[i]
-		c := l.Category
-		if c == "" {
-			c = "unknown"
-		}
-		if !inCategories(cats, c) {
+// match returns what of the sale is in the categories (all of it when none
+// are given); hit says whether any of its lines was in them.
+func (m *memSale) match(categories []string) (qty int, amount int64, hit bool) {
+	for i := range m.cats {
+		c := &m.cats[i]
+		if !inCategories(categories, c.cat) {
 			continue
 		}
-		matched = true
-		qty += l.Quantity
-		amount += int64(l.Quantity) * l.UnitPrice
+		hit = true
+		qty += c.qty
+		amount += c.amount
 	}
-	return matched, qty, amount
-}
-
-// firstAt finds the first sale at or after since in a time-ordered list.
-func firstAt(list []PastSale, since time.Time) int {
-	return sort.Search(len(list), func(i int) bool { return !list[i].At.Before(since) })
+	return qty, amount, hit
 }
 
 // AccountSales implements History: Sales counts the sales with at least one
-// line in the categories.
+// line in the categories. Denied sales do not count.
 func (h *MemoryHistory) AccountSales(account string, since time.Time, categories []string) Totals {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	var t Totals
 	list := h.byAccount[account]
-	for i := firstAt(list, since); i < len(list); i++ {
-		ok, q, a := saleSums(&list[i], categories)
-		if !ok {
+	for i := len(list) - 1; i >= 0 && !list[i].at.Before(since); i-- {
+		m := list[i]
+		if m.denied {
 			continue
 		}
-		t.Sales++
-		t.Quantity += q
-		t.Amount += a
+		if q, a, hit := m.match(categories); hit {
+			t.Sales++
+			t.Quantity += q
+			t.Amount += a
+		}
 	}
 	return t
 }
 
-// RegisterAccounts implements History. Distinct accounts are counted by
-// checking earlier sales of the window, so no set is allocated.
+// RegisterAccounts implements History. Denied attempts count: a crew trying
+// account after account is what the rule is for.
 func (h *MemoryHistory) RegisterAccounts(store, register string, since time.Time, categories []string, exclude string) int {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	list := h.byReg[regKey{store, register}]
-	start := firstAt(list, since)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.call++
+	if h.call == 0 { // wrapped: old stamps could collide with the new call number
+		clear(h.stamp)
+		h.call = 1
+	}
+	excludeID := h.ids[exclude] // 0, which no sale has, when unknown
 	n := 0
-	for i := start; i < len(list); i++ {
-		a := list[i].Account
-		if a == "" || a == exclude {
+	list := h.byReg[regKey{store, register}]
+	for i := len(list) - 1; i >= 0 && !list[i].at.Before(since); i-- {
+		m := list[i]
+		if m.id == excludeID || h.stamp[m.id] == h.call {
 			continue
 		}
-		if ok, _, _ := saleSums(&list[i], categories); !ok {
-			continue
-		}
-		dup := false
-		for j := start; j < i; j++ {
-			if list[j].Account == a {
-				if ok, _, _ := saleSums(&list[j], categories); ok {
-					dup = true
-					break
-				}
-			}
-		}
-		if !dup {
+		if _, _, hit := m.match(categories); hit {
+			h.stamp[m.id] = h.call
 			n++
 		}
 	}
@@ -190,7 +293,7 @@ func (h *MemoryHistory) RegisterAccounts(store, register string, since time.Time
 
 // Denylisted implements History.
 func (h *MemoryHistory) Denylisted(account string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	return h.deny[account]
 }

@@ -6,7 +6,7 @@
 //
 // The input is the events JSONL the agents send and HQ exports (one
 // agent/event.Event per line). Sales are replayed in time order and the
-// register history is rebuilt as they go (see history for the rules), so
+// register history is rebuilt as they go (see replayHistory for the rules), so
 // velocity and distinct-account rules see what they would have seen live.
 package backtest
 
@@ -254,7 +254,7 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 		Transitions: []Transition{},
 	}
 	hist := newHistory(ret, opts.Denylist)
-	var baseHist *history
+	var baseHist *replayHistory
 	if b := opts.Baseline; b != nil {
 		rep.Baseline = BaselineRef{Kind: "policy", Name: b.Metadata.Name, Version: b.Metadata.Version}
 		baseHist = newHistory(ret, opts.Denylist)
@@ -285,12 +285,12 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 		}
 		rep.Last = s.Request.At
 
-		d := policy.Evaluate(p, s.Request, hist)
+		d := policy.Evaluate(p, s.Request, hist.MemoryHistory)
 		hist.add(p, &s.Request, d.Outcome)
 		base := s.Recorded
 		baseRules := s.RecordedRules
 		if opts.Baseline != nil {
-			bd := policy.Evaluate(opts.Baseline, s.Request, baseHist)
+			bd := policy.Evaluate(opts.Baseline, s.Request, baseHist.MemoryHistory)
 			baseHist.add(opts.Baseline, &s.Request, bd.Outcome)
 			base = bd.Outcome
 			baseRules = baseRules[:0:0]
@@ -456,4 +456,71 @@ func (t *ruleTable) list() []RuleStats {
 		out = []RuleStats{}
 	}
 	return out
+}
+
+// replayHistory is the register memory a replay rebuilds as it goes, a
+// policy.MemoryHistory fed by agent/state's rules so a backtest sees what a
+// register would have seen:
+//   - every decided sale with an account is recorded, after its decision;
+//   - a denied sale is recorded as a denied attempt (policy.PastSale.Denied):
+//     it adds nothing to the account's sales, amount or quantity
+//     (account_velocity) but still counts among the distinct accounts seen
+//     at the register (register_accounts: a crew trying account after
+//     account is exactly what that rule is for);
+//   - sales older than the retention are forgotten, as the agent prunes.
+//
+// Sales arrive in time order (Read sorts them), so each add is an append.
+type replayHistory struct {
+	*policy.MemoryHistory
+	retention  time.Duration
+	added      int
+	pruneEvery int
+	newest     time.Time
+	lines      []policy.Line // scratch for lines with their category resolved
+}
+
+func newHistory(retention time.Duration, denylist []string) *replayHistory {
+	return &replayHistory{
+		MemoryHistory: policy.NewMemoryHistory(nil, denylist),
+		retention:     retention,
+		pruneEvery:    1 << 16,
+	}
+}
+
+// add records a decided sale. Categories left empty in the request are
+// resolved from the policy catalog, as Evaluate does for the current sale
+// (MemoryHistory itself would count them as "unknown").
+func (h *replayHistory) add(p *policy.Policy, req *policy.Request, outcome policy.Outcome) {
+	if req.Payment.Account == "" {
+		return // agent/state keeps no history for a sale without an account
+	}
+	lines := req.Lines
+	for i := range lines {
+		if lines[i].Category != "" {
+			continue
+		}
+		// Copy into the scratch buffer: Add does not keep the lines.
+		h.lines = append(h.lines[:0], lines...)
+		for j := i; j < len(h.lines); j++ {
+			l := &h.lines[j]
+			if l.Category != "" {
+				continue
+			}
+			l.Category = "unknown"
+			if it, ok := p.Item(l.JAN); ok {
+				l.Category = it.Category
+			}
+		}
+		lines = h.lines
+		break
+	}
+	h.MemoryHistory.Add(policy.PastSale{At: req.At, Account: req.Payment.Account, Store: req.Store, Register: req.Register,
+		Lines: lines, Denied: outcome == policy.Deny})
+	if req.At.After(h.newest) {
+		h.newest = req.At
+	}
+	h.added++
+	if h.added%h.pruneEvery == 0 {
+		h.Prune(h.newest.Add(-h.retention))
+	}
 }

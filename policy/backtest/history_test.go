@@ -87,12 +87,8 @@ func TestHistoryPrune(t *testing.T) {
 	}
 	// 12 sales 20 minutes apart, pruned after the 4th, 8th and 12th: the
 	// last prune (newest 12:40) keeps 11:40 and later.
-	n := 0
-	for _, list := range h.accounts {
-		n += len(list)
-	}
-	if n != 4 || len(h.registers[regKey{"S", "R"}]) != 4 {
-		t.Errorf("%d account sales and %d register sales kept, want 4", n, len(h.registers[regKey{"S", "R"}]))
+	if n := h.Len(); n != 4 {
+		t.Errorf("%d sales kept, want 4", n)
 	}
 	if got := h.AccountSales("acct-1", at("00:00"), nil); got.Sales != 2 {
 		t.Errorf("acct-1 has %d sales after pruning, want 2", got.Sales)
