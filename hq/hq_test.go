@@ -16,6 +16,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/wire"
@@ -429,5 +430,60 @@ func TestExportJSONL(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("exported %d events, want %d", len(seen), n)
+	}
+}
+
+// TestSharedSubscriptionSplitsLoad runs two HQ instances in one share group
+// on one broker and one store: each event is stored once and acked, and
+// both instances take part.
+func TestSharedSubscriptionSplitsLoad(t *testing.T) {
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var svcs []*Service
+	for _, id := range []string{"hq-a", "hq-b"} {
+		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: "hq"}, ClientID: id, ShareGroup: "ingest", Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { svc.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-svc.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not connect", id)
+		}
+		svcs = append(svcs, svc)
+	}
+	c, acks := register(t, b.URL(), "s1", "r1")
+	const n = 200
+	for i := 1; i <= n; i++ {
+		publish(t, c, wire.EventsTopic("s1", "r1"), decision("s1", "r1", uint64(i), policy.Allow))
+	}
+	got := collectAcks(t, acks, n)
+	slices.Sort(got)
+	if got = slices.Compact(got); len(got) != n {
+		t.Fatalf("%d distinct ids acked, want %d", len(got), n)
+	}
+	stored, err := st.Events(context.Background(), store.Query{Limit: 10 * n})
+	if err != nil || len(stored) != n {
+		t.Fatalf("stored %d events (err %v), want %d", len(stored), err, n)
+	}
+	for i, svc := range svcs {
+		if !svc.client.IsConnectionOpen() {
+			t.Fatal("an instance lost its connection: client ids collide?")
+		}
+		if n := testutil.ToFloat64(svc.m.stored); n == 0 {
+			t.Errorf("instance %d stored no event: the group did not split the load", i)
+		}
 	}
 }

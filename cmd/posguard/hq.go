@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	embed := fs.String("embed-broker", "", "run an embedded MQTT broker on this address (e.g. 127.0.0.1:1883)")
 	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API address")
 	share := fs.String("share", "", "shared-subscription group, so several HQ instances split the load")
+	clientID := fs.String("client-id", "", `MQTT client id, stable across restarts so the broker keeps this instance's session (default "hq", or "hq-HOSTNAME" with --share: instances sharing a group need distinct ids)`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
 	var mc mqttconn.Config
@@ -74,7 +76,17 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	}
 	defer st.Close()
 
-	cfg := hq.Config{MQTT: mc, ShareGroup: *share, Store: st, Logger: log}
+	if *clientID == "" {
+		*clientID = "hq"
+		if *share != "" {
+			host, err := os.Hostname()
+			if err != nil {
+				return fmt.Errorf("--share needs a distinct --client-id per instance (hostname: %w)", err)
+			}
+			*clientID = "hq-" + host
+		}
+	}
+	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log}
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
 	if *denyKey != "" {
