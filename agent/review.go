@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/posguard/posguard/agent/config"
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/agent/wire"
@@ -107,25 +108,27 @@ func (l *pinLimiter) fail(client string, now time.Time) {
 	l.mu.Unlock()
 }
 
-// checkPIN compares pin with the configured bcrypt hashes.
-func (a *Agent) checkPIN(client, pin string) error {
+// checkPIN compares pin with the configured bcrypt hashes and returns the
+// name of the manager whose PIN it is ("" for an unnamed entry).
+func (a *Agent) checkPIN(client, pin string) (string, error) {
 	now := a.now()
 	if !a.limiter.allowed(client, now) {
 		a.m.pinFailures.Inc()
-		return ErrRateLimited
+		return "", ErrRateLimited
 	}
-	hashes := a.live.Load().ManagerPINs
-	if len(hashes) == 0 {
-		return ErrNoPINs
+	pins := a.live.Load().ManagerPINs
+	if len(pins) == 0 {
+		return "", ErrNoPINs
 	}
-	for _, h := range hashes {
-		if bcrypt.CompareHashAndPassword([]byte(h), []byte(pin)) == nil {
-			return nil
+	for _, entry := range pins {
+		name, hash := config.SplitPIN(entry)
+		if bcrypt.CompareHashAndPassword([]byte(hash), []byte(pin)) == nil {
+			return name, nil
 		}
 	}
 	a.limiter.fail(client, now)
 	a.m.pinFailures.Inc()
-	return ErrBadPIN
+	return "", ErrBadPIN
 }
 
 // Resolve approves or rejects a held review after checking the manager
@@ -137,9 +140,14 @@ func (a *Agent) Resolve(ctx context.Context, id, action, pin, by, client string)
 	if action != event.Approve && action != event.Reject {
 		return state.Review{}, ErrBadAction
 	}
-	if err := a.checkPIN(client, pin); err != nil {
+	manager, err := a.checkPIN(client, pin)
+	if err != nil {
 		a.log.Warn("review resolution refused", "review", id, "client", client, "err", err)
 		return state.Review{}, err
+	}
+	// The PIN says who confirmed it; by says where (a display, a POS).
+	if manager != "" {
+		by = manager + " at " + by
 	}
 	return a.resolve(ctx, id, action, by)
 }

@@ -143,3 +143,27 @@ func TestReloadPINs(t *testing.T) {
 		t.Fatalf("after restoring PINs: %d %s", code, body)
 	}
 }
+
+// TestNamedManagerPIN: a managerPINs entry "NAME:HASH" makes the resolution
+// say whose PIN confirmed it, beside where it came from.
+func TestNamedManagerPIN(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config("")
+	cfg.ManagerPINs = []string{"sato:" + f.pinH}
+	r := start(t, cfg, agent.Options{})
+	res, _ := r.decide(t, f.mint("named-pin", nil), line(carton, 2))
+	if res.Outcome != policy.Review {
+		t.Fatalf("not held: %+v", res)
+	}
+	if code, body := r.resolve(t, res.ReviewID, "reject", "0000"); code != http.StatusForbidden {
+		t.Fatalf("wrong PIN: %d %s", code, body)
+	}
+	if code, body := r.resolve(t, res.ReviewID, "reject", testPIN); code != http.StatusOK {
+		t.Fatalf("named PIN: %d %s", code, body)
+	}
+	var one agent.ReviewInfo
+	r.do(t, "GET", "/v1/reviews/"+res.ReviewID, nil, &one)
+	if one.Resolution == nil || one.Resolution.By != "sato at manager-tanaka" {
+		t.Fatalf("resolution %+v, want by %q", one.Resolution, "sato at manager-tanaka")
+	}
+}

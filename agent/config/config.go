@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
@@ -123,6 +124,16 @@ type Retention struct {
 	Keep       time.Duration `yaml:"keep,omitempty"`
 	PruneEvery time.Duration `yaml:"pruneEvery,omitempty"`
 	OutboxCap  int           `yaml:"outboxCap,omitempty"`
+}
+
+// SplitPIN reads a managerPINs entry: a bcrypt hash, or "NAME:HASH" so a
+// resolution records whose PIN confirmed it. A bcrypt hash never contains
+// ':', so the split is unambiguous.
+func SplitPIN(entry string) (name, hash string) {
+	if n, h, ok := strings.Cut(entry, ":"); ok {
+		return n, h
+	}
+	return "", entry
 }
 
 // Secret is key material that must never reach a log.
@@ -287,7 +298,11 @@ func (c *Config) Validate() error {
 	if c.Review.Timeout < 0 {
 		return fmt.Errorf("review.timeout: must be > 0, got %v", c.Review.Timeout)
 	}
-	for i, h := range c.ManagerPINs {
+	for i, entry := range c.ManagerPINs {
+		name, h := SplitPIN(entry)
+		if strings.ContainsFunc(name, unicode.IsControl) || len(name) > 64 {
+			return fmt.Errorf("managerPINs[%d]: manager name %q: at most 64 printable characters", i, name)
+		}
 		if _, err := bcrypt.Cost([]byte(h)); err != nil {
 			return fmt.Errorf("managerPINs[%d]: not a bcrypt hash (make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`): %w", i, err)
 		}

@@ -71,6 +71,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"remote listen", "listen: 127.0.0.1:8088", "listen: 0.0.0.0:8088", "http.listen: \"0.0.0.0:8088\" is not a loopback"},
 		{"bad listen", "listen: 127.0.0.1:8088", "listen: nowhere", "http.listen:"},
 		{"bad pin hash", "  - $2a$04$", "  - '1234'\n  - $2a$04$", "managerPINs[0]: not a bcrypt hash"},
+		{"bad named pin hash", "  - $2a$04$", "  - 'sato:1234'\n  - $2a$04$", "managerPINs[0]: not a bcrypt hash"},
+		{"control char in manager name", "  - $2a$04$", "  - \"sa\\u0007to:$2a$04$x\"\n  - $2a$04$", "managerPINs[0]: manager name"},
 		{"short retention", "keep: 168h", "keep: 1h", "retention.keep: must be at least 24h"},
 		{"negative review", "timeout: 3m", "timeout: -3m", "review.timeout: must be > 0"},
 	}
