@@ -34,7 +34,7 @@ var emvSamples = []struct {
 	},
 	{
 		name:   "unionpay-63-in-61",
-		source: "UnionPay CPQRC client test InterfaceTest11_20.java, AdditionalProcessingResultTest (package com.rrtx; public GitHub, repository name not identified)",
+		source: "chenkaishuaigege/Spring UnionpayV_1/src/test/java/InterfaceTest11_20.java (AdditionalProcessingResultTest, a UnionPay CPQRC client test)",
 		text:   "hQVDUFYwMWFYTwigAAADMwEBAVcTYpJhA1hEQzVkHSIQIBAAABiAH180AQBjM58mCFaLEtnaC9l/nycBgJ8QEQcAAQOgAAABCDM5OTk5OTk5nzYCAAGCAgAAnzcE6gZYyA==",
 		last4:  "5641", atc: 1, hasATC: true, aid: "A000000333010101",
 	},
