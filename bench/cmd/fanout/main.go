@@ -1,44 +1,56 @@
 // Command fanout measures a policy push to a fleet: an embedded broker
-// (hq/broker, with the posguard topic ACL), N register clients (paho, each
-// with its own connection and register username) subscribed to the policy
-// topic, and HQ publishing one signed policy bundle. Each client verifies
-// the bundle (bundle.VerifyPolicy: signature, validation, scope, version,
-// expiry) as an agent does before applying it. It reports the time from
-// publish to the last client receiving it and to the last client having
-// verified it, one line per push in Go benchmark format for benchstat:
+// (hq/broker, with the posguard topic ACL), N registers, each a real agent
+// link to HQ (agent/hqsync.Client, with its own MQTT connection, register
+// username and agent/state bbolt file), and HQ publishing one signed policy
+// bundle. Each register applies it as the agent does: hqsync verifies it
+// (bundle.VerifyPolicy: signature, validation, scope, version, expiry),
+// stores it (state.SavePolicy, a bbolt transaction with fsync) and hands it
+// to OnPolicy, which notes the time. It reports the time from publish to the
+// last register having applied it, and to the broker having written it to
+// the last register's connection, one line per push in Go benchmark format
+// for benchstat:
 //
-//	BenchmarkPolicyPush/clients=1000 1 <all verified ns> ns/op <all received ns> received-ns
+//	BenchmarkPolicyPush/clients=1000 1 <all applied ns> ns/op <all delivered ns> delivered-ns <n> bundle-bytes
 //
-// All clients share this machine's CPUs: arrivals are verified by one
-// worker per CPU, so the verified figure includes N verifications queued on
-// them, where on real registers each verifies on its own CPU in parallel.
+// The registers are connected, in batches, and have applied one untimed
+// warm-up version (which proves every subscription is in place) before the
+// timed pushes; each push is a new version, as rollback protection demands.
+// All registers share this machine's CPUs and disk: the applied figure
+// includes N verifications and N fsyncs queued on them, where real registers
+// each do theirs on their own hardware in parallel.
 package main
 
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/posguard/posguard/agent/hqsync"
+	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 )
 
 func main() {
-	clients := flag.Int("clients", 1000, "register clients to connect")
+	clients := flag.Int("clients", 1000, "registers (hqsync clients, each with its own state file) to connect")
 	pushes := flag.Int("pushes", 3, "policy pushes to time, each a new version")
 	policyFile := flag.String("policy", "../policy/testdata/chain-default.yaml", "policy `FILE` to push")
-	timeout := flag.Duration("timeout", 2*time.Minute, "give up after this long")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -55,20 +67,69 @@ func main() {
 // now is inside the example policy's validity.
 var now = time.Date(2026, 7, 4, 12, 0, 0, 0, time.UTC)
 
-type fleet struct {
-	mu       sync.Mutex
-	received atomic.Int64
-	verified atomic.Int64
-	failed   atomic.Int64
-	lastRecv time.Time
-	lastOK   time.Time
-	done     chan struct{}
-	want     int64
+// round counts one push: registers that applied it, and policy messages
+// the broker wrote to register connections.
+type round struct {
+	want      int64
+	applied   atomic.Int64
+	delivered atomic.Int64
+	mu        sync.Mutex
+	lastApply time.Time
+	lastSent  time.Time
+	done      chan struct{}
 }
 
-// run connects the clients, times the pushes and writes one benchmark
+func newRound(want int) *round { return &round{want: int64(want), done: make(chan struct{})} }
+
+func (r *round) apply(t time.Time) {
+	if r.applied.Add(1) == r.want {
+		r.mu.Lock()
+		r.lastApply = t
+		r.mu.Unlock()
+		close(r.done)
+	}
+}
+
+func (r *round) sent(t time.Time) {
+	if r.delivered.Add(1) == r.want {
+		r.mu.Lock()
+		r.lastSent = t
+		r.mu.Unlock()
+	}
+}
+
+// sentHook counts the policy messages the broker writes to clients.
+type sentHook struct {
+	mqtt.HookBase
+	topic string
+	cur   atomic.Pointer[round]
+}
+
+func (h *sentHook) ID() string { return "fanout-sent" }
+
+func (h *sentHook) Provides(b byte) bool { return b == mqtt.OnPacketSent }
+
+func (h *sentHook) OnPacketSent(_ *mqtt.Client, pk packets.Packet, _ []byte) {
+	if pk.FixedHeader.Type != packets.Publish || pk.TopicName != h.topic {
+		return
+	}
+	if r := h.cur.Load(); r != nil {
+		r.sent(time.Now())
+	}
+}
+
+// register is one agent's link: its state file and hqsync client.
+type register struct {
+	name   string
+	st     *state.Store
+	sync   *hqsync.Client
+	active atomic.Int64
+	done   chan struct{}
+}
+
+// run connects the registers, times the pushes and writes one benchmark
 // line per push to out; progress notes go to logw.
-func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw io.Writer) error {
+func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw io.Writer) (err error) {
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		return fmt.Errorf("hq key: %w", err)
@@ -79,86 +140,84 @@ func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw 
 		return err
 	}
 	defer b.Close()
-
 	topic := wire.PolicyTopic(wire.ScopeAll)
-	f := &fleet{want: int64(nClients)} // want never changes: handlers read it unlocked
-	// Handlers only note the arrival; a pool of one worker per CPU verifies,
-	// so the received figure is the broker's delivery, not a queue of
-	// 1,000 verifications fighting for two cores.
-	type job struct {
-		store   string
-		mine    *atomic.Int64
-		payload []byte
-	}
-	jobs := make(chan job, nClients)
-	for range runtime.GOMAXPROCS(0) {
-		go func() {
-			for j := range jobs {
-				np, err := bundle.VerifyPolicy(j.payload, trusted, j.store, j.mine.Load(), now)
-				if err != nil {
-					f.failed.Add(1)
-					fmt.Fprintln(logw, "fanout: client refused the policy:", err)
-					continue
-				}
-				j.mine.Store(np.Metadata.Version)
-				if f.verified.Add(1) == f.want {
-					f.mu.Lock()
-					f.lastOK = time.Now()
-					close(f.done)
-					f.mu.Unlock()
-				}
-			}
-		}()
-	}
-	defer close(jobs)
-	handler := func(store string) paho.MessageHandler {
-		mine := new(atomic.Int64)
-		return func(_ paho.Client, m paho.Message) {
-			t := time.Now()
-			if f.received.Add(1) == f.want {
-				f.mu.Lock()
-				f.lastRecv = t
-				f.mu.Unlock()
-			}
-			jobs <- job{store: store, mine: mine, payload: m.Payload()}
-		}
-	}
-
-	conns := make([]paho.Client, nClients)
-	sem := make(chan struct{}, 50) // connect 50 at a time, as a fleet reconnecting after an outage would not all at once
-	var wg sync.WaitGroup
-	var connErr atomic.Value
-	start := time.Now()
-	for i := range conns {
-		store, reg := fmt.Sprintf("S%04d", i/4), fmt.Sprintf("R%d", i%4+1)
-		opts := paho.NewClientOptions().AddBroker(b.URL()).SetClientID(store + "-" + reg).SetUsername(store + "/" + reg).
-			SetCleanSession(true).SetAutoReconnect(false).SetOrderMatters(false)
-		c := paho.NewClient(opts)
-		conns[i] = c
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if tok := c.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-				connErr.Store(fmt.Errorf("connect %s/%s: %v", store, reg, tok.Error()))
-				return
-			}
-			if tok := c.Subscribe(topic, 1, handler(store)); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-				connErr.Store(fmt.Errorf("subscribe %s/%s: %v", store, reg, tok.Error()))
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := connErr.Load().(error); err != nil {
+	hook := &sentHook{topic: topic}
+	if err := b.Server().AddHook(hook, nil); err != nil {
 		return err
 	}
+	dir, err := os.MkdirTemp("", "fanout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	var cur atomic.Pointer[round]
+	regs := make([]*register, nClients)
+	runCtx, stop := context.WithCancel(context.Background())
+	// Stop every register (each publishes its offline status and
+	// disconnects) before closing its state file and the broker.
 	defer func() {
-		for _, c := range conns {
-			c.Disconnect(0)
+		stop()
+		for _, r := range regs {
+			if r == nil {
+				continue
+			}
+			if r.done != nil {
+				<-r.done
+			}
+			if cerr := r.st.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
 		}
 	}()
-	fmt.Fprintf(logw, "fanout: %d clients connected and subscribed in %s\n", nClients, time.Since(start).Round(time.Millisecond))
+
+	start := time.Now()
+	const batch = 50 // as a fleet reconnecting after an outage would, not all at once
+	for lo := 0; lo < nClients; lo += batch {
+		hi := min(lo+batch, nClients)
+		for i := lo; i < hi; i++ {
+			store, reg := fmt.Sprintf("S%04d", i/4), fmt.Sprintf("R%d", i%4+1)
+			r := &register{name: store + "/" + reg}
+			r.st, err = state.Open(filepath.Join(dir, store+"-"+reg+".db"), state.Options{Store: store, Register: reg})
+			if err != nil {
+				return fmt.Errorf("register %s: %w", r.name, err)
+			}
+			regs[i] = r
+			r.sync, err = hqsync.New(hqsync.Config{
+				MQTT: mqttconn.Config{Broker: b.URL()}, Store: store, Register: reg, State: r.st, Trusted: trusted,
+				Now:          func() time.Time { return now },
+				ActivePolicy: r.active.Load,
+				OnPolicy: func(p *policy.Policy) {
+					t := time.Now()
+					r.active.Store(p.Metadata.Version)
+					if rd := cur.Load(); rd != nil {
+						rd.apply(t)
+					}
+				},
+				Status: func() wire.Status {
+					st := wire.Status{}
+					if v := r.active.Load(); v > 0 {
+						st.Policy = &wire.PolicyInfo{Name: p.Metadata.Name, Version: v}
+					}
+					return st
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("register %s: %w", r.name, err)
+			}
+			r.done = make(chan struct{})
+			go func() { r.sync.Run(runCtx); close(r.done) }()
+		}
+		for i := lo; i < hi; i++ {
+			for !regs[i].sync.Connected() {
+				if ctx.Err() != nil {
+					return fmt.Errorf("register %s: not connected before the timeout", regs[i].name)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	fmt.Fprintf(logw, "fanout: %d registers connected in %s\n", nClients, time.Since(start).Round(time.Millisecond))
 
 	hq := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("hq").SetUsername(wire.HQUsername))
 	if tok := hq.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -166,35 +225,66 @@ func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw 
 	}
 	defer hq.Disconnect(0)
 
-	for push := 1; push <= pushes; push++ {
-		v := *p
-		v.Metadata.Version = p.Metadata.Version + int64(push) - 1
-		body, err := bundle.SignPolicy(priv, "EdDSA", "hq1", &v)
+	// push publishes version v and waits until every register applied it.
+	push := func(v int64) (applied, delivered time.Duration, size int, err error) {
+		pv := *p
+		pv.Metadata.Version = v
+		body, err := bundle.SignPolicy(priv, "EdDSA", "hq1", &pv)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		rd := newRound(nClients)
+		cur.Store(rd)
+		hook.cur.Store(rd)
+		t0 := time.Now()
+		if tok := hq.Publish(topic, 1, false, body); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			return 0, 0, 0, fmt.Errorf("publish policy v%d: %v", v, tok.Error())
+		}
+		select {
+		case <-rd.done:
+		case <-ctx.Done():
+			err := fmt.Errorf("push v%d: %d of %d registers applied it (%d delivered) before the timeout",
+				v, rd.applied.Load(), nClients, rd.delivered.Load())
+			for _, r := range regs {
+				if ref := r.sync.Refusal(); ref != nil && ref.Version == v {
+					err = errors.Join(err, fmt.Errorf("%s refused v%d: %s %s", r.name, v, ref.Reason, ref.Detail))
+				}
+			}
+			return 0, 0, 0, err
+		}
+		// The hook counting the last delivery may run just after the
+		// apply it caused.
+		for wait := time.Now(); rd.delivered.Load() < rd.want && time.Since(wait) < time.Second; {
+			time.Sleep(time.Millisecond)
+		}
+		rd.mu.Lock()
+		defer rd.mu.Unlock()
+		if rd.lastSent.IsZero() {
+			return 0, 0, 0, fmt.Errorf("push v%d: the broker counted %d deliveries for %d registers", v, rd.delivered.Load(), nClients)
+		}
+		return rd.lastApply.Sub(t0), rd.lastSent.Sub(t0), len(body), nil
+	}
+
+	base := p.Metadata.Version
+	warm := time.Now()
+	if _, _, _, err := push(base); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	fmt.Fprintf(logw, "fanout: warm-up v%d applied by all %d registers in %s\n", base, nClients, time.Since(warm).Round(time.Millisecond))
+	for i := 1; i <= pushes; i++ {
+		applied, delivered, size, err := push(base + int64(i))
 		if err != nil {
 			return err
 		}
-		f.received.Store(0)
-		f.verified.Store(0)
-		done := make(chan struct{})
-		f.mu.Lock()
-		f.done = done
-		f.mu.Unlock()
-		t0 := time.Now()
-		if tok := hq.Publish(topic, 1, false, body); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("publish policy v%d: %v", v.Metadata.Version, tok.Error())
+		fmt.Fprintf(out, "BenchmarkPolicyPush/clients=%d 1 %d ns/op %d delivered-ns %d bundle-bytes\n",
+			nClients, applied.Nanoseconds(), delivered.Nanoseconds(), size)
+	}
+	for _, r := range regs {
+		if got := r.active.Load(); got != base+int64(pushes) {
+			return fmt.Errorf("register %s runs v%d, want v%d", r.name, got, base+int64(pushes))
 		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("push v%d: only %d of %d clients received and %d verified (%d refused) before the timeout",
-				v.Metadata.Version, f.received.Load(), nClients, f.verified.Load(), f.failed.Load())
-		}
-		f.mu.Lock()
-		recv, ok := f.lastRecv.Sub(t0), f.lastOK.Sub(t0)
-		f.mu.Unlock()
-		fmt.Fprintf(out, "BenchmarkPolicyPush/clients=%d 1 %d ns/op %d received-ns %d bundle-bytes\n", nClients, ok.Nanoseconds(), recv.Nanoseconds(), len(body))
-		if f.failed.Load() > 0 {
-			return fmt.Errorf("push v%d: %d clients refused the policy", v.Metadata.Version, f.failed.Load())
+		if _, v, err := r.st.ActivePolicy(); err != nil || v != base+int64(pushes) {
+			return fmt.Errorf("register %s stored v%d (%v), want v%d", r.name, v, err, base+int64(pushes))
 		}
 	}
 	return nil
