@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,7 +106,44 @@ func TestWithHQ(t *testing.T) {
 			t.Fatalf("publish: %v", tok.Error())
 		}
 	}
-	publish("0000", "cmd-1") // wrong PIN: not applied
+	// The display hears the register's answer on the alerts topic.
+	alerts := make(chan []byte, 64)
+	if tok := disp.Subscribe(wire.AlertsTopic("S001", "R1"), 1, func(_ paho.Client, m paho.Message) {
+		alerts <- append([]byte(nil), m.Payload()...)
+	}); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	const wrongPIN = "975310"
+	publish(wrongPIN, "cmd-1") // wrong PIN: not applied, but reported back
+	refused := func(ev event.Event) bool {
+		return ev.Type == event.Refusal && ev.Resolution != nil && ev.Resolution.ReviewID == held.ReviewID
+	}
+	deadline := time.After(10 * time.Second)
+	for got := false; !got; {
+		select {
+		case b := <-alerts:
+			ev, err := event.Parse(b)
+			if err != nil {
+				t.Fatalf("alerts topic: %v", err)
+			}
+			if !refused(ev) {
+				continue
+			}
+			got = true
+			if strings.Contains(string(b), wrongPIN) || strings.Contains(strings.ToLower(string(b)), `"pin"`) {
+				t.Fatalf("refusal carries the PIN: %s", b)
+			}
+			if ev.Resolution.Action != event.Approve || ev.Resolution.By != "manager-sato" ||
+				!strings.HasSuffix(ev.Detail, ": "+event.RefusedBadPIN) || !strings.Contains(ev.Detail, held.ReviewID) {
+				t.Fatalf("refusal %+v (%+v)", ev, ev.Resolution)
+			}
+		case <-deadline:
+			t.Fatal("no refusal of the wrong PIN on the alerts topic")
+		}
+	}
+	waitFor(t, "HQ to store the refused resolution", func() bool {
+		return slices.ContainsFunc(hqEvents(event.Refusal), refused)
+	})
 	publish(testPIN, "cmd-2")
 	var one agent.ReviewInfo
 	waitFor(t, "the review to be approved over MQTT", func() bool {

@@ -19,9 +19,9 @@ import (
 
 // Review resolution errors.
 var (
-	ErrBadPIN      = errors.New("wrong manager PIN")
-	ErrRateLimited = errors.New("too many wrong PINs; try again later")
-	ErrNoPINs      = errors.New("no manager PINs configured (managerPINs)")
+	ErrBadPIN      = errors.New(event.RefusedBadPIN)
+	ErrRateLimited = errors.New(event.RefusedRateLimited)
+	ErrNoPINs      = errors.New(event.RefusedNoPINs)
 	ErrBadAction   = errors.New("action must be approve or reject")
 )
 
@@ -215,8 +215,29 @@ func (a *Agent) command(ctx context.Context, c wire.Command) error {
 		a.cmds[c.ID] = struct{}{}
 		a.cmdsMu.Unlock()
 	}
+	if errors.Is(err, ErrBadPIN) || errors.Is(err, ErrRateLimited) || errors.Is(err, ErrNoPINs) {
+		a.refuseCommand(ctx, c, err)
+	}
 	if err != nil {
 		return fmt.Errorf("resolve review %s: %w", c.ReviewID, err)
 	}
 	return nil
+}
+
+// refuseCommand tells the display, through the outbox and the alerts topic,
+// that the register refused its resolution, so the page says why instead of
+// waiting for an answer that never comes. The event names the review, the
+// attempted action and who sent it; never the PIN.
+func (a *Agent) refuseCommand(ctx context.Context, c wire.Command, why error) {
+	now := a.now()
+	_, err := a.st.Append(context.WithoutCancel(ctx), event.Event{Type: event.Refusal, At: now,
+		Detail:     fmt.Sprintf("resolution of review %s refused: %v", c.ReviewID, why),
+		Resolution: &event.ResolutionInfo{ReviewID: c.ReviewID, Action: string(c.Action), By: c.By, At: now}})
+	if err != nil {
+		a.log.Error("record refused resolution", "review", c.ReviewID, "err", err)
+		return
+	}
+	if a.hq != nil {
+		a.hq.Kick()
+	}
 }

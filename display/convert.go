@@ -2,6 +2,7 @@ package display
 
 import (
 	"sort"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -82,6 +83,20 @@ func alertFrom(ev event.Event, reviewTimeout time.Duration) board.Alert {
 func resolutionFrom(ev event.Event) board.Resolution {
 	r := ev.Resolution
 	return board.Resolution{Register: ev.Register, ReviewID: r.ReviewID, Action: r.Action, By: r.By, At: r.At, Detail: ev.Detail}
+}
+
+// refusalDetail says in the board's words why the register refused a
+// resolution: the reason ends the event's detail.
+func refusalDetail(ev event.Event) string {
+	switch {
+	case strings.HasSuffix(ev.Detail, event.RefusedBadPIN):
+		return board.BadPIN
+	case strings.HasSuffix(ev.Detail, event.RefusedRateLimited):
+		return board.RateLimited
+	case strings.HasSuffix(ev.Detail, event.RefusedNoPINs):
+		return board.NoPINs
+	}
+	return board.Refused
 }
 
 // tileFrom turns a register status into its tile.

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
@@ -138,6 +139,9 @@ func TestApplyRejects(t *testing.T) {
 		{"events topic", wire.EventsTopic(testStore, "R1"), nil, "unexpected events topic"},
 		{"not a reg topic", "posguard/v1/policy/all", nil, "not under"},
 		{"resolution for unknown review is fine", wire.AlertsTopic(testStore, "R1"), js(resolution), ""},
+		{"refused resolution for unknown review is fine", wire.AlertsTopic(testStore, "R1"), js(refusalEvent(testStore, "R1", 3, "sale-R1-1", event.RefusedBadPIN, now)), ""},
+		{"policy refusal on the alerts topic", wire.AlertsTopic(testStore, "R1"), js(event.Event{ID: event.ID(testStore, "R1", "ep1", 4), Seq: 4, Type: event.Refusal,
+			Store: testStore, Register: "R1", At: now, Detail: "policy bundle refused"}), "refusal without a review"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -217,6 +221,72 @@ func TestResolveRoundTrip(t *testing.T) {
 	// A resolved review takes no more resolutions.
 	if code, _ := p.resolve(ResolveRequest{Register: "R3", ReviewID: a.ReviewID, Action: "reject", PIN: "4711"}, p.csrf); code != http.StatusConflict {
 		t.Errorf("resolving a finished review: %d, want 409", code)
+	}
+}
+
+// The register refuses a resolution (wrong PIN, then too many): the page
+// hears why at once, the review is open again for another try, and a page
+// opened later gets the same from its snapshot.
+func TestRegisterRefusesResolution(t *testing.T) {
+	r := startRig(t, nil)
+	cmds := registerClient(t, r.broker.URL(), testStore, "R2")
+	now := time.Now().UTC().Truncate(time.Second)
+	p := r.open()
+	s := p.stream()
+	s.next(t, "snapshot")
+	r.publish(wire.AlertsTopic(testStore, "R2"), alertEvent(testStore, "R2", 5, policy.Review, now), false)
+	var a board.Alert
+	json.Unmarshal(s.next(t, "alert").Data, &a)
+	if a.State != board.Open || a.ReviewID == "" {
+		t.Fatalf("review alert = %+v", a)
+	}
+	seq := uint64(6)
+	for _, c := range []struct{ why, detail string }{
+		{event.RefusedBadPIN, board.BadPIN},
+		{event.RefusedRateLimited, board.RateLimited},
+	} {
+		if code, out := p.resolve(ResolveRequest{Register: "R2", ReviewID: a.ReviewID, Action: "approve", PIN: "0000"}, p.csrf); code != http.StatusAccepted {
+			t.Fatalf("resolve: %d %+v", code, out)
+		}
+		if _, err := recvCmd(cmds, 10*time.Second); err != nil {
+			t.Fatal("register got no command")
+		}
+		var sent board.Alert
+		json.Unmarshal(s.next(t, "alert").Data, &sent)
+		if sent.State != board.Sent || sent.Detail != "" {
+			t.Fatalf("after sending: %+v", sent)
+		}
+		r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq, a.ReviewID, c.why, now.Add(time.Second)), false)
+		seq++
+		var back board.Alert
+		json.Unmarshal(s.next(t, "alert").Data, &back)
+		if back.ID != a.ID || back.State != board.Open || back.Detail != c.detail {
+			t.Fatalf("after the register refused (%s): state %q detail %q, want open %q", c.why, back.State, back.Detail, c.detail)
+		}
+	}
+	var snap struct{ Alerts []board.Alert }
+	json.Unmarshal(r.open().stream().next(t, "snapshot").Data, &snap)
+	if len(snap.Alerts) != 1 || snap.Alerts[0].State != board.Open || snap.Alerts[0].Detail != board.RateLimited {
+		t.Fatalf("snapshot after the refusals: %+v", snap.Alerts)
+	}
+	// A refusal for a review no longer pending changes nothing.
+	r.publish(wire.AlertsTopic(testStore, "R2"), resolutionEvent(testStore, "R2", seq, a.ReviewID, "reject", now.Add(2*time.Second)), false)
+	var done board.Alert
+	json.Unmarshal(s.next(t, "alert").Data, &done)
+	r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq+1, a.ReviewID, event.RefusedBadPIN, now.Add(3*time.Second)), false)
+	// Messages are applied in order: once this status shows, so has the
+	// refusal.
+	mark := now.Add(time.Hour)
+	r.publish(wire.StatusTopic(testStore, "R2"), status(testStore, "R2", true, mark), false)
+	for {
+		var tile board.Tile
+		json.Unmarshal(s.next(t, "register").Data, &tile)
+		if tile.At.Equal(mark) {
+			break
+		}
+	}
+	if got := r.srv.board.Snapshot().Alerts[0]; done.State != board.Rejected || got.State != board.Rejected {
+		t.Fatalf("refusal after the resolution: %+v", got)
 	}
 }
 

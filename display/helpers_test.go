@@ -273,6 +273,17 @@ func resolutionEvent(store, reg string, seq uint64, reviewID, action string, at 
 	}
 }
 
+// refusalEvent is the register refusing a resolution of reviewID, for why
+// (an event.Refused* reason).
+func refusalEvent(store, reg string, seq uint64, reviewID, why string, at time.Time) event.Event {
+	return event.Event{
+		ID: event.ID(store, reg, "ep1", seq), Seq: seq, Type: event.Refusal,
+		Store: store, Register: reg, At: at,
+		Detail:     "resolution of review " + reviewID + " refused: " + why,
+		Resolution: &event.ResolutionInfo{ReviewID: reviewID, Action: event.Approve, By: "display " + store, At: at},
+	}
+}
+
 func status(store, reg string, online bool, at time.Time) wire.Status {
 	return wire.Status{
 		Store: store, Register: reg, Online: online, Version: "test", At: at,

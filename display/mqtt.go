@@ -162,6 +162,13 @@ func (s *Server) apply(topic string, payload []byte) error {
 			if a, ok := s.board.Resolve(resolutionFrom(ev)); ok {
 				s.broadcast("alert", a)
 			}
+		case event.Refusal:
+			if ev.Resolution == nil {
+				return errors.New("refusal without a review on an alerts topic")
+			}
+			if a, ok := s.board.Refuse(ev.Register, ev.Resolution.ReviewID, refusalDetail(ev)); ok {
+				s.broadcast("alert", a)
+			}
 		default:
 			return fmt.Errorf("event type %q on an alerts topic", ev.Type)
 		}

@@ -29,8 +29,20 @@ const (
 	// Resolution is a held sale approved, rejected or timed out.
 	Resolution Type = "resolution"
 	// Refusal is a policy bundle or denylist message the agent refused to
-	// apply (bad signature, old version, sequence gap ...).
+	// apply (bad signature, old version, sequence gap ...), or a review
+	// resolution it refused (wrong manager PIN, rate limit): that one
+	// carries a Resolution with the review and the attempted action, and
+	// goes to the displays with the alerts.
 	Refusal Type = "refusal"
+)
+
+// Why a review resolution was refused: the end of a refused resolution's
+// Detail ("resolution of review R refused: " + reason), which displays
+// match to say it in the store's language.
+const (
+	RefusedBadPIN      = "wrong manager PIN"
+	RefusedRateLimited = "too many wrong PINs; try again later"
+	RefusedNoPINs      = "no manager PINs configured (managerPINs)"
 )
 
 // Resolution actions.
@@ -187,6 +199,14 @@ func (ev Event) Validate() error {
 	case Refusal:
 		if ev.Detail == "" {
 			return errors.New("refusal event without detail")
+		}
+		if r := ev.Resolution; r != nil {
+			if r.ReviewID == "" {
+				return errors.New("refused resolution without resolution.reviewId")
+			}
+			if r.Action != Approve && r.Action != Reject {
+				return fmt.Errorf("refused resolution.action %q: want approve or reject", r.Action)
+			}
 		}
 	case "":
 		return errors.New("type is required")

@@ -64,6 +64,12 @@ func goldenEvents() map[string]Event {
 			Store: "shinjuku-01", Register: "r2", At: at.Add(time.Hour),
 			Detail: "policy bundle version 6 refused: version 7 already applied",
 		},
+		"refused-resolution": {
+			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 45), Seq: 45, Type: Refusal,
+			Store: "shinjuku-01", Register: "r2", At: at.Add(2 * time.Minute),
+			Detail:     "resolution of review rv-17 refused: " + RefusedBadPIN,
+			Resolution: &ResolutionInfo{ReviewID: "rv-17", Action: Approve, By: "display S001", At: at.Add(2 * time.Minute)},
+		},
 	}
 }
 
@@ -104,7 +110,11 @@ func TestParseRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, r := string(good), string(res)
+	refused, err := os.ReadFile(filepath.Join("testdata", "refused-resolution.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, r, rf := string(good), string(res), string(refused)
 	tests := []struct {
 		name, in, want string
 	}{
@@ -132,11 +142,13 @@ func TestParseRejects(t *testing.T) {
   "request"`, 1), "does not match"},
 		{"bad label", strings.Replace(g, `"label": "fraud"`, `"label": "maybe"`, 1), `label "maybe"`},
 		{"bad resolution action", strings.Replace(r, `"action": "reject"`, `"action": "shrug"`, 1), `resolution.action "shrug"`},
+		{"refused resolution without review", strings.Replace(rf, `"reviewId": "rv-17"`, `"reviewId": ""`, 1), "without resolution.reviewId"},
+		{"refused timeout", strings.Replace(rf, `"action": "approve"`, `"action": "timeout"`, 1), `refused resolution.action "timeout"`},
 		{"wrong value type", strings.Replace(g, `"seq": 41`, `"seq": "41"`, 1), "cannot unmarshal string"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.in == g && tc.name != "empty" {
+			if (tc.in == g || tc.in == r || tc.in == rf) && tc.name != "empty" {
 				t.Fatal("test input unchanged: the replacement did not match the golden file")
 			}
 			_, err := Parse([]byte(tc.in))
@@ -175,7 +187,7 @@ func TestSplitID(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	// Seeds live in testdata/fuzz/FuzzParse; the golden files are added too
 	// so the fuzzer starts from every event type.
-	for _, name := range []string{"decision", "alert", "resolution", "refusal"} {
+	for _, name := range []string{"decision", "alert", "resolution", "refusal", "refused-resolution"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
 		if err != nil {
 			f.Fatal(err)

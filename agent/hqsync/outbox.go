@@ -69,9 +69,10 @@ func (o *outbox) publish(ev event.Event) error {
 		return err
 	}
 	topic := wire.EventsTopic(c.cfg.Store, c.cfg.Register)
-	if ev.Type == event.Alert || ev.Type == event.Resolution {
+	if ev.Type == event.Alert || ev.Type == event.Resolution || (ev.Type == event.Refusal && ev.Resolution != nil) {
 		// Displays subscribe to alerts only; they need resolutions too to
-		// unpin a review.
+		// unpin a review, and refused resolutions (wrong PIN, rate limit)
+		// to say so. Policy and denylist refusals stay on events.
 		topic = wire.AlertsTopic(c.cfg.Store, c.cfg.Register)
 	}
 	// Not waited for: paho keeps QoS 1 publishes in order on the wire, and

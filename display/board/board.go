@@ -195,9 +195,37 @@ func (b *Board) Pending(register, reviewID string) bool {
 }
 
 // NoAnswer is the Detail of a review put back to open because the register
-// did not answer a resolution in time (a wrong PIN is not reported back, so
-// this is also what a wrong PIN looks like).
+// did not answer a resolution in time (lost on the way, or a register too
+// old to report a refusal).
 const NoAnswer = "noAnswer"
+
+// Details of a review put back to open because the register refused the
+// resolution (see Refuse).
+const (
+	BadPIN      = "badPIN"      // wrong manager PIN
+	RateLimited = "rateLimited" // too many wrong PINs; wait and retry
+	NoPINs      = "noPINs"      // the register has no manager PINs
+	Refused     = "refused"     // any other reason
+)
+
+// Refuse records the register's report that it refused a resolution of a
+// review still open or sent: the review is open again, so the manager can
+// retry, with detail saying why. It returns the updated alert, or false when
+// no such review is pending.
+func (b *Board) Refuse(register, reviewID, detail string) (Alert, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i, ok := b.reviewIndex(register, reviewID)
+	if !ok {
+		return Alert{}, false
+	}
+	a := &b.alerts[i]
+	if a.State != Open && a.State != Sent {
+		return *a, false
+	}
+	a.State, a.Detail = Open, detail
+	return *a, true
+}
 
 // Expire times out the reviews whose deadline passed at now, and puts back
 // to open the sent ones the register has not answered within answerWait, so

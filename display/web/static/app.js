@@ -218,10 +218,15 @@
     return d;
   }
 
+  const refusals = ["badPIN", "rateLimited", "noPINs", "refused"];
+
   function reviewFooter(a) {
     const f = el("div", "actions");
     if (a.state === "open") {
+      // Why the review is open again: no answer in time, or the
+      // register's refusal (wrong PIN, too many attempts ...).
       if (a.detail === "noAnswer") f.append(el("span", "result noanswer", t("noAnswer")));
+      else if (refusals.includes(a.detail)) f.append(el("span", "result refused", t(a.detail)));
       const ok = el("button", "approve", t("approve"));
       ok.type = "button";
       ok.addEventListener("click", () => askPin(a, "approve"));
