@@ -39,12 +39,16 @@ type Config struct {
 	BatchSize int
 }
 
+// ingestQueue bounds the messages waiting to be stored; beyond it they are
+// dropped, unacked, and their registers resend them.
+const ingestQueue = 100_000
+
 // Service is a running HQ instance.
 type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	client paho.Client
-	in     chan paho.Message
+	in     *mqttconn.Queue
 	m      *metrics
 
 	readyOnce sync.Once
@@ -86,7 +90,12 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: make(chan paho.Message, 4*cfg.BatchSize), ready: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{})}
+	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
+		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
+		func() float64 { return float64(s.in.Dropped()) })); err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
 	opts, err := cfg.MQTT.Options(cfg.ClientID)
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
@@ -133,17 +142,23 @@ func (s *Service) onConnect(c paho.Client) {
 	for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
 		filters[f] = 1
 	}
-	// The handler only enqueues: storing happens on the ingest goroutine,
-	// so paho's router is never held up by the database. A full queue
-	// blocks here, which is backpressure the broker turns into queued
-	// QoS 1 messages, never loss.
-	tok := c.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) { s.in <- m })
+	// The handler only enqueues, never blocking: storing (and acking)
+	// happens on the ingest goroutine, so paho's router is never held up
+	// by the database or by our own publishes.
+	handler := func(_ paho.Client, m paho.Message) { s.in.Push(m) }
 	go func() {
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			s.log.Error("subscribe failed", "err", tok.Error())
-			return
+		// A subscription lost to a connection that dropped meanwhile is
+		// made again by the next onConnect; one refused on a live
+		// connection is retried, or HQ would sit connected and deaf.
+		for attempt := 1; c.IsConnectionOpen(); attempt++ {
+			tok := c.SubscribeMultiple(filters, handler)
+			if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
+				s.readyOnce.Do(func() { close(s.ready) })
+				return
+			}
+			s.log.Error("subscribe failed; retrying", "attempt", attempt, "err", tok.Error())
+			time.Sleep(time.Second)
 		}
-		s.readyOnce.Do(func() { close(s.ready) })
 	}()
 	go s.publishSnapshot("connect", false)
 }
@@ -152,37 +167,27 @@ func (s *Service) onConnect(c paho.Client) {
 // upserted, resync requests answered.
 func (s *Service) ingest(stop <-chan struct{}) {
 	ctx := context.Background()
-	batch := make([]paho.Message, 0, s.cfg.BatchSize)
 	for {
 		select {
 		case <-stop:
-			// Drain what paho already handed us so it is stored (and will
-			// be acked on the next run if the ack cannot go out now).
+			// Store what paho already handed over, waiting briefly for
+			// the last deliveries; anything later is never acked, so its
+			// register sends it again.
 			for {
-				select {
-				case m := <-s.in:
-					batch = append(batch, m)
-					if len(batch) == cap(batch) {
-						s.handle(ctx, batch)
-						batch = batch[:0]
-					}
-				case <-time.After(100 * time.Millisecond):
+				if batch := s.in.Take(s.cfg.BatchSize); len(batch) > 0 {
 					s.handle(ctx, batch)
+					continue
+				}
+				select {
+				case <-s.in.Ready():
+				case <-time.After(100 * time.Millisecond):
 					return
 				}
 			}
-		case m := <-s.in:
-			batch = append(batch[:0], m)
-		fill:
-			for len(batch) < cap(batch) {
-				select {
-				case m := <-s.in:
-					batch = append(batch, m)
-				default:
-					break fill
-				}
+		case <-s.in.Ready():
+			for batch := s.in.Take(s.cfg.BatchSize); len(batch) > 0; batch = s.in.Take(s.cfg.BatchSize) {
+				s.handle(ctx, batch)
 			}
-			s.handle(ctx, batch)
 		}
 	}
 }

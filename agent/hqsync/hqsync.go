@@ -62,7 +62,7 @@ type Client struct {
 	client paho.Client
 	start  time.Time
 
-	in     chan paho.Message
+	in     *mqttconn.Queue
 	kick   chan struct{} // new outbox entries
 	status chan struct{} // status changed
 
@@ -104,7 +104,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg: cfg, log: cfg.Logger, start: cfg.Now(),
-		in: make(chan paho.Message, 1024), kick: make(chan struct{}, 1), status: make(chan struct{}, 1),
+		in: mqttconn.NewQueue(10_000), kick: make(chan struct{}, 1), status: make(chan struct{}, 1),
 	}
 	opts, err := cfg.MQTT.Options(wire.ClientID(cfg.Store, cfg.Register))
 	if err != nil {
@@ -175,9 +175,11 @@ func (c *Client) contact() {
 	c.mu.Unlock()
 }
 
-// enqueue hands a message to the Run goroutine: paho's router is never held
-// by bbolt writes or policy compilation.
-func (c *Client) enqueue(m paho.Message) { c.in <- m }
+// enqueue hands a message to the Run goroutine without blocking: paho's
+// router is never held by bbolt writes, policy compilation or our own
+// publishes. A message dropped from a full queue comes again: acks when
+// HQ sees the event again, policy and denylist as retained or resynced.
+func (c *Client) enqueue(m paho.Message) { c.in.Push(m) }
 
 func (c *Client) onConnect(pc paho.Client) {
 	c.mu.Lock()
@@ -226,8 +228,10 @@ func (c *Client) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-c.in:
-			c.handle(ctx, m, out)
+		case <-c.in.Ready():
+			for _, m := range c.in.Take(256) {
+				c.handle(ctx, m, out)
+			}
 		case <-c.kick:
 			out.send()
 		case <-c.status:

@@ -27,7 +27,9 @@ func (o *outbox) send() {
 	if !c.Connected() {
 		return
 	}
-	now := c.cfg.Now()
+	// The wall clock, not cfg.Now: resending is transport timing, and a
+	// clock that is set back (or a test's fixed one) must not stop it.
+	now := time.Now()
 	c.mu.Lock()
 	restart := c.reconnected
 	c.reconnected = false
