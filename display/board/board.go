@@ -174,24 +174,39 @@ func (b *Board) Resolve(r Resolution) (Alert, bool) {
 func (b *Board) MarkSent(register, reviewID string, now time.Time) (Alert, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i, ok := b.reviewIndex(register, reviewID)
-	if !ok {
-		return Alert{}, false
-	}
-	a := &b.alerts[i]
-	if a.State != Open && a.State != Sent {
-		return *a, false
+	a, found, pending := b.pending(register, reviewID)
+	if !pending {
+		return a.value(found), false
 	}
 	a.State, a.SentAt, a.Detail = Sent, now, ""
 	return *a, true
+}
+
+// pending finds a review and reports whether it is still open or sent;
+// callers hold mu.
+func (b *Board) pending(register, reviewID string) (a *Alert, found, pending bool) {
+	i, ok := b.reviewIndex(register, reviewID)
+	if !ok {
+		return nil, false, false
+	}
+	a = &b.alerts[i]
+	return a, true, a.State == Open || a.State == Sent
+}
+
+// value is the alert, or the zero Alert for one not found.
+func (a *Alert) value(found bool) Alert {
+	if !found {
+		return Alert{}
+	}
+	return *a
 }
 
 // Pending reports whether a review is open or sent, i.e. may be resolved.
 func (b *Board) Pending(register, reviewID string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i, ok := b.reviewIndex(register, reviewID)
-	return ok && (b.alerts[i].State == Open || b.alerts[i].State == Sent)
+	_, _, pending := b.pending(register, reviewID)
+	return pending
 }
 
 // NoAnswer is the Detail of a review put back to open because the register
@@ -215,13 +230,9 @@ const (
 func (b *Board) Refuse(register, reviewID, detail string) (Alert, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i, ok := b.reviewIndex(register, reviewID)
-	if !ok {
-		return Alert{}, false
-	}
-	a := &b.alerts[i]
-	if a.State != Open && a.State != Sent {
-		return *a, false
+	a, found, pending := b.pending(register, reviewID)
+	if !pending {
+		return a.value(found), false
 	}
 	a.State, a.Detail = Open, detail
 	return *a, true
