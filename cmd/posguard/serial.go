@@ -132,16 +132,21 @@ func runPorts(ctx context.Context, std stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	writePorts(std.out, ports)
+	return nil
+}
+
+// writePorts prints one line a port, with the USB ids where known.
+func writePorts(w io.Writer, ports []serialport.PortInfo) {
 	if len(ports) == 0 {
-		fmt.Fprintln(std.out, "no serial ports found")
-		return nil
+		fmt.Fprintln(w, "no serial ports found")
+		return
 	}
 	for _, p := range ports {
 		if !p.USB {
-			fmt.Fprintf(std.out, "%s\n", p.Name)
+			fmt.Fprintf(w, "%s\n", p.Name)
 			continue
 		}
-		fmt.Fprintf(std.out, "%s\tusb %s:%s\tserial %q\t%s\n", p.Name, p.VID, p.PID, p.Serial, p.Product)
+		fmt.Fprintf(w, "%s\tusb %s:%s\tserial %q\t%s\n", p.Name, p.VID, p.PID, p.Serial, p.Product)
 	}
-	return nil
 }
