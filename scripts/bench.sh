@@ -60,13 +60,46 @@ step decision "$ROOT" "${bench[@]}" -bench 'BenchmarkEvaluate$|BenchmarkEvaluate
 step decision-agent "$ROOT" "${bench[@]}" -bench '^BenchmarkDecide$|^BenchmarkDecideParallel8$' ./agent
 # The same decision with the rules written in Rego and run by OPA.
 step opa "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkDecide|BenchmarkRules' ./opa
+# opa_ratio FILE: OPA's time over posguard's for each BenchmarkDecide and
+# BenchmarkRules case (quiet, firing), from the median ns/op of the runs.
+opa_ratio() {
+	awk '$1 ~ /^Benchmark(Decide|Rules)\/(quiet|firing)\/(posguard|opa)(-[0-9]+)?$/ && $4 == "ns/op" {
+		name = $1; sub(/-[0-9]+$/, "", name); print name, $3 }' "$1" |
+		sort -k1,1 -k2,2g |
+		awk 'function fmt(ns) { return ns >= 1e6 ? sprintf("%.2f ms", ns / 1e6) : sprintf("%.1f µs", ns / 1e3) }
+		{ v[$1, ++n[$1]] = $2 }
+		END {
+			for (k in n) {
+				c = n[k]
+				med[k] = c % 2 ? v[k, (c + 1) / 2] : (v[k, c / 2] + v[k, c / 2 + 1]) / 2
+			}
+			split("Decide Rules", bs, " ")
+			split("quiet firing", cs, " ")
+			for (i = 1; i <= 2; i++) for (j = 1; j <= 2; j++) {
+				p = "Benchmark" bs[i] "/" cs[j] "/posguard"; o = "Benchmark" bs[i] "/" cs[j] "/opa"
+				if (!(p in med) || !(o in med)) continue
+				printf "%-6s %-6s posguard %s vs OPA %s: OPA %.1f× slower (median of %d/%d runs)\n",
+					bs[i], cs[j], fmt(med[p]), fmt(med[o]), med[o] / med[p], n[p], n[o]
+				found++
+			}
+			if (!found) { print "no BenchmarkDecide/BenchmarkRules results"; exit 1 }
+		}'
+}
+if want opa && [ -s "$OUT/opa.txt" ]; then
+	echo "== opa ratio (OPA ns/op over posguard ns/op; Decide = token verify + rules, Rules = rules only)"
+	opa_ratio "$OUT/opa.txt" | tee "$OUT/opa-ratio.txt" || failed+=("opa ratio")
+fi
 # Durable decisions per second (bbolt, fsync on): 1 and 8 callers.
 step durable "$ROOT" "${bench[@]}" -bench 'BenchmarkCommit' ./agent/state
 # Scan pass-through over ptys, with p50/p99.
 step scan "$ROOT" "${bench[@]}" -bench 'BenchmarkPipelineLatency' -benchtime 2000x ./firmware-bridge/posout
 step scan-agent "$ROOT" "${bench[@]}" -bench 'BenchmarkScanPassThrough' ./agent
-# HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100.
-step ingest "$ROOT/bench" "${bench[@]}" -bench 'BenchmarkIngest' -benchtime 200x ./ingest
+# HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100 into
+# the store alone (200 batches per run); then the whole path, 20,000 events
+# published QoS 1 by a register client through the embedded broker to HQ,
+# stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event).
+step ingest "$ROOT/bench" sh -c 'go test -run "^$" -count "$1" -bench "BenchmarkIngest$" -benchtime 200x ./ingest; rc=$?
+	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
 # Backtest: 1,000,000 events read, sorted and replayed through the example policy.
 step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
 # Agent state RSS, idle and with a 1,000,000-entry denylist.
@@ -94,6 +127,10 @@ for f in "$OUT"/*.txt; do
 	echo >>"$OUT/summary.txt"
 done
 cat "$OUT/machine.txt" "$OUT/summary.txt"
+if [ -s "$OUT/opa-ratio.txt" ]; then
+	echo "-- opa ratio"
+	cat "$OUT/opa-ratio.txt"
+fi
 echo
 echo "results: $OUT"
 if [ ${#failed[@]} -gt 0 ]; then

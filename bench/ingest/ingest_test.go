@@ -1,6 +1,7 @@
 // Package ingest measures HQ's event storage: how many register events per
 // second HQ can make durable, in PostgreSQL (the production store) and in
-// the bbolt file the demo uses.
+// the bbolt file the demo uses; and (mqtt_test.go) the whole path, from a
+// register's MQTT publish to HQ's ack.
 package ingest
 
 import (
