@@ -17,13 +17,14 @@ import (
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
 )
 
 // Request bounds of the local API.
 const (
 	maxBody     = 64 << 10
-	maxLines    = 500
+	maxLines    = policy.MaxLines // the cart policy expr rules are costed for
 	maxQuantity = 9999
 )
 

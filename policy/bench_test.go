@@ -68,6 +68,23 @@ func BenchmarkEvaluate(b *testing.B) {
 	benchEvaluate(b, loadExample(b), req)
 }
 
+// BenchmarkEvaluateExprRuns: a sale that reads the whole expression of the
+// example's drains-topup rule (a ¥10,000 top-up, a ¥10,000 cart of 20 food
+// lines, so sale.lines.exists walks every line) and still passes quietly.
+func BenchmarkEvaluateExprRuns(b *testing.B) {
+	req := benchRequest()
+	req.Payment.TopUpAmount = 10_000
+	req.Payment.TopUpAt = req.At.Add(-2 * time.Hour)
+	req.Lines = req.Lines[:0:0]
+	for i := 0; i < 20; i++ {
+		req.Lines = append(req.Lines, Line{JAN: "4901234200012", Category: "food", Quantity: 1, UnitPrice: 500})
+	}
+	if d := Evaluate(loadExample(b), req, benchHistory(req.At)); d.Outcome != Allow || len(d.Rules) != 0 {
+		b.Fatalf("bench sale should pass quietly: %+v", d)
+	}
+	benchEvaluate(b, loadExample(b), req)
+}
+
 // BenchmarkEvaluateNoExpr: the example policy without its expr rule, to
 // show the built-in kinds allocate nothing when no rule fires.
 func BenchmarkEvaluateNoExpr(b *testing.B) {
@@ -100,4 +117,13 @@ func BenchmarkLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkEvaluateExprNearLimit: an expression the loader accepts with a
+// worst-case cost of 45,003 of the 50,000 allowed (a regular expression
+// over every JAN), run on the worst sale the bound assumes: how long the
+// cost limit lets a register spend on one expr rule.
+func BenchmarkEvaluateExprNearLimit(b *testing.B) {
+	p := testPolicy(b, `{id: r, kind: expr, action: review, expr: "sale.lines.exists(l, l.jan.matches('^49[0-9]{11}$'))"}`)
+	benchEvaluate(b, p, worstRequest())
 }

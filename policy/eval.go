@@ -45,10 +45,11 @@ func (e *evaluation) fire(id, action, mode, reason string) {
 	}
 }
 
-// Evaluate decides one sale. It is pure: time is req.At, state is hist, and
-// the only allocations on a sale where nothing fires are those of expr
-// rules. A nil policy is decided by DefaultFailMode; a nil hist is an empty
-// history.
+// Evaluate decides one sale. It is pure: time is req.At, state is hist. A
+// sale where nothing fires allocates nothing in the built-in rule kinds;
+// expr rules reuse pooled inputs and allocate only where CEL boxes values
+// (integers of 256 and up, strings read from the sale). A nil policy is
+// decided by DefaultFailMode; a nil hist is an empty history.
 func Evaluate(p *Policy, req Request, hist History) Decision {
 	if p == nil {
 		return EvaluateFailMode(DefaultFailMode(), req)
@@ -63,16 +64,14 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 
 	e.token(p.FailMode.InvalidToken, p.FailMode.UnknownToken)
 	var vars *celVars
+	if p.vars != nil {
+		vars = getCELVars(p, &req, hist)
+	}
 	for i := range p.Rules {
-		r := &p.Rules[i]
-		if r.Kind == KindExpr && vars == nil {
-			// A heap copy of the request, so the stack one does not escape
-			// on every call just because CEL might keep a pointer.
-			rc := new(Request)
-			*rc = req
-			vars = newCELVars(p, rc, hist)
-		}
-		e.rule(r, vars)
+		e.rule(&p.Rules[i], vars)
+	}
+	if vars != nil {
+		putCELVars(vars)
 	}
 	if req.Offline {
 		e.offline()
@@ -315,10 +314,15 @@ func (e *evaluation) rule(r *Rule, vars *celVars) {
 		if r.prog == nil || vars == nil || !e.applies(r) {
 			return
 		}
+		if vars.beyond != "" {
+			// The load-time cost bound does not hold for this sale.
+			e.fire(r.ID, r.Action, r.Mode, "expression not run: "+vars.beyond)
+			return
+		}
 		out, _, err := r.prog.Eval(vars)
 		if err != nil {
-			// Fail closed: an expression that cannot finish (cost limit,
-			// runtime error) must not wave the sale through.
+			// Fail closed: an expression that cannot finish (division by
+			// zero, a missing map key) must not wave the sale through.
 			e.fire(r.ID, r.Action, r.Mode, "expression failed: "+err.Error())
 			return
 		}

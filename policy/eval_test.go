@@ -171,6 +171,14 @@ func onigiri(n int) Line {
 }
 func pay(acct string) Payment { return Payment{Kind: TokenPG1, Account: acct} }
 
+func repeatLine(l Line, n int) []Line {
+	lines := make([]Line, n)
+	for i := range lines {
+		lines[i] = l
+	}
+	return lines
+}
+
 func sale(acct string, ago time.Duration, lines ...Line) PastSale {
 	return PastSale{At: t0.Add(-ago), Account: acct, Store: "S1", Register: "R1", Lines: lines}
 }
@@ -279,8 +287,19 @@ func TestRuleKinds(t *testing.T) {
 			lines: []Line{cartons(2)}, pay: pay("a"), past: []PastSale{sale("a", time.Minute, cartons(1))}, want: Review, reason: "repeat carton buyer"},
 		{name: "expr false", rule: `{id: r, kind: expr, action: review, expr: "sale.quantities['tobacco-carton'] >= 2"}`,
 			lines: []Line{cartons(1)}, pay: pay("a"), want: Allow},
-		{name: "expr over cost limit fails closed", rule: `{id: r, kind: expr, action: review, expr: "[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, [1,2,3,4,5,6,7,8,9,10].all(c, [1,2,3,4,5,6,7,8,9,10].all(d, a+b+c+d > 0))))"}`,
-			lines: []Line{onigiri(1)}, pay: pay("a"), want: Review, reason: "expression failed: operation cancelled: actual cost limit exceeded"},
+		{name: "expr run-time error fails closed", rule: `{id: r, kind: expr, action: review, expr: "sale.amount / (sale.quantity - 1) > 0"}`,
+			lines: []Line{onigiri(1)}, pay: pay("a"), want: Review, reason: "expression failed: division by zero"},
+		{name: "expr on a cart beyond its cost bound fails closed", rule: `{id: r, kind: expr, action: review, expr: "sale.quantities['tobacco-carton'] >= 2"}`,
+			lines: repeatLine(onigiri(1), MaxLines+1), pay: pay("a"), want: Review, reason: "expression not run: sale has 501 lines, expressions are bounded for 500"},
+		{name: "expr on a cart at its cost bound runs", rule: `{id: r, kind: expr, action: review, expr: "sale.lines.size() == 500 && sale.lines.all(l, l.category == 'food')"}`,
+			lines: repeatLine(onigiri(1), MaxLines), pay: pay("a"), want: Review, reason: "expression is true: sale.lines.size() == 500 && sale.lines.all(l, l.category == 'food')"},
+		{name: "expr on a token text beyond its cost bound fails closed", rule: `{id: r, kind: expr, action: review, expr: "token.issuer == 'x'"}`,
+			lines: []Line{onigiri(1)}, pay: Payment{Kind: TokenPG1, Account: "a", Issuer: strings.Repeat("i", MaxText+1)}, want: Review,
+			reason: "expression not run: a sale or token text of 257 bytes, expressions are bounded for 256"},
+		{name: "expr walks the cart", rule: `{id: r, kind: expr, action: deny, expr: "sale.lines.exists(l, l.category == 'tobacco-carton' && l.units >= 20)", reason: twenty packs in cartons}`,
+			lines: []Line{onigiri(3), cartons(2)}, pay: pay("a"), want: Deny, reason: "twenty packs in cartons"},
+		{name: "expr walks the cart, nothing found", rule: `{id: r, kind: expr, action: deny, expr: "sale.lines.exists(l, l.category == 'tobacco-carton' && l.units >= 30)"}`,
+			lines: []Line{onigiri(3), cartons(2)}, pay: pay("a"), want: Allow},
 		{name: "expr history and claims", rule: `{id: r, kind: expr, action: deny, expr: "history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"}`,
 			lines: []Line{onigiri(1)}, pay: Payment{Kind: TokenPG1, Account: "a", ForeignLogin: true}, past: []PastSale{sale("z", time.Minute, onigiri(1))}, want: Deny, reason: "expression is true: history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"},
 		// shadow

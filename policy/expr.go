@@ -3,12 +3,14 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"strings"
 	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
@@ -16,12 +18,25 @@ import (
 )
 
 // Limits on expr rules. A register decides in well under a millisecond, so
-// an expression gets a bounded budget: the cost limit stops runaway
-// comprehensions at run time, the size limits stop pathological source.
+// an expression gets a bounded budget. The budget is checked once, at load,
+// against the worst sale an expression can be handed (MaxLines lines, every
+// text MaxText bytes): an expression whose worst case is over exprCostLimit
+// is rejected there, so no cost tracker has to run on every sale, and a sale
+// beyond those bounds fails expr rules closed instead of being costed.
 const (
-	exprCostLimit      = 10_000
+	exprCostLimit      = 50_000
 	exprMaxLength      = 4096
 	exprRecursionLimit = 32
+
+	// MaxLines is the most cart lines an expr rule is costed for; the
+	// agent refuses larger carts.
+	MaxLines = 500
+	// MaxText is the most bytes of any text (ids, JANs, categories, token
+	// claims) an expr rule is costed for.
+	MaxText = 256
+	// historyCallCost prices a history lookup: a real bbolt-backed index
+	// walk, far dearer than an operator.
+	historyCallCost = 100
 )
 
 // celSale is the "sale" variable of expr rules.
@@ -36,6 +51,8 @@ type celSale struct {
 	Lines      []celLine        `cel:"lines"`
 	Quantities map[string]int64 `cel:"quantities"` // per category
 	Amounts    map[string]int64 `cel:"amounts"`    // per category, yen
+
+	list lineList // Lines as CEL reads them
 }
 
 type celLine struct {
@@ -45,6 +62,8 @@ type celLine struct {
 	UnitPrice int64  `cel:"unitPrice"`
 	Amount    int64  `cel:"amount"`
 	Units     int64  `cel:"units"`
+
+	category ref.Val // Category, boxed once per policy
 }
 
 // celToken is the "token" variable. Times the token does not carry are the
@@ -73,26 +92,29 @@ type historyVal struct {
 
 const historyTypeName = "posguard.History"
 
-func (h historyVal) ConvertToNative(reflect.Type) (any, error) {
+// historyType is built once: Type is asked on every call through history.
+var historyType = types.NewOpaqueType(historyTypeName)
+
+func (h *historyVal) ConvertToNative(reflect.Type) (any, error) {
 	return nil, errors.New("history cannot leave the expression")
 }
-func (h historyVal) ConvertToType(ref.Type) ref.Val {
+func (h *historyVal) ConvertToType(ref.Type) ref.Val {
 	return types.NewErr("history cannot be converted")
 }
-func (h historyVal) Equal(ref.Val) ref.Val { return types.False }
-func (h historyVal) Type() ref.Type        { return types.NewOpaqueType(historyTypeName) }
-func (h historyVal) Value() any            { return h }
+func (h *historyVal) Equal(ref.Val) ref.Val { return types.False }
+func (h *historyVal) Type() ref.Type        { return historyType }
+func (h *historyVal) Value() any            { return h }
 
 type celEnv struct{ env *cel.Env }
 
 func newCELEnv() (*celEnv, error) {
 	histT := cel.OpaqueType(historyTypeName)
 	strList := cel.ListType(cel.StringType)
-	histInt := func(name string, f func(h historyVal, since time.Time, cats []string) int64) cel.EnvOption {
+	histInt := func(name string, f func(h *historyVal, since time.Time, cats []string) int64) cel.EnvOption {
 		return cel.Function(name, cel.MemberOverload("history_"+name,
 			[]*cel.Type{histT, cel.DurationType, strList}, cel.IntType,
 			cel.FunctionBinding(func(args ...ref.Val) ref.Val {
-				h, ok := args[0].(historyVal)
+				h, ok := args[0].(*historyVal)
 				if !ok {
 					return types.NewErr("%s: not a history", name)
 				}
@@ -114,22 +136,22 @@ func newCELEnv() (*celEnv, error) {
 		cel.Variable("history", histT),
 		cel.ParserExpressionSizeLimit(exprMaxLength),
 		cel.ParserRecursionLimit(exprRecursionLimit),
-		histInt("accountSales", func(h historyVal, since time.Time, cats []string) int64 {
+		histInt("accountSales", func(h *historyVal, since time.Time, cats []string) int64 {
 			return int64(h.h.AccountSales(h.req.Payment.Account, since, cats).Sales)
 		}),
-		histInt("accountAmount", func(h historyVal, since time.Time, cats []string) int64 {
+		histInt("accountAmount", func(h *historyVal, since time.Time, cats []string) int64 {
 			return h.h.AccountSales(h.req.Payment.Account, since, cats).Amount
 		}),
-		histInt("accountQuantity", func(h historyVal, since time.Time, cats []string) int64 {
+		histInt("accountQuantity", func(h *historyVal, since time.Time, cats []string) int64 {
 			return int64(h.h.AccountSales(h.req.Payment.Account, since, cats).Quantity)
 		}),
-		histInt("registerAccounts", func(h historyVal, since time.Time, cats []string) int64 {
+		histInt("registerAccounts", func(h *historyVal, since time.Time, cats []string) int64 {
 			return int64(h.h.RegisterAccounts(h.req.Store, h.req.Register, since, cats, h.req.Payment.Account))
 		}),
 		cel.Function("denylisted", cel.MemberOverload("history_denylisted",
 			[]*cel.Type{histT}, cel.BoolType,
 			cel.UnaryBinding(func(v ref.Val) ref.Val {
-				h, ok := v.(historyVal)
+				h, ok := v.(*historyVal)
 				if !ok {
 					return types.NewErr("denylisted: not a history")
 				}
@@ -139,12 +161,18 @@ func newCELEnv() (*celEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cel environment: %w", err)
 	}
+	env, err = env.Extend(cel.CustomTypeProvider(fieldReader{env.CELTypeProvider()}))
+	if err != nil {
+		return nil, fmt.Errorf("cel environment: %w", err)
+	}
 	return &celEnv{env: env}, nil
 }
 
-// compile parses and type-checks an expression and plans it with the cost
-// limit; the CEL message is kept because it points at the offending column.
-func (e *celEnv) compile(src string) (cel.Program, error) {
+// compile parses and type-checks an expression, bounds its worst-case cost
+// and plans it; the CEL message is kept because it points at the offending
+// column. categories is how many categories the policy declares, the most
+// keys sale.quantities can have besides those of the cart's own lines.
+func (e *celEnv) compile(src string, categories int) (cel.Program, error) {
 	ast, iss := e.env.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		return nil, errors.New(oneLine(iss.Err().Error()))
@@ -152,11 +180,72 @@ func (e *celEnv) compile(src string) (cel.Program, error) {
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("must be a boolean expression, not %s", ast.OutputType())
 	}
-	prog, err := e.env.Program(ast, cel.CostLimit(exprCostLimit))
+	est, err := e.env.EstimateCost(ast, costBounds{categories: uint64(categories)})
+	if err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	switch {
+	case est.Max == math.MaxUint64:
+		return nil, fmt.Errorf("worst-case cost is unbounded, limit %d (compare fields, not whole lines)", exprCostLimit)
+	case est.Max > exprCostLimit:
+		return nil, fmt.Errorf("worst-case cost %d exceeds the limit %d (a sale of %d lines, texts of %d bytes)",
+			est.Max, exprCostLimit, MaxLines, MaxText)
+	}
+	prog, err := e.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	return prog, nil
+}
+
+// costBounds tells CEL's cost estimator how big the inputs can get, so the
+// estimate is a true upper bound for every sale Evaluate hands over.
+type costBounds struct{ categories uint64 }
+
+func (b costBounds) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
+	path := n.Path()
+	if len(path) == 0 {
+		return nil
+	}
+	var sz cost.SizeEstimate
+	switch {
+	case n.Type().IsExactType(cel.StringType):
+		sz = cost.RangedSizeEstimate(0, MaxText)
+	case len(path) == 2 && path[0] == "sale" && path[1] == "lines":
+		sz = cost.RangedSizeEstimate(0, MaxLines)
+	case len(path) == 2 && path[0] == "sale" && (path[1] == "quantities" || path[1] == "amounts"):
+		sz = cost.RangedSizeEstimate(0, b.categories+MaxLines)
+	default:
+		return nil
+	}
+	return &sz
+}
+
+func (costBounds) EstimateCallCost(function, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	if strings.HasPrefix(overloadID, "history_") {
+		return cost.NewCallEstimate(cost.FixedCostEstimate(historyCallCost), nil)
+	}
+	return nil
+}
+
+// beyondBounds says why a sale is beyond what expr rules were costed for,
+// or "" when it is within.
+func beyondBounds(req *Request) string {
+	if len(req.Lines) > MaxLines {
+		return fmt.Sprintf("sale has %d lines, expressions are bounded for %d", len(req.Lines), MaxLines)
+	}
+	pm := &req.Payment
+	for _, s := range [...]string{req.SaleID, req.Store, req.Register, pm.Kind, pm.Issuer, pm.Account, pm.DeviceID} {
+		if len(s) > MaxText {
+			return fmt.Sprintf("a sale or token text of %d bytes, expressions are bounded for %d", len(s), MaxText)
+		}
+	}
+	for i := range req.Lines {
+		if l := &req.Lines[i]; len(l.JAN) > MaxText || len(l.Category) > MaxText {
+			return fmt.Sprintf("lines[%d] has a text over %d bytes", i, MaxText)
+		}
+	}
+	return ""
 }
 
 var celPosRE = regexp.MustCompile(`^(\d+:\d+): (.*)$`)
@@ -182,68 +271,107 @@ func oneLine(s string) string {
 }
 
 // celVars resolves the three variables without building a map per sale,
-// and builds sale and token only when an expression first reads them: an
+// and fills sale and token only when an expression first reads them: an
 // expression that short-circuits on a token claim never pays for the cart.
+// One celVars serves one Evaluate; the policy pools them so a sale costs no
+// allocations once the pool is warm (its cart and maps are reused).
 type celVars struct {
 	p       *Policy
-	req     *Request
-	sale    *celSale
-	token   *celToken
+	req     Request // a copy, so the caller's stays on its stack
+	sale    celSale
+	token   celToken
 	history historyVal
+	hasSale bool
+	hasTok  bool
+	// beyond says why the sale is outside the bounds expressions were
+	// costed for at load; expr rules then fire without running.
+	beyond string
 }
 
 func (a *celVars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "sale":
-		if a.sale == nil {
-			a.sale = newCELSale(a.p, a.req)
+		if !a.hasSale {
+			a.fillSale()
 		}
-		return a.sale, true
+		return &a.sale, true
 	case "token":
-		if a.token == nil {
+		if !a.hasTok {
 			pm := &a.req.Payment
-			a.token = &celToken{
+			a.token = celToken{
 				Kind: pm.Kind, Issuer: pm.Issuer, Account: pm.Account, DeviceID: pm.DeviceID,
 				DeviceSince: pm.DeviceSince, AccountSince: pm.AccountSince, TopUpAt: pm.TopUpAt,
 				TopUpAmount: pm.TopUpAmount, ForeignLogin: pm.ForeignLogin, ATC: int64(pm.ATC),
 			}
+			a.hasTok = true
 		}
-		return a.token, true
+		return &a.token, true
 	case "history":
-		return a.history, true
+		return &a.history, true
 	}
 	return nil, false
 }
 
 func (a *celVars) Parent() interpreter.Activation { return nil }
 
-// newCELVars prepares the expression inputs of one Evaluate; it is only
-// called for policies that have expr rules.
-func newCELVars(p *Policy, req *Request, hist History) *celVars {
-	return &celVars{p: p, req: req, history: historyVal{h: hist, req: req}}
+// getCELVars prepares the expression inputs of one Evaluate from the
+// policy's pool, which Load makes only for policies with expr rules.
+// putCELVars hands them back.
+func getCELVars(p *Policy, req *Request, hist History) *celVars {
+	a, _ := p.vars.Get().(*celVars)
+	if a == nil {
+		a = &celVars{}
+	}
+	a.p = p
+	a.req = *req
+	a.history = historyVal{h: hist, req: &a.req}
+	a.beyond = beyondBounds(req)
+	return a
 }
 
-func newCELSale(p *Policy, req *Request) *celSale {
-	s := &celSale{
-		ID: req.SaleID, Store: req.Store, Register: req.Register, At: req.At, Offline: req.Offline,
-		Lines:      make([]celLine, len(req.Lines)),
-		Quantities: make(map[string]int64, len(p.labels)),
-		Amounts:    make(map[string]int64, len(p.labels)),
+func putCELVars(a *celVars) {
+	pool := a.p.vars
+	// Drop what the sale referenced so a pooled celVars keeps no request,
+	// history or policy alive; keep the cart's and maps' storage.
+	clear(a.sale.Lines)
+	lines, qs, as := a.sale.Lines[:0], a.sale.Quantities, a.sale.Amounts
+	*a = celVars{}
+	a.sale = celSale{Lines: lines, Quantities: qs, Amounts: as}
+	pool.Put(a)
+}
+
+func (a *celVars) fillSale() {
+	p, req, s := a.p, &a.req, &a.sale
+	lines, qs, as := s.Lines[:0], s.Quantities, s.Amounts
+	if qs == nil {
+		qs = make(map[string]int64, len(p.labels))
+		as = make(map[string]int64, len(p.labels))
 	}
+	clear(qs)
+	clear(as)
+	*s = celSale{ID: req.SaleID, Store: req.Store, Register: req.Register, At: req.At, Offline: req.Offline,
+		Quantities: qs, Amounts: as}
 	// Every category is present (0 when absent) so sale.quantities['x']
 	// never fails at run time, which would fire the rule (fail closed).
 	for c := range p.labels {
-		s.Quantities[c] = 0
-		s.Amounts[c] = 0
+		qs[c] = 0
+		as[c] = 0
 	}
-	for i, l := range req.Lines {
-		cat, units := p.lineInfo(&l)
+	for i := range req.Lines {
+		l := &req.Lines[i]
+		cat, units := p.lineInfo(l)
 		amt := int64(l.Quantity) * l.UnitPrice
-		s.Lines[i] = celLine{JAN: l.JAN, Category: cat, Quantity: int64(l.Quantity), UnitPrice: l.UnitPrice, Amount: amt, Units: int64(units * l.Quantity)}
+		cv, ok := p.catVals[cat]
+		if !ok {
+			cv = types.String(cat) // a category the caller named and the policy does not declare
+		}
+		lines = append(lines, celLine{JAN: l.JAN, Category: cat, Quantity: int64(l.Quantity), UnitPrice: l.UnitPrice, Amount: amt, Units: int64(units * l.Quantity), category: cv})
 		s.Amount += amt
 		s.Quantity += int64(l.Quantity)
-		s.Quantities[cat] += int64(l.Quantity)
-		s.Amounts[cat] += amt
+		qs[cat] += int64(l.Quantity)
+		as[cat] += amt
 	}
-	return s
+	s.Lines = lines
+	s.list.s = s
+	a.hasSale = true
 }

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -15,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -110,6 +113,16 @@ func Load(data []byte) (*Policy, error) {
 	v.policy(p)
 	if len(v.problems) > 0 {
 		return nil, &ValidationError{Problems: v.problems}
+	}
+	for i := range p.Rules {
+		if p.Rules[i].Kind == KindExpr {
+			p.vars = &sync.Pool{}
+			p.catVals = make(map[string]ref.Val, len(p.labels))
+			for c := range p.labels {
+				p.catVals[c] = types.String(c)
+			}
+			break
+		}
 	}
 	return p, nil
 }
@@ -231,6 +244,9 @@ func (v *validator) catalog(p *Policy) {
 			continue
 		case cat.ID == "unknown":
 			v.add(path+".id", "\"unknown\" is built in (items the catalog does not know)")
+			continue
+		case len(cat.ID) > MaxText:
+			v.add(path+".id", "%d bytes, at most %d", len(cat.ID), MaxText)
 			continue
 		}
 		if _, dup := p.labels[cat.ID]; dup {
@@ -544,7 +560,7 @@ func (v *validator) rule(p *Policy, r *Rule, path string, env *celEnv) {
 		if env == nil {
 			return
 		}
-		prog, err := env.compile(r.Expr)
+		prog, err := env.compile(r.Expr, len(p.labels))
 		if err != nil {
 			v.add(path+".expr", "%v", err)
 			return

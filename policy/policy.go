@@ -5,7 +5,9 @@
 package policy
 
 import (
+	"cel.dev/cel-go/common/types/ref"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -25,10 +27,12 @@ type Policy struct {
 	Offline    Offline  `yaml:"offline,omitempty" json:"offline"`
 	FailMode   FailMode `yaml:"failMode" json:"failMode"`
 
-	items      map[string]int    // JAN -> index in Catalog.Items
-	labels     map[string]string // category id -> label
-	ranges     []int             // indexes of Catalog.Ranges, longest prefix first
-	offlineIDs []string          // "offline:<category>" per Offline.Categories, built once
+	items      map[string]int     // JAN -> index in Catalog.Items
+	labels     map[string]string  // category id -> label
+	ranges     []int              // indexes of Catalog.Ranges, longest prefix first
+	offlineIDs []string           // "offline:<category>" per Offline.Categories, built once
+	vars       *sync.Pool         // of *celVars, when the policy has expr rules
+	catVals    map[string]ref.Val // category id -> its CEL string, when the policy has expr rules
 }
 
 // Metadata names and versions a policy. Version only goes up; agents refuse
