@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -33,7 +34,20 @@ type CartLine struct {
 type Sale struct {
 	Lines []CartLine
 	Token []byte
+	// IdempotencyKey, when set, makes a retry of the same request get the
+	// first answer back instead of a fresh decision (which would find its
+	// token replayed). Fingerprint identifies the request; a key reused
+	// for another request is refused with ErrIdempotencyMismatch.
+	IdempotencyKey string
+	Fingerprint    string
 }
+
+// IdempotencyTTL is how long an Idempotency-Key is answered.
+const IdempotencyTTL = 24 * time.Hour
+
+// ErrIdempotencyMismatch: the Idempotency-Key was first used for another
+// request.
+var ErrIdempotencyMismatch = errors.New("idempotency key was used for a different request")
 
 // Result is a decision as the caller sees it.
 type Result struct {
@@ -47,6 +61,9 @@ type Result struct {
 	// Error is set when the decision could not be made durable: the
 	// payment is then refused (Outcome deny), never allowed.
 	Error string `json:"error,omitempty"`
+	// Replayed is true when the answer is the stored one of an earlier
+	// request with the same idempotency key.
+	Replayed bool `json:"-"`
 }
 
 // ErrNotDurable wraps a commit failure: the sale was refused because its
@@ -54,9 +71,35 @@ type Result struct {
 var ErrNotDurable = errors.New("decision not stored; payment refused")
 
 // Decide decides one payment over HTTP: the same pipeline and durability
-// as a token from the scanner, without the serial actions.
+// as a token from the scanner, without the serial actions. With an
+// idempotency key already answered it returns that answer (Replayed) and
+// decides nothing.
 func (a *Agent) Decide(ctx context.Context, sale Sale) (Result, error) {
+	if sale.IdempotencyKey != "" {
+		if res, ok, err := a.answered(sale); ok || err != nil {
+			return res, err
+		}
+	}
 	return a.decide(ctx, sale, originHTTP)
+}
+
+// answered looks up the stored answer to sale's idempotency key.
+func (a *Agent) answered(sale Sale) (Result, bool, error) {
+	ans, ok, err := a.st.Answer(sale.IdempotencyKey, a.now())
+	if err != nil || !ok {
+		return Result{}, false, err
+	}
+	if ans.Fingerprint != sale.Fingerprint {
+		return Result{}, false, fmt.Errorf("Idempotency-Key %q: %w", sale.IdempotencyKey, ErrIdempotencyMismatch)
+	}
+	var res Result
+	if err := json.Unmarshal(ans.Response, &res); err != nil {
+		return Result{}, false, fmt.Errorf("stored answer of Idempotency-Key %q: %w", sale.IdempotencyKey, err)
+	}
+	res.EventID, res.Replayed = ans.EventID, true
+	a.m.idemReplays.Inc()
+	a.log.Info("decide retry answered from its idempotency key", "sale", res.SaleID, "outcome", res.Outcome)
+	return res, true, nil
 }
 
 // decide verifies the token, evaluates the sale, and commits replay mark,
@@ -90,28 +133,51 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		}
 	}
 	timeout := a.live.Load().Review.Timeout
-	evaluate := func() {
+	var res Result
+	evaluate := func() error {
 		d := a.evaluate(act, req)
 		rec.Decision = &d
 		rec.Review = nil
+		res = Result{SaleID: req.SaleID, Outcome: d.Outcome, Decision: d}
 		if d.Outcome == policy.Review {
 			rec.Review = &state.Review{ID: req.SaleID, SaleID: req.SaleID, Token: sale.Token, Created: at, Deadline: at.Add(timeout)}
+			res.ReviewID, res.Deadline = rec.Review.ID, rec.Review.Deadline
 		}
+		if sale.IdempotencyKey != "" {
+			// The answer is stored with the decision, so a retry gets
+			// exactly what this call returns (less the event id, which
+			// the commit assigns and stores beside it).
+			body, err := json.Marshal(res)
+			if err != nil {
+				return fmt.Errorf("encode answer of sale %s: %w", req.SaleID, err)
+			}
+			rec.Idempotent = &state.Idempotent{Key: sale.IdempotencyKey, Fingerprint: sale.Fingerprint, Response: body, Expires: at.Add(IdempotencyTTL)}
+		}
+		return nil
 	}
-	evaluate()
+	err := evaluate()
 	// The commit must finish even when the caller goes away: a decision
 	// half made is worse than one nobody hears.
 	cctx := context.WithoutCancel(ctx)
-	ev, err := a.st.Commit(cctx, rec)
+	var ev event.Event
+	if err == nil {
+		ev, err = a.st.Commit(cctx, rec)
+	}
 	if errors.Is(err, state.ErrReplayed) {
 		// A concurrent decision used this token first.
 		a.log.Warn("token used by a concurrent decision; deciding it as replayed", "sale", req.SaleID)
 		req.Payment.Invalid = string(token.Replayed)
 		rec.ReplayKey, rec.ReplayExpires = "", time.Time{}
-		evaluate()
-		ev, err = a.st.Commit(cctx, rec)
+		if err = evaluate(); err == nil {
+			ev, err = a.st.Commit(cctx, rec)
+		}
 	}
-	res := Result{SaleID: req.SaleID, Outcome: rec.Decision.Outcome, Decision: *rec.Decision}
+	if errors.Is(err, state.ErrIdempotent) {
+		// A retry with this key committed while this one was deciding.
+		if r, ok, aerr := a.answered(sale); ok || aerr != nil {
+			return r, aerr
+		}
+	}
 	if err != nil {
 		a.m.commitErrors.Inc()
 		a.m.decisions.WithLabelValues(string(policy.Deny)).Inc()
@@ -122,7 +188,6 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 	}
 	res.EventID = ev.ID
 	if rec.Review != nil {
-		res.ReviewID, res.Deadline = rec.Review.ID, rec.Review.Deadline
 		a.reviews.add(rec.Review.ID, rec.Review.Deadline, from)
 	}
 	a.m.latency.Observe(time.Since(began).Seconds())

@@ -199,9 +199,24 @@ func (r *running) decide(t testing.TB, tok string, lines ...agent.CartLine) (age
 
 func (r *running) do(t testing.TB, method, path string, body []byte, out any) int {
 	t.Helper()
+	code, _, b := r.send(t, method, path, body, nil)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, code, b, err)
+		}
+	}
+	return code
+}
+
+// send makes one request with extra headers and reads the whole answer.
+func (r *running) send(t testing.TB, method, path string, body []byte, hdr http.Header) (int, http.Header, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, r.url+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
@@ -212,12 +227,7 @@ func (r *running) do(t testing.TB, method, path string, body []byte, out any) in
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
-		}
-	}
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header, b
 }
 
 func (r *running) resolve(t testing.TB, id, action, pin string) (int, string) {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,8 @@ const (
 //	GET  /metrics               Prometheus metrics
 //	GET  /v1/status             policy, links, outbox, HQ contact
 //	POST /v1/decide             {"lines":[{"jan","quantity"}],"token":"..."} → Result
+//	                            optional header Idempotency-Key: a retry with the same
+//	                            key and body gets the first answer (Idempotent-Replayed: true)
 //	GET  /v1/reviews            open reviews
 //	GET  /v1/reviews/{id}       one review, resolved or not
 //	POST /v1/reviews/{id}       {"action":"approve|reject","pin":"1234","by":"name"}
@@ -159,14 +163,60 @@ func (a *Agent) httpDecide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	res, err := a.Decide(r.Context(), Sale{Lines: q.Lines, Token: []byte(q.Token)})
-	if err != nil {
+	sale := Sale{Lines: q.Lines, Token: []byte(q.Token)}
+	if key := r.Header.Get("Idempotency-Key"); key != "" || len(r.Header.Values("Idempotency-Key")) > 0 {
+		if err := checkIdempotencyKey(key); err != nil {
+			writeError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		sale.IdempotencyKey, sale.Fingerprint = key, q.fingerprint()
+	}
+	res, err := a.Decide(r.Context(), sale)
+	switch {
+	case errors.Is(err, ErrIdempotencyMismatch):
+		writeError(w, http.StatusUnprocessableEntity, "%v", err)
+		return
+	case err != nil:
+		if res.Outcome == "" {
+			res = Result{Outcome: policy.Deny, Error: "decision failed; payment refused: " + err.Error()}
+		}
 		// The body still says deny, so a caller that only reads the
 		// outcome refuses the payment.
 		writeJSON(w, http.StatusServiceUnavailable, res)
 		return
 	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// checkIdempotencyKey accepts 1 to state.MaxIdempotencyKey visible ASCII
+// characters: the key is stored and logged.
+func checkIdempotencyKey(key string) error {
+	if key == "" || len(key) > state.MaxIdempotencyKey {
+		return fmt.Errorf("Idempotency-Key: must be 1 to %d characters, got %d", state.MaxIdempotencyKey, len(key))
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c <= 0x20 || c >= 0x7f {
+			return fmt.Errorf("Idempotency-Key: byte %#x at %d is not visible ASCII", c, i)
+		}
+	}
+	return nil
+}
+
+// fingerprint identifies a decide request for its idempotency key: the
+// hash of its canonical JSON, so a retry that reorders whitespace or keys
+// still matches while another cart or token does not.
+func (q DecideRequest) fingerprint() string {
+	b, err := json.Marshal(q)
+	if err != nil {
+		// A parsed request always encodes; a distinct value refuses
+		// any retry rather than matching a wrong one.
+		return "unencodable"
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // ReviewInfo is a review as the API shows it; the held token is not shown.

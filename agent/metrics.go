@@ -15,6 +15,7 @@ type metrics struct {
 	rules        *prometheus.CounterVec // rule, mode
 	latency      prometheus.Histogram
 	commitErrors prometheus.Counter
+	idemReplays  prometheus.Counter
 	scans        *prometheus.CounterVec // kind
 	posErrors    prometheus.Counter
 	pinFailures  prometheus.Counter
@@ -36,6 +37,8 @@ func newMetrics(st *state.Store) *metrics {
 			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1}}),
 		commitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posguard_agent_commit_errors_total", Help: "Decisions that could not be made durable (payment refused)."}),
+		idemReplays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posguard_agent_idempotent_replays_total", Help: "POST /v1/decide retries answered from their Idempotency-Key."}),
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "posguard_agent_scans_total", Help: "Scans read, by kind (item, payment, void, other)."}, []string{"kind"}),
 		posErrors: prometheus.NewCounter(prometheus.CounterOpts{
@@ -49,7 +52,7 @@ func newMetrics(st *state.Store) *metrics {
 		links: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "posguard_agent_link_up", Help: "1 when the link is up (scanner, pos, hq)."}, []string{"link"}),
 	}
-	reg.MustRegister(m.decisions, m.rules, m.latency, m.commitErrors, m.scans, m.posErrors, m.pinFailures,
+	reg.MustRegister(m.decisions, m.rules, m.latency, m.commitErrors, m.idemReplays, m.scans, m.posErrors, m.pinFailures,
 		m.resolutions, m.policyVer, m.links,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "posguard_agent_outbox_depth", Help: "Events not yet acknowledged by HQ."},

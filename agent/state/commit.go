@@ -33,7 +33,11 @@ type Record struct {
 	// Review, when set, is the hold stored in the same transaction so a
 	// restart cannot lose a held token.
 	Review *Review
-	Detail string
+	// Idempotent, when set, stores the caller's answer under its retry key
+	// in the same transaction. If the key is already stored, nothing is
+	// written and Commit returns ErrIdempotent.
+	Idempotent *Idempotent
+	Detail     string
 }
 
 // Commit makes one decision durable in a single transaction: the replay
@@ -62,6 +66,11 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 		}
 		atc = uint32(req.Payment.ATC)
 	}
+	if rec.Idempotent != nil {
+		if err := rec.Idempotent.validate(); err != nil {
+			return event.Event{}, fmt.Errorf("commit sale %s: %w", req.SaleID, err)
+		}
+	}
 	var reviewVal []byte
 	if rec.Review != nil {
 		if err := rec.Review.validate(); err != nil {
@@ -87,11 +96,20 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 	// Batch may run fn more than once (when another call in the batch
 	// fails), so fn only sets these, never accumulates.
 	var (
-		ev       event.Event
-		replayed bool
+		ev         event.Event
+		replayed   bool
+		idemExists bool
 	)
 	fn := func(tx *bolt.Tx) error {
-		replayed = false
+		replayed, idemExists = false, false
+		// The key first: a retry racing its original must get the
+		// original's answer, not be decided again as a replayed token.
+		if i := rec.Idempotent; i != nil {
+			if v := tx.Bucket([]byte(bIdem)).Get([]byte(i.Key)); v != nil && !answerExpired(v, req.At) {
+				idemExists = true
+				return nil
+			}
+		}
 		if rec.ReplayKey != "" && tx.Bucket([]byte(bSeen)).Get([]byte(rec.ReplayKey)) != nil {
 			replayed = true
 			return nil // no writes; does not disturb the other calls of the batch
@@ -140,11 +158,19 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 				return fmt.Errorf("store review: %w", err)
 			}
 		}
+		if rec.Idempotent != nil {
+			if err := putAnswer(tx, rec.Idempotent, ev.ID); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	if err := s.write(fn); err != nil {
 		s.log.Error("commit failed", "sale", req.SaleID, "err", err)
 		return event.Event{}, fmt.Errorf("commit sale %s to %s: %w", req.SaleID, s.path, err)
+	}
+	if idemExists {
+		return event.Event{}, fmt.Errorf("commit sale %s: %w", req.SaleID, ErrIdempotent)
 	}
 	if replayed {
 		return event.Event{}, fmt.Errorf("commit sale %s: %w", req.SaleID, ErrReplayed)

@@ -8,8 +8,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Prune deletes seen-token marks that expired before now, and history, EMV
-// counters and resolved reviews older than the retention. The outbox is not
+// Prune deletes seen-token marks and idempotency keys that expired before
+// now, and history, EMV counters and resolved reviews older than the
+// retention. The outbox is not
 // pruned: only Ack and the cap remove events. It returns how many entries
 // were deleted.
 func (s *Store) Prune(now time.Time) (int, error) {
@@ -67,6 +68,11 @@ func (s *Store) Prune(now time.Time) (int, error) {
 			return decodeReview(v, &r) == nil && r.Resolution != nil && nanos(r.Resolution.At) < cutoff
 		}); err != nil {
 			return fmt.Errorf("reviews: %w", err)
+		}
+		if _, err = collect(tx.Bucket([]byte(bIdem)), func(_, v []byte) bool {
+			return answerExpired(v, now)
+		}); err != nil {
+			return fmt.Errorf("idempotency keys: %w", err)
 		}
 		return nil
 	})

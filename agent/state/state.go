@@ -1,6 +1,7 @@
 // Package state is the register's durable memory: one bbolt file holding the
 // seen payment tokens, EMV counters, sales history, the outbox of events for
-// HQ, held reviews, the active policy bundle and the HQ denylist.
+// HQ, held reviews, the active policy bundle, the HQ denylist and the
+// answers to callers' idempotency keys.
 //
 // The file is the source of truth. What the decision hot path reads (history,
 // seen tokens, ATCs, denylist) is mirrored in memory at Open and updated only
@@ -36,12 +37,18 @@ import (
 // SchemaVersion is the layout this build reads and writes. A file with an
 // older version is migrated by the entries of migrations; without one, Open
 // refuses it rather than guess.
-const SchemaVersion uint64 = 1
+const SchemaVersion uint64 = 2
 
 // migrations[v] upgrades a file from schema v to v+1 inside the open
-// transaction. Schema 1 is the first released layout, so there are none yet;
-// files of schema 0 (development builds) are refused with ErrSchema.
-var migrations = map[uint64]func(*bolt.Tx) error{}
+// transaction. Schema 1 is the first released layout; files of schema 0
+// (development builds) are refused with ErrSchema.
+var migrations = map[uint64]func(*bolt.Tx) error{
+	// 2 adds the idempotency keys of POST /v1/decide.
+	1: func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists([]byte(bIdem))
+		return err
+	},
+}
 
 const (
 	bMeta      = "meta"
@@ -53,6 +60,7 @@ const (
 	bReviews   = "reviews"
 	bPolicy    = "policy"
 	bDeny      = "denylist"
+	bIdem      = "idempotency" // caller's retry key -> stored answer
 
 	kSchema    = "schema"
 	kEpoch     = "epoch"
@@ -66,7 +74,7 @@ const (
 	kVersion   = "version"
 )
 
-var allBuckets = []string{bMeta, bSeen, bATC, bHistory, bOutbox, bDroppable, bReviews, bPolicy, bDeny}
+var allBuckets = []string{bMeta, bSeen, bATC, bHistory, bOutbox, bDroppable, bReviews, bPolicy, bDeny, bIdem}
 
 var (
 	// ErrInUse: another process (a second agent) holds the file's lock.

@@ -166,7 +166,7 @@ func TestOpenSchemaVersions(t *testing.T) {
 		want  error
 		say   string
 	}{
-		{"older schema", metaWith(0), ErrSchema, "schema version 0 is older than 1 and cannot be migrated"},
+		{"older schema", metaWith(0), ErrSchema, fmt.Sprintf("schema version 0 is older than %d and cannot be migrated", SchemaVersion)},
 		{"newer schema", metaWith(SchemaVersion + 1), ErrSchema, "written by a newer posguard"},
 		{"meta without version", func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte(bMeta)); return err }, ErrCorrupt, "no schema version"},
 		{"foreign bbolt file", func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("widgets")); return err }, ErrNotState, `no "meta" bucket`},
