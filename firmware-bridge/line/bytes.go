@@ -64,7 +64,11 @@ func (b Bytes) String() string {
 		return "NONE"
 	}
 	q := strconv.Quote(string(b))
-	return q[1 : len(q)-1]
+	// ParseBytes refuses quotes (a YAML or shell quote closes the string
+	// early): print them the one way it reads back. Quote escapes every
+	// quote as \" and every backslash as \\, so \" only ever stands for a
+	// quote here.
+	return strings.ReplaceAll(q[1:len(q)-1], `\"`, `\x22`)
 }
 
 // Set implements flag.Value so commands take byte strings as flags.

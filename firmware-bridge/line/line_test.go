@@ -30,6 +30,11 @@ func TestParseBytes(t *testing.T) {
 		{"0xZZ", "", "bad hex"},
 		{`\q`, "", "not a name"},
 		{`a"b`, "", "quotes"},
+		// Quotes and backslashes next to each other print back as \x22.
+		{"hex:22", `"`, ""},
+		{"hex:5c22", `\"`, ""},
+		{"hex:5c5c22", `\\"`, ""},
+		{"hex:225c", `"\`, ""},
 	}
 	for _, tt := range tests {
 		got, err := ParseBytes(tt.in)
