@@ -57,7 +57,11 @@ type Config struct {
 	ResolveLimit int
 	// Keep bounds the finished alerts remembered; 0 means board.DefaultKeep.
 	Keep int
-	Log  *slog.Logger
+	// StateFile, when set, keeps the board's alerts across restarts: read
+	// at New, written (atomically) within a second of each change and at
+	// shutdown. Without it a restart forgets the open reviews.
+	StateFile string
+	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -76,6 +80,10 @@ type Server struct {
 	clientID string
 	inbox    chan inbound
 	mqtt     *mqttLink
+	// saved is the alerts as last written to StateFile; only tick and the
+	// end of Serve touch it, one after the other.
+	saved   []byte
+	saveErr string
 
 	mu        sync.Mutex
 	connected bool
@@ -140,6 +148,11 @@ func New(cfg Config) (*Server, error) {
 		clientID: wire.DisplayUsername(cfg.Store) + "/" + hex.EncodeToString(suffix),
 		inbox:    make(chan inbound, 1024),
 		done:     make(chan struct{}),
+	}
+	if cfg.StateFile != "" {
+		if err := s.loadState(); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -211,6 +224,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	link.close()
 	cancel()
 	wg.Wait()
+	if serr := s.saveState(); serr != nil {
+		s.log.Error("state not saved at shutdown", "file", s.cfg.StateFile, "err", serr)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -221,7 +237,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // tick expires reviews once a second: countdowns end on the page by
-// themselves, but the server's word is what pins or unpins them.
+// themselves, but the server's word is what pins or unpins them. It also
+// saves the board when it changed, so a restart loses at most a second.
 func (s *Server) tick(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -233,8 +250,27 @@ func (s *Server) tick(ctx context.Context) {
 			for _, a := range s.board.Expire(s.now(), s.cfg.AnswerWait) {
 				s.broadcast("alert", a)
 			}
+			s.keepState()
 		}
 	}
+}
+
+// keepState saves the board, logging a failure once rather than every
+// second, and its end.
+func (s *Server) keepState() {
+	err := s.saveState()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch {
+	case msg == s.saveErr:
+	case err != nil:
+		s.log.Error("board not saved; a restart would lose it", "file", s.cfg.StateFile, "err", err)
+	default:
+		s.log.Info("board saved again", "file", s.cfg.StateFile)
+	}
+	s.saveErr = msg
 }
 
 // brokerState is what the page is told about the MQTT link.

@@ -37,6 +37,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	httpsCert := fs.String("https-cert", "", "PEM certificate to serve the page over HTTPS")
 	httpsKey := fs.String("https-key", "", "PEM private key of -https-cert")
 	reviewTimeout := fs.Duration("review-timeout", 0, "how long registers hold a review (the countdown); 0 means 2m, set it to the registers' value")
+	stateFile := fs.String("state", "", "file keeping open reviews and recent alerts across restarts (written atomically each second it changes); empty: a restart forgets them")
 	hashPassword := fs.Bool("hash-password", false, "read a password from stdin, print its bcrypt hash and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,7 +85,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	srv, err := display.New(display.Config{
 		Store: *store, Broker: *broker, TLS: brokerTLS, Listen: *listen,
 		PasswordHash: *hash, HTTPS: https, ReviewTimeout: *reviewTimeout,
-		Log: newLogger(std.err),
+		StateFile: *stateFile, Log: newLogger(std.err),
 	})
 	if err != nil {
 		return err

@@ -263,6 +263,27 @@ func (b *Board) Expire(now time.Time, answerWait time.Duration) []Alert {
 	return out
 }
 
+// Alerts copies the alerts, oldest first: what a restart needs to Restore.
+func (b *Board) Alerts() []Alert {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Alert(nil), b.alerts...)
+}
+
+// Restore adds alerts saved before a restart, oldest first, keeping their
+// review state; ids already on the board are skipped. A review whose
+// deadline passed meanwhile is timed out by the next Expire. It returns how
+// many were added.
+func (b *Board) Restore(alerts []Alert, now time.Time) int {
+	n := 0
+	for _, a := range alerts {
+		if _, added := b.Alert(a, now); added {
+			n++
+		}
+	}
+	return n
+}
+
 // Snapshot copies the board: registers sorted by id, alerts newest first.
 func (b *Board) Snapshot() Snapshot {
 	b.mu.Lock()

@@ -136,3 +136,42 @@ func BenchmarkAlert(b *testing.B) {
 		bd.Alert(Alert{ID: fmt.Sprint(i), Register: "R1", Outcome: "deny", At: t0}, t0)
 	}
 }
+
+// TestRestore: a board rebuilt from saved alerts keeps their order and
+// review states; a sent review whose register never answered, and one whose
+// deadline passed while the display was down, are settled by Expire.
+func TestRestore(t *testing.T) {
+	old := New("S001", 0)
+	old.Alert(Alert{ID: "d", Register: "R1", At: t0, Outcome: "deny"}, t0)
+	old.Alert(review("open", t0.Add(time.Second)), t0)
+	old.Alert(review("sent", t0.Add(2*time.Second)), t0)
+	old.MarkSent("R1", "sale-sent", t0.Add(3*time.Second))
+	old.Alert(review("late", t0.Add(-time.Minute)), t0)
+	saved := old.Alerts()
+
+	b := New("S001", 0)
+	restartAt := t0.Add(2 * time.Minute) // past "late"'s deadline, before the others'
+	if n := b.Restore(saved, restartAt); n != 4 {
+		t.Fatalf("restored %d, want 4", n)
+	}
+	if n := b.Restore(saved, restartAt); n != 0 {
+		t.Errorf("restoring twice added %d", n)
+	}
+	got := b.Alerts()
+	for i := range saved {
+		if got[i].ID != saved[i].ID || got[i].State != saved[i].State {
+			t.Errorf("alert %d: %+v, saved %+v", i, got[i], saved[i])
+		}
+	}
+	changed := b.Expire(restartAt, 15*time.Second)
+	states := map[string]string{}
+	for _, a := range changed {
+		states[a.ID] = a.State
+	}
+	if len(changed) != 2 || states["sent"] != Open || states["late"] != TimedOut {
+		t.Errorf("after Expire: %v", states)
+	}
+	if !b.Pending("R1", "sale-open") {
+		t.Error("open review not pending after restore")
+	}
+}
