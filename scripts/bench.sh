@@ -7,7 +7,8 @@
 #   COUNT=10 OUT=/tmp/b scripts/bench.sh
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
-# Steps: decision, opa, durable, scan, ingest, backtest, rss, fanout.
+# Steps: decision, decision-agent, opa, durable, scan, scan-agent, ingest,
+# backtest, rss, fanout; ONLY=decision also runs decision-agent.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
 # step is POSGUARD_TEST_PG (default the local server's "test" database); the
@@ -25,7 +26,17 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 failed=()
 
-want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+# want NAME: ONLY is empty, names the step, or names its family (ONLY=scan
+# runs scan and scan-agent).
+want() {
+	[ -z "$ONLY" ] && return 0
+	local w
+	IFS=, read -ra w <<<"$ONLY"
+	for o in "${w[@]}"; do
+		[[ "$1" == "$o" || "$1" == "$o"-* ]] && return 0
+	done
+	return 1
+}
 
 # step NAME DIR CMD...: run CMD in DIR with a time bound, tee to $OUT/NAME.txt.
 step() {
@@ -55,7 +66,7 @@ bench=(go test -run '^$' -count "$COUNT")
 
 # Decision latency: PG1 token verify and policy Evaluate on the example
 # policy, then the whole agent decision (verify, evaluate, durable commit).
-step decision "$ROOT" "${bench[@]}" -bench 'BenchmarkEvaluate$|BenchmarkEvaluateNoExpr|BenchmarkEvaluateFiring|BenchmarkVerifyPG1EdDSA|BenchmarkVerifyPolicy$' \
+step decision "$ROOT" "${bench[@]}" -bench 'BenchmarkEvaluate|BenchmarkVerifyPG1EdDSA|BenchmarkVerifyPolicy$' \
 	./policy ./policy/token ./policy/bundle
 step decision-agent "$ROOT" "${bench[@]}" -bench '^BenchmarkDecide$|^BenchmarkDecideParallel8$' ./agent
 # The same decision with the rules written in Rego and run by OPA.
