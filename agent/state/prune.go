@@ -10,9 +10,8 @@ import (
 
 // Prune deletes seen-token marks and idempotency keys that expired before
 // now, and history, EMV counters and resolved reviews older than the
-// retention. The outbox is not
-// pruned: only Ack and the cap remove events. It returns how many entries
-// were deleted.
+// retention. The outbox is not pruned: only Ack and the cap remove events.
+// It returns how many entries were deleted.
 func (s *Store) Prune(now time.Time) (int, error) {
 	nowNS := nanos(now)
 	cutoff := nanos(now.Add(-s.opts.Retention))
