@@ -57,9 +57,12 @@ type Config struct {
 	ResolveLimit int
 	// Keep bounds the finished alerts remembered; 0 means board.DefaultKeep.
 	Keep int
-	// StateFile, when set, keeps the board's alerts across restarts: read
-	// at New, written (atomically) within a second of each change and at
-	// shutdown. Without it a restart forgets the open reviews.
+	// StateFile, when set, keeps the board's alerts and the MQTT client id
+	// across restarts: read and written at New, rewritten (atomically)
+	// within a second of each change and at shutdown. The broker session
+	// is then persistent, so alerts published while the display is down
+	// are delivered when it is back. Without it a restart forgets the open
+	// reviews and misses what came meanwhile.
 	StateFile string
 	Log       *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -151,6 +154,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.StateFile != "" {
 		if err := s.loadState(); err != nil {
+			return nil, err
+		}
+		// Written at once, so the client id (the broker session) is kept
+		// even if the display is killed before its first change, and an
+		// unwritable path fails the start instead of every later save.
+		if err := s.saveState(); err != nil {
 			return nil, err
 		}
 	}

@@ -80,19 +80,19 @@ func FuzzParseState(f *testing.F) {
 	f.Add([]byte(`{"format":"posguard-display-state/1","store":"S001","savedAt":"2026-11-25T10:00:01Z","alerts":[{"id":"S001/R1/ep/1","reviewId":"sale-1","register":"R1","at":"2026-11-25T10:00:00Z","outcome":"review","rules":[],"cart":[],"amount":1,"account":"a***","state":"sent","sentAt":"2026-11-25T10:00:05Z"}]}`))
 	f.Add([]byte(`{"format":"posguard-display-state/1","store":"S001","savedAt":"2026-11-25T10:00:01Z","alerts":null}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		alerts, err := parseState(data, testStore)
+		doc, err := parseState(data, testStore)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("rejection without a reason")
 			}
 			return
 		}
-		b, err := json.Marshal(stateDoc{Format: stateFormat, Store: testStore, Alerts: alerts})
+		b, err := json.Marshal(doc)
 		if err != nil {
-			t.Fatalf("accepted alerts do not encode: %v", err)
+			t.Fatalf("accepted state does not encode: %v", err)
 		}
 		again, err := parseState(b, testStore)
-		if err != nil || len(again) != len(alerts) {
+		if err != nil || len(again.Alerts) != len(doc.Alerts) || again.ClientID != doc.ClientID {
 			t.Fatalf("saved form does not read back: %v", err)
 		}
 	})

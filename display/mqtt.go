@@ -26,14 +26,16 @@ type mqttLink struct {
 // dial starts the paho client. With ConnectRetry the first connection is
 // retried in the background, so a display started before its broker comes
 // up by itself; AutoReconnect does the same after a drop. Subscriptions are
-// made in the on-connect handler so they come back after every reconnect
-// (the session is clean: a display wants the retained status again, not
-// queued alerts from hours ago).
+// made in the on-connect handler so they come back after every reconnect.
+// With a state file the session is persistent under the client id kept
+// there: the broker queues the alerts (QoS 1) published while the display
+// is down, and the board, restored from the file, settles their deadlines.
+// Without one it is clean, as nothing would carry the id to the next start.
 func (s *Server) dial() (*mqttLink, error) {
 	opts := paho.NewClientOptions().
 		AddBroker(s.cfg.Broker).
 		SetClientID(s.clientID).
-		SetCleanSession(true).
+		SetCleanSession(s.cfg.StateFile == "").
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).

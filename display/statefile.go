@@ -8,10 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/renameio/v2"
 
+	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/board"
 )
 
@@ -26,39 +28,63 @@ const maxStateFile = 16 << 20
 // the recent history survive a display restart. Register tiles are not
 // kept: the registers' retained status brings them back on connect.
 type stateDoc struct {
-	Format  string        `json:"format"`
-	Store   string        `json:"store"`
-	SavedAt time.Time     `json:"savedAt"`
-	Alerts  []board.Alert `json:"alerts"` // oldest first
+	Format  string    `json:"format"`
+	Store   string    `json:"store"`
+	SavedAt time.Time `json:"savedAt"`
+	// ClientID is the display's MQTT client id. Kept so a restarted
+	// display resumes its broker session and receives the alerts queued
+	// for it while it was down.
+	ClientID string        `json:"clientId,omitempty"`
+	Alerts   []board.Alert `json:"alerts"` // oldest first
 }
 
 // parseState reads a state file of store, refusing anything it would have
 // to guess about.
-func parseState(data []byte, store string) ([]board.Alert, error) {
+func parseState(data []byte, store string) (stateDoc, error) {
 	if len(data) > maxStateFile {
-		return nil, fmt.Errorf("%d bytes, more than %d", len(data), maxStateFile)
+		return stateDoc{}, fmt.Errorf("%d bytes, more than %d", len(data), maxStateFile)
 	}
 	var doc stateDoc
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("not a display state file: %w", err)
+		return stateDoc{}, fmt.Errorf("not a display state file: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("trailing data after the JSON object")
+		return stateDoc{}, errors.New("trailing data after the JSON object")
 	}
 	if doc.Format != stateFormat {
-		return nil, fmt.Errorf("format %q, this build reads %q", doc.Format, stateFormat)
+		return stateDoc{}, fmt.Errorf("format %q, this build reads %q", doc.Format, stateFormat)
 	}
 	if doc.Store != store {
-		return nil, fmt.Errorf("it is store %q's, not %q's", doc.Store, store)
+		return stateDoc{}, fmt.Errorf("it is store %q's, not %q's", doc.Store, store)
+	}
+	if doc.ClientID != "" {
+		if err := checkClientID(doc.ClientID, store); err != nil {
+			return stateDoc{}, err
+		}
 	}
 	for i, a := range doc.Alerts {
 		if err := checkSavedAlert(a); err != nil {
-			return nil, fmt.Errorf("alerts[%d]: %w", i, err)
+			return stateDoc{}, fmt.Errorf("alerts[%d]: %w", i, err)
 		}
 	}
-	return doc.Alerts, nil
+	return doc, nil
+}
+
+// checkClientID accepts the ids New makes: the store's display username,
+// a slash, and a short suffix of visible ASCII.
+func checkClientID(id, store string) error {
+	prefix := wire.DisplayUsername(store) + "/"
+	if !strings.HasPrefix(id, prefix) || len(id) == len(prefix) || len(id) > 128 {
+		return fmt.Errorf("client id %q is not one of store %q's displays", id, store)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= 0x20 || c >= 0x7f {
+			return fmt.Errorf("client id: byte %#x at %d is not visible ASCII", c, i)
+		}
+	}
+	return nil
 }
 
 func checkSavedAlert(a board.Alert) error {
@@ -102,7 +128,7 @@ func (s *Server) loadState() error {
 	if err != nil {
 		return fmt.Errorf("display: read state %s: %w", path, err)
 	}
-	alerts, err := parseState(data, s.cfg.Store)
+	doc, err := parseState(data, s.cfg.Store)
 	if err != nil {
 		aside := fmt.Sprintf("%s.bad-%s", path, s.now().UTC().Format("20060102T150405Z"))
 		if rerr := os.Rename(path, aside); rerr != nil {
@@ -111,8 +137,11 @@ func (s *Server) loadState() error {
 		s.log.Error("state file unreadable; moved aside, starting with an empty board", "file", path, "moved-to", aside, "err", err)
 		return nil
 	}
-	n := s.board.Restore(alerts, s.now())
-	s.log.Info("board restored", "file", path, "alerts", n)
+	if doc.ClientID != "" {
+		s.clientID = doc.ClientID
+	}
+	n := s.board.Restore(doc.Alerts, s.now())
+	s.log.Info("board restored", "file", path, "alerts", n, "client-id", s.clientID)
 	return nil
 }
 
@@ -131,7 +160,7 @@ func (s *Server) saveState() error {
 	if bytes.Equal(body, s.saved) {
 		return nil
 	}
-	doc, err := json.MarshalIndent(stateDoc{Format: stateFormat, Store: s.cfg.Store, SavedAt: s.now().UTC(), Alerts: alerts}, "", " ")
+	doc, err := json.MarshalIndent(stateDoc{Format: stateFormat, Store: s.cfg.Store, SavedAt: s.now().UTC(), ClientID: s.clientID, Alerts: alerts}, "", " ")
 	if err != nil {
 		return fmt.Errorf("display: encode state: %w", err)
 	}

@@ -2,6 +2,7 @@ package display
 
 import (
 	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,12 +58,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 
 	// Stopping saves the resolution too.
 	r.stopServer()
-	alerts, err := parseState(readFile(t, path), testStore)
+	doc, err := parseState(readFile(t, path), testStore)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(alerts) != 2 || alerts[1].State != board.Rejected {
-		t.Errorf("saved at shutdown: %+v", alerts)
+	if len(doc.Alerts) != 2 || doc.Alerts[1].State != board.Rejected {
+		t.Errorf("saved at shutdown: %+v", doc.Alerts)
 	}
 }
 
@@ -82,6 +83,29 @@ func waitTile(t *testing.T, r *rig, reg string) {
 	}
 }
 
+// TestAlertsWhileDownArriveAfterRestart: with a state file the display
+// keeps its MQTT session, so an alert a register publishes while the
+// display is stopped is waiting for it when it starts again.
+func TestAlertsWhileDownArriveAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "display.json")
+	r := startRig(t, func(c *Config) { c.StateFile = path })
+	firstID := r.srv.clientID
+	now := time.Now().UTC().Truncate(time.Second)
+	r.publish(wire.AlertsTopic(testStore, "R1"), alertEvent(testStore, "R1", 1, policy.Review, now), false)
+	r.waitPending("R1", "sale-R1-1")
+
+	r.stopServer()
+	r.publish(wire.AlertsTopic(testStore, "R2"), alertEvent(testStore, "R2", 9, policy.Review, now.Add(time.Second)), false)
+	r.restartServer("127.0.0.1:0")
+	if r.srv.clientID != firstID {
+		t.Errorf("client id %q after restart, was %q", r.srv.clientID, firstID)
+	}
+	r.waitPending("R2", "sale-R2-9")
+	if !r.srv.board.Pending("R1", "sale-R1-1") {
+		t.Error("the review from before the restart is gone")
+	}
+}
+
 // TestStateSavedWhileRunning: a change reaches the file within a couple of
 // ticks, not only at shutdown (a killed display loses at most a second).
 func TestStateSavedWhileRunning(t *testing.T) {
@@ -93,7 +117,7 @@ func TestStateSavedWhileRunning(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if b, err := os.ReadFile(path); err == nil {
-			if alerts, err := parseState(b, testStore); err == nil && len(alerts) == 1 && alerts[0].State == board.Open {
+			if doc, err := parseState(b, testStore); err == nil && len(doc.Alerts) == 1 && doc.Alerts[0].State == board.Open {
 				break
 			}
 		}
@@ -162,6 +186,9 @@ func TestParseStateRejects(t *testing.T) {
 		{"no review id", strings.Replace(valid(""), `"reviewId":"sale-1"`, `"reviewId":""`, 1), "needs its reviewId"},
 		{"outcome", strings.Replace(valid(""), `"outcome":"review"`, `"outcome":"allow"`, 1), `outcome "allow"`},
 		{"too big", strings.Repeat(" ", maxStateFile+1), "more than"},
+		{"client id of another store", strings.Replace(valid(""), `"savedAt"`, `"clientId":"display/S002/ab12","savedAt"`, 1), "not one of store"},
+		{"client id without suffix", strings.Replace(valid(""), `"savedAt"`, `"clientId":"display/S001/","savedAt"`, 1), "not one of store"},
+		{"client id with a space", strings.Replace(valid(""), `"savedAt"`, `"clientId":"display/S001/a b","savedAt"`, 1), "not visible ASCII"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,4 +207,15 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestStateFileUnwritable: a state path that cannot be written fails the
+// start with the reason, rather than losing every later save.
+func TestStateFileUnwritable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no-such-dir", "display.json")
+	_, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", StateFile: path,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err == nil || !strings.Contains(err.Error(), "save state") || !strings.Contains(err.Error(), "no-such-dir") {
+		t.Errorf("New with an unwritable state file: %v", err)
+	}
 }

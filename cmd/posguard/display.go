@@ -37,7 +37,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	httpsCert := fs.String("https-cert", "", "PEM certificate to serve the page over HTTPS")
 	httpsKey := fs.String("https-key", "", "PEM private key of -https-cert")
 	reviewTimeout := fs.Duration("review-timeout", 0, "how long registers hold a review (the countdown); 0 means 2m, set it to the registers' value")
-	stateFile := fs.String("state", "", "file keeping open reviews and recent alerts across restarts (written atomically each second it changes); empty: a restart forgets them")
+	stateFile := fs.String("state", "", "file keeping open reviews, recent alerts and the broker session across restarts, so alerts sent while down still arrive; empty: a restart forgets them")
 	hashPassword := fs.Bool("hash-password", false, "read a password from stdin, print its bcrypt hash and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
