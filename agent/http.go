@@ -19,6 +19,7 @@ import (
 	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/ascii"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
 )
@@ -140,10 +141,8 @@ func (q DecideRequest) Validate() error {
 		if l.JAN == "" || len(l.JAN) > 48 {
 			return fmt.Errorf("lines[%d].jan: must be 1 to 48 characters", i)
 		}
-		for j := 0; j < len(l.JAN); j++ {
-			if c := l.JAN[j]; c <= 0x20 || c >= 0x7f {
-				return fmt.Errorf("lines[%d].jan: byte %#x at %d is not visible ASCII", i, c, j)
-			}
+		if err := ascii.Visible("jan", l.JAN); err != nil {
+			return fmt.Errorf("lines[%d].%w", i, err)
 		}
 		if l.Quantity < 1 || l.Quantity > maxQuantity {
 			return fmt.Errorf("lines[%d].quantity: must be 1 to %d, got %d", i, maxQuantity, l.Quantity)
@@ -197,12 +196,7 @@ func checkIdempotencyKey(key string) error {
 	if key == "" || len(key) > state.MaxIdempotencyKey {
 		return fmt.Errorf("Idempotency-Key: must be 1 to %d characters, got %d", state.MaxIdempotencyKey, len(key))
 	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c <= 0x20 || c >= 0x7f {
-			return fmt.Errorf("Idempotency-Key: byte %#x at %d is not visible ASCII", c, i)
-		}
-	}
-	return nil
+	return ascii.Visible("Idempotency-Key", key)
 }
 
 // fingerprint identifies a decide request for its idempotency key: the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/board"
+	"github.com/posguard/posguard/internal/ascii"
 )
 
 // stateFormat names the layout of the display's state file.
@@ -79,12 +80,7 @@ func checkClientID(id, store string) error {
 	if !strings.HasPrefix(id, prefix) || len(id) == len(prefix) || len(id) > 128 {
 		return fmt.Errorf("client id %q is not one of store %q's displays", id, store)
 	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= 0x20 || c >= 0x7f {
-			return fmt.Errorf("client id: byte %#x at %d is not visible ASCII", c, i)
-		}
-	}
-	return nil
+	return ascii.Visible("client id", id)
 }
 
 func checkSavedAlert(a board.Alert) error {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"time"
 	"unicode/utf8"
+
+	"github.com/posguard/posguard/internal/ascii"
 )
 
 // Size and count bounds. A message over its bound is refused before it is
@@ -97,12 +99,7 @@ func CheckEventID(id string) error {
 	if len(id) > MaxEventIDLen {
 		return fmt.Errorf("event id longer than %d bytes", MaxEventIDLen)
 	}
-	for i := 0; i < len(id); i++ {
-		if id[i] <= 0x20 || id[i] >= 0x7f {
-			return fmt.Errorf("event id: byte %#x at %d not visible ASCII", id[i], i)
-		}
-	}
-	return nil
+	return ascii.Visible("event id", id)
 }
 
 // ---- Status ----
