@@ -80,7 +80,9 @@ func (s *Store) Answer(key string, now time.Time) (Answer, bool, error) {
 		if !st.Expires.After(now) {
 			return nil
 		}
-		a = Answer{Fingerprint: st.Fingerprint, Response: append([]byte(nil), st.Response...), EventID: st.EventID}
+		// json.RawMessage copies what it decodes, so Response does not
+		// point into bbolt's memory, which is only valid inside the View.
+		a = Answer{Fingerprint: st.Fingerprint, Response: st.Response, EventID: st.EventID}
 		found = true
 		return nil
 	})
