@@ -14,6 +14,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/posguard/posguard/internal/mochiclose"
 )
 
 // Broker is a running (or stopped) embedded broker.
@@ -22,6 +24,7 @@ type Broker struct {
 	tls  *tls.Config
 	mu   sync.Mutex
 	srv  *mqtt.Server
+	tcp  *listeners.TCP
 	addr string // host:port, fixed after the first start
 }
 
@@ -65,8 +68,8 @@ func (b *Broker) Stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.srv != nil {
-		_ = b.srv.Close()
-		b.srv = nil
+		_ = mochiclose.Close(b.srv, b.tcp)
+		b.srv, b.tcp = nil, nil
 	}
 }
 
@@ -112,7 +115,7 @@ func (b *Broker) start(addr string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	b.mu.Lock()
-	b.srv, b.addr = srv, l.Address()
+	b.srv, b.tcp, b.addr = srv, l, l.Address()
 	b.mu.Unlock()
 	return nil
 }

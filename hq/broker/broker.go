@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/internal/mochiclose"
 )
 
 // Options configure an embedded broker.
@@ -88,9 +89,10 @@ func (b *Broker) URL() string {
 }
 
 // Close stops the broker and disconnects every client. Closing twice is
-// harmless (mochi's own Close is not).
+// harmless (mochi's own Close is not), and a client connecting meanwhile
+// cannot hang it (see internal/mochiclose).
 func (b *Broker) Close() error {
-	b.closeOnce.Do(func() { b.closeErr = b.srv.Close() })
+	b.closeOnce.Do(func() { b.closeErr = mochiclose.Close(b.srv, b.listener) })
 	return b.closeErr
 }
 
