@@ -25,11 +25,11 @@ import (
 	"github.com/posguard/posguard/agent/config"
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/firmware-bridge/posout"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // Options are the agent's dependencies beyond its configuration.

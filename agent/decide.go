@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
+	"github.com/posguard/posguard/wire"
 )
 
 // origin is where a sale came from, which says who acts on its outcome.

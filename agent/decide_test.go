@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent"
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent"
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	fbline "github.com/posguard/posguard/firmware-bridge/line"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/sim"

@@ -11,10 +11,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posguard/posguard/agent/config"
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/scan"
+	"github.com/posguard/posguard/wire"
 )
 
 // Review resolution errors.

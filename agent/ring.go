@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 )
 
 // ring keeps the last n decision events for GET /v1/events: the outbox

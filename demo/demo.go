@@ -28,8 +28,8 @@ import (
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/display"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/line"
 	"github.com/posguard/posguard/firmware-bridge/sim"
 	"github.com/posguard/posguard/hq"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"

@@ -6,9 +6,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/board"
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // maskAccount shows enough of an account key for staff to tell two accounts

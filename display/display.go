@@ -20,10 +20,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/display/sse"
+	"github.com/posguard/posguard/wire"
 )
 
 // DefaultListen is loopback: a display is reachable beyond the machine only

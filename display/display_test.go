@@ -16,12 +16,12 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 func TestStreamSnapshotThenLiveAlert(t *testing.T) {

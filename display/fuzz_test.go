@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // Everything from the broker is untrusted: no topic or payload may panic the

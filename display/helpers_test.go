@@ -16,11 +16,11 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
-	"github.com/posguard/posguard/display/brokertest"
 	"github.com/posguard/posguard/display/sse"
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/internal/brokertest"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 const testStore = "S001"

@@ -16,11 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/display/i18n"
 	"github.com/posguard/posguard/display/sse"
+	"github.com/posguard/posguard/wire"
 )
 
 //go:embed web

@@ -8,8 +8,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // inbound is one MQTT message handed from paho's goroutine to the pump.

@@ -13,9 +13,9 @@ import (
 
 	"github.com/google/renameio/v2"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/internal/ascii"
+	"github.com/posguard/posguard/wire"
 )
 
 // stateFormat names the layout of the display's state file.

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // TestStateSurvivesRestart: a review open when the display stops is open

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 // ErrNoSigner is returned for denylist changes on an HQ without a signing key.

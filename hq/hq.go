@@ -16,10 +16,10 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/wire"
 )
 
 // Config wires a Service. Store and MQTT are required; without a Signer HQ

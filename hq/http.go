@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
 )
 

@@ -179,7 +179,7 @@ func repeatLine(l Line, n int) []Line {
 	return lines
 }
 
-func sale(acct string, ago time.Duration, lines ...Line) PastSale {
+func pastSale(acct string, ago time.Duration, lines ...Line) PastSale {
 	return PastSale{At: t0.Add(-ago), Account: acct, Store: "S1", Register: "R1", Lines: lines}
 }
 
@@ -235,25 +235,25 @@ func TestRuleKinds(t *testing.T) {
 			lines: []Line{cartons(9)}, pay: pay("a"), want: Allow},
 		// account_velocity
 		{name: "velocity at limit", rule: `{id: r, kind: account_velocity, action: review, categories: [tobacco-carton], window: 1h, maxSales: 2}`,
-			lines: []Line{cartons(1)}, pay: pay("a"), past: []PastSale{sale("a", 10*time.Minute, cartons(1)), sale("a", 5*time.Minute, onigiri(1))}, want: Allow},
+			lines: []Line{cartons(1)}, pay: pay("a"), past: []PastSale{pastSale("a", 10*time.Minute, cartons(1)), pastSale("a", 5*time.Minute, onigiri(1))}, want: Allow},
 		{name: "velocity over, boundary sale counts", rule: `{id: r, kind: account_velocity, action: review, categories: [tobacco-carton], window: 1h, maxSales: 2, maxQuantity: 3}`,
-			lines: []Line{cartons(1)}, pay: pay("a"), past: []PastSale{sale("a", time.Hour, cartons(2)), sale("a", time.Minute, cartons(1))}, want: Review,
+			lines: []Line{cartons(1)}, pay: pay("a"), past: []PastSale{pastSale("a", time.Hour, cartons(2)), pastSale("a", time.Minute, cartons(1))}, want: Review,
 			reason: "3 sales of tobacco cartons by the account in 1h0m0s > limit 2; 4 items of tobacco cartons by the account in 1h0m0s > limit 3"},
 		{name: "velocity old sale outside window", rule: `{id: r, kind: account_velocity, action: review, window: 1h, maxSales: 1}`,
-			lines: []Line{onigiri(1)}, pay: pay("a"), past: []PastSale{sale("a", time.Hour+time.Second, onigiri(1))}, want: Allow},
+			lines: []Line{onigiri(1)}, pay: pay("a"), past: []PastSale{pastSale("a", time.Hour+time.Second, onigiri(1))}, want: Allow},
 		{name: "velocity amount", rule: `{id: r, kind: account_velocity, action: deny, window: 24h, maxAmount: 10000}`,
-			lines: []Line{cartons(1)}, pay: pay("a"), past: []PastSale{sale("a", time.Hour, cartons(1)), sale("b", time.Hour, cartons(9))}, want: Deny,
+			lines: []Line{cartons(1)}, pay: pay("a"), past: []PastSale{pastSale("a", time.Hour, cartons(1)), pastSale("b", time.Hour, cartons(9))}, want: Deny,
 			reason: "¥12,000 by the account in 24h0m0s > limit ¥10,000"},
 		{name: "velocity not for other goods", rule: `{id: r, kind: account_velocity, action: review, categories: [tobacco-carton], window: 1h, maxSales: 0}`,
 			lines: []Line{onigiri(1)}, pay: pay("a"), want: Allow},
 		// register_accounts
 		{name: "accounts at limit", rule: `{id: r, kind: register_accounts, action: deny, categories: [tobacco-carton], window: 30m, maxAccounts: 3}`,
-			lines: []Line{cartons(1)}, pay: pay("d"), past: []PastSale{sale("a", 29*time.Minute, cartons(1)), sale("b", 20*time.Minute, cartons(1)), sale("b", 10*time.Minute, cartons(1)), sale("d", 5*time.Minute, cartons(1))}, want: Allow},
+			lines: []Line{cartons(1)}, pay: pay("d"), past: []PastSale{pastSale("a", 29*time.Minute, cartons(1)), pastSale("b", 20*time.Minute, cartons(1)), pastSale("b", 10*time.Minute, cartons(1)), pastSale("d", 5*time.Minute, cartons(1))}, want: Allow},
 		{name: "accounts over, boundary counts", rule: `{id: r, kind: register_accounts, action: deny, categories: [tobacco-carton], window: 30m, maxAccounts: 3}`,
-			lines: []Line{cartons(1)}, pay: pay("d"), past: []PastSale{sale("a", 30*time.Minute, cartons(1)), sale("b", 20*time.Minute, cartons(1)), sale("c", 10*time.Minute, cartons(1)), sale("e", 10*time.Minute, onigiri(1))}, want: Deny,
+			lines: []Line{cartons(1)}, pay: pay("d"), past: []PastSale{pastSale("a", 30*time.Minute, cartons(1)), pastSale("b", 20*time.Minute, cartons(1)), pastSale("c", 10*time.Minute, cartons(1)), pastSale("e", 10*time.Minute, onigiri(1))}, want: Deny,
 			reason: "4 accounts at register R1 in 30m0s > limit 3"},
 		{name: "accounts outside window", rule: `{id: r, kind: register_accounts, action: deny, categories: [tobacco-carton], window: 30m, maxAccounts: 1}`,
-			lines: []Line{cartons(1)}, pay: pay("d"), past: []PastSale{sale("a", 31*time.Minute, cartons(1))}, want: Allow},
+			lines: []Line{cartons(1)}, pay: pay("d"), past: []PastSale{pastSale("a", 31*time.Minute, cartons(1))}, want: Allow},
 		{name: "accounts not for other goods", rule: `{id: r, kind: register_accounts, action: deny, categories: [tobacco-carton], window: 30m, maxAccounts: 0}`,
 			lines: []Line{onigiri(1)}, pay: pay("d"), want: Allow},
 		// new_device
@@ -284,7 +284,7 @@ func TestRuleKinds(t *testing.T) {
 			lines: []Line{onigiri(1)}, pay: pay("good"), deny: []string{"bad"}, want: Allow},
 		// expr
 		{name: "expr true", rule: `{id: r, kind: expr, action: review, expr: "sale.quantities['tobacco-carton'] >= 2 && history.accountSales(duration('1h'), ['tobacco-carton']) >= 1", reason: repeat carton buyer}`,
-			lines: []Line{cartons(2)}, pay: pay("a"), past: []PastSale{sale("a", time.Minute, cartons(1))}, want: Review, reason: "repeat carton buyer"},
+			lines: []Line{cartons(2)}, pay: pay("a"), past: []PastSale{pastSale("a", time.Minute, cartons(1))}, want: Review, reason: "repeat carton buyer"},
 		{name: "expr false", rule: `{id: r, kind: expr, action: review, expr: "sale.quantities['tobacco-carton'] >= 2"}`,
 			lines: []Line{cartons(1)}, pay: pay("a"), want: Allow},
 		{name: "expr run-time error fails closed", rule: `{id: r, kind: expr, action: review, expr: "sale.amount / (sale.quantity - 1) > 0"}`,
@@ -301,7 +301,7 @@ func TestRuleKinds(t *testing.T) {
 		{name: "expr walks the cart, nothing found", rule: `{id: r, kind: expr, action: deny, expr: "sale.lines.exists(l, l.category == 'tobacco-carton' && l.units >= 30)"}`,
 			lines: []Line{onigiri(3), cartons(2)}, pay: pay("a"), want: Allow},
 		{name: "expr history and claims", rule: `{id: r, kind: expr, action: deny, expr: "history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"}`,
-			lines: []Line{onigiri(1)}, pay: Payment{Kind: TokenPG1, Account: "a", ForeignLogin: true}, past: []PastSale{sale("z", time.Minute, onigiri(1))}, want: Deny, reason: "expression is true: history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"},
+			lines: []Line{onigiri(1)}, pay: Payment{Kind: TokenPG1, Account: "a", ForeignLogin: true}, past: []PastSale{pastSale("z", time.Minute, onigiri(1))}, want: Deny, reason: "expression is true: history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"},
 		// shadow
 		{name: "shadow never decides", rule: `{id: r, kind: sale_amount, action: deny, mode: shadow, maxAmount: 0}`,
 			lines: []Line{onigiri(1)}, want: Allow, reason: "sale ¥200 > limit ¥0"},

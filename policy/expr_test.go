@@ -149,7 +149,7 @@ func TestCostBoundHolds(t *testing.T) {
 	p := testPolicy(t, `{id: r, kind: expr, action: review, expr: "true"}`)
 	var past []PastSale
 	for i := 0; i < 50; i++ {
-		past = append(past, sale(fmt.Sprint("acct-", i), time.Duration(i)*time.Minute, cartons(1)))
+		past = append(past, pastSale(fmt.Sprint("acct-", i), time.Duration(i)*time.Minute, cartons(1)))
 	}
 	hist := NewMemoryHistory(past, nil)
 	exprs := []string{

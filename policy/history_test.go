@@ -15,7 +15,7 @@ func TestMemoryHistoryOrderDeniedPrune(t *testing.T) {
 		if m%20 == 0 {
 			acct = "b"
 		}
-		h.Add(sale(acct, time.Duration(m)*time.Minute, cartons(1)))
+		h.Add(pastSale(acct, time.Duration(m)*time.Minute, cartons(1)))
 	}
 	h.Add(PastSale{At: t0.Add(-5 * time.Minute), Account: "c", Store: "S1", Register: "R1", Lines: []Line{cartons(3)}, Denied: true})
 	h.Add(PastSale{At: t0.Add(-time.Minute), Store: "S1", Register: "R1", Lines: []Line{cartons(3)}}) // no account: not kept

@@ -51,7 +51,7 @@ fi
 [[ $days =~ ^[0-9]+$ ]] || { echo "gen-certs.sh: -D $days: not a number of days" >&2; exit 2; }
 [ ${#names[@]} -gt 0 ] || names=(localhost 127.0.0.1)
 
-# Same rule as agent/wire.ValidateStore / ValidateRegister.
+# Same rule as wire.ValidateStore / ValidateRegister.
 check_id() { # kind id
 	if ! [[ $2 =~ ^[A-Za-z0-9_-]{1,32}$ ]]; then
 		echo "gen-certs.sh: $1 id \"$2\": want 1 to 32 of A-Z a-z 0-9 _ -" >&2

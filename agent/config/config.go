@@ -19,12 +19,12 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/firmware-bridge/posout"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/yamlpath"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 // Defaults of the optional settings.

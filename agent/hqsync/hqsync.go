@@ -14,12 +14,12 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 // Config wires a Client to the agent.

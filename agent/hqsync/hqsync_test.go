@@ -15,9 +15,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
@@ -25,6 +24,7 @@ import (
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 // now is inside the example policy's validity.

@@ -3,8 +3,8 @@ package hqsync
 import (
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // outbox publishes the state file's outbox in order, at most Window events

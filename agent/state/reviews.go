@@ -10,7 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 )
 
 // Review is a sale held for a clerk or manager. Token is the payment token

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 )
 
 func TestReviewLifecycle(t *testing.T) {

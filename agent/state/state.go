@@ -30,7 +30,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"

@@ -9,14 +9,14 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // window bounds the events published but not yet acked by HQ, as a

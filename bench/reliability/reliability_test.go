@@ -24,7 +24,6 @@ import (
 
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
@@ -32,6 +31,7 @@ import (
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 func need(t *testing.T) {

@@ -25,8 +25,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/policy/token"
 )

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posguard/posguard/display/auth"
-	"github.com/posguard/posguard/display/brokertest"
 	"github.com/posguard/posguard/display/sse"
+	"github.com/posguard/posguard/internal/brokertest"
 )
 
 func TestDisplayCLIArgs(t *testing.T) {

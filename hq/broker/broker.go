@@ -16,8 +16,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/internal/mochiclose"
+	"github.com/posguard/posguard/wire"
 )
 
 // Options configure an embedded broker.

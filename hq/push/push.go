@@ -11,8 +11,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/wire"
 )
 
 // Options describe one push.

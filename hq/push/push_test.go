@@ -11,11 +11,11 @@ import (
 
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 var now = time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)

@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // migrations are applied in order, each once, inside a transaction; the

@@ -8,8 +8,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // Store is what HQ needs from its database. Implementations are safe for

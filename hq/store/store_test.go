@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 var t0 = time.Date(2019, 7, 3, 10, 0, 0, 0, time.UTC)

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
 )
 

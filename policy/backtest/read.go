@@ -13,7 +13,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 
-	"github.com/posguard/posguard/agent/event"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
 )
 

@@ -17,9 +17,9 @@ import (
 
 	"github.com/veraison/go-cose"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/keyfile"
+	"github.com/posguard/posguard/wire"
 )
 
 // Content types, carried in the protected header (label 3).

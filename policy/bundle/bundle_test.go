@@ -19,11 +19,11 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/veraison/go-cose"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/policy/keyfile"
+	"github.com/posguard/posguard/wire"
 )
 
 // testEd25519 is a fixed test key, so Ed25519 bundles (deterministic

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // SignPolicy signs the canonical JSON of p as a policy bundle.

@@ -8,16 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/event"
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/push"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 // TestFlowOverTLS runs the real programs' MQTT sides through Mosquitto with

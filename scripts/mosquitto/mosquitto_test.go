@@ -22,8 +22,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/internal/testenv"
+	"github.com/posguard/posguard/wire"
 )
 
 const wait = 10 * time.Second

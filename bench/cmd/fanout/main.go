@@ -39,11 +39,11 @@ import (
 
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/wire"
 )
 
 func main() {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posguard/posguard/agent/wire"
+	"github.com/posguard/posguard/wire"
 )
 
 func TestTopicBuilders(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // Type says what an event records.
@@ -66,17 +66,17 @@ const MaxSize = 256 << 10
 // id would silently lose an event. A random id alone would lose the
 // readability and the order.
 type Event struct {
-	ID         string           `json:"id"`
-	Seq        uint64           `json:"seq"`
-	Type       Type             `json:"type"`
-	Store      string           `json:"store"`
-	Register   string           `json:"register"`
-	At         time.Time        `json:"at"`
-	SaleID     string           `json:"saleId,omitempty"`
-	Request    *policy.Request  `json:"request,omitempty"`
-	Decision   *policy.Decision `json:"decision,omitempty"`
-	Resolution *ResolutionInfo  `json:"resolution,omitempty"`
-	Detail     string           `json:"detail,omitempty"`
+	ID         string          `json:"id"`
+	Seq        uint64          `json:"seq"`
+	Type       Type            `json:"type"`
+	Store      string          `json:"store"`
+	Register   string          `json:"register"`
+	At         time.Time       `json:"at"`
+	SaleID     string          `json:"saleId,omitempty"`
+	Request    *sale.Request   `json:"request,omitempty"`
+	Decision   *sale.Decision  `json:"decision,omitempty"`
+	Resolution *ResolutionInfo `json:"resolution,omitempty"`
+	Detail     string          `json:"detail,omitempty"`
 	// Label is ground truth added after the fact ("fraud" or "legit") so a
 	// backtest can score a policy; registers never set it.
 	Label string `json:"label,omitempty"`
@@ -175,11 +175,11 @@ func (ev Event) Validate() error {
 			return fmt.Errorf("saleId %q does not match the request's %q", ev.SaleID, ev.Request.SaleID)
 		}
 		switch ev.Decision.Outcome {
-		case policy.Allow, policy.Review, policy.Deny:
+		case sale.Allow, sale.Review, sale.Deny:
 		default:
 			return fmt.Errorf("decision outcome %q: want allow, review or deny", ev.Decision.Outcome)
 		}
-		if ev.Type == Alert && ev.Decision.Outcome == policy.Allow {
+		if ev.Type == Alert && ev.Decision.Outcome == sale.Allow {
 			return errors.New("alert for an allowed sale")
 		}
 	case Resolution:

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/agent/wire"
 	"github.com/posguard/posguard/internal/golden"
+	"github.com/posguard/posguard/wire"
 )
 
 var at = time.Date(2019, 7, 3, 10, 15, 0, 0, time.UTC)
