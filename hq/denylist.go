@@ -29,13 +29,14 @@ func (s *Service) DenylistChange(ctx context.Context, add, remove []string) (uin
 	s.denyMu.Lock()
 	defer s.denyMu.Unlock()
 	now := s.cfg.Now()
-	seq, err := s.cfg.Store.DenylistChange(ctx, add, remove, now)
+	v, err := s.cfg.Store.DenylistChange(ctx, add, remove, now)
 	if err != nil {
 		return 0, err
 	}
+	seq := v.Seq
 	s.m.denylistSeq.Set(float64(seq))
 	b, err := bundle.SignDelta(s.cfg.Signer, s.cfg.SignerAlg, s.cfg.SignerKID,
-		wire.Delta{Seq: seq, Add: add, Remove: remove, IssuedAt: now.UTC()})
+		wire.Delta{Epoch: v.Epoch, Seq: seq, Add: add, Remove: remove, IssuedAt: now.UTC()})
 	if err != nil {
 		return seq, fmt.Errorf("denylist change %d stored but not published: %w", seq, err)
 	}
@@ -75,18 +76,18 @@ func (s *Service) publishSnapshot(why string, coalesce bool) {
 // snapshot publishes the signed full list, retained. Callers hold denyMu
 // so a snapshot never overtakes a newer one.
 func (s *Service) snapshot(ctx context.Context) error {
-	seq, accounts, err := s.cfg.Store.Denylist(ctx)
+	v, accounts, err := s.cfg.Store.Denylist(ctx)
 	if err != nil {
 		return err
 	}
-	if seq == 0 {
+	if v.Seq == 0 {
 		return nil // nothing was ever denied: no snapshot to hand out
 	}
 	if accounts == nil {
 		accounts = []string{} // an emptied list is still a list
 	}
 	b, err := bundle.SignSnapshot(s.cfg.Signer, s.cfg.SignerAlg, s.cfg.SignerKID,
-		wire.Snapshot{Seq: seq, Accounts: accounts, IssuedAt: s.cfg.Now().UTC()})
+		wire.Snapshot{Epoch: v.Epoch, Seq: v.Seq, Accounts: accounts, IssuedAt: s.cfg.Now().UTC()})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,11 @@ type fleetEntry struct {
 	PolicyVersion int64     `json:"policyVersion,omitempty"`
 	OutboxDepth   int       `json:"outboxDepth"`
 	DenylistSeq   uint64    `json:"denylistSeq"`
-	Refusal       string    `json:"refusal,omitempty"`
+	DenylistEpoch string    `json:"denylistEpoch,omitempty"`
+	// DenylistReset says when and why the register last replaced its list
+	// across epochs or backwards ("epoch 2026-11-29T10:00:00Z").
+	DenylistReset string `json:"denylistReset,omitempty"`
+	Refusal       string `json:"refusal,omitempty"`
 }
 
 func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +51,10 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 	out := make([]fleetEntry, 0, len(regs))
 	for _, reg := range regs {
 		e := fleetEntry{Store: reg.Store, Register: reg.Register, Online: reg.Status.Online, LastSeen: reg.LastSeen,
-			OutboxDepth: reg.Status.OutboxDepth, DenylistSeq: reg.Status.DenylistSeq}
+			OutboxDepth: reg.Status.OutboxDepth, DenylistSeq: reg.Status.DenylistSeq, DenylistEpoch: reg.Status.DenylistEpoch}
+		if rs := reg.Status.DenylistReset; rs != nil {
+			e.DenylistReset = fmt.Sprintf("%s %s", rs.Why, rs.At.Format(time.RFC3339))
+		}
 		if p := reg.Status.Policy; p != nil {
 			e.PolicyName, e.PolicyVersion = p.Name, p.Version
 		}
@@ -177,12 +184,12 @@ func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) denylistStatus(w http.ResponseWriter, r *http.Request) {
-	seq, accounts, err := s.cfg.Store.Denylist(r.Context())
+	v, accounts, err := s.cfg.Store.Denylist(r.Context())
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, map[string]any{"seq": seq, "accounts": len(accounts), "signing": s.cfg.Signer != nil})
+	writeJSON(w, map[string]any{"epoch": v.Epoch, "seq": v.Seq, "accounts": len(accounts), "signing": s.cfg.Signer != nil})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -175,7 +175,27 @@ type Status struct {
 	Links        Links            `json:"links"`
 	LastDecision *DecisionSummary `json:"lastDecision,omitempty"`
 	DenylistSeq  uint64           `json:"denylistSeq"`
-	At           time.Time        `json:"at"`
+	// DenylistEpoch is the epoch of the register's list ("" before any).
+	DenylistEpoch string `json:"denylistEpoch,omitempty"`
+	// DenylistReset is the last time the register replaced its list by a
+	// snapshot of another epoch or an older sequence: HQ's list changed
+	// identity (new store, restored backup) and the register healed.
+	DenylistReset *DenylistReset `json:"denylistReset,omitempty"`
+	At            time.Time      `json:"at"`
+}
+
+// Why a register's denylist was reset.
+const (
+	ResetEpoch     = "epoch"     // the snapshot belongs to another HQ store
+	ResetBackwards = "backwards" // same store, an older sequence issued later: a restored backup
+)
+
+// DenylistReset reports a denylist replaced across epochs or backwards.
+type DenylistReset struct {
+	From ListVersion `json:"from"`
+	To   ListVersion `json:"to"`
+	Why  string      `json:"why"` // epoch | backwards
+	At   time.Time   `json:"at"`
 }
 
 // Offline is the last-will payload registered at connect: the broker
@@ -214,6 +234,27 @@ func (s *Status) Validate() error {
 		}
 		if p.Version <= 0 {
 			return fmt.Errorf("status: policy.version %d must be > 0", p.Version)
+		}
+	}
+	if s.DenylistEpoch != "" {
+		if err := CheckEpoch(s.DenylistEpoch); err != nil {
+			return fmt.Errorf("status: denylistEpoch: %w", err)
+		}
+	}
+	if r := s.DenylistReset; r != nil {
+		if r.Why != ResetEpoch && r.Why != ResetBackwards {
+			return fmt.Errorf("status: denylistReset.why %q is not epoch or backwards", r.Why)
+		}
+		if err := CheckEpoch(r.To.Epoch); err != nil {
+			return fmt.Errorf("status: denylistReset.to: %w", err)
+		}
+		if r.From.Epoch != "" {
+			if err := CheckEpoch(r.From.Epoch); err != nil {
+				return fmt.Errorf("status: denylistReset.from: %w", err)
+			}
+		}
+		if r.At.IsZero() {
+			return errors.New("status: denylistReset.at: required")
 		}
 	}
 	if r := s.Refusal; r != nil {
@@ -489,9 +530,34 @@ func ParseAck(data []byte) (Ack, error) {
 
 // ---- Denylist ----
 
+// MaxEpochLen bounds a denylist epoch.
+const MaxEpochLen = 64
+
+// ListVersion names one state of HQ's denylist. Epoch is the identity of the
+// HQ store that keeps the list: made when that store is created and kept in
+// it, so a fresh store, a move to another backend or a restored backup is
+// told apart from the list a register has, even where the sequence numbers
+// collide. Seq counts the changes made to the list in that epoch.
+type ListVersion struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+// CheckEpoch checks an epoch: 1..MaxEpochLen bytes of visible ASCII.
+func CheckEpoch(e string) error {
+	if e == "" {
+		return errors.New("epoch: required")
+	}
+	if len(e) > MaxEpochLen {
+		return fmt.Errorf("epoch: longer than %d bytes", MaxEpochLen)
+	}
+	return ascii.Visible("epoch", e)
+}
+
 // Delta is one signed change to the denylist. Seq goes up by exactly one per
 // delta; a register that sees a gap asks for a resync.
 type Delta struct {
+	Epoch    string    `json:"epoch"`
 	Seq      uint64    `json:"seq"`
 	Add      []string  `json:"add,omitempty"`
 	Remove   []string  `json:"remove,omitempty"`
@@ -501,6 +567,9 @@ type Delta struct {
 // Validate checks the sequence, the entries and that no account is both
 // added and removed (the order would be ambiguous).
 func (d *Delta) Validate() error {
+	if err := CheckEpoch(d.Epoch); err != nil {
+		return fmt.Errorf("denylist delta: %w", err)
+	}
 	if d.Seq == 0 {
 		return errors.New("denylist delta: seq: required, must be > 0")
 	}
@@ -552,8 +621,9 @@ func ParseDelta(data []byte) (Delta, error) {
 	return d, nil
 }
 
-// Snapshot is the signed full denylist as of delta Seq (0 before any delta).
+// Snapshot is the signed full denylist as of delta Seq of its Epoch.
 type Snapshot struct {
+	Epoch    string    `json:"epoch"`
 	Seq      uint64    `json:"seq"`
 	Accounts []string  `json:"accounts"`
 	IssuedAt time.Time `json:"issuedAt"`
@@ -562,6 +632,9 @@ type Snapshot struct {
 // Validate checks the entries. Duplicates are allowed: loading them into a
 // set is harmless, and refusing them would cost a second set.
 func (s *Snapshot) Validate() error {
+	if err := CheckEpoch(s.Epoch); err != nil {
+		return fmt.Errorf("denylist snapshot: %w", err)
+	}
 	if s.Accounts == nil {
 		return errors.New("denylist snapshot: accounts: required (may be [])")
 	}

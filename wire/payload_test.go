@@ -35,9 +35,9 @@ func goldenValues() map[string]any {
 		"command_resolve.json": wire.Command{ID: "cmd-1", Type: wire.CmdResolve, Store: "s042", Register: "r1", ReviewID: "rev-9", Action: wire.Approve, PIN: "4711", By: "manager tanaka", At: at},
 		"command_resync.json":  wire.Command{ID: "resync-41", Type: wire.CmdResync, Store: "s042", Register: "r1", HaveSeq: 41, At: at},
 		"ack.json":             wire.Ack{IDs: []string{"ev-1", "ev-2"}},
-		"delta.json":           wire.Delta{Seq: 42, Add: []string{"acct-a", "acct-b"}, Remove: []string{"acct-c"}, IssuedAt: at},
-		"snapshot.json":        wire.Snapshot{Seq: 42, Accounts: []string{"acct-a", "acct-b"}, IssuedAt: at},
-		"snapshot_empty.json":  wire.Snapshot{Seq: 0, Accounts: []string{}, IssuedAt: at},
+		"delta.json":           wire.Delta{Epoch: "e1f0a9", Seq: 42, Add: []string{"acct-a", "acct-b"}, Remove: []string{"acct-c"}, IssuedAt: at},
+		"snapshot.json":        wire.Snapshot{Epoch: "e1f0a9", Seq: 42, Accounts: []string{"acct-a", "acct-b"}, IssuedAt: at},
+		"snapshot_empty.json":  wire.Snapshot{Epoch: "e1f0a9", Seq: 0, Accounts: []string{}, IssuedAt: at},
 	}
 }
 
@@ -134,15 +134,20 @@ func TestRejections(t *testing.T) {
 		{"ack empty", "ack", `{"ids":[]}`, "at least one"},
 		{"ack blank id", "ack", `{"ids":["a b"]}`, "not visible ASCII"},
 		{"ack too many", "ack", `{"ids":[` + strings.Repeat(`"a",`, wire.MaxAckIDs) + `"a"]}`, "limit 1000"},
-		{"delta seq 0", "delta", `{"seq":0,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "seq"},
-		{"delta empty", "delta", `{"seq":1,"issuedAt":"2019-07-03T10:15:00Z"}`, "both empty"},
-		{"delta add and remove", "delta", `{"seq":1,"add":["a"],"remove":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "also added"},
-		{"delta no issuedAt", "delta", `{"seq":1,"add":["a"]}`, "issuedAt: required"},
-		{"delta control char", "delta", `{"seq":1,"add":["a\n"],"issuedAt":"2019-07-03T10:15:00Z"}`, "control character"},
-		{"delta negative seq", "delta", `{"seq":-1,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "seq"},
-		{"snapshot no accounts", "snapshot", `{"seq":1,"issuedAt":"2019-07-03T10:15:00Z"}`, "accounts: required"},
-		{"snapshot long account", "snapshot", `{"seq":1,"accounts":["` + strings.Repeat("a", 129) + `"],"issuedAt":"2019-07-03T10:15:00Z"}`, "longer than 128"},
-		{"snapshot empty account", "snapshot", `{"seq":1,"accounts":[""],"issuedAt":"2019-07-03T10:15:00Z"}`, "accounts[0]: empty"},
+		{"delta seq 0", "delta", `{"epoch":"e1","seq":0,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "seq"},
+		{"delta empty", "delta", `{"epoch":"e1","seq":1,"issuedAt":"2019-07-03T10:15:00Z"}`, "both empty"},
+		{"delta add and remove", "delta", `{"epoch":"e1","seq":1,"add":["a"],"remove":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "also added"},
+		{"delta no issuedAt", "delta", `{"epoch":"e1","seq":1,"add":["a"]}`, "issuedAt: required"},
+		{"delta control char", "delta", `{"epoch":"e1","seq":1,"add":["a\n"],"issuedAt":"2019-07-03T10:15:00Z"}`, "control character"},
+		{"delta negative seq", "delta", `{"epoch":"e1","seq":-1,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "seq"},
+		{"delta no epoch", "delta", `{"seq":1,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "epoch: required"},
+		{"delta epoch with space", "delta", `{"epoch":"e 1","seq":1,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z"}`, "epoch: byte 0x20"},
+		{"snapshot no epoch", "snapshot", `{"seq":1,"accounts":[],"issuedAt":"2019-07-03T10:15:00Z"}`, "epoch: required"},
+		{"snapshot long epoch", "snapshot", `{"epoch":"` + strings.Repeat("e", 65) + `","seq":1,"accounts":[],"issuedAt":"2019-07-03T10:15:00Z"}`, "epoch: longer than 64"},
+		{"status bad reset", "status", strings.Replace(status, `"dropped":0`, `"dropped":0,"denylistEpoch":"e1","denylistReset":{"from":{"epoch":"","seq":0},"to":{"epoch":"e1","seq":1},"why":"cosmic rays","at":"2019-07-03T10:15:00Z"}`, 1), "denylistReset.why"},
+		{"snapshot no accounts", "snapshot", `{"epoch":"e1","seq":1,"issuedAt":"2019-07-03T10:15:00Z"}`, "accounts: required"},
+		{"snapshot long account", "snapshot", `{"epoch":"e1","seq":1,"accounts":["` + strings.Repeat("a", 129) + `"],"issuedAt":"2019-07-03T10:15:00Z"}`, "longer than 128"},
+		{"snapshot empty account", "snapshot", `{"epoch":"e1","seq":1,"accounts":[""],"issuedAt":"2019-07-03T10:15:00Z"}`, "accounts[0]: empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,7 +227,7 @@ func TestSnapshotSizedForAMillion(t *testing.T) {
 		for i := range accounts {
 			accounts[i] = fmt.Sprintf("%064x", i)
 		}
-		data, err := wire.Snapshot{Seq: 1, Accounts: accounts, IssuedAt: at}.Marshal()
+		data, err := wire.Snapshot{Epoch: "e1f0a9", Seq: 1, Accounts: accounts, IssuedAt: at}.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +248,7 @@ func BenchmarkParseSnapshot1M(b *testing.B) {
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("%064x", i)
 	}
-	data, err := wire.Snapshot{Seq: 1, Accounts: accounts, IssuedAt: at}.Marshal()
+	data, err := wire.Snapshot{Epoch: "e1f0a9", Seq: 1, Accounts: accounts, IssuedAt: at}.Marshal()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -70,7 +70,8 @@ type Client struct {
 	connected   bool
 	lastContact time.Time
 	refusal     *wire.Refusal
-	reconnected bool // resend everything unacked
+	denyReset   *wire.DenylistReset // last epoch or backwards reset, for status
+	reconnected bool                // resend everything unacked
 }
 
 // New prepares a Client; Run connects.
@@ -356,20 +357,22 @@ func (c *Client) denylistDelta(b []byte) {
 		c.refuse(wire.SubjectDenylist, 0, err)
 		return
 	}
-	err = c.cfg.State.ApplyDenylistDelta(d.Seq, d.Add, d.Remove)
+	v := wire.ListVersion{Epoch: d.Epoch, Seq: d.Seq}
+	err = c.cfg.State.ApplyDenylistDelta(v, d.IssuedAt, d.Add, d.Remove)
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap) && gap.Stale():
-		return // already have it (redelivery)
+		return // already have it (redelivery), or older than the list
 	case errors.As(err, &gap):
-		c.log.Warn("denylist sequence gap; asking HQ for a resync", "have", c.cfg.State.DenylistSeq(), "got", d.Seq)
+		c.log.Warn("denylist delta does not follow the stored list; asking HQ for a resync",
+			"have", c.cfg.State.DenylistVersion(), "got", v, "why", gap.Error())
 		c.resync()
 		return
 	case err != nil:
 		c.refuse(wire.SubjectDenylist, int64(d.Seq), err)
 		return
 	}
-	c.log.Info("denylist delta applied", "seq", d.Seq, "added", len(d.Add), "removed", len(d.Remove))
+	c.log.Info("denylist delta applied", "epoch", d.Epoch, "seq", d.Seq, "added", len(d.Add), "removed", len(d.Remove))
 	c.StatusChanged()
 }
 
@@ -379,14 +382,30 @@ func (c *Client) denylistSnapshot(b []byte) {
 		c.refuse(wire.SubjectDenylist, 0, err)
 		return
 	}
-	if s.Seq <= c.cfg.State.DenylistSeq() {
-		return
+	v := wire.ListVersion{Epoch: s.Epoch, Seq: s.Seq}
+	if v == c.cfg.State.DenylistVersion() {
+		return // the retained snapshot again, on every reconnect
 	}
-	if err := c.cfg.State.ReplaceDenylist(s.Seq, s.Accounts); err != nil {
+	reset, err := c.cfg.State.ReplaceDenylist(v, s.IssuedAt, s.Accounts)
+	var gap *state.GapError
+	switch {
+	case errors.As(err, &gap):
+		c.log.Info("old denylist snapshot ignored", "have", c.cfg.State.DenylistVersion(), "got", v)
+		return
+	case err != nil:
 		c.refuse(wire.SubjectDenylist, int64(s.Seq), err)
 		return
 	}
-	c.log.Info("denylist snapshot applied", "seq", s.Seq, "accounts", len(s.Accounts))
+	if reset != nil {
+		// HQ's list changed identity (a new store, a restored backup): the
+		// register healed from the snapshot, and says so in its status.
+		c.log.Warn("denylist replaced from another epoch or an older sequence",
+			"why", reset.Why, "from", reset.From, "to", reset.To)
+		c.mu.Lock()
+		c.denyReset = reset
+		c.mu.Unlock()
+	}
+	c.log.Info("denylist snapshot applied", "epoch", s.Epoch, "seq", s.Seq, "accounts", len(s.Accounts))
 	c.StatusChanged()
 }
 
@@ -409,7 +428,11 @@ func (c *Client) statusNow() wire.Status {
 	st.UptimeSec = int64(now.Sub(c.start) / time.Second)
 	st.OutboxDepth, _ = c.cfg.State.OutboxStats()
 	st.Dropped = int64(c.cfg.State.Dropped())
-	st.DenylistSeq = c.cfg.State.DenylistSeq()
+	dv := c.cfg.State.DenylistVersion()
+	st.DenylistSeq, st.DenylistEpoch = dv.Seq, dv.Epoch
+	c.mu.Lock()
+	st.DenylistReset = c.denyReset
+	c.mu.Unlock()
 	st.Refusal = c.Refusal()
 	st.At = now.UTC()
 	if st.Links.Scanner == "" {

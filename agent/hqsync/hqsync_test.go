@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ type rig struct {
 	applied chan *policy.Policy
 	cmds    chan wire.Command
 	hqSkew  atomic.Int64 // added to HQ's clock, in ns
+	stopHQ  func()
 }
 
 func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
@@ -63,13 +65,7 @@ func newRigWith(t *testing.T, hqStore store.Store) *rig {
 		}
 	}
 	t.Cleanup(func() { r.hqStore.Close() })
-	r.hq, err = hq.New(hq.Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, Username: "hq", MaxReconnect: 500 * time.Millisecond}, Store: r.hqStore,
-		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1", Now: func() time.Time { return now.Add(time.Duration(r.hqSkew.Load())) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.run(r.hq.Run)
-	<-r.hq.Ready()
+	r.startHQ(r.hqStore)
 
 	r.st, err = state.Open(filepath.Join(t.TempDir(), "agent.db"), state.Options{Store: "s1", Register: "r1"})
 	if err != nil {
@@ -94,6 +90,20 @@ func newRigWith(t *testing.T, hqStore store.Store) *rig {
 	return r
 }
 
+// startHQ runs HQ on hqStore as r.hq; r.stopHQ stops it.
+func (r *rig) startHQ(hqStore store.Store) {
+	r.t.Helper()
+	var err error
+	r.hqStore = hqStore
+	r.hq, err = hq.New(hq.Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, Username: "hq", MaxReconnect: 500 * time.Millisecond}, Store: hqStore,
+		Signer: r.key, SignerAlg: "EdDSA", SignerKID: "hq1", Now: func() time.Time { return now.Add(time.Duration(r.hqSkew.Load())) }})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.stopHQ = r.run(r.hq.Run)
+	<-r.hq.Ready()
+}
+
 func (r *rig) startBroker(addr string) {
 	b, err := broker.Start(broker.Options{Addr: addr})
 	if err != nil {
@@ -103,11 +113,14 @@ func (r *rig) startBroker(addr string) {
 	r.t.Cleanup(func() { b.Close() })
 }
 
-func (r *rig) run(f func(context.Context) error) {
+// run runs f until the test ends or the returned stop is called.
+func (r *rig) run(f func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f(ctx); close(done) }()
-	r.t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	r.t.Cleanup(stop)
+	return stop
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
@@ -277,7 +290,11 @@ func TestDenylistDeltaAndResync(t *testing.T) {
 	}
 	// Past HQ's coalescing window, so the resync is answered afresh.
 	r.hqSkew.Add(int64(time.Minute))
-	d3, err := bundle.SignDelta(r.key, "EdDSA", "hq1", wire.Delta{Seq: 3, Add: []string{"acct-3"}, IssuedAt: now})
+	v, _, err := r.hqStore.Denylist(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d3, err := bundle.SignDelta(r.key, "EdDSA", "hq1", wire.Delta{Epoch: v.Epoch, Seq: 3, Add: []string{"acct-3"}, IssuedAt: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,5 +427,119 @@ func TestDenylistReachesEveryRegister(t *testing.T) {
 	}
 	for i, st := range stores {
 		waitFor(t, fmt.Sprintf("register %d to apply the delta", i), func() bool { return st.Denylisted("acct-stolen-9") })
+	}
+}
+
+// TestDenylistAcrossHQStores: HQ's store is replaced — a fresh bbolt file,
+// a move to PostgreSQL, a backup restored — and its sequence restarts or goes
+// back. The register must not drop the new list's deltas as stale: it sees
+// another epoch or an older sequence issued later, resyncs from the
+// snapshot, and reports the reset in its status.
+func TestDenylistAcrossHQStores(t *testing.T) {
+	ctx := context.Background()
+	fresh := func(t *testing.T) store.Store {
+		s, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq-new.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		// next replaces HQ's store after the register has the list
+		// {acct-2} at seq 3; path is the old bbolt file and backup a copy
+		// of it taken at seq 1 {acct-1}.
+		next    func(t *testing.T, path, backup string) store.Store
+		why     string
+		listed  []string
+		dropped []string
+	}{
+		{"fresh bbolt file", func(t *testing.T, _, _ string) store.Store { return fresh(t) },
+			wire.ResetEpoch, []string{"acct-9"}, []string{"acct-1", "acct-2"}},
+		{"moved to PostgreSQL", func(t *testing.T, _, _ string) store.Store {
+			s, err := store.OpenPostgres(ctx, testenv.PostgresURL(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, wire.ResetEpoch, []string{"acct-9"}, []string{"acct-1", "acct-2"}},
+		{"backup restored", func(t *testing.T, path, backup string) store.Store {
+			copyFile(t, backup, path)
+			s, err := store.OpenBolt(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, wire.ResetBackwards, []string{"acct-1", "acct-9"}, []string{"acct-2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "hq.db")
+			old, err := store.OpenBolt(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := newRigWith(t, old)
+			change := func(add, remove []string) {
+				t.Helper()
+				r.hqSkew.Add(int64(time.Minute)) // every change is issued later than the last
+				if _, err := r.hq.DenylistChange(ctx, add, remove); err != nil {
+					t.Fatal(err)
+				}
+			}
+			change([]string{"acct-1"}, nil)
+			waitFor(t, "seq 1 applied", func() bool { return r.st.DenylistSeq() == 1 })
+			backup := filepath.Join(t.TempDir(), "backup.db")
+			copyFile(t, path, backup)
+			change([]string{"acct-2"}, nil)
+			change(nil, []string{"acct-1"})
+			waitFor(t, "seq 3 applied", func() bool { return r.st.DenylistSeq() == 3 })
+			before := r.st.DenylistVersion()
+
+			r.stopHQ()
+			old.Close()
+			next := tt.next(t, path, backup)
+			t.Cleanup(func() { next.Close() })
+			r.startHQ(next)
+			change([]string{"acct-9"}, nil)
+			waitFor(t, "the register to take HQ's new list", func() bool {
+				for _, a := range tt.listed {
+					if !r.st.Denylisted(a) {
+						return false
+					}
+				}
+				return true
+			})
+			for _, a := range tt.dropped {
+				if r.st.Denylisted(a) {
+					t.Errorf("%s still denied: the old list survived", a)
+				}
+			}
+			want, _, err := next.Denylist(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.st.DenylistVersion(); got != want {
+				t.Errorf("register at %+v, HQ at %+v", got, want)
+			}
+			st := r.sync.statusNow()
+			if st.DenylistReset == nil || st.DenylistReset.Why != tt.why || st.DenylistReset.From != before || st.DenylistReset.To != want {
+				t.Errorf("status reports reset %+v, want %s from %+v to %+v", st.DenylistReset, tt.why, before, want)
+			}
+			if st.DenylistEpoch != want.Epoch || st.DenylistSeq != want.Seq {
+				t.Errorf("status denylist %s/%d, want %+v", st.DenylistEpoch, st.DenylistSeq, want)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // BenchmarkCommit measures a durable decision commit (fsync on, bbolt
@@ -92,7 +93,7 @@ func BenchmarkOpenDenylist(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.ReplaceDenylist(1, denyAccounts(1_000_000)); err != nil {
+	if _, err := s.ReplaceDenylist(wire.ListVersion{Epoch: "E", Seq: 1}, time.Now(), denyAccounts(1_000_000)); err != nil {
 		b.Fatal(err)
 	}
 	s.Close()

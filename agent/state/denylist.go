@@ -3,37 +3,92 @@ package state
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/posguard/posguard/wire"
 )
 
-// GapError refuses a denylist message whose sequence number does not follow
-// the stored one. Stale() tells a duplicate or old message (ignore it) from
-// a gap (ask HQ for a resync).
+// GapError refuses a denylist delta that does not follow the stored list.
+// Stale() tells a duplicate or old message (ignore it) from one that means
+// the register must resync from HQ's snapshot: a gap in the sequence, a
+// delta of another epoch, or a delta that is not newer by number but was
+// issued after the stored list (HQ's list went back: a restored backup).
 type GapError struct {
-	Current, Got uint64
+	Current, Got wire.ListVersion
+	// Why is "" for a gap in one epoch, else wire.ResetEpoch or
+	// wire.ResetBackwards.
+	Why string
+	old bool // issued before the stored list
 }
 
 func (e *GapError) Error() string {
-	if e.Stale() {
-		return fmt.Sprintf("denylist sequence %d refused: already at %d", e.Got, e.Current)
+	switch {
+	case e.Stale():
+		return fmt.Sprintf("denylist sequence %d refused: already at %d", e.Got.Seq, e.Current.Seq)
+	case e.Why == wire.ResetEpoch:
+		return fmt.Sprintf("denylist delta of epoch %q, list is of epoch %q: resync", e.Got.Epoch, e.Current.Epoch)
+	case e.Why == wire.ResetBackwards:
+		return fmt.Sprintf("denylist delta %d issued after the stored list at %d: HQ's list went back, resync", e.Got.Seq, e.Current.Seq)
 	}
-	return fmt.Sprintf("denylist sequence gap: at %d, got %d", e.Current, e.Got)
+	return fmt.Sprintf("denylist sequence gap: at %d, got %d", e.Current.Seq, e.Got.Seq)
 }
 
-// Stale reports whether the refused message is not newer than the stored list.
-func (e *GapError) Stale() bool { return e.Got <= e.Current }
+// Stale reports whether the refused message is an old one to ignore.
+func (e *GapError) Stale() bool { return e.old || e.Why == "" && e.Got.Seq <= e.Current.Seq }
 
-// ApplyDenylistDelta applies delta seq, which must be the stored sequence
-// plus one.
-func (s *Store) ApplyDenylistDelta(seq uint64, add, remove []string) error {
+// judgeDelta decides what a delta of version got, issued at, means for a list
+// at cur, last changed by a message issued at curAt. A message issued before
+// the stored list is old whatever its number: after a restore, the old
+// timeline's deltas follow the restored list by number but must not apply.
+func judgeDelta(cur wire.ListVersion, curAt time.Time, got wire.ListVersion, at time.Time) *GapError {
+	switch {
+	case at.Before(curAt):
+		return &GapError{Current: cur, Got: got, old: true}
+	case cur.Epoch != got.Epoch && (cur.Epoch != "" || cur.Seq != 0):
+		// A list from a store without epochs (an older posguard) is of
+		// another epoch too: the snapshot brings the epoch.
+		return &GapError{Current: cur, Got: got, Why: wire.ResetEpoch}
+	case got.Seq == cur.Seq+1:
+		return nil
+	case got.Seq <= cur.Seq && at.After(curAt):
+		return &GapError{Current: cur, Got: got, Why: wire.ResetBackwards}
+	}
+	return &GapError{Current: cur, Got: got}
+}
+
+// judgeSnapshot decides whether a snapshot replaces the list. Within an
+// epoch a higher or equal sequence does; across epochs, or to a lower
+// sequence (a restored backup), only a snapshot issued after the stored list
+// does, which keeps a replayed old snapshot (a former epoch's, or an earlier
+// one of this epoch) from rolling the list back. reset is "" for an ordinary
+// replacement.
+func judgeSnapshot(cur wire.ListVersion, curAt time.Time, got wire.ListVersion, at time.Time) (ok bool, reset string) {
+	switch {
+	case cur.Epoch == "" && cur.Seq == 0:
+		return true, "" // first list ever
+	case at.Before(curAt):
+		return false, ""
+	case cur.Epoch != got.Epoch:
+		return at.After(curAt), wire.ResetEpoch
+	case got.Seq >= cur.Seq:
+		return true, ""
+	}
+	return at.After(curAt), wire.ResetBackwards
+}
+
+// ApplyDenylistDelta applies a delta, which must be of the stored epoch and
+// the stored sequence plus one; anything else is a *GapError.
+func (s *Store) ApplyDenylistDelta(v wire.ListVersion, issuedAt time.Time, add, remove []string) error {
 	if err := nonEmpty(add, remove); err != nil {
-		return fmt.Errorf("denylist delta %d: %w", seq, err)
+		return fmt.Errorf("denylist delta %d: %w", v.Seq, err)
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bMeta))
-		if cur := getU64(meta, kDenySeq); seq != cur+1 {
-			return &GapError{Current: cur, Got: seq}
+		cur, curAt := denylistMeta(meta)
+		if gap := judgeDelta(cur, curAt, v, issuedAt); gap != nil {
+			return gap
 		}
 		db := tx.Bucket([]byte(bDeny))
 		for _, a := range add {
@@ -46,10 +101,10 @@ func (s *Store) ApplyDenylistDelta(seq uint64, add, remove []string) error {
 				return err
 			}
 		}
-		return meta.Put([]byte(kDenySeq), u64(seq))
+		return putDenylistMeta(meta, v, issuedAt)
 	})
 	if err != nil {
-		return fmt.Errorf("denylist delta %d in %s: %w", seq, s.path, err)
+		return fmt.Errorf("denylist delta %d in %s: %w", v.Seq, s.path, err)
 	}
 	s.mu.Lock()
 	for _, a := range add {
@@ -58,27 +113,35 @@ func (s *Store) ApplyDenylistDelta(seq uint64, add, remove []string) error {
 	for _, a := range remove {
 		delete(s.deny, a)
 	}
-	s.denySeq = seq
+	s.denyVer, s.denyAt = v, issuedAt
 	s.mu.Unlock()
 	return nil
 }
 
-// ReplaceDenylist replaces the whole list with a snapshot at seq. A snapshot
-// older than the stored sequence is refused with a GapError; the same
-// sequence again is accepted (the retained snapshot is re-delivered on every
-// reconnect).
-func (s *Store) ReplaceDenylist(seq uint64, accounts []string) error {
+// ReplaceDenylist replaces the whole list with a snapshot. The same version
+// again is accepted (the retained snapshot is re-delivered on every
+// reconnect). A snapshot that may not replace the list (older in the same
+// epoch, or of another epoch, and not issued after the stored list) is
+// refused with a stale *GapError. A replacement across epochs or backwards
+// returns the *wire.DenylistReset to report.
+func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts []string) (*wire.DenylistReset, error) {
 	if err := nonEmpty(accounts); err != nil {
-		return fmt.Errorf("denylist snapshot %d: %w", seq, err)
+		return nil, fmt.Errorf("denylist snapshot %d: %w", v.Seq, err)
 	}
 	// Sorted inserts let bbolt fill pages densely and sequentially.
 	sorted := slices.Clone(accounts)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
+	var reset *wire.DenylistReset
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bMeta))
-		if cur := getU64(meta, kDenySeq); seq < cur {
-			return &GapError{Current: cur, Got: seq}
+		cur, curAt := denylistMeta(meta)
+		ok, why := judgeSnapshot(cur, curAt, v, issuedAt)
+		if !ok {
+			return &GapError{Current: cur, Got: v, old: true}
+		}
+		if why != "" {
+			reset = &wire.DenylistReset{From: cur, To: v, Why: why, At: issuedAt.UTC()}
 		}
 		if err := tx.DeleteBucket([]byte(bDeny)); err != nil {
 			return err
@@ -93,27 +156,31 @@ func (s *Store) ReplaceDenylist(seq uint64, accounts []string) error {
 				return err
 			}
 		}
-		return meta.Put([]byte(kDenySeq), u64(seq))
+		return putDenylistMeta(meta, v, issuedAt)
 	})
 	if err != nil {
-		return fmt.Errorf("denylist snapshot %d in %s: %w", seq, s.path, err)
+		return nil, fmt.Errorf("denylist snapshot %d in %s: %w", v.Seq, s.path, err)
 	}
 	set := make(map[string]struct{}, len(sorted))
 	for _, a := range sorted {
 		set[a] = struct{}{}
 	}
 	s.mu.Lock()
-	s.deny, s.denySeq = set, seq
+	s.deny, s.denyVer, s.denyAt = set, v, issuedAt
 	s.mu.Unlock()
-	return nil
+	return reset, nil
+}
+
+// DenylistVersion is the epoch and sequence of the stored denylist (zero:
+// none yet).
+func (s *Store) DenylistVersion() wire.ListVersion {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.denyVer
 }
 
 // DenylistSeq is the sequence number of the stored denylist (0: none yet).
-func (s *Store) DenylistSeq() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.denySeq
-}
+func (s *Store) DenylistSeq() uint64 { return s.DenylistVersion().Seq }
 
 // Denylisted implements policy.History: an O(1) lookup in memory.
 func (s *Store) Denylisted(account string) bool {
@@ -121,6 +188,25 @@ func (s *Store) Denylisted(account string) bool {
 	_, ok := s.deny[account]
 	s.mu.RUnlock()
 	return ok
+}
+
+func denylistMeta(meta *bolt.Bucket) (wire.ListVersion, time.Time) {
+	v := wire.ListVersion{Epoch: string(meta.Get([]byte(kDenyEpoch))), Seq: getU64(meta, kDenySeq)}
+	var at time.Time
+	if ns := getU64(meta, kDenyAt); ns != 0 {
+		at = time.Unix(0, int64(ns))
+	}
+	return v, at
+}
+
+func putDenylistMeta(meta *bolt.Bucket, v wire.ListVersion, at time.Time) error {
+	if err := meta.Put([]byte(kDenyEpoch), []byte(v.Epoch)); err != nil {
+		return err
+	}
+	if err := meta.Put([]byte(kDenyAt), u64(uint64(at.UnixNano()))); err != nil {
+		return err
+	}
+	return meta.Put([]byte(kDenySeq), u64(v.Seq))
 }
 
 func nonEmpty(lists ...[]string) error {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // SchemaVersion is the layout this build reads and writes. A file with an
@@ -70,6 +71,8 @@ const (
 	kDropped   = "outbox-dropped"
 	kPolicyMax = "policy-max-version"
 	kDenySeq   = "denylist-seq"
+	kDenyEpoch = "denylist-epoch"  // epoch of the HQ store the list came from
+	kDenyAt    = "denylist-issued" // issuedAt of the last applied message, unix ns
 	kBundle    = "bundle"
 	kVersion   = "version"
 )
@@ -161,7 +164,8 @@ type Store struct {
 	seen    map[string]int64 // replay key -> expiry, unix ns
 	atc     map[string]uint32
 	deny    map[string]struct{}
-	denySeq uint64
+	denyVer wire.ListVersion
+	denyAt  time.Time // issuedAt of the last applied denylist message
 }
 
 // Open opens or creates the state file at path.
@@ -375,7 +379,7 @@ func (s *Store) load() error {
 			return err
 		}
 		s.deny = loadDenylist(tx.Bucket([]byte(bDeny)))
-		s.denySeq = getU64(tx.Bucket([]byte(bMeta)), kDenySeq)
+		s.denyVer, s.denyAt = denylistMeta(tx.Bucket([]byte(bMeta)))
 		// Read every byte of every key and value once, so a damaged page
 		// (an element pointing outside the file) faults now, under guard,
 		// rather than in a later commit that copies it.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 var t0 = time.Date(2019, 7, 3, 14, 0, 0, 0, time.UTC)
@@ -218,7 +219,7 @@ func TestOpenCorruptFiles(t *testing.T) {
 	if err := s.SavePolicy([]byte("bundle"), 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReplaceDenylist(1, []string{"x", "y"}); err != nil {
+	if _, err := s.ReplaceDenylist(wire.ListVersion{Epoch: "E", Seq: 1}, t0, []string{"x", "y"}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ var (
 	bDenylist = []byte("denylist")  // account → nil
 	bMeta     = []byte("meta")
 	kDenySeq  = []byte("denylist_seq")
+	kEpoch    = []byte("denylist_epoch") // made with the file, kept in it
 )
 
 // Bolt is the single-file backend for one-machine setups and the demo.
@@ -41,6 +43,11 @@ func OpenBolt(path string) (*Bolt, error) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if meta := tx.Bucket(bMeta); meta.Get(kEpoch) == nil {
+			// A file from before epochs gets one now: registers holding
+			// its list resync once, which is harmless.
+			return meta.Put(kEpoch, []byte(rand.Text()))
 		}
 		return nil
 	})
@@ -151,10 +158,12 @@ func (s *Bolt) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	return out, nil
 }
 
-func (s *Bolt) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (uint64, error) {
+func (s *Bolt) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (wire.ListVersion, error) {
 	var seq uint64
+	var epoch string
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta, list := tx.Bucket(bMeta), tx.Bucket(bDenylist)
+		epoch = string(meta.Get(kEpoch))
 		if v := meta.Get(kDenySeq); len(v) == 8 {
 			seq = binary.BigEndian.Uint64(v)
 		}
@@ -172,15 +181,17 @@ func (s *Bolt) DenylistChange(ctx context.Context, add, remove []string, at time
 		return meta.Put(kDenySeq, binary.BigEndian.AppendUint64(nil, seq))
 	})
 	if err != nil {
-		return 0, fmt.Errorf("change denylist: %w", err)
+		return wire.ListVersion{}, fmt.Errorf("change denylist: %w", err)
 	}
-	return seq, nil
+	return wire.ListVersion{Epoch: epoch, Seq: seq}, nil
 }
 
-func (s *Bolt) Denylist(ctx context.Context) (uint64, []string, error) {
+func (s *Bolt) Denylist(ctx context.Context) (wire.ListVersion, []string, error) {
 	var seq uint64
+	var epoch string
 	var accounts []string
 	err := s.db.View(func(tx *bolt.Tx) error {
+		epoch = string(tx.Bucket(bMeta).Get(kEpoch))
 		if v := tx.Bucket(bMeta).Get(kDenySeq); len(v) == 8 {
 			seq = binary.BigEndian.Uint64(v)
 		}
@@ -190,9 +201,9 @@ func (s *Bolt) Denylist(ctx context.Context) (uint64, []string, error) {
 		})
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("read denylist: %w", err)
+		return wire.ListVersion{}, nil, fmt.Errorf("read denylist: %w", err)
 	}
-	return seq, accounts, nil
+	return wire.ListVersion{Epoch: epoch, Seq: seq}, accounts, nil
 }
 
 func (s *Bolt) Close() error { return s.db.Close() }

@@ -42,6 +42,9 @@ var migrations = []string{
 	CREATE TABLE denylist (account text PRIMARY KEY, added timestamptz NOT NULL);
 	CREATE TABLE denylist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL);
 	INSERT INTO denylist_seq (seq) VALUES (0);`,
+	// The denylist's epoch: a database restored from a backup keeps it, a
+	// new one gets its own (see wire.ListVersion).
+	`ALTER TABLE denylist_seq ADD COLUMN epoch text NOT NULL DEFAULT gen_random_uuid()::text;`,
 }
 
 // Postgres is the backend for real deployments; several HQ instances may
@@ -202,11 +205,12 @@ func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	return out, nil
 }
 
-func (s *Postgres) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (uint64, error) {
+func (s *Postgres) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (wire.ListVersion, error) {
 	var seq int64
+	var epoch string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The row lock on denylist_seq orders concurrent changes.
-		if err := tx.QueryRow(ctx, `UPDATE denylist_seq SET seq = seq + 1 RETURNING seq`).Scan(&seq); err != nil {
+		if err := tx.QueryRow(ctx, `UPDATE denylist_seq SET seq = seq + 1 RETURNING epoch, seq`).Scan(&epoch, &seq); err != nil {
 			return err
 		}
 		if len(add) > 0 {
@@ -222,16 +226,17 @@ func (s *Postgres) DenylistChange(ctx context.Context, add, remove []string, at 
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("change denylist: %w", err)
+		return wire.ListVersion{}, fmt.Errorf("change denylist: %w", err)
 	}
-	return uint64(seq), nil
+	return wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}, nil
 }
 
-func (s *Postgres) Denylist(ctx context.Context) (uint64, []string, error) {
+func (s *Postgres) Denylist(ctx context.Context) (wire.ListVersion, []string, error) {
 	var seq int64
+	var epoch string
 	var accounts []string
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT seq FROM denylist_seq`).Scan(&seq); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT epoch, seq FROM denylist_seq`).Scan(&epoch, &seq); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT account FROM denylist ORDER BY account`)
@@ -242,9 +247,9 @@ func (s *Postgres) Denylist(ctx context.Context) (uint64, []string, error) {
 		return err
 	})
 	if err != nil {
-		return 0, nil, fmt.Errorf("read denylist: %w", err)
+		return wire.ListVersion{}, nil, fmt.Errorf("read denylist: %w", err)
 	}
-	return uint64(seq), accounts, nil
+	return wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}, accounts, nil
 }
 
 func (s *Postgres) Close() error { s.pool.Close(); return nil }

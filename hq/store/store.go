@@ -27,11 +27,13 @@ type Store interface {
 	// Events lists stored events matching q, oldest first.
 	Events(ctx context.Context, q Query) ([]event.Event, error)
 	// DenylistChange applies adds and removes to the denylist and returns
-	// the new sequence number; the change and its number are one atomic
-	// step, so two HQ instances never hand out the same number.
-	DenylistChange(ctx context.Context, add, remove []string, at time.Time) (seq uint64, err error)
-	// Denylist returns the current list and its sequence number.
-	Denylist(ctx context.Context) (seq uint64, accounts []string, err error)
+	// the list's new version; the change and its number are one atomic
+	// step, so two HQ instances never hand out the same number. The
+	// version's epoch is made when the store is created and kept in it:
+	// registers tell this store's list from another's by it.
+	DenylistChange(ctx context.Context, add, remove []string, at time.Time) (wire.ListVersion, error)
+	// Denylist returns the current list and its version.
+	Denylist(ctx context.Context) (wire.ListVersion, []string, error)
 	Close() error
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
@@ -192,20 +194,24 @@ func TestFleet(t *testing.T) {
 func TestDenylistSequence(t *testing.T) {
 	backends(t, func(t *testing.T, s Store) {
 		ctx := context.Background()
-		seq, list, err := s.Denylist(ctx)
-		if err != nil || seq != 0 || len(list) != 0 {
-			t.Fatalf("empty denylist: seq %d, %v, err %v", seq, list, err)
+		v, list, err := s.Denylist(ctx)
+		if err != nil || v.Seq != 0 || len(list) != 0 {
+			t.Fatalf("empty denylist: %+v, %v, err %v", v, list, err)
 		}
-		if seq, err = s.DenylistChange(ctx, []string{"a", "b"}, nil, t0); err != nil || seq != 1 {
-			t.Fatalf("first change: seq %d, err %v", seq, err)
+		if err := wire.CheckEpoch(v.Epoch); err != nil {
+			t.Fatalf("a new store's denylist has no valid epoch: %v", err)
 		}
-		if seq, err = s.DenylistChange(ctx, []string{"c"}, []string{"a"}, t0); err != nil || seq != 2 {
-			t.Fatalf("second change: seq %d, err %v", seq, err)
+		epoch := v.Epoch
+		if v, err = s.DenylistChange(ctx, []string{"a", "b"}, nil, t0); err != nil || v != (wire.ListVersion{Epoch: epoch, Seq: 1}) {
+			t.Fatalf("first change: %+v, err %v", v, err)
 		}
-		seq, list, err = s.Denylist(ctx)
+		if v, err = s.DenylistChange(ctx, []string{"c"}, []string{"a"}, t0); err != nil || v.Seq != 2 {
+			t.Fatalf("second change: %+v, err %v", v, err)
+		}
+		v, list, err = s.Denylist(ctx)
 		slices.Sort(list)
-		if err != nil || seq != 2 || !slices.Equal(list, []string{"b", "c"}) {
-			t.Fatalf("denylist = seq %d %v (err %v), want 2 [b c]", seq, list, err)
+		if err != nil || v != (wire.ListVersion{Epoch: epoch, Seq: 2}) || !slices.Equal(list, []string{"b", "c"}) {
+			t.Fatalf("denylist = %+v %v (err %v), want %s/2 [b c]", v, list, err, epoch)
 		}
 		// Concurrent changes never share a sequence number.
 		var wg sync.WaitGroup
@@ -214,11 +220,11 @@ func TestDenylistSequence(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				n, err := s.DenylistChange(ctx, []string{fmt.Sprint("x", i)}, nil, t0)
+				v, err := s.DenylistChange(ctx, []string{fmt.Sprint("x", i)}, nil, t0)
 				if err != nil {
 					t.Error(err)
 				}
-				seqs[i] = n
+				seqs[i] = v.Seq
 			}()
 		}
 		wg.Wait()
@@ -293,4 +299,71 @@ func TestEventsPaging(t *testing.T) {
 			t.Fatalf("paged %v, want %v", got, want)
 		}
 	})
+}
+
+// The denylist's epoch is made with the store and kept in it: a reopened
+// store (or a restored backup) has the same one, a new store another.
+func TestDenylistEpochKept(t *testing.T) {
+	ctx := context.Background()
+	check := func(t *testing.T, open func(which string) (Store, error)) {
+		epochOf := func(which string) string {
+			t.Helper()
+			s, err := open(which)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := s.DenylistChange(ctx, []string{"a"}, nil, t0); err != nil {
+				t.Fatal(err)
+			}
+			v, _, err := s.Denylist(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Epoch
+		}
+		e1 := epochOf("first")
+		if e := epochOf("first"); e != e1 {
+			t.Errorf("reopened store: epoch %q, was %q", e, e1)
+		}
+		if e := epochOf("second"); e == e1 {
+			t.Errorf("a new store has the same epoch %q", e)
+		}
+	}
+	t.Run("bolt", func(t *testing.T) {
+		dir := t.TempDir()
+		check(t, func(which string) (Store, error) { return OpenBolt(filepath.Join(dir, which+".db")) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		urls := map[string]string{"first": testenv.PostgresURL(t), "second": testenv.PostgresURL(t)}
+		check(t, func(which string) (Store, error) { return OpenPostgres(ctx, urls[which]) })
+	})
+}
+
+// A database made before epochs (schema 1, with a list at seq 3) gets an
+// epoch on upgrade and keeps its list and sequence.
+func TestPostgresUpgradeGivesEpoch(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{migrations[0], `CREATE TABLE posguard_schema (version int NOT NULL)`, `INSERT INTO posguard_schema VALUES (1)`,
+		`UPDATE denylist_seq SET seq = 3`, `INSERT INTO denylist VALUES ('acct-old', now())`} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			pool.Close()
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	pool.Close()
+	s, err := OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, list, err := s.Denylist(ctx)
+	if err != nil || v.Seq != 3 || !slices.Equal(list, []string{"acct-old"}) || wire.CheckEpoch(v.Epoch) != nil {
+		t.Fatalf("upgraded denylist: %+v %v, err %v", v, list, err)
+	}
 }

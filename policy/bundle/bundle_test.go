@@ -340,7 +340,7 @@ func TestGoldenPolicyBundle(t *testing.T) {
 func TestDenylistBundles(t *testing.T) {
 	k := newKeys(t)
 	at := time.Date(2019, 7, 3, 10, 0, 0, 0, time.UTC)
-	d := wire.Delta{Seq: 3, Add: []string{"acct-1"}, IssuedAt: at}
+	d := wire.Delta{Epoch: "e1", Seq: 3, Add: []string{"acct-1"}, IssuedAt: at}
 	db, err := bundle.SignDelta(k.ec, bundle.AlgES256, "hq-ec", d)
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func TestDenylistBundles(t *testing.T) {
 	if err != nil || got.Seq != 3 || got.Add[0] != "acct-1" {
 		t.Fatalf("VerifyDelta = %+v, %v", got, err)
 	}
-	s := wire.Snapshot{Seq: 3, Accounts: []string{"acct-1", "acct-2"}, IssuedAt: at}
+	s := wire.Snapshot{Epoch: "e1", Seq: 3, Accounts: []string{"acct-1", "acct-2"}, IssuedAt: at}
 	sb, err := bundle.SignSnapshot(k.ed, bundle.AlgEdDSA, "hq-ed", s)
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +480,7 @@ func BenchmarkVerifySnapshot1M(b *testing.B) {
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("%064x", i)
 	}
-	sb, err := bundle.SignSnapshot(k.ed, bundle.AlgEdDSA, "hq-ed", wire.Snapshot{Seq: 1, Accounts: accounts, IssuedAt: time.Now()})
+	sb, err := bundle.SignSnapshot(k.ed, bundle.AlgEdDSA, "hq-ed", wire.Snapshot{Epoch: "e1", Seq: 1, Accounts: accounts, IssuedAt: time.Now()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/wire"
 )
 
 func main() {
@@ -145,7 +146,7 @@ func prepare(path string, n int) error {
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("%032x", uint64(i)*0x9E3779B97F4A7C15)
 	}
-	if err := s.ReplaceDenylist(1, accounts); err != nil {
+	if _, err := s.ReplaceDenylist(wire.ListVersion{Epoch: "bench", Seq: 1}, time.Now(), accounts); err != nil {
 		return fmt.Errorf("fill denylist: %w", err)
 	}
 	return nil
