@@ -156,7 +156,7 @@ func TestWithHQ(t *testing.T) {
 	waitFor(t, "HQ to store the resolution", func() bool { return len(hqEvents(event.Resolution)) == 1 })
 
 	// HQ denylists an account: the register denies it within moments.
-	if _, err := svc.DenylistChange(context.Background(), []string{"hq-flagged"}, nil); err != nil {
+	if _, err := svc.DenylistChange(context.Background(), store.ListChange{Add: []string{"hq-flagged"}, By: "test", Reason: "flagged"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the denylist to reach the register", func() bool {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/scan"
+	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
 )
@@ -26,7 +27,7 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			return sum, err
 		}
 		if st.denylist != nil {
-			seq, err := r.hq.DenylistChange(ctx, st.denylist, nil)
+			seq, err := r.hq.DenylistChange(ctx, store.ListChange{Add: st.denylist, By: "demo (HQ fraud desk)", Reason: st.note})
 			if err != nil {
 				return sum, fmt.Errorf("denylist: %w", err)
 			}

@@ -34,6 +34,18 @@ const (
 	// carries a Resolution with the review and the attempted action, and
 	// goes to the displays with the alerts.
 	Refusal Type = "refusal"
+	// DenylistChanged is HQ's record of a change to its denylist: who made
+	// it, when and why. HQ writes it with the change, in one transaction;
+	// registers never send it (HQ's ingest binds an event to the topic of
+	// the register that sent it, and HQStore is no register's store).
+	DenylistChanged Type = "denylist"
+)
+
+// HQStore and HQDenylist are the store and register of HQ's own events: a
+// denylist change's id is hq/denylist/{list epoch}/{list seq}.
+const (
+	HQStore    = "hq"
+	HQDenylist = "denylist"
 )
 
 // Why a review resolution was refused: the end of a refused resolution's
@@ -76,6 +88,7 @@ type Event struct {
 	Request    *sale.Request   `json:"request,omitempty"`
 	Decision   *sale.Decision  `json:"decision,omitempty"`
 	Resolution *ResolutionInfo `json:"resolution,omitempty"`
+	Denylist   *DenylistInfo   `json:"denylist,omitempty"`
 	Detail     string          `json:"detail,omitempty"`
 	// Label is ground truth added after the fact ("fraud" or "legit") so a
 	// backtest can score a policy; registers never set it.
@@ -88,6 +101,16 @@ type ResolutionInfo struct {
 	Action   string    `json:"action"` // approve | reject | timeout
 	By       string    `json:"by,omitempty"`
 	At       time.Time `json:"at"`
+}
+
+// DenylistInfo is one change to HQ's denylist.
+type DenylistInfo struct {
+	Epoch  string   `json:"epoch"`
+	Seq    uint64   `json:"seq"`
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+	By     string   `json:"by"`     // the authenticated caller: "ops-bot (token)"
+	Reason string   `json:"reason"` // why, as the caller gave it
 }
 
 // ID builds an event id; see Event.
@@ -208,10 +231,26 @@ func (ev Event) Validate() error {
 				return fmt.Errorf("refused resolution.action %q: want approve or reject", r.Action)
 			}
 		}
+	case DenylistChanged:
+		d := ev.Denylist
+		switch {
+		case d == nil:
+			return errors.New("denylist event without denylist")
+		case ev.Store != HQStore || ev.Register != HQDenylist:
+			return fmt.Errorf("denylist event from %s/%s: only HQ (%s/%s) records them", ev.Store, ev.Register, HQStore, HQDenylist)
+		case d.Seq != ev.Seq:
+			return fmt.Errorf("denylist.seq %d but seq is %d", d.Seq, ev.Seq)
+		case len(d.Add)+len(d.Remove) == 0:
+			return errors.New("denylist event with nothing added or removed")
+		case d.By == "":
+			return errors.New("denylist.by is required")
+		case d.Reason == "":
+			return errors.New("denylist.reason is required")
+		}
 	case "":
 		return errors.New("type is required")
 	default:
-		return fmt.Errorf("type %q: want decision, alert, resolution or refusal", ev.Type)
+		return fmt.Errorf("type %q: want decision, alert, resolution, refusal or denylist", ev.Type)
 	}
 	return nil
 }

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
+	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
 )
@@ -17,19 +21,26 @@ var ErrNoSigner = errors.New("no denylist signing key configured (--denylist-key
 // DenylistChange records a change, then publishes it as a signed delta
 // (QoS 1) and the new full list as the signed retained snapshot, so a
 // register that missed the delta heals from the snapshot.
-func (s *Service) DenylistChange(ctx context.Context, add, remove []string) (uint64, error) {
+// c.By (who) and c.Reason (why) are required and stored with the change;
+// c.At is set here.
+func (s *Service) DenylistChange(ctx context.Context, c store.ListChange) (uint64, error) {
 	if s.cfg.Signer == nil {
 		return 0, ErrNoSigner
 	}
+	add, remove := c.Add, c.Remove
 	for _, a := range slices.Concat(add, remove) {
 		if err := wire.CheckAccount(a); err != nil {
 			return 0, fmt.Errorf("denylist change: %w", err)
 		}
 	}
+	if err := checkWhoWhy(c.By, c.Reason); err != nil {
+		return 0, fmt.Errorf("denylist change: %w", err)
+	}
 	s.denyMu.Lock()
 	defer s.denyMu.Unlock()
 	now := s.cfg.Now()
-	v, err := s.cfg.Store.DenylistChange(ctx, add, remove, now)
+	c.At = now
+	v, err := s.cfg.Store.DenylistChange(ctx, c)
 	if err != nil {
 		return 0, err
 	}
@@ -46,8 +57,25 @@ func (s *Service) DenylistChange(ctx context.Context, add, remove []string) (uin
 	if err := s.snapshot(ctx); err != nil {
 		return seq, fmt.Errorf("denylist change %d published; snapshot: %w", seq, err)
 	}
-	s.log.Info("denylist changed", "seq", seq, "added", len(add), "removed", len(remove))
+	s.log.Info("denylist changed", "seq", seq, "added", len(add), "removed", len(remove), "by", c.By, "reason", c.Reason)
 	return seq, nil
+}
+
+// MaxReasonLen bounds the reason recorded with a denylist change.
+const MaxReasonLen = 500
+
+func checkWhoWhy(by, reason string) error {
+	switch {
+	case by == "":
+		return errors.New("who made the change is required")
+	case strings.TrimSpace(reason) == "":
+		return errors.New("reason: required (why the accounts are added or removed)")
+	case len(reason) > MaxReasonLen:
+		return fmt.Errorf("reason: longer than %d bytes", MaxReasonLen)
+	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, unicode.IsControl):
+		return errors.New("reason: control characters or invalid UTF-8")
+	}
+	return nil
 }
 
 // resyncCoalesce is how long after a snapshot a resync request is answered

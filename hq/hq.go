@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
@@ -29,12 +30,15 @@ type Config struct {
 	ClientID   string // default "hq"
 	ShareGroup string // "$share/GROUP/" subscriptions to split load across HQ instances
 	Store      store.Store
-	Signer     crypto.Signer // denylist signing key
-	SignerAlg  string
-	SignerKID  string
-	Logger     *slog.Logger
-	Registry   prometheus.Registerer
-	Now        func() time.Time
+	// Auth authenticates API callers; nil serves everyone as apiauth.Open,
+	// which the command allows on a loopback listener only.
+	Auth      *apiauth.Tokens
+	Signer    crypto.Signer // denylist signing key
+	SignerAlg string
+	SignerKID string
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+	Now       func() time.Time
 	// BatchSize bounds how many events are stored (and acked) together.
 	BatchSize int
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
@@ -30,6 +31,7 @@ import (
 var t0 = time.Date(2019, 7, 3, 10, 0, 0, 0, time.UTC)
 
 type fixture struct {
+	auth    *apiauth.Tokens // the API's tokens; nil: open
 	b       *broker.Broker
 	st      store.Store
 	svc     *Service
@@ -39,7 +41,9 @@ type fixture struct {
 	skew    atomic.Int64 // added to the wall clock HQ sees, in ns
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
+
+func startWith(t *testing.T, auth *apiauth.Tokens) *fixture {
 	t.Helper()
 	b, err := broker.Start(broker.Options{})
 	if err != nil {
@@ -52,7 +56,7 @@ func start(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	f := &fixture{b: b, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}}
+	f := &fixture{auth: auth, b: b, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}}
 	f.run(t, priv)
 	return f
 }
@@ -60,7 +64,7 @@ func start(t *testing.T) *fixture {
 // run starts (or restarts) the HQ service on the fixture's broker and store.
 func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	t.Helper()
-	svc, err := New(Config{MQTT: mqttconn.Config{Broker: f.b.URL(), Username: "hq"}, Store: f.st,
+	svc, err := New(Config{MQTT: mqttconn.Config{Broker: f.b.URL(), Username: "hq"}, Store: f.st, Auth: f.auth,
 		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1",
 		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
 	if err != nil {
@@ -278,7 +282,7 @@ func TestDenylistPushAndResync(t *testing.T) {
 		snaps <- s
 	}).Wait()
 
-	resp, err := http.Post(f.http.URL+"/v1/denylist", "application/json", strings.NewReader(`{"add":["acct-stolen-1","acct-stolen-2"]}`))
+	resp, err := http.Post(f.http.URL+"/v1/denylist", "application/json", strings.NewReader(`{"add":["acct-stolen-1","acct-stolen-2"],"reason":"reported stolen"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +330,8 @@ func TestDenylistPushAndResync(t *testing.T) {
 		t.Fatal("resync not answered with a snapshot")
 	}
 
-	for _, body := range []string{`{}`, `{"add":[""]}`, `not json`, `{"add":["a"],"extra":1}`} {
+	for _, body := range []string{`{}`, `{"add":[""],"reason":"x"}`, `not json`, `{"add":["a"],"reason":"x","extra":1}`,
+		`{"add":["a"]}`, `{"add":["a"],"reason":"  "}`, `{"add":["a"],"reason":"a\u0000b"}`} {
 		resp, err := http.Post(f.http.URL+"/v1/denylist", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)

@@ -10,19 +10,34 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/store"
 )
 
-// Handler serves HQ's JSON API.
-func (s *Service) Handler() http.Handler {
+// Handler serves HQ's JSON API. Every endpoint but /healthz needs a caller
+// authenticated by cfg.Auth (when set) with the role it names; extra
+// handlers (metrics) are served with the read role.
+func (s *Service) Handler(extra ...Route) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /v1/fleet", s.fleet)
-	mux.HandleFunc("GET /v1/alerts", s.events(event.Alert))
-	mux.HandleFunc("GET /v1/events", s.events())
-	mux.HandleFunc("POST /v1/denylist", s.denylistPost)
-	mux.HandleFunc("GET /v1/denylist/status", s.denylistStatus)
+	routes := []Route{
+		{"GET /v1/fleet", apiauth.Read, http.HandlerFunc(s.fleet)},
+		{"GET /v1/alerts", apiauth.Read, s.events(event.Alert)},
+		{"GET /v1/events", apiauth.Read, s.events()},
+		{"POST /v1/denylist", apiauth.Admin, http.HandlerFunc(s.denylistPost)},
+		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
+	}
+	for _, rt := range append(routes, extra...) {
+		mux.Handle(rt.Pattern, apiauth.Require(s.cfg.Auth, rt.Role, rt.Handler))
+	}
 	return mux
+}
+
+// Route is one endpoint of the API and the role it needs.
+type Route struct {
+	Pattern string // http.ServeMux pattern
+	Role    apiauth.Role
+	Handler http.Handler
 }
 
 // fleetEntry is one register in GET /v1/fleet.
@@ -152,6 +167,7 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) 
 type denylistRequest struct {
 	Add    []string `json:"add"`
 	Remove []string `json:"remove"`
+	Reason string   `json:"reason"` // required: why, recorded with the change
 }
 
 func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +182,12 @@ func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
 		return
 	}
-	seq, err := s.DenylistChange(r.Context(), req.Add, req.Remove)
+	who, ok := apiauth.Caller(r)
+	if !ok {
+		httpError(w, http.StatusInternalServerError, errors.New("denylist change without an authenticated caller"))
+		return
+	}
+	seq, err := s.DenylistChange(r.Context(), store.ListChange{Add: req.Add, Remove: req.Remove, By: who.String(), Reason: req.Reason})
 	switch {
 	case errors.Is(err, ErrNoSigner):
 		httpError(w, http.StatusServiceUnavailable, err)

@@ -50,11 +50,14 @@ const MaxIDLen = 32
 // policy scope of every store) and "display" (display/{store} is a display's
 // username, so a store called display would make its registers look like
 // displays to the broker's ACL).
+// hqStore is the store of HQ's own events (event.HQStore): no register's.
+const hqStore = "hq"
+
 func ValidateStore(id string) error {
 	if err := validateID(id); err != nil {
 		return fmt.Errorf("store id %q: %w", id, err)
 	}
-	if id == ScopeAll || id == displayUserPrefix {
+	if id == ScopeAll || id == displayUserPrefix || id == hqStore {
 		return fmt.Errorf("store id %q: reserved name", id)
 	}
 	return nil

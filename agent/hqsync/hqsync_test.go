@@ -271,7 +271,7 @@ func TestPolicyPushAppliedAndRefused(t *testing.T) {
 func TestDenylistDeltaAndResync(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	if _, err := r.hq.DenylistChange(ctx, []string{"acct-stolen"}, nil); err != nil {
+	if _, err := r.hq.DenylistChange(ctx, store.ListChange{Add: []string{"acct-stolen"}, By: "test", Reason: "stolen"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "denylist delta applied", func() bool { return r.st.Denylisted("acct-stolen") })
@@ -285,7 +285,7 @@ func TestDenylistDeltaAndResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Seq 2 exists only in HQ's store: its delta was lost on the way.
-	if _, err := r.hqStore.DenylistChange(ctx, []string{"acct-2"}, nil, now); err != nil {
+	if _, err := r.hqStore.DenylistChange(ctx, store.ListChange{Add: []string{"acct-2"}, At: now, By: "test", Reason: "stolen"}); err != nil {
 		t.Fatal(err)
 	}
 	// Past HQ's coalescing window, so the resync is answered afresh.
@@ -422,7 +422,7 @@ func TestDenylistReachesEveryRegister(t *testing.T) {
 		waitFor(t, id[0]+"/"+id[1]+" connected", c.Connected)
 		stores = append(stores, st)
 	}
-	if _, err := r.hq.DenylistChange(context.Background(), []string{"acct-stolen-9"}, nil); err != nil {
+	if _, err := r.hq.DenylistChange(context.Background(), store.ListChange{Add: []string{"acct-stolen-9"}, By: "test", Reason: "stolen"}); err != nil {
 		t.Fatal(err)
 	}
 	for i, st := range stores {
@@ -483,7 +483,7 @@ func TestDenylistAcrossHQStores(t *testing.T) {
 			change := func(add, remove []string) {
 				t.Helper()
 				r.hqSkew.Add(int64(time.Minute)) // every change is issued later than the last
-				if _, err := r.hq.DenylistChange(ctx, add, remove); err != nil {
+				if _, err := r.hq.DenylistChange(ctx, store.ListChange{Add: add, Remove: remove, By: "test", Reason: "test"}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/posguard/posguard/display"
 	"github.com/posguard/posguard/hq"
+	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
@@ -28,12 +33,22 @@ status (each event once, by id, then acknowledged), serve the fleet view and
 queries over HTTP, and sign and publish denylist changes.
 
 Without --db the store is a local bbolt file (--state). With --embed-broker
-an MQTT broker runs in this process, for a one-machine setup.`)
+an MQTT broker runs in this process, for a one-machine setup.
+
+The HTTP API needs a caller authenticated by --api-tokens on every endpoint
+but /healthz (Authorization: Bearer TOKEN, or a TLS client certificate
+named in the file when --api-client-ca is given); read may query, admin may
+also change the denylist. Without --api-tokens the API is open, which HQ
+allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	brokerURL := fs.String("broker", "", "MQTT broker URL (tcp://host:1883, ssl://host:8883); default: the embedded broker")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://user@host/db); default: a bbolt file")
 	state := fs.String("state", "posguard-hq.db", "bbolt file used when --db is not given")
 	embed := fs.String("embed-broker", "", "run an embedded MQTT broker on this address (e.g. 127.0.0.1:1883)")
-	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API address")
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API address; beyond loopback it needs --api-tokens")
+	tokensFile := fs.String("api-tokens", "", "API tokens file (made by 'posguard hq-token'): who may call the API, with which role")
+	apiCert := fs.String("api-tls-cert", "", "PEM certificate: serve the API over HTTPS")
+	apiKey := fs.String("api-tls-key", "", "PEM private key of --api-tls-cert")
+	apiClientCA := fs.String("api-client-ca", "", "PEM CA of API client certificates (their CN is named in --api-tokens with 'cert')")
 	share := fs.String("share", "", "shared-subscription group, so several HQ instances split the load")
 	clientID := fs.String("client-id", "", `MQTT client id, stable across restarts so the broker keeps this instance's session (default "hq", or "hq-HOSTNAME" with --share: instances sharing a group need distinct ids)`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
@@ -50,6 +65,31 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 		return usagef("give --broker or --embed-broker")
 	}
 	log := newLogger(std.err)
+	var auth *apiauth.Tokens
+	if *tokensFile != "" {
+		var err error
+		if auth, err = apiauth.Load(*tokensFile); err != nil {
+			return err
+		}
+		warnIfShared(log, *tokensFile, "API tokens file")
+	}
+	loopback, err := display.IsLoopback(*listen)
+	if err != nil {
+		return usagef("--listen %v", err)
+	}
+	if !loopback && auth == nil {
+		return usagef("--listen %s is beyond loopback: give --api-tokens, so that only known callers read events and change the denylist", *listen)
+	}
+	if (*apiCert == "") != (*apiKey == "") {
+		return usagef("give --api-tls-cert and --api-tls-key together")
+	}
+	if *apiClientCA != "" && (*apiCert == "" || auth == nil) {
+		return usagef("--api-client-ca needs --api-tls-cert and --api-tokens (which names the certificates)")
+	}
+	tlsConf, err := apiTLS(*apiCert, *apiKey, *apiClientCA)
+	if err != nil {
+		return err
+	}
 
 	if *embed != "" {
 		b, err := broker.Start(broker.Options{Addr: *embed, Logger: log})
@@ -65,7 +105,6 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	mc.Broker, mc.Username = *brokerURL, "hq"
 
 	var st store.Store
-	var err error
 	if *db != "" {
 		st, err = store.OpenPostgres(ctx, *db)
 	} else {
@@ -86,7 +125,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 			*clientID = "hq-" + host
 		}
 	}
-	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log}
+	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log, Auth: auth}
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
 	if *denyKey != "" {
@@ -109,20 +148,102 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", svc.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	handler := svc.Handler(hq.Route{Pattern: "GET /metrics", Role: apiauth.Read, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf}
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server", "err", err)
 		}
 	}()
-	log.Info("HQ API listening", "url", "http://"+ln.Addr().String())
+	log.Info("HQ API listening", "url", scheme+"://"+ln.Addr().String(), "auth", auth != nil)
 
 	err = svc.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
 	return err
+}
+
+// apiTLS is the API's TLS configuration: none without a certificate; with a
+// client CA, a client certificate is asked for and verified when offered
+// (token callers need none).
+func apiTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	if certFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("API TLS certificate: %w", err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("API client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("API client CA %s: no PEM certificate", clientCA)
+		}
+		conf.ClientCAs, conf.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return conf, nil
+}
+
+// warnIfShared warns when a file of secrets is readable by group or others.
+func warnIfShared(log *slog.Logger, path, what string) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn(what+" is readable by others than its owner; chmod 600 it", "path", path, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+	}
+}
+
+func runHQToken(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "hq-token", "", `
+Make an API token for 'posguard hq --api-tokens FILE': append its line (the
+name, the role and the token's SHA-256; never the token) to FILE, created
+0600 if missing, and print the token once on stdout. Give it to the caller,
+who sends it as 'Authorization: Bearer TOKEN'. Remove a caller by deleting
+its line and restarting HQ.
+
+Roles: read (fleet, events, alerts, denylist status, metrics) and admin
+(read, and denylist changes, each recorded with the caller's name).`)
+	file := fs.String("file", "", "the tokens file (required)")
+	name := fs.String("name", "", "who the token is for, recorded with every change it makes (required)")
+	role := fs.String("role", "read", "read or admin")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" || *name == "" {
+		return usagef("give --file and --name")
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	token, line, err := apiauth.NewToken(*name, apiauth.Role(*role))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if old, err := os.ReadFile(*file); err == nil {
+		if _, err := apiauth.Parse(strings.NewReader(string(old) + line + "\n")); err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+	}
+	f, err := os.OpenFile(*file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(f, line); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", *file, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", *file, err)
+	}
+	fmt.Fprintln(std.out, token)
+	return nil
 }

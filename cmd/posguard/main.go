@@ -52,6 +52,7 @@ func commands() []command {
 	return []command{
 		{"agent", "run the register daemon", runAgent},
 		{"hq", "run the headquarters service", runHQ},
+		{"hq-token", "make an API token for the HQ service", runHQToken},
 		{"display", "run the store alert display", runDisplay},
 		{"policy", "keygen, lint, eval, sign, push and test policies", runPolicy},
 		{"token", "mint, inspect and render payment tokens", runToken},

@@ -69,22 +69,14 @@ func (s *Bolt) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 	// Batch: concurrent ingest goroutines share one fsync.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		inserted = 0 // Batch may run the function again
-		events, byTime := tx.Bucket(bEvents), tx.Bucket(bByTime)
 		for _, ev := range evs {
-			if events.Get([]byte(ev.ID)) != nil {
-				continue
-			}
-			b, err := event.Marshal(ev)
+			added, err := putEvent(tx, ev)
 			if err != nil {
 				return err
 			}
-			if err := events.Put([]byte(ev.ID), b); err != nil {
-				return err
+			if added {
+				inserted++
 			}
-			if err := byTime.Put(timeKey(ev.At, ev.ID), nil); err != nil {
-				return err
-			}
-			inserted++
 		}
 		return nil
 	})
@@ -92,6 +84,22 @@ func (s *Bolt) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 		return 0, fmt.Errorf("store %d events: %w", len(evs), err)
 	}
 	return inserted, nil
+}
+
+// putEvent stores ev unless its id is already stored.
+func putEvent(tx *bolt.Tx, ev event.Event) (added bool, err error) {
+	events, byTime := tx.Bucket(bEvents), tx.Bucket(bByTime)
+	if events.Get([]byte(ev.ID)) != nil {
+		return false, nil
+	}
+	b, err := event.Marshal(ev)
+	if err != nil {
+		return false, err
+	}
+	if err := events.Put([]byte(ev.ID), b); err != nil {
+		return false, err
+	}
+	return true, byTime.Put(timeKey(ev.At, ev.ID), nil)
 }
 
 func (s *Bolt) SaveStatus(ctx context.Context, st wire.Status, received time.Time) error {
@@ -158,32 +166,34 @@ func (s *Bolt) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	return out, nil
 }
 
-func (s *Bolt) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (wire.ListVersion, error) {
-	var seq uint64
-	var epoch string
+func (s *Bolt) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error) {
+	var v wire.ListVersion
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta, list := tx.Bucket(bMeta), tx.Bucket(bDenylist)
-		epoch = string(meta.Get(kEpoch))
-		if v := meta.Get(kDenySeq); len(v) == 8 {
-			seq = binary.BigEndian.Uint64(v)
+		v.Epoch = string(meta.Get(kEpoch))
+		if b := meta.Get(kDenySeq); len(b) == 8 {
+			v.Seq = binary.BigEndian.Uint64(b)
 		}
-		seq++
-		for _, a := range add {
+		v.Seq++
+		for _, a := range c.Add {
 			if err := list.Put([]byte(a), nil); err != nil {
 				return err
 			}
 		}
-		for _, a := range remove {
+		for _, a := range c.Remove {
 			if err := list.Delete([]byte(a)); err != nil {
 				return err
 			}
 		}
-		return meta.Put(kDenySeq, binary.BigEndian.AppendUint64(nil, seq))
+		if _, err := putEvent(tx, c.record(v)); err != nil {
+			return err
+		}
+		return meta.Put(kDenySeq, binary.BigEndian.AppendUint64(nil, v.Seq))
 	})
 	if err != nil {
 		return wire.ListVersion{}, fmt.Errorf("change denylist: %w", err)
 	}
-	return wire.ListVersion{Epoch: epoch, Seq: seq}, nil
+	return v, nil
 }
 
 func (s *Bolt) Denylist(ctx context.Context) (wire.ListVersion, []string, error) {

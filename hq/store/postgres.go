@@ -97,6 +97,19 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 }
 
+const insertEventSQL = `INSERT INTO events (id, seq, type, store, register, at, account, body)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`
+
+// insertEvent stores one event in tx unless its id is already stored.
+func insertEvent(ctx context.Context, tx pgx.Tx, ev event.Event) error {
+	b, err := event.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, insertEventSQL, ev.ID, int64(ev.Seq), string(ev.Type), ev.Store, ev.Register, ev.At, account(ev), b)
+	return err
+}
+
 func (s *Postgres) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 	if len(evs) == 0 {
 		return 0, nil
@@ -107,9 +120,7 @@ func (s *Postgres) SaveEvents(ctx context.Context, evs []event.Event) (int, erro
 		if err != nil {
 			return 0, err
 		}
-		batch.Queue(`INSERT INTO events (id, seq, type, store, register, at, account, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-			ev.ID, int64(ev.Seq), string(ev.Type), ev.Store, ev.Register, ev.At, account(ev), b)
+		batch.Queue(insertEventSQL, ev.ID, int64(ev.Seq), string(ev.Type), ev.Store, ev.Register, ev.At, account(ev), b)
 	}
 	inserted := 0
 	// One transaction: either every event of the batch is durable or none,
@@ -205,7 +216,7 @@ func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	return out, nil
 }
 
-func (s *Postgres) DenylistChange(ctx context.Context, add, remove []string, at time.Time) (wire.ListVersion, error) {
+func (s *Postgres) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error) {
 	var seq int64
 	var epoch string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -213,17 +224,17 @@ func (s *Postgres) DenylistChange(ctx context.Context, add, remove []string, at 
 		if err := tx.QueryRow(ctx, `UPDATE denylist_seq SET seq = seq + 1 RETURNING epoch, seq`).Scan(&epoch, &seq); err != nil {
 			return err
 		}
-		if len(add) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO denylist (account, added) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, add, at); err != nil {
+		if len(c.Add) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO denylist (account, added) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, c.Add, c.At); err != nil {
 				return err
 			}
 		}
-		if len(remove) > 0 {
-			if _, err := tx.Exec(ctx, `DELETE FROM denylist WHERE account = ANY($1)`, remove); err != nil {
+		if len(c.Remove) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM denylist WHERE account = ANY($1)`, c.Remove); err != nil {
 				return err
 			}
 		}
-		return nil
+		return insertEvent(ctx, tx, c.record(wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}))
 	})
 	if err != nil {
 		return wire.ListVersion{}, fmt.Errorf("change denylist: %w", err)

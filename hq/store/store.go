@@ -26,15 +26,33 @@ type Store interface {
 	Fleet(ctx context.Context) ([]Register, error)
 	// Events lists stored events matching q, oldest first.
 	Events(ctx context.Context, q Query) ([]event.Event, error)
-	// DenylistChange applies adds and removes to the denylist and returns
-	// the list's new version; the change and its number are one atomic
-	// step, so two HQ instances never hand out the same number. The
-	// version's epoch is made when the store is created and kept in it:
-	// registers tell this store's list from another's by it.
-	DenylistChange(ctx context.Context, add, remove []string, at time.Time) (wire.ListVersion, error)
+	// DenylistChange applies a change to the denylist and returns the
+	// list's new version. The change, its number and its record (an
+	// event.DenylistChanged event naming who and why) are one atomic step,
+	// so two HQ instances never hand out the same number and no change is
+	// unrecorded. The version's epoch is made when the store is created and
+	// kept in it: registers tell this store's list from another's by it.
+	DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error)
 	// Denylist returns the current list and its version.
 	Denylist(ctx context.Context) (wire.ListVersion, []string, error)
 	Close() error
+}
+
+// ListChange is one change to the denylist, with who made it and why.
+type ListChange struct {
+	Add, Remove []string
+	At          time.Time
+	By          string // the authenticated caller
+	Reason      string
+}
+
+// record is the event that records c as version v of the list.
+func (c ListChange) record(v wire.ListVersion) event.Event {
+	return event.Event{
+		ID: event.ID(event.HQStore, event.HQDenylist, v.Epoch, v.Seq), Seq: v.Seq, Type: event.DenylistChanged,
+		Store: event.HQStore, Register: event.HQDenylist, At: c.At.UTC(),
+		Denylist: &event.DenylistInfo{Epoch: v.Epoch, Seq: v.Seq, Add: c.Add, Remove: c.Remove, By: c.By, Reason: c.Reason},
+	}
 }
 
 // Register is one register as HQ last heard of it.

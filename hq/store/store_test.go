@@ -202,16 +202,21 @@ func TestDenylistSequence(t *testing.T) {
 			t.Fatalf("a new store's denylist has no valid epoch: %v", err)
 		}
 		epoch := v.Epoch
-		if v, err = s.DenylistChange(ctx, []string{"a", "b"}, nil, t0); err != nil || v != (wire.ListVersion{Epoch: epoch, Seq: 1}) {
+		if v, err = s.DenylistChange(ctx, ListChange{Add: []string{"a", "b"}, At: t0, By: "test", Reason: "test"}); err != nil || v != (wire.ListVersion{Epoch: epoch, Seq: 1}) {
 			t.Fatalf("first change: %+v, err %v", v, err)
 		}
-		if v, err = s.DenylistChange(ctx, []string{"c"}, []string{"a"}, t0); err != nil || v.Seq != 2 {
+		if v, err = s.DenylistChange(ctx, ListChange{Add: []string{"c"}, Remove: []string{"a"}, At: t0, By: "test", Reason: "test"}); err != nil || v.Seq != 2 {
 			t.Fatalf("second change: %+v, err %v", v, err)
 		}
 		v, list, err = s.Denylist(ctx)
 		slices.Sort(list)
 		if err != nil || v != (wire.ListVersion{Epoch: epoch, Seq: 2}) || !slices.Equal(list, []string{"b", "c"}) {
 			t.Fatalf("denylist = %+v %v (err %v), want %s/2 [b c]", v, list, err, epoch)
+		}
+		// Each change is recorded, in the same transaction, as an event.
+		recs, err := s.Events(ctx, Query{Types: []event.Type{event.DenylistChanged}})
+		if err != nil || len(recs) != 2 || recs[1].Denylist == nil || recs[1].Denylist.Seq != 2 || recs[1].Denylist.By != "test" {
+			t.Fatalf("recorded changes = %+v (err %v), want 2 with by", recs, err)
 		}
 		// Concurrent changes never share a sequence number.
 		var wg sync.WaitGroup
@@ -220,7 +225,7 @@ func TestDenylistSequence(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				v, err := s.DenylistChange(ctx, []string{fmt.Sprint("x", i)}, nil, t0)
+				v, err := s.DenylistChange(ctx, ListChange{Add: []string{fmt.Sprint("x", i)}, At: t0, By: "test", Reason: "test"})
 				if err != nil {
 					t.Error(err)
 				}
@@ -313,7 +318,7 @@ func TestDenylistEpochKept(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if _, err := s.DenylistChange(ctx, []string{"a"}, nil, t0); err != nil {
+			if _, err := s.DenylistChange(ctx, ListChange{Add: []string{"a"}, At: t0, By: "test", Reason: "test"}); err != nil {
 				t.Fatal(err)
 			}
 			v, _, err := s.Denylist(ctx)

@@ -113,7 +113,7 @@ func TestFlowOverTLS(t *testing.T) {
 		return len(evs) == 2 && depth == 0
 	})
 
-	if _, err := svc.DenylistChange(ctx, []string{"acct-stolen"}, nil); err != nil {
+	if _, err := svc.DenylistChange(ctx, store.ListChange{Add: []string{"acct-stolen"}, By: "test", Reason: "stolen"}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "denylist at the register", func() bool { return st.Denylisted("acct-stolen") })

@@ -1,0 +1,270 @@
+// Package apiauth authenticates callers of HQ's HTTP API: API tokens from a
+// file, where only each token's SHA-256 is kept, and TLS client certificates
+// named there by their CN. Each entry has a role; read may query, admin may
+// also change the denylist.
+//
+// Tokens are random (32 bytes from crypto/rand), so a fast hash is the
+// right one: a slow password hash protects guessable secrets, and would make
+// every API call cost tens of milliseconds.
+package apiauth
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/posguard/posguard/internal/ascii"
+)
+
+// Role is what a caller may do.
+type Role string
+
+const (
+	Read  Role = "read"  // fleet, events, alerts, denylist status, metrics
+	Admin Role = "admin" // read, and change the denylist
+)
+
+// allows reports whether a caller with role r may do what need requires.
+func (r Role) allows(need Role) bool { return r == Admin || r == need }
+
+// TokenPrefix starts every token, so a leaked one is recognisable in a log
+// or a repository scan.
+const TokenPrefix = "pgt_"
+
+const (
+	maxFileBytes = 1 << 20
+	maxNameLen   = 64
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	Name string
+	Role Role
+	Via  string // "token" or "cert"
+}
+
+// String is how a change records who made it: "ops-bot (token)".
+func (p Principal) String() string { return p.Name + " (" + p.Via + ")" }
+
+type entry struct {
+	name string
+	role Role
+	sum  [sha256.Size]byte // token entries
+	cert bool              // a client certificate with CN name
+}
+
+// Tokens is a parsed tokens file.
+type Tokens struct{ entries []entry }
+
+// Load reads a tokens file. It must not be readable by others than its
+// owner's group: it names who may change the denylist.
+func Load(path string) (*Tokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("API tokens: %w", err)
+	}
+	defer f.Close()
+	t, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("API tokens %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Parse reads the file format, one entry a line:
+//
+//	# comment
+//	NAME ROLE sha256:HEX     a token whose SHA-256 is HEX
+//	NAME ROLE cert           a TLS client certificate whose CN is NAME
+//
+// NAME is 1..64 bytes of visible ASCII, ROLE read or admin. Every problem
+// is reported with its line number.
+func Parse(r io.Reader) (*Tokens, error) {
+	sc := bufio.NewScanner(io.LimitReader(r, maxFileBytes+1))
+	sc.Buffer(make([]byte, 4096), maxFileBytes+1)
+	var t Tokens
+	var errs []error
+	seen := map[string]int{}
+	n, size := 0, 0
+	for sc.Scan() {
+		n++
+		size += len(sc.Bytes()) + 1
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		e, err := parseLine(line)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
+			continue
+		}
+		key := e.name + "/" + fmt.Sprint(e.cert)
+		if first, dup := seen[key]; dup {
+			errs = append(errs, fmt.Errorf("line %d: %q is already named on line %d", n, e.name, first))
+			continue
+		}
+		seen[key] = n
+		t.entries = append(t.entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", n+1, err)
+	}
+	if size > maxFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(t.entries) == 0 {
+		return nil, errors.New("no entries: add one with 'posguard hq-token'")
+	}
+	return &t, nil
+}
+
+func parseLine(line string) (entry, error) {
+	f := strings.Fields(line)
+	if len(f) != 3 {
+		return entry{}, fmt.Errorf("want NAME ROLE sha256:HEX or NAME ROLE cert, got %d fields", len(f))
+	}
+	e := entry{name: f[0], role: Role(f[1])}
+	if err := CheckName(e.name); err != nil {
+		return entry{}, err
+	}
+	if e.role != Read && e.role != Admin {
+		return entry{}, fmt.Errorf("role %q: want read or admin", f[1])
+	}
+	switch hexSum, ok := strings.CutPrefix(f[2], "sha256:"); {
+	case f[2] == "cert":
+		e.cert = true
+	case ok:
+		b, err := hex.DecodeString(hexSum)
+		if err != nil || len(b) != sha256.Size {
+			return entry{}, fmt.Errorf("sha256:%s: want %d hex digits", hexSum, 2*sha256.Size)
+		}
+		copy(e.sum[:], b)
+	default:
+		return entry{}, fmt.Errorf("credential %q: want sha256:HEX or cert (a token itself never goes in the file)", redact(f[2]))
+	}
+	return e, nil
+}
+
+// CheckName checks an entry's name.
+func CheckName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Errorf("name %q: want 1 to %d characters", name, maxNameLen)
+	}
+	return ascii.Visible("name", name)
+}
+
+// redact keeps a pasted token out of error messages and logs.
+func redact(s string) string {
+	if strings.HasPrefix(s, TokenPrefix) || len(s) > 12 {
+		return s[:min(4, len(s))] + "…"
+	}
+	return s
+}
+
+// NewToken makes a token for name and role and the file line that accepts
+// it. The token is shown once; only its hash is kept.
+func NewToken(name string, role Role) (token, line string, err error) {
+	if err := CheckName(name); err != nil {
+		return "", "", err
+	}
+	if role != Read && role != Admin {
+		return "", "", fmt.Errorf("role %q: want read or admin", role)
+	}
+	var b [32]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(token))
+	return token, fmt.Sprintf("%s %s sha256:%x", name, role, sum), nil
+}
+
+// ErrUnauthenticated: no valid credential.
+var ErrUnauthenticated = errors.New("authentication required: Authorization: Bearer TOKEN, or a client certificate named in the tokens file")
+
+// Authenticate finds the caller of r: a bearer token, else a verified TLS
+// client certificate.
+func (t *Tokens) Authenticate(r *http.Request) (Principal, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return Principal{}, errors.New("Authorization: want Bearer TOKEN")
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		// Every entry is compared, in constant time, so the answer's timing
+		// says nothing about which hashes exist.
+		var found *entry
+		for i := range t.entries {
+			e := &t.entries[i]
+			if !e.cert && subtle.ConstantTimeCompare(e.sum[:], sum[:]) == 1 {
+				found = e
+			}
+		}
+		if found == nil {
+			return Principal{}, errors.New("unknown API token")
+		}
+		return Principal{Name: found.name, Role: found.role, Via: "token"}, nil
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
+		for _, e := range t.entries {
+			if e.cert && e.name == cn {
+				return Principal{Name: e.name, Role: e.role, Via: "cert"}, nil
+			}
+		}
+		return Principal{}, fmt.Errorf("client certificate %q is not in the tokens file", cn)
+	}
+	return Principal{}, ErrUnauthenticated
+}
+
+type ctxKey struct{}
+
+// Open is the caller when no tokens file is configured, which HQ allows
+// only on a loopback listener.
+var Open = Principal{Name: "local", Role: Admin, Via: "loopback, no tokens file"}
+
+// Require wraps next so that only callers whose role allows need reach it;
+// t nil lets every caller through as Open. The caller is in the request's
+// context for next (Caller).
+func Require(t *Tokens, need Role, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := Open
+		if t != nil {
+			var err error
+			if p, err = t.Authenticate(r); err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="posguard-hq"`)
+				httpError(w, http.StatusUnauthorized, err)
+				return
+			}
+		}
+		if !p.Role.allows(need) {
+			httpError(w, http.StatusForbidden, fmt.Errorf("%s has role %s; this needs %s", p, p.Role, need))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
+	})
+}
+
+// Caller is the principal Require let through.
+func Caller(r *http.Request) (Principal, bool) {
+	p, ok := r.Context().Value(ctxKey{}).(Principal)
+	return p, ok
+}
+
+func httpError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
