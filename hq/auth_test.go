@@ -59,7 +59,7 @@ func TestAPINeedsAuthentication(t *testing.T) {
 	change := `{"add":["acct-stolen"],"reason":"reported stolen by the account holder"}`
 	tests := []struct {
 		name, method, path, token, body string
-		want                             int
+		want                            int
 	}{
 		{"health is open", "GET", "/healthz", "", "", 200},
 		{"events without a token", "GET", "/v1/events", "", "", 401},
