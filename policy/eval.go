@@ -57,7 +57,8 @@ func (e *evaluation) fire(id, action, mode, reason string) {
 // sale where nothing fires allocates nothing in the built-in rule kinds;
 // expr rules reuse pooled inputs and allocate only where CEL boxes values
 // (integers of 256 and up, strings read from the sale). A nil policy is
-// decided by DefaultFailMode; a nil hist is an empty history.
+// decided by DefaultFailMode; a nil hist is an empty history. Rules is
+// never nil, so a decision where nothing fired encodes as "rules": [].
 func Evaluate(p *Policy, req Request, hist History) Decision {
 	if p == nil {
 		return EvaluateFailMode(DefaultFailMode(), req)
@@ -76,6 +77,7 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	e.d = Decision{
 		Outcome: Allow,
 		Policy:  PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version},
+		Rules:   []Fired{}, // no allocation: a zero-length slice shares one address
 		Offline: req.Offline,
 	}
 
@@ -279,6 +281,7 @@ func (e *evaluation) offline() {
 func EvaluateFailMode(fm FailMode, req Request) Decision {
 	e := evaluation{p: &Policy{}, req: req, hist: emptyHistory{}}
 	e.d.Outcome = Allow
+	e.d.Rules = []Fired{}
 	e.d.FailMode = true
 	e.d.Offline = req.Offline
 	e.token(fm.InvalidToken, fm.UnknownToken)

@@ -184,6 +184,35 @@ func pastSale(acct string, ago time.Duration, lines ...Line) PastSale {
 	return PastSale{At: t0.Add(-ago), Account: acct, Store: "S1", Register: "R1", Lines: lines}
 }
 
+// TestNothingFiredEncodesEmptyRules: a decision where no rule fired lists
+// "rules": [] wherever it is encoded, not null, whichever way it was decided.
+func TestNothingFiredEncodesEmptyRules(t *testing.T) {
+	quiet := Request{Store: "S1", Register: "R1", At: t0, Lines: []Line{onigiri(1)}, Payment: pay("a")}
+	for _, tt := range []struct {
+		name string
+		d    Decision
+	}{
+		{"policy", Evaluate(loadExample(t), quiet, shinjuku(t))},
+		{"policy, nil history", Evaluate(testPolicy(t, `{id: r, kind: denylist, action: deny}`), quiet, nil)},
+		{"failMode", EvaluateFailMode(DefaultFailMode(), quiet)},
+		{"no policy", Evaluate(nil, quiet, nil)},
+		{"policy not built by Load", Evaluate(&Policy{}, quiet, nil)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.d.Outcome != Allow || tt.d.Rules == nil || len(tt.d.Rules) != 0 {
+				t.Fatalf("got %s %#v, want allow with an empty, non-nil Rules", tt.d.Outcome, tt.d.Rules)
+			}
+			b, err := json.Marshal(tt.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), `"rules":[]`) {
+				t.Errorf("encoded as %s, want \"rules\":[]", b)
+			}
+		})
+	}
+}
+
 // TestEvaluateDoesNotAllocate: with the pool warm, a sale where nothing
 // fires costs no allocation, with the example policy as shipped (its CEL
 // rule included) and without its CEL rule. The benchmarks measure the
