@@ -233,11 +233,20 @@ func (e *evaluation) applies(r *Rule) bool {
 // resolution, so the sub-second part of the sale time is noise there.
 func span(d time.Duration) string { return d.Truncate(time.Second).String() }
 
-func clampAge(d time.Duration) time.Duration {
-	if d < 0 {
-		return 0
+// claimTooRecent fires r when a token claim's time (device bound,
+// account created) is less than min before the sale. A claim the token
+// does not make fires nothing; one after the sale is clock skew, age 0.
+func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what string) {
+	if since.IsZero() || !e.applies(r) {
+		return
 	}
-	return d
+	age := e.req.At.Sub(since)
+	if age < 0 {
+		age = 0
+	}
+	if age < min {
+		e.fire(r.ID, r.Action, r.Mode, what+" "+span(age)+" before the sale < minimum "+min.String())
+	}
 }
 
 func join(a, b string) string {

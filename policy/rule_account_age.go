@@ -9,15 +9,7 @@ var accountAgeKind = ruleKind{
 	check: func(c *ruleCheck) {
 		c.positive("minAge", c.r.MinAge)
 	},
-	eval: evalAccountAge,
-}
-
-func evalAccountAge(e *evaluation, r *Rule) {
-	since := e.req.Payment.AccountSince
-	if since.IsZero() || !e.applies(r) {
-		return
-	}
-	if age := clampAge(e.req.At.Sub(since)); age < r.MinAge.D() {
-		e.fire(r.ID, r.Action, r.Mode, "account created "+span(age)+" before the sale < minimum "+r.MinAge.D().String())
-	}
+	eval: func(e *evaluation, r *Rule) {
+		e.claimTooRecent(r, e.req.Payment.AccountSince, r.MinAge.D(), "account created")
+	},
 }

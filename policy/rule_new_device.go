@@ -9,15 +9,7 @@ var newDeviceKind = ruleKind{
 	check: func(c *ruleCheck) {
 		c.positive("within", c.r.Within)
 	},
-	eval: evalNewDevice,
-}
-
-func evalNewDevice(e *evaluation, r *Rule) {
-	since := e.req.Payment.DeviceSince
-	if since.IsZero() || !e.applies(r) {
-		return
-	}
-	if age := clampAge(e.req.At.Sub(since)); age < r.Within.D() {
-		e.fire(r.ID, r.Action, r.Mode, "device bound "+span(age)+" before the sale < minimum "+r.Within.D().String())
-	}
+	eval: func(e *evaluation, r *Rule) {
+		e.claimTooRecent(r, e.req.Payment.DeviceSince, r.Within.D(), "device bound")
+	},
 }
