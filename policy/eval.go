@@ -27,12 +27,20 @@ func rank(o Outcome) int {
 	return 0
 }
 
-// evaluation is the state of one Evaluate call; it lives on the stack.
+// evaluation is the state of one Evaluate call. Rule kinds are called
+// through the function Load stored on each Rule, and the compiler makes
+// anything handed to a call it cannot see into escape to the heap; so the
+// evaluation comes from a pool on the policy rather than the stack, and a
+// warm pool decides a quiet sale without allocating. Its expression inputs
+// (cel) keep their cart and maps from sale to sale.
 type evaluation struct {
 	p    *Policy
-	req  Request // by value: a pointer here would make every request escape
+	req  Request
 	hist History
 	d    Decision
+
+	cel      celVars
+	celReady bool // cel is set up for this sale
 }
 
 func (e *evaluation) fire(id, action, mode, reason string) {
@@ -49,7 +57,8 @@ func (e *evaluation) fire(id, action, mode, reason string) {
 // sale where nothing fires allocates nothing in the built-in rule kinds;
 // expr rules reuse pooled inputs and allocate only where CEL boxes values
 // (integers of 256 and up, strings read from the sale). A nil policy is
-// decided by DefaultFailMode; a nil hist is an empty history.
+// decided by DefaultFailMode; a nil hist is an empty history. Rules is
+// never nil, so a decision where nothing fired encodes as "rules": [].
 func Evaluate(p *Policy, req Request, hist History) Decision {
 	if p == nil {
 		return EvaluateFailMode(DefaultFailMode(), req)
@@ -57,26 +66,57 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if hist == nil {
 		hist = emptyHistory{}
 	}
-	e := evaluation{p: p, req: req, hist: hist}
-	e.d.Outcome = Allow
-	e.d.Policy = PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version}
-	e.d.Offline = req.Offline
+	var e *evaluation
+	if p.evals != nil {
+		e, _ = p.evals.Get().(*evaluation)
+	}
+	if e == nil {
+		e = &evaluation{}
+	}
+	e.p, e.req, e.hist = p, req, hist
+	e.d = Decision{
+		Outcome: Allow,
+		Policy:  PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version},
+		Rules:   []Fired{}, // no allocation: a zero-length slice shares one address
+		Offline: req.Offline,
+	}
 
 	e.token(p.FailMode.InvalidToken, p.FailMode.UnknownToken)
-	var vars *celVars
-	if p.vars != nil {
-		vars = getCELVars(p, &req, hist)
-	}
 	for i := range p.Rules {
-		e.rule(&p.Rules[i], vars)
-	}
-	if vars != nil {
-		putCELVars(vars)
+		if r := &p.Rules[i]; r.eval != nil {
+			r.eval(e, r)
+		}
 	}
 	if req.Offline {
 		e.offline()
 	}
-	return e.d
+	d := e.d
+	e.release()
+	return d
+}
+
+// release hands the evaluation back to its policy's pool, keeping nothing
+// of the sale (the decision belongs to the caller now) but the storage of
+// the expression inputs.
+func (e *evaluation) release() {
+	pool := e.p.evals
+	if e.celReady {
+		e.cel.reset()
+	}
+	e.p, e.req, e.hist, e.d, e.celReady = nil, Request{}, nil, Decision{}, false
+	if pool != nil {
+		pool.Put(e)
+	}
+}
+
+// exprVars are the inputs of expr rules for this sale, set up when the
+// first expr rule runs.
+func (e *evaluation) exprVars() *celVars {
+	if !e.celReady {
+		e.cel.begin(e.p, &e.req, e.hist)
+		e.celReady = true
+	}
+	return &e.cel
 }
 
 func (e *evaluation) token(invalid, unknown string) {
@@ -176,166 +216,6 @@ func (e *evaluation) sums(cats []string, withUnits bool) cartSums {
 	return s
 }
 
-func (e *evaluation) rule(r *Rule, vars *celVars) {
-	req := &e.req
-	pm := &req.Payment
-	switch r.Kind {
-	case KindCartLimit:
-		s := e.sums(r.Categories, r.MaxUnits != nil)
-		var reason string
-		if r.MaxQuantity != nil && s.quantity > *r.MaxQuantity {
-			reason = join(reason, r.label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*r.MaxQuantity))
-		}
-		if r.MaxAmount != nil && s.amount > *r.MaxAmount {
-			reason = join(reason, r.label+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount))
-		}
-		if r.MaxUnits != nil && s.units > *r.MaxUnits {
-			reason = join(reason, r.label+" "+strconv.Itoa(s.units)+" units > limit "+strconv.Itoa(*r.MaxUnits)+" units")
-		}
-		if reason != "" {
-			e.fire(r.ID, r.Action, r.Mode, reason)
-		}
-
-	case KindSaleAmount:
-		if r.MaxAmount == nil {
-			return // only a Policy built without Load can lack it
-		}
-		s := e.sums(r.Categories, false)
-		if s.amount > *r.MaxAmount {
-			what := "sale"
-			if len(r.Categories) > 0 {
-				what = r.label
-			}
-			e.fire(r.ID, r.Action, r.Mode, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount))
-		}
-
-	case KindFreshTopUp:
-		if pm.TopUpAt.IsZero() || pm.TopUpAmount < r.MinTopUp {
-			return
-		}
-		age := req.At.Sub(pm.TopUpAt)
-		if age < 0 {
-			age = 0 // a top-up "after" the sale is clock skew: as fresh as it gets
-		}
-		if age > r.Within.D() {
-			return
-		}
-		s := e.sums(r.Categories, false)
-		if (len(r.Categories) > 0 && !s.matched) || s.amount < r.MinAmount {
-			return
-		}
-		reason := "top-up " + yen(pm.TopUpAmount) + " " + span(age) + " before a " + yen(s.amount) + " sale"
-		if len(r.Categories) > 0 {
-			reason += " of " + r.label
-		}
-		reason += " (within " + r.Within.D().String()
-		if r.MinAmount > 0 {
-			reason += ", min " + yen(r.MinAmount)
-		}
-		if r.MinTopUp > 0 {
-			reason += ", top-up min " + yen(r.MinTopUp)
-		}
-		e.fire(r.ID, r.Action, r.Mode, reason+")")
-
-	case KindAccountVelocity:
-		if pm.Account == "" {
-			return
-		}
-		s := e.sums(r.Categories, false)
-		if len(r.Categories) > 0 && !s.matched {
-			return
-		}
-		t := e.hist.AccountSales(pm.Account, req.At.Add(-r.Window.D()), r.Categories)
-		t.Sales++
-		t.Amount += s.amount
-		t.Quantity += s.quantity
-		var reason, of string
-		if len(r.Categories) > 0 {
-			of = " of "
-		}
-		// Reason text is built only once a limit is exceeded: the quiet
-		// path must not allocate.
-		in := func() string {
-			if of != "" {
-				return " of " + r.label + " by the account in " + r.Window.D().String() + " > limit "
-			}
-			return " by the account in " + r.Window.D().String() + " > limit "
-		}
-		if r.MaxSales != nil && t.Sales > *r.MaxSales {
-			reason = join(reason, strconv.Itoa(t.Sales)+" sales"+in()+strconv.Itoa(*r.MaxSales))
-		}
-		if r.MaxAmount != nil && t.Amount > *r.MaxAmount {
-			reason = join(reason, yen(t.Amount)+in()+yen(*r.MaxAmount))
-		}
-		if r.MaxQuantity != nil && t.Quantity > *r.MaxQuantity {
-			reason = join(reason, strconv.Itoa(t.Quantity)+" items"+in()+strconv.Itoa(*r.MaxQuantity))
-		}
-		if reason != "" {
-			e.fire(r.ID, r.Action, r.Mode, reason)
-		}
-
-	case KindRegisterAccounts:
-		s := e.sums(r.Categories, false)
-		if !s.matched || r.MaxAccounts == nil {
-			return
-		}
-		n := e.hist.RegisterAccounts(req.Store, req.Register, req.At.Add(-r.Window.D()), r.Categories, pm.Account) + 1
-		if n > *r.MaxAccounts {
-			e.fire(r.ID, r.Action, r.Mode, strconv.Itoa(n)+" accounts at register "+req.Register+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts))
-		}
-
-	case KindNewDevice:
-		if pm.DeviceSince.IsZero() || !e.applies(r) {
-			return
-		}
-		if age := clampAge(req.At.Sub(pm.DeviceSince)); age < r.Within.D() {
-			e.fire(r.ID, r.Action, r.Mode, "device bound "+span(age)+" before the sale < minimum "+r.Within.D().String())
-		}
-
-	case KindAccountAge:
-		if pm.AccountSince.IsZero() || !e.applies(r) {
-			return
-		}
-		if age := clampAge(req.At.Sub(pm.AccountSince)); age < r.MinAge.D() {
-			e.fire(r.ID, r.Action, r.Mode, "account created "+span(age)+" before the sale < minimum "+r.MinAge.D().String())
-		}
-
-	case KindForeignLogin:
-		if pm.ForeignLogin && e.applies(r) {
-			e.fire(r.ID, r.Action, r.Mode, "account logged in from abroad in the last 24h")
-		}
-
-	case KindDenylist:
-		if pm.Account != "" && e.applies(r) && e.hist.Denylisted(pm.Account) {
-			e.fire(r.ID, r.Action, r.Mode, "account is on the HQ denylist")
-		}
-
-	case KindExpr:
-		if r.prog == nil || vars == nil || !e.applies(r) {
-			return
-		}
-		if vars.beyond != "" {
-			// The load-time cost bound does not hold for this sale.
-			e.fire(r.ID, r.Action, r.Mode, "expression not run: "+vars.beyond)
-			return
-		}
-		out, _, err := r.prog.Eval(vars)
-		if err != nil {
-			// Fail closed: an expression that cannot finish (division by
-			// zero, a missing map key) must not wave the sale through.
-			e.fire(r.ID, r.Action, r.Mode, "expression failed: "+err.Error())
-			return
-		}
-		if b, ok := out.Value().(bool); ok && b {
-			reason := r.Reason
-			if reason == "" {
-				reason = "expression is true: " + r.Expr
-			}
-			e.fire(r.ID, r.Action, r.Mode, reason)
-		}
-	}
-}
-
 // applies gates the claim rules on the rule's categories, if it has any.
 func (e *evaluation) applies(r *Rule) bool {
 	if len(r.Categories) == 0 {
@@ -353,11 +233,20 @@ func (e *evaluation) applies(r *Rule) bool {
 // resolution, so the sub-second part of the sale time is noise there.
 func span(d time.Duration) string { return d.Truncate(time.Second).String() }
 
-func clampAge(d time.Duration) time.Duration {
-	if d < 0 {
-		return 0
+// claimTooRecent fires r when a token claim's time (device bound,
+// account created) is less than min before the sale. A claim the token
+// does not make fires nothing; one after the sale is clock skew, age 0.
+func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what string) {
+	if since.IsZero() || !e.applies(r) {
+		return
 	}
-	return d
+	age := e.req.At.Sub(since)
+	if age < 0 {
+		age = 0
+	}
+	if age < min {
+		e.fire(r.ID, r.Action, r.Mode, what+" "+span(age)+" before the sale < minimum "+min.String())
+	}
 }
 
 func join(a, b string) string {
@@ -401,6 +290,7 @@ func (e *evaluation) offline() {
 func EvaluateFailMode(fm FailMode, req Request) Decision {
 	e := evaluation{p: &Policy{}, req: req, hist: emptyHistory{}}
 	e.d.Outcome = Allow
+	e.d.Rules = []Fired{}
 	e.d.FailMode = true
 	e.d.Offline = req.Offline
 	e.token(fm.InvalidToken, fm.UnknownToken)

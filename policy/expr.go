@@ -273,11 +273,12 @@ func oneLine(s string) string {
 // celVars resolves the three variables without building a map per sale,
 // and fills sale and token only when an expression first reads them: an
 // expression that short-circuits on a token claim never pays for the cart.
-// One celVars serves one Evaluate; the policy pools them so a sale costs no
-// allocations once the pool is warm (its cart and maps are reused).
+// One celVars serves one Evaluate at a time; it lives in the pooled
+// evaluation, so a sale costs no allocations once the pool is warm (its
+// cart and maps are reused).
 type celVars struct {
 	p       *Policy
-	req     Request // a copy, so the caller's stays on its stack
+	req     *Request // the evaluation's copy
 	sale    celSale
 	token   celToken
 	history historyVal
@@ -314,34 +315,25 @@ func (a *celVars) ResolveName(name string) (any, bool) {
 
 func (a *celVars) Parent() interpreter.Activation { return nil }
 
-// getCELVars prepares the expression inputs of one Evaluate from the
-// policy's pool, which Load makes only for policies with expr rules.
-// putCELVars hands them back.
-func getCELVars(p *Policy, req *Request, hist History) *celVars {
-	a, _ := p.vars.Get().(*celVars)
-	if a == nil {
-		a = &celVars{}
-	}
+// begin prepares the expression inputs of one sale.
+func (a *celVars) begin(p *Policy, req *Request, hist History) {
 	a.p = p
-	a.req = *req
-	a.history = historyVal{h: hist, req: &a.req}
+	a.req = req
+	a.history = historyVal{h: hist, req: req}
 	a.beyond = beyondBounds(req)
-	return a
 }
 
-func putCELVars(a *celVars) {
-	pool := a.p.vars
-	// Drop what the sale referenced so a pooled celVars keeps no request,
-	// history or policy alive; keep the cart's and maps' storage.
+// reset drops what the sale referenced so a pooled celVars keeps no
+// request, history or policy alive; it keeps the cart's and maps' storage.
+func (a *celVars) reset() {
 	clear(a.sale.Lines)
 	lines, qs, as := a.sale.Lines[:0], a.sale.Quantities, a.sale.Amounts
 	*a = celVars{}
 	a.sale = celSale{Lines: lines, Quantities: qs, Amounts: as}
-	pool.Put(a)
 }
 
 func (a *celVars) fillSale() {
-	p, req, s := a.p, &a.req, &a.sale
+	p, req, s := a.p, a.req, &a.sale
 	lines, qs, as := s.Lines[:0], s.Quantities, s.Amounts
 	if qs == nil {
 		qs = make(map[string]int64, len(p.labels))

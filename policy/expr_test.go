@@ -63,8 +63,9 @@ func TestExprReadsEveryField(t *testing.T) {
 func TestLineListDirect(t *testing.T) {
 	p := testPolicy(t, `{id: r, kind: expr, action: review, expr: "true"}`)
 	req := fieldsRequest()
-	a := getCELVars(p, &req, nil)
-	defer putCELVars(a)
+	var a celVars
+	a.begin(p, &req, emptyHistory{})
+	defer a.reset()
 	a.fillSale()
 	ll := &a.sale.list
 	first := ll.Get(types.Int(0))
@@ -182,8 +183,9 @@ func TestCostBoundHolds(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := worstRequest()
-			vars := getCELVars(p, &req, hist)
-			defer putCELVars(vars)
+			vars := &celVars{}
+			vars.begin(p, &req, hist)
+			defer vars.reset()
 			if vars.beyond != "" {
 				t.Fatalf("worst request is beyond the bound: %s", vars.beyond)
 			}

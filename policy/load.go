@@ -2,8 +2,6 @@ package policy
 
 import (
 	"bytes"
-	"cel.dev/cel-go/common/types"
-	"cel.dev/cel-go/common/types/ref"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -114,16 +112,7 @@ func Load(data []byte) (*Policy, error) {
 	if len(v.problems) > 0 {
 		return nil, &ValidationError{Problems: v.problems}
 	}
-	for i := range p.Rules {
-		if p.Rules[i].Kind == KindExpr {
-			p.vars = &sync.Pool{}
-			p.catVals = make(map[string]ref.Val, len(p.labels))
-			for c := range p.labels {
-				p.catVals[c] = types.String(c)
-			}
-			break
-		}
-	}
+	p.evals = &sync.Pool{}
 	return p, nil
 }
 
@@ -154,6 +143,8 @@ func (v *validator) atLine(path string, line int, reason string) Problem {
 type validator struct {
 	problems []Problem
 	paths    yamlpath.Paths
+	env      *celEnv // see expressionEnv
+	envBuilt bool
 }
 
 func (v *validator) floats(n *yaml.Node) {
@@ -192,10 +183,6 @@ func (v *validator) policy(p *Policy) {
 	}
 	v.catalog(p)
 	v.tokens(&p.Tokens)
-	env, err := newCELEnv()
-	if err != nil {
-		v.add("rules", "cannot build the expression environment: %v", err)
-	}
 	seen := map[string]int{}
 	for i := range p.Rules {
 		path := idx("rules", i)
@@ -207,7 +194,7 @@ func (v *validator) policy(p *Policy) {
 		} else {
 			seen[r.ID] = i
 		}
-		v.rule(p, r, path, env)
+		v.rule(p, r, path)
 	}
 	v.offline(p)
 	v.failMode(p)
@@ -425,168 +412,6 @@ func parsePublicKey(alg, text string) (any, error) {
 	default:
 		return nil, fmt.Errorf("key type %T is not Ed25519 or ECDSA P-256", pub)
 	}
-}
-
-// kindFields lists, per rule kind, the limit fields it uses; a field set on
-// a kind that ignores it is reported rather than silently dropped.
-var kindFields = map[string][]string{
-	KindCartLimit:        {"maxQuantity", "maxAmount", "maxUnits"},
-	KindSaleAmount:       {"maxAmount"},
-	KindFreshTopUp:       {"within", "minAmount", "minTopUp"},
-	KindAccountVelocity:  {"window", "maxSales", "maxAmount", "maxQuantity"},
-	KindRegisterAccounts: {"window", "maxAccounts"},
-	KindNewDevice:        {"within"},
-	KindAccountAge:       {"minAge"},
-	KindForeignLogin:     {},
-	KindDenylist:         {},
-	KindExpr:             {"expr", "reason"},
-}
-
-func (r *Rule) setFields() []string {
-	var s []string
-	add := func(set bool, name string) {
-		if set {
-			s = append(s, name)
-		}
-	}
-	add(r.MaxQuantity != nil, "maxQuantity")
-	add(r.MaxAmount != nil, "maxAmount")
-	add(r.MaxUnits != nil, "maxUnits")
-	add(r.MaxSales != nil, "maxSales")
-	add(r.MaxAccounts != nil, "maxAccounts")
-	add(r.MinAmount != 0, "minAmount")
-	add(r.MinTopUp != 0, "minTopUp")
-	add(r.Within != 0, "within")
-	add(r.Window != 0, "window")
-	add(r.MinAge != 0, "minAge")
-	add(r.Expr != "", "expr")
-	add(r.Reason != "", "reason")
-	return s
-}
-
-func (v *validator) rule(p *Policy, r *Rule, path string, env *celEnv) {
-	if !validAction(r.Action) {
-		v.add(path+".action", "must be review or deny, not %q", r.Action)
-	}
-	switch r.Mode {
-	case "":
-		r.Mode = ModeEnforce
-	case ModeEnforce, ModeShadow:
-	default:
-		v.add(path+".mode", "must be enforce or shadow, not %q", r.Mode)
-	}
-	labels := make([]string, 0, len(r.Categories))
-	for j, c := range r.Categories {
-		l, ok := p.labels[c]
-		if !ok {
-			v.add(idx(path+".categories", j), "unknown category %q", c)
-		}
-		labels = append(labels, l)
-	}
-	r.label = r.Label
-	if r.label == "" {
-		r.label = joinLabels(labels)
-	}
-	allowed, ok := kindFields[r.Kind]
-	if !ok {
-		if r.Kind == "" {
-			v.add(path+".kind", "is required")
-		} else {
-			v.add(path+".kind", "unknown rule kind %q", r.Kind)
-		}
-		return
-	}
-	for _, f := range r.setFields() {
-		if !contains(allowed, f) {
-			v.add(path+"."+f, "not used by kind %s", r.Kind)
-		}
-	}
-	nonNeg := func(name string, n *int) {
-		if n != nil && *n < 0 {
-			v.add(path+"."+name, "must be >= 0")
-		}
-	}
-	nonNeg("maxQuantity", r.MaxQuantity)
-	nonNeg("maxUnits", r.MaxUnits)
-	nonNeg("maxSales", r.MaxSales)
-	nonNeg("maxAccounts", r.MaxAccounts)
-	if r.MaxAmount != nil && *r.MaxAmount < 0 {
-		v.add(path+".maxAmount", "must be >= 0")
-	}
-	if r.MinAmount < 0 {
-		v.add(path+".minAmount", "must be >= 0")
-	}
-	if r.MinTopUp < 0 {
-		v.add(path+".minTopUp", "must be >= 0")
-	}
-	positive := func(name string, d Duration) {
-		if d <= 0 {
-			v.add(path+"."+name, "must be > 0")
-		}
-	}
-	switch r.Kind {
-	case KindCartLimit:
-		if r.MaxQuantity == nil && r.MaxAmount == nil && r.MaxUnits == nil {
-			v.add(path, "cart_limit needs maxQuantity, maxAmount or maxUnits")
-		}
-		if len(r.Categories) == 0 {
-			v.add(path+".categories", "cart_limit needs at least one category")
-		}
-	case KindSaleAmount:
-		if r.MaxAmount == nil {
-			v.add(path+".maxAmount", "is required for sale_amount")
-		}
-	case KindFreshTopUp:
-		positive("within", r.Within)
-	case KindAccountVelocity:
-		positive("window", r.Window)
-		if r.MaxSales == nil && r.MaxAmount == nil && r.MaxQuantity == nil {
-			v.add(path, "account_velocity needs maxSales, maxAmount or maxQuantity")
-		}
-	case KindRegisterAccounts:
-		positive("window", r.Window)
-		if r.MaxAccounts == nil {
-			v.add(path+".maxAccounts", "is required for register_accounts")
-		}
-	case KindNewDevice:
-		positive("within", r.Within)
-	case KindAccountAge:
-		positive("minAge", r.MinAge)
-	case KindExpr:
-		if r.Expr == "" {
-			v.add(path+".expr", "is required for expr")
-			return
-		}
-		if env == nil {
-			return
-		}
-		prog, err := env.compile(r.Expr, len(p.labels))
-		if err != nil {
-			v.add(path+".expr", "%v", err)
-			return
-		}
-		r.prog = prog
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// joinLabels makes "tobacco, tobacco cartons and e-cigarettes".
-func joinLabels(l []string) string {
-	switch len(l) {
-	case 0:
-		return "items"
-	case 1:
-		return l[0]
-	}
-	return strings.Join(l[:len(l)-1], ", ") + " and " + l[len(l)-1]
 }
 
 func (v *validator) offline(p *Policy) {

@@ -34,7 +34,7 @@ func TestLoadExample(t *testing.T) {
 	for _, r := range p.Rules {
 		kinds[r.Kind] = true
 	}
-	for k := range kindFields {
+	for k := range ruleKinds {
 		if !kinds[k] {
 			t.Errorf("example policy has no %s rule", k)
 		}

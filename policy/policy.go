@@ -31,7 +31,7 @@ type Policy struct {
 	labels     map[string]string  // category id -> label
 	ranges     []int              // indexes of Catalog.Ranges, longest prefix first
 	offlineIDs []string           // "offline:<category>" per Offline.Categories, built once
-	vars       *sync.Pool         // of *celVars, when the policy has expr rules
+	evals      *sync.Pool         // of *evaluation, so a warm policy decides without allocating
 	catVals    map[string]ref.Val // category id -> its CEL string, when the policy has expr rules
 }
 
@@ -89,20 +89,6 @@ type Range struct {
 	Units     int    `yaml:"units,omitempty" json:"units,omitempty"`
 }
 
-// Rule kinds.
-const (
-	KindCartLimit        = "cart_limit"
-	KindSaleAmount       = "sale_amount"
-	KindFreshTopUp       = "fresh_topup"
-	KindAccountVelocity  = "account_velocity"
-	KindRegisterAccounts = "register_accounts"
-	KindNewDevice        = "new_device"
-	KindAccountAge       = "account_age"
-	KindForeignLogin     = "foreign_login"
-	KindDenylist         = "denylist"
-	KindExpr             = "expr"
-)
-
 // Rule modes: a shadow rule is evaluated and listed but never changes the
 // outcome, so a chain can try a rule before enforcing it.
 const (
@@ -110,8 +96,11 @@ const (
 	ModeShadow  = "shadow"
 )
 
-// Rule is one check. Which limit fields apply depends on Kind; see
-// testdata/chain-default.yaml for each kind's fields and semantics.
+// Rule is one check. Which limit fields apply depends on Kind: each kind's
+// file (rule_<kind>.go) names its part of them and what they mean, and
+// testdata/chain-default.yaml shows every kind in use. The fields stay in
+// one struct because kinds share them (maxAmount, window, within) and the
+// document, whose canonical JSON is signed, is one object per rule.
 type Rule struct {
 	ID          string   `yaml:"id" json:"id"`
 	Kind        string   `yaml:"kind" json:"kind"`
@@ -140,6 +129,7 @@ type Rule struct {
 
 	label string      // Label or the category labels joined, built at load
 	prog  cel.Program // expr only, compiled at load
+	eval  ruleEval    // the kind's evaluation, set at load; nil skips the rule
 }
 
 // Offline holds the limits that apply while the register cannot reach HQ

@@ -1,0 +1,55 @@
+package policy
+
+import "strconv"
+
+// KindAccountVelocity caps what the paying account buys within window,
+// this sale included: sales (maxSales), yen (maxAmount) or items
+// (maxQuantity), of the categories if any.
+const KindAccountVelocity = "account_velocity"
+
+var accountVelocityKind = ruleKind{
+	fields: []string{"window", "maxSales", "maxAmount", "maxQuantity"},
+	check: func(c *ruleCheck) {
+		c.positive("window", c.r.Window)
+		if c.r.MaxSales == nil && c.r.MaxAmount == nil && c.r.MaxQuantity == nil {
+			c.add("", "account_velocity needs maxSales, maxAmount or maxQuantity")
+		}
+	},
+	eval: evalAccountVelocity,
+}
+
+func evalAccountVelocity(e *evaluation, r *Rule) {
+	pm := &e.req.Payment
+	if pm.Account == "" {
+		return
+	}
+	s := e.sums(r.Categories, false)
+	if len(r.Categories) > 0 && !s.matched {
+		return
+	}
+	t := e.hist.AccountSales(pm.Account, e.req.At.Add(-r.Window.D()), r.Categories)
+	t.Sales++
+	t.Amount += s.amount
+	t.Quantity += s.quantity
+	// Reason text is built only once a limit is exceeded: the quiet path
+	// must not allocate.
+	in := func() string {
+		if len(r.Categories) > 0 {
+			return " of " + r.label + " by the account in " + r.Window.D().String() + " > limit "
+		}
+		return " by the account in " + r.Window.D().String() + " > limit "
+	}
+	var reason string
+	if r.MaxSales != nil && t.Sales > *r.MaxSales {
+		reason = join(reason, strconv.Itoa(t.Sales)+" sales"+in()+strconv.Itoa(*r.MaxSales))
+	}
+	if r.MaxAmount != nil && t.Amount > *r.MaxAmount {
+		reason = join(reason, yen(t.Amount)+in()+yen(*r.MaxAmount))
+	}
+	if r.MaxQuantity != nil && t.Quantity > *r.MaxQuantity {
+		reason = join(reason, strconv.Itoa(t.Quantity)+" items"+in()+strconv.Itoa(*r.MaxQuantity))
+	}
+	if reason != "" {
+		e.fire(r.ID, r.Action, r.Mode, reason)
+	}
+}

@@ -1,0 +1,14 @@
+package policy
+
+// KindDenylist fires for an account on HQ's denylist (History.Denylisted).
+// It has no fields of its own.
+const KindDenylist = "denylist"
+
+var denylistKind = ruleKind{eval: evalDenylist}
+
+func evalDenylist(e *evaluation, r *Rule) {
+	acct := e.req.Payment.Account
+	if acct != "" && e.applies(r) && e.hist.Denylisted(acct) {
+		e.fire(r.ID, r.Action, r.Mode, "account is on the HQ denylist")
+	}
+}

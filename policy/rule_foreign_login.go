@@ -1,0 +1,13 @@
+package policy
+
+// KindForeignLogin fires when the token says the account logged in from
+// abroad in the last 24 hours. It has no fields of its own.
+const KindForeignLogin = "foreign_login"
+
+var foreignLoginKind = ruleKind{eval: evalForeignLogin}
+
+func evalForeignLogin(e *evaluation, r *Rule) {
+	if e.req.Payment.ForeignLogin && e.applies(r) {
+		e.fire(r.ID, r.Action, r.Mode, "account logged in from abroad in the last 24h")
+	}
+}

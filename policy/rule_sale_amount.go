@@ -1,0 +1,29 @@
+package policy
+
+// KindSaleAmount caps the yen of one sale (maxAmount): the whole sale, or
+// with categories the total of their lines.
+const KindSaleAmount = "sale_amount"
+
+var saleAmountKind = ruleKind{
+	fields: []string{"maxAmount"},
+	check: func(c *ruleCheck) {
+		if c.r.MaxAmount == nil {
+			c.add("maxAmount", "is required for sale_amount")
+		}
+	},
+	eval: evalSaleAmount,
+}
+
+func evalSaleAmount(e *evaluation, r *Rule) {
+	if r.MaxAmount == nil {
+		return // only a Policy built without Load can lack it
+	}
+	s := e.sums(r.Categories, false)
+	if s.amount > *r.MaxAmount {
+		what := "sale"
+		if len(r.Categories) > 0 {
+			what = r.label
+		}
+		e.fire(r.ID, r.Action, r.Mode, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount))
+	}
+}
