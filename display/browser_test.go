@@ -167,7 +167,7 @@ func TestBrowserAlertAndResolve(t *testing.T) {
 	if _, err := recvCmd(cmds, 10*time.Second); err != nil {
 		t.Fatal("the register never got the wrong-PIN command")
 	}
-	r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", 6, "sale-R2-5", event.RefusedBadPIN, time.Now().UTC()), false)
+	r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", 6, "sale-R2-5", event.CodeWrongPIN, event.RefusedBadPIN, time.Now().UTC()), false)
 	run(t, ctx, "page shows the refusal", chromedp.WaitVisible(css(review+" .result.refused")), chromedp.WaitVisible(css(review+" button.approve")))
 	if refusal := get(t, ctx, "refusal", chromedp.Text(css(review+" .result.refused"))); !strings.Contains(refusal, "Wrong PIN") {
 		t.Errorf("refusal text = %q", refusal)
