@@ -67,7 +67,8 @@ func goldenEvents() map[string]Event {
 		"refused-resolution": {
 			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 45), Seq: 45, Type: Refusal,
 			Store: "shinjuku-01", Register: "r2", At: at.Add(2 * time.Minute),
-			Detail:     "resolution of review rv-17 refused: " + RefusedBadPIN, Code: CodeWrongPIN,
+			Detail:     "resolution of review rv-17 refused: " + RefusedBadPIN,
+			Code:       CodeWrongPIN,
 			Resolution: &ResolutionInfo{ReviewID: "rv-17", Action: Approve, By: "display S001", At: at.Add(2 * time.Minute)},
 		},
 	}
