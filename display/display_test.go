@@ -257,8 +257,8 @@ func TestRegisterRefusesResolution(t *testing.T) {
 		{"", event.RefusedBadPIN, board.Refused},
 		{event.CodeRateLimited, event.RefusedRateLimited, board.RateLimited},
 	}
-	if len(cases) != len(event.Codes)+2 {
-		t.Fatalf("%d cases for %d codes: test every code", len(cases), len(event.Codes))
+	if len(cases) != len(event.Codes())+2 {
+		t.Fatalf("%d cases for %d codes: test every code", len(cases), len(event.Codes()))
 	}
 	for _, c := range cases {
 		if code, out := p.resolve(ResolveRequest{Register: "R2", ReviewID: a.ReviewID, Action: "approve", PIN: "0000"}, p.csrf); code != http.StatusAccepted {

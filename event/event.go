@@ -60,25 +60,22 @@ const (
 )
 
 // Codes lists every refusal code, in the order of the constants above.
-var Codes = []Code{CodeWrongPIN, CodeRateLimited, CodeNoPINs, CodeUnknownReview, CodeAlreadyResolved}
+func Codes() []Code {
+	return []Code{CodeWrongPIN, CodeRateLimited, CodeNoPINs, CodeUnknownReview, CodeAlreadyResolved}
+}
 
 // Check accepts a known code only.
 func (c Code) Check() error {
-	for _, k := range Codes {
+	known := Codes()
+	names := make([]string, len(known))
+	for i, k := range known {
 		if c == k {
 			return nil
 		}
+		names[i] = string(k)
 	}
-	return fmt.Errorf("code %q: want one of %s", string(c), codeList)
+	return fmt.Errorf("code %q: want one of %s", string(c), strings.Join(names, ", "))
 }
-
-var codeList = func() string {
-	s := make([]string, len(Codes))
-	for i, c := range Codes {
-		s[i] = string(c)
-	}
-	return strings.Join(s, ", ")
-}()
 
 // Resolution actions.
 const (

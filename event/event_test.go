@@ -239,7 +239,7 @@ func FuzzParse(f *testing.F) {
 // would refuse it and the register's outbox would hold it forever.
 func TestRefusalCodeRoundTrip(t *testing.T) {
 	base := goldenEvents()["refused-resolution"]
-	for _, code := range append([]Code{""}, Codes...) {
+	for _, code := range append([]Code{""}, Codes()...) {
 		t.Run(string(code), func(t *testing.T) {
 			ev := base
 			ev.Code = code
