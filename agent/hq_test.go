@@ -95,9 +95,9 @@ func TestWithHQ(t *testing.T) {
 		t.Fatalf("display connect: %v", tok.Error())
 	}
 	defer disp.Disconnect(100)
-	publish := func(pin string, id string) {
-		cmd := wire.Command{ID: id, Type: wire.CmdResolve, Store: "S001", Register: "R1", ReviewID: held.ReviewID,
-			Action: wire.Approve, PIN: wire.PIN(pin), By: "manager-sato", At: time.Now().UTC()}
+	publishFor := func(reviewID string, action wire.Action, pin string, id string) {
+		cmd := wire.Command{ID: id, Type: wire.CmdResolve, Store: "S001", Register: "R1", ReviewID: reviewID,
+			Action: action, PIN: wire.PIN(pin), By: "manager-sato", At: time.Now().UTC()}
 		payload, err := cmd.Marshal()
 		if err != nil {
 			t.Fatal(err)
@@ -106,6 +106,7 @@ func TestWithHQ(t *testing.T) {
 			t.Fatalf("publish: %v", tok.Error())
 		}
 	}
+	publish := func(pin string, id string) { publishFor(held.ReviewID, wire.Approve, pin, id) }
 	// The display hears the register's answer on the alerts topic.
 	alerts := make(chan []byte, 64)
 	if tok := disp.Subscribe(wire.AlertsTopic("S001", "R1"), 1, func(_ paho.Client, m paho.Message) {
@@ -118,28 +119,32 @@ func TestWithHQ(t *testing.T) {
 	refused := func(ev event.Event) bool {
 		return ev.Type == event.Refusal && ev.Resolution != nil && ev.Resolution.ReviewID == held.ReviewID
 	}
-	deadline := time.After(10 * time.Second)
-	for got := false; !got; {
-		select {
-		case b := <-alerts:
-			ev, err := event.Parse(b)
-			if err != nil {
-				t.Fatalf("alerts topic: %v", err)
+	// nextRefusal waits for the register's refusal of a resolution of
+	// reviewID on the alerts topic.
+	nextRefusal := func(reviewID string) (event.Event, []byte) {
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case b := <-alerts:
+				ev, err := event.Parse(b)
+				if err != nil {
+					t.Fatalf("alerts topic: %v", err)
+				}
+				if ev.Type == event.Refusal && ev.Resolution != nil && ev.Resolution.ReviewID == reviewID {
+					return ev, b
+				}
+			case <-deadline:
+				t.Fatalf("no refusal of a resolution of %s on the alerts topic", reviewID)
 			}
-			if !refused(ev) {
-				continue
-			}
-			got = true
-			if strings.Contains(string(b), wrongPIN) || strings.Contains(strings.ToLower(string(b)), `"pin"`) {
-				t.Fatalf("refusal carries the PIN: %s", b)
-			}
-			if ev.Resolution.Action != event.Approve || ev.Resolution.By != "manager-sato" ||
-				!strings.HasSuffix(ev.Detail, ": "+event.RefusedBadPIN) || !strings.Contains(ev.Detail, held.ReviewID) {
-				t.Fatalf("refusal %+v (%+v)", ev, ev.Resolution)
-			}
-		case <-deadline:
-			t.Fatal("no refusal of the wrong PIN on the alerts topic")
 		}
+	}
+	ev, raw := nextRefusal(held.ReviewID)
+	if strings.Contains(string(raw), wrongPIN) || strings.Contains(strings.ToLower(string(raw)), `"pin"`) {
+		t.Fatalf("refusal carries the PIN: %s", raw)
+	}
+	if ev.Code != event.CodeWrongPIN || ev.Resolution.Action != event.Approve || ev.Resolution.By != "manager-sato" ||
+		!strings.Contains(ev.Detail, event.RefusedBadPIN) || !strings.Contains(ev.Detail, held.ReviewID) {
+		t.Fatalf("refusal %+v (%+v)", ev, ev.Resolution)
 	}
 	waitFor(t, "HQ to store the refused resolution", func() bool {
 		return slices.ContainsFunc(hqEvents(event.Refusal), refused)
@@ -154,6 +159,20 @@ func TestWithHQ(t *testing.T) {
 		t.Fatalf("resolution %+v", one.Resolution)
 	}
 	waitFor(t, "HQ to store the resolution", func() bool { return len(hqEvents(event.Resolution)) == 1 })
+	// The register says why it cannot take a resolution of a review it no
+	// longer holds open, or never held, with the right PIN too.
+	publishFor(held.ReviewID, wire.Reject, testPIN, "cmd-3")
+	if ev, _ := nextRefusal(held.ReviewID); ev.Code != event.CodeAlreadyResolved || ev.Resolution.Action != event.Reject {
+		t.Fatalf("rejecting the approved review: %+v (%+v)", ev, ev.Resolution)
+	}
+	publishFor("sale-nobody-held", wire.Approve, testPIN, "cmd-4")
+	if ev, _ := nextRefusal("sale-nobody-held"); ev.Code != event.CodeUnknownReview || !strings.HasSuffix(ev.Detail, "refused: no such review") {
+		t.Fatalf("approving an unknown review: %+v (%+v)", ev, ev.Resolution)
+	}
+	r.do(t, "GET", "/v1/reviews/"+held.ReviewID, nil, &one)
+	if one.Resolution == nil || one.Resolution.Action != "approve" {
+		t.Fatalf("a refused resolution changed the review: %+v", one.Resolution)
+	}
 
 	// HQ denylists an account: the register denies it within moments.
 	if _, err := svc.DenylistChange(context.Background(), store.ListChange{Add: []string{"hq-flagged"}, By: "test", Reason: "flagged"}); err != nil {

@@ -215,8 +215,8 @@ func (a *Agent) command(ctx context.Context, c wire.Command) error {
 		a.cmds[c.ID] = struct{}{}
 		a.cmdsMu.Unlock()
 	}
-	if errors.Is(err, ErrBadPIN) || errors.Is(err, ErrRateLimited) || errors.Is(err, ErrNoPINs) {
-		a.refuseCommand(ctx, c, err)
+	if code, why := refusalOf(err); code != "" {
+		a.refuseCommand(ctx, c, code, why)
 	}
 	if err != nil {
 		return fmt.Errorf("resolve review %s: %w", c.ReviewID, err)
@@ -224,13 +224,36 @@ func (a *Agent) command(ctx context.Context, c wire.Command) error {
 	return nil
 }
 
+// refusalOf names the refusal a display is told about, and the sentinel
+// whose sentence goes into the event's detail (the full error may carry
+// state file details that are nobody's business on a store's screen).
+// Other errors (storage) are the register's own trouble: the display times
+// the command out and the manager tries again.
+func refusalOf(err error) (event.Code, error) {
+	for _, r := range []struct {
+		err  error
+		code event.Code
+	}{
+		{ErrBadPIN, event.CodeWrongPIN},
+		{ErrRateLimited, event.CodeRateLimited},
+		{ErrNoPINs, event.CodeNoPINs},
+		{state.ErrNoReview, event.CodeUnknownReview},
+		{state.ErrAlreadyResolved, event.CodeAlreadyResolved},
+	} {
+		if errors.Is(err, r.err) {
+			return r.code, r.err
+		}
+	}
+	return "", nil
+}
+
 // refuseCommand tells the display, through the outbox and the alerts topic,
 // that the register refused its resolution, so the page says why instead of
 // waiting for an answer that never comes. The event names the review, the
 // attempted action and who sent it; never the PIN.
-func (a *Agent) refuseCommand(ctx context.Context, c wire.Command, why error) {
+func (a *Agent) refuseCommand(ctx context.Context, c wire.Command, code event.Code, why error) {
 	now := a.now()
-	_, err := a.st.Append(context.WithoutCancel(ctx), event.Event{Type: event.Refusal, At: now,
+	_, err := a.st.Append(context.WithoutCancel(ctx), event.Event{Type: event.Refusal, At: now, Code: code,
 		Detail:     fmt.Sprintf("resolution of review %s refused: %v", c.ReviewID, why),
 		Resolution: &event.ResolutionInfo{ReviewID: c.ReviewID, Action: string(c.Action), By: c.By, At: now}})
 	if err != nil {

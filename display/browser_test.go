@@ -156,21 +156,32 @@ func TestBrowserAlertAndResolve(t *testing.T) {
 		t.Errorf("countdown = %q, want about two minutes left", countdown)
 	}
 
-	// A wrong PIN: the register refuses and says so; the page shows it and
-	// offers the buttons again.
-	run(t, ctx, "approve with a wrong PIN",
-		chromedp.Click(css(review+" button.approve")),
-		chromedp.WaitVisible(css("#pin-input")),
-		chromedp.SendKeys(css("#pin-input"), "0000"),
-		chromedp.Click(css("#pin-send")),
-		chromedp.WaitVisible(css(review+" .result.sent")))
-	if _, err := recvCmd(cmds, 10*time.Second); err != nil {
-		t.Fatal("the register never got the wrong-PIN command")
-	}
-	r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", 6, "sale-R2-5", event.RefusedBadPIN, time.Now().UTC()), false)
-	run(t, ctx, "page shows the refusal", chromedp.WaitVisible(css(review+" .result.refused")), chromedp.WaitVisible(css(review+" button.approve")))
-	if refusal := get(t, ctx, "refusal", chromedp.Text(css(review+" .result.refused"))); !strings.Contains(refusal, "Wrong PIN") {
-		t.Errorf("refusal text = %q", refusal)
+	// The register refuses: the page says why, from the refusal's code
+	// (the sentence says something else on purpose), and offers the
+	// buttons again.
+	seq := uint64(6)
+	for _, c := range []struct {
+		code event.Code
+		want string
+	}{
+		{event.CodeWrongPIN, "Wrong PIN"},
+		{event.CodeAlreadyResolved, "Already resolved at the register"},
+	} {
+		run(t, ctx, "approve, refused with "+string(c.code),
+			chromedp.Click(css(review+" button.approve")),
+			chromedp.WaitVisible(css("#pin-input")),
+			chromedp.SendKeys(css("#pin-input"), "0000"),
+			chromedp.Click(css("#pin-send")),
+			chromedp.WaitVisible(css(review+" .result.sent")))
+		if _, err := recvCmd(cmds, 10*time.Second); err != nil {
+			t.Fatal("the register never got the command")
+		}
+		r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq, "sale-R2-5", c.code, "no reason in this sentence", time.Now().UTC()), false)
+		seq++
+		run(t, ctx, "page shows the refusal", chromedp.WaitVisible(css(review+" .result.refused")), chromedp.WaitVisible(css(review+" button.approve")))
+		if refusal := get(t, ctx, "refusal", chromedp.Text(css(review+" .result.refused"))); !strings.Contains(refusal, c.want) {
+			t.Errorf("refusal %s: text = %q, want %q", c.code, refusal, c.want)
+		}
 	}
 
 	run(t, ctx, "approve with PIN",
@@ -193,7 +204,7 @@ func TestBrowserAlertAndResolve(t *testing.T) {
 	}
 
 	// The register checks the PIN, forwards the held payment and reports.
-	r.publish(wire.AlertsTopic(testStore, "R2"), resolutionEvent(testStore, "R2", 7, "sale-R2-5", "approve", time.Now().UTC()), false)
+	r.publish(wire.AlertsTopic(testStore, "R2"), resolutionEvent(testStore, "R2", seq, "sale-R2-5", "approve", time.Now().UTC()), false)
 	done := `#alerts article.alert.review.state-approved[data-review="sale-R2-5"]`
 	run(t, ctx, "page shows it resolved", chromedp.WaitVisible(css(done)), chromedp.WaitNotPresent(css(review)))
 	result := get(t, ctx, "result", chromedp.Text(css(done+" .result")))

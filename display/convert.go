@@ -2,7 +2,6 @@ package display
 
 import (
 	"sort"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -85,16 +84,21 @@ func resolutionFrom(ev event.Event) board.Resolution {
 	return board.Resolution{Register: ev.Register, ReviewID: r.ReviewID, Action: r.Action, By: r.By, At: r.At, Detail: ev.Detail}
 }
 
+// refusalDetails are the board's words for the register's refusal codes.
+var refusalDetails = map[event.Code]string{
+	event.CodeWrongPIN:        board.BadPIN,
+	event.CodeRateLimited:     board.RateLimited,
+	event.CodeNoPINs:          board.NoPINs,
+	event.CodeUnknownReview:   board.UnknownReview,
+	event.CodeAlreadyResolved: board.AlreadyEnded,
+}
+
 // refusalDetail says in the board's words why the register refused a
-// resolution: the reason ends the event's detail.
+// resolution, from the event's code: a refusal without one (a register
+// built before codes) is a plain refusal.
 func refusalDetail(ev event.Event) string {
-	switch {
-	case strings.HasSuffix(ev.Detail, event.RefusedBadPIN):
-		return board.BadPIN
-	case strings.HasSuffix(ev.Detail, event.RefusedRateLimited):
-		return board.RateLimited
-	case strings.HasSuffix(ev.Detail, event.RefusedNoPINs):
-		return board.NoPINs
+	if d, ok := refusalDetails[ev.Code]; ok {
+		return d
 	}
 	return board.Refused
 }

@@ -139,7 +139,8 @@ func TestApplyRejects(t *testing.T) {
 		{"events topic", wire.EventsTopic(testStore, "R1"), nil, "unexpected events topic"},
 		{"not a reg topic", "posguard/v1/policy/all", nil, "not under"},
 		{"resolution for unknown review is fine", wire.AlertsTopic(testStore, "R1"), js(resolution), ""},
-		{"refused resolution for unknown review is fine", wire.AlertsTopic(testStore, "R1"), js(refusalEvent(testStore, "R1", 3, "sale-R1-1", event.RefusedBadPIN, now)), ""},
+		{"refused resolution for unknown review is fine", wire.AlertsTopic(testStore, "R1"), js(refusalEvent(testStore, "R1", 3, "sale-R1-1", event.CodeWrongPIN, event.RefusedBadPIN, now)), ""},
+		{"unknown refusal code", wire.AlertsTopic(testStore, "R1"), js(refusalEvent(testStore, "R1", 3, "sale-R1-1", "wrong_password", event.RefusedBadPIN, now)), `code "wrong_password": want one of`},
 		{"policy refusal on the alerts topic", wire.AlertsTopic(testStore, "R1"), js(event.Event{ID: event.ID(testStore, "R1", "ep1", 4), Seq: 4, Type: event.Refusal,
 			Store: testStore, Register: "R1", At: now, Detail: "policy bundle refused"}), "refusal without a review"},
 	}
@@ -224,11 +225,12 @@ func TestResolveRoundTrip(t *testing.T) {
 	}
 }
 
-// The register refuses a resolution (wrong PIN, then too many): the page
-// hears why at once, the review is open again for another try, and a page
-// opened later gets the same from its snapshot.
+// The register refuses a resolution (wrong PIN, then too many, ...): the
+// page hears why at once, from the refusal's code and never its sentence,
+// the review is open again for another try, and a page opened later gets
+// the same from its snapshot.
 func TestRegisterRefusesResolution(t *testing.T) {
-	r := startRig(t, nil)
+	r := startRig(t, func(c *Config) { c.ResolveLimit = 20 })
 	cmds := registerClient(t, r.broker.URL(), testStore, "R2")
 	now := time.Now().UTC().Truncate(time.Second)
 	p := r.open()
@@ -241,10 +243,24 @@ func TestRegisterRefusesResolution(t *testing.T) {
 		t.Fatalf("review alert = %+v", a)
 	}
 	seq := uint64(6)
-	for _, c := range []struct{ why, detail string }{
-		{event.RefusedBadPIN, board.BadPIN},
-		{event.RefusedRateLimited, board.RateLimited},
-	} {
+	cases := []struct {
+		code        event.Code
+		why, detail string
+	}{
+		{event.CodeWrongPIN, event.RefusedBadPIN, board.BadPIN},
+		{event.CodeNoPINs, event.RefusedNoPINs, board.NoPINs},
+		{event.CodeUnknownReview, "no such review", board.UnknownReview},
+		{event.CodeAlreadyResolved, "review already resolved", board.AlreadyEnded},
+		// The code decides, whatever the sentence says.
+		{event.CodeWrongPIN, event.RefusedRateLimited, board.BadPIN},
+		// A register built before codes: a refusal, reason unknown.
+		{"", event.RefusedBadPIN, board.Refused},
+		{event.CodeRateLimited, event.RefusedRateLimited, board.RateLimited},
+	}
+	if len(cases) != len(event.Codes())+2 {
+		t.Fatalf("%d cases for %d codes: test every code", len(cases), len(event.Codes()))
+	}
+	for _, c := range cases {
 		if code, out := p.resolve(ResolveRequest{Register: "R2", ReviewID: a.ReviewID, Action: "approve", PIN: "0000"}, p.csrf); code != http.StatusAccepted {
 			t.Fatalf("resolve: %d %+v", code, out)
 		}
@@ -256,12 +272,12 @@ func TestRegisterRefusesResolution(t *testing.T) {
 		if sent.State != board.Sent || sent.Detail != "" {
 			t.Fatalf("after sending: %+v", sent)
 		}
-		r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq, a.ReviewID, c.why, now.Add(time.Second)), false)
+		r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq, a.ReviewID, c.code, c.why, now.Add(time.Second)), false)
 		seq++
 		var back board.Alert
 		json.Unmarshal(s.next(t, "alert").Data, &back)
 		if back.ID != a.ID || back.State != board.Open || back.Detail != c.detail {
-			t.Fatalf("after the register refused (%s): state %q detail %q, want open %q", c.why, back.State, back.Detail, c.detail)
+			t.Fatalf("after the register refused (%q: %s): state %q detail %q, want open %q", c.code, c.why, back.State, back.Detail, c.detail)
 		}
 	}
 	var snap struct{ Alerts []board.Alert }
@@ -273,7 +289,7 @@ func TestRegisterRefusesResolution(t *testing.T) {
 	r.publish(wire.AlertsTopic(testStore, "R2"), resolutionEvent(testStore, "R2", seq, a.ReviewID, "reject", now.Add(2*time.Second)), false)
 	var done board.Alert
 	json.Unmarshal(s.next(t, "alert").Data, &done)
-	r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq+1, a.ReviewID, event.RefusedBadPIN, now.Add(3*time.Second)), false)
+	r.publish(wire.AlertsTopic(testStore, "R2"), refusalEvent(testStore, "R2", seq+1, a.ReviewID, event.CodeWrongPIN, event.RefusedBadPIN, now.Add(3*time.Second)), false)
 	// Messages are applied in order: once this status shows, so has the
 	// refusal.
 	mark := now.Add(time.Hour)

@@ -273,12 +273,12 @@ func resolutionEvent(store, reg string, seq uint64, reviewID, action string, at 
 	}
 }
 
-// refusalEvent is the register refusing a resolution of reviewID, for why
-// (an event.Refused* reason).
-func refusalEvent(store, reg string, seq uint64, reviewID, why string, at time.Time) event.Event {
+// refusalEvent is the register refusing a resolution of reviewID with code
+// ("" as a register built before codes sent it) and the sentence why.
+func refusalEvent(store, reg string, seq uint64, reviewID string, code event.Code, why string, at time.Time) event.Event {
 	return event.Event{
 		ID: event.ID(store, reg, "ep1", seq), Seq: seq, Type: event.Refusal,
-		Store: store, Register: reg, At: at,
+		Store: store, Register: reg, At: at, Code: code,
 		Detail:     "resolution of review " + reviewID + " refused: " + why,
 		Resolution: &event.ResolutionInfo{ReviewID: reviewID, Action: event.Approve, By: "display " + store, At: at},
 	}

@@ -48,14 +48,46 @@ const (
 	HQDenylist = "denylist"
 )
 
-// Why a review resolution was refused: the end of a refused resolution's
-// Detail ("resolution of review R refused: " + reason), which displays
-// match to say it in the store's language.
+// Why a review resolution was refused, in English for people: the end of a
+// refused resolution's Detail ("resolution of review R refused: " + reason).
+// Programs read the event's Code instead; these sentences may change.
 const (
 	RefusedBadPIN      = "wrong manager PIN"
 	RefusedRateLimited = "too many wrong PINs; try again later"
 	RefusedNoPINs      = "no manager PINs configured (managerPINs)"
 )
+
+// Code says, for programs, why a register refused a review resolution: a
+// display shows it in the store's language, HQ can count it. It travels
+// beside the human Detail so that nobody has to parse the sentence.
+type Code string
+
+// Refusal codes of a refused review resolution.
+const (
+	CodeWrongPIN        Code = "wrong_pin"        // the PIN matches no manager PIN
+	CodeRateLimited     Code = "rate_limited"     // too many wrong PINs recently
+	CodeNoPINs          Code = "no_pins"          // the register has no manager PINs configured
+	CodeUnknownReview   Code = "unknown_review"   // the register holds no review with that id
+	CodeAlreadyResolved Code = "already_resolved" // the review ended otherwise (approved, rejected, timed out)
+)
+
+// Codes lists every refusal code, in the order of the constants above.
+func Codes() []Code {
+	return []Code{CodeWrongPIN, CodeRateLimited, CodeNoPINs, CodeUnknownReview, CodeAlreadyResolved}
+}
+
+// Check accepts a known code only.
+func (c Code) Check() error {
+	known := Codes()
+	names := make([]string, len(known))
+	for i, k := range known {
+		if c == k {
+			return nil
+		}
+		names[i] = string(k)
+	}
+	return fmt.Errorf("code %q: want one of %s", string(c), strings.Join(names, ", "))
+}
 
 // Resolution actions.
 const (
@@ -90,6 +122,11 @@ type Event struct {
 	Resolution *ResolutionInfo `json:"resolution,omitempty"`
 	Denylist   *DenylistInfo   `json:"denylist,omitempty"`
 	Detail     string          `json:"detail,omitempty"`
+	// Code is why a review resolution was refused (refusal events with a
+	// Resolution only). Parse accepts its absence, as registers built
+	// before the field still hold such events in their outboxes; every
+	// register since sets it.
+	Code Code `json:"code,omitempty"`
 	// Label is ground truth added after the fact ("fraud" or "legit") so a
 	// backtest can score a policy; registers never set it.
 	Label string `json:"label,omitempty"`
@@ -223,12 +260,22 @@ func (ev Event) Validate() error {
 		if ev.Detail == "" {
 			return errors.New("refusal event without detail")
 		}
-		if r := ev.Resolution; r != nil {
-			if r.ReviewID == "" {
-				return errors.New("refused resolution without resolution.reviewId")
+		r := ev.Resolution
+		if r == nil {
+			if ev.Code != "" {
+				return fmt.Errorf("code %q on a refusal without resolution: codes are for refused review resolutions", ev.Code)
 			}
-			if r.Action != Approve && r.Action != Reject {
-				return fmt.Errorf("refused resolution.action %q: want approve or reject", r.Action)
+			break
+		}
+		if r.ReviewID == "" {
+			return errors.New("refused resolution without resolution.reviewId")
+		}
+		if r.Action != Approve && r.Action != Reject {
+			return fmt.Errorf("refused resolution.action %q: want approve or reject", r.Action)
+		}
+		if ev.Code != "" {
+			if err := ev.Code.Check(); err != nil {
+				return fmt.Errorf("refused resolution: %w", err)
 			}
 		}
 	case DenylistChanged:
@@ -251,6 +298,9 @@ func (ev Event) Validate() error {
 		return errors.New("type is required")
 	default:
 		return fmt.Errorf("type %q: want decision, alert, resolution, refusal or denylist", ev.Type)
+	}
+	if ev.Code != "" && ev.Type != Refusal {
+		return fmt.Errorf("code %q on a %s event: codes are for refused review resolutions", ev.Code, ev.Type)
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ func goldenEvents() map[string]Event {
 			ID: ID("shinjuku-01", "r2", "5f1c2a9d", 45), Seq: 45, Type: Refusal,
 			Store: "shinjuku-01", Register: "r2", At: at.Add(2 * time.Minute),
 			Detail:     "resolution of review rv-17 refused: " + RefusedBadPIN,
+			Code:       CodeWrongPIN,
 			Resolution: &ResolutionInfo{ReviewID: "rv-17", Action: Approve, By: "display S001", At: at.Add(2 * time.Minute)},
 		},
 	}
@@ -144,6 +145,17 @@ func TestParseRejects(t *testing.T) {
 		{"bad resolution action", strings.Replace(r, `"action": "reject"`, `"action": "shrug"`, 1), `resolution.action "shrug"`},
 		{"refused resolution without review", strings.Replace(rf, `"reviewId": "rv-17"`, `"reviewId": ""`, 1), "without resolution.reviewId"},
 		{"refused timeout", strings.Replace(rf, `"action": "approve"`, `"action": "timeout"`, 1), `refused resolution.action "timeout"`},
+		{"unknown refusal code", strings.Replace(rf, `"code": "wrong_pin"`, `"code": "bad_luck"`, 1),
+			`refused resolution: code "bad_luck": want one of wrong_pin, rate_limited, no_pins, unknown_review, already_resolved`},
+		{"refusal code of another case", strings.Replace(rf, `"code": "wrong_pin"`, `"code": "WRONG_PIN"`, 1), `code "WRONG_PIN"`},
+		{"refusal code not a string", strings.Replace(rf, `"code": "wrong_pin"`, `"code": 1`, 1), "cannot unmarshal number"},
+		{"code on a policy refusal", strings.Replace(rf, `"resolution": {
+    "reviewId": "rv-17",
+    "action": "approve",
+    "by": "display S001",
+    "at": "2019-07-03T14:07:00Z"
+  },`, ``, 1), `code "wrong_pin" on a refusal without resolution`},
+		{"code on a decision", strings.Replace(g, `"label": "fraud"`, `"label": "fraud", "code": "wrong_pin"`, 1), `code "wrong_pin" on a decision event`},
 		{"wrong value type", strings.Replace(g, `"seq": 41`, `"seq": "41"`, 1), "cannot unmarshal string"},
 	}
 	for _, tc := range tests {
@@ -220,4 +232,31 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("encoding not stable:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+// Every refusal code survives the wire, and a refused resolution from a
+// register built before codes existed (no code) is still accepted, or HQ
+// would refuse it and the register's outbox would hold it forever.
+func TestRefusalCodeRoundTrip(t *testing.T) {
+	base := goldenEvents()["refused-resolution"]
+	for _, code := range append([]Code{""}, Codes()...) {
+		t.Run(string(code), func(t *testing.T) {
+			ev := base
+			ev.Code = code
+			b, err := Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), `"code":`); got != (code != "") {
+				t.Errorf("encoded %s", b)
+			}
+			back, err := Parse(b)
+			if err != nil {
+				t.Fatalf("Parse(%s): %v", b, err)
+			}
+			if back.Code != code || !reflect.DeepEqual(back, ev) {
+				t.Errorf("round trip: got %+v, want %+v", back, ev)
+			}
+		})
+	}
 }

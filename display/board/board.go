@@ -220,7 +220,12 @@ const (
 	BadPIN      = "badPIN"      // wrong manager PIN
 	RateLimited = "rateLimited" // too many wrong PINs; wait and retry
 	NoPINs      = "noPINs"      // the register has no manager PINs
-	Refused     = "refused"     // any other reason
+	// The register holds no such review, or it ended otherwise there (a
+	// resolution the display missed): retrying cannot help, the review
+	// stays until its deadline.
+	UnknownReview = "unknownReview"
+	AlreadyEnded  = "alreadyEnded"
+	Refused       = "refused" // any other reason
 )
 
 // Refuse records the register's report that it refused a resolution of a

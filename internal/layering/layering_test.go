@@ -1,5 +1,5 @@
 // Package layering holds no code: its test checks the import rules of
-// docs/DESIGN.md ("Layout") with `go list`, so a change that makes HQ or the
+// docs/DESIGN.md ("Package layering") with `go list`, so a change that makes HQ or the
 // display depend on the register daemon, or the policy engine depend on any
 // program, fails here instead of in review.
 package layering
