@@ -18,7 +18,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/fleet", s.fleet)
-	mux.HandleFunc("GET /v1/alerts", s.events(event.Alert))
+	mux.HandleFunc("GET /v1/alerts", s.alerts)
 	mux.HandleFunc("GET /v1/events", s.events())
 	mux.HandleFunc("POST /v1/denylist", s.denylistPost)
 	mux.HandleFunc("GET /v1/denylist/status", s.denylistStatus)
@@ -59,31 +59,64 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-// events serves stored events filtered by store, register, account and
-// since (RFC 3339); format=jsonl streams one event per line, the format
-// `posguard policy test --events` reads.
-func (s *Service) events(types ...event.Type) http.HandlerFunc {
+// query reads the filters of /v1/events and /v1/alerts: store, register,
+// account, since (RFC 3339), limit, type (comma-separated).
+func query(r *http.Request) (store.Query, error) {
+	q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"), Account: r.FormValue("account")}
+	if v := r.FormValue("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return q, fmt.Errorf("since: want RFC 3339 time: %w", err)
+		}
+		q.Since = t
+	}
+	if v := r.FormValue("limit"); v != "" {
+		if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
+			return q, errors.New("limit: want a positive integer")
+		}
+	}
+	for _, t := range strings.Split(r.FormValue("type"), ",") {
+		if t != "" {
+			q.Types = append(q.Types, event.Type(t))
+		}
+	}
+	return q, nil
+}
+
+// alerts serves the stored alerts, each with its state (open, approved,
+// rejected, timed_out, denied) and, once resolved, the resolution: who,
+// how and when.
+func (s *Service) alerts(w http.ResponseWriter, r *http.Request) {
+	q, err := query(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return
+	}
+	if r.FormValue("format") == "jsonl" { // the events alone, for policy test
+		q.Types = []event.Type{event.Alert}
+		s.export(w, r, q)
+		return
+	}
+	out, err := s.cfg.Store.Alerts(r.Context(), q)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if out == nil {
+		out = []store.Alert{}
+	}
+	writeJSON(w, out)
+}
+
+// events serves stored events filtered as query reads them; format=jsonl
+// streams one event per line, the format `posguard policy test --events`
+// reads.
+func (s *Service) events() http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"),
-			Account: r.FormValue("account"), Types: types}
-		if v := r.FormValue("since"); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				httpError(w, http.StatusBadRequest, fmt.Errorf("since: want RFC 3339 time: %w", err))
-				return
-			}
-			q.Since = t
-		}
-		if v := r.FormValue("limit"); v != "" {
-			if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
-				httpError(w, http.StatusBadRequest, errors.New("limit: want a positive integer"))
-				return
-			}
-		}
-		for _, t := range strings.Split(r.FormValue("type"), ",") {
-			if t != "" {
-				q.Types = append(q.Types, event.Type(t))
-			}
+		q, err := query(r)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err)
+			return
 		}
 		if r.FormValue("format") == "jsonl" {
 			s.export(w, r, q)
