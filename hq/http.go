@@ -39,11 +39,13 @@ type fleetEntry struct {
 }
 
 func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
+	s.live.sync(r.Context(), s.client) // fleet.go: agree with what push saw
 	regs, err := s.cfg.Store.Fleet(r.Context())
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
 		return
 	}
+	regs = s.live.overlay(regs)
 	out := make([]fleetEntry, 0, len(regs))
 	for _, reg := range regs {
 		e := fleetEntry{Store: reg.Store, Register: reg.Register, Online: reg.Status.Online, LastSeen: reg.LastSeen,

@@ -1,0 +1,125 @@
+package hq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+	"sync"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/wire"
+)
+
+// The fleet view must never contradict the registers' retained status,
+// which is what `policy push` watches: storing a status waits behind the
+// ingest queue and the database, so HQ also keeps the latest status of
+// each register as its connection delivers it, and /v1/fleet lays that
+// over the stored view. A round trip through the broker (syncTopic) before
+// reading makes sure any status the broker has already passed on to
+// another client (push) has reached HQ too: the broker hands messages to
+// HQ's connection in order, and paho delivers them in order.
+
+// syncPrefix + a random instance id is the topic HQ publishes to itself.
+const syncPrefix = wire.Prefix + "/hq/sync/"
+
+// syncWait bounds the round trip; past it the view is served as it is.
+const syncWait = 2 * time.Second
+
+type liveFleet struct {
+	topic string
+
+	mu      sync.Mutex
+	regs    map[string]store.Register // store/register → latest status seen live
+	waiting map[string]chan struct{}  // sync token → closed when it came back
+}
+
+func newLiveFleet() *liveFleet {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return &liveFleet{topic: syncPrefix + hex.EncodeToString(b),
+		regs: make(map[string]store.Register), waiting: make(map[string]chan struct{})}
+}
+
+// observe is called by paho's router for every message, in order, before
+// the message is queued for storing. It must not block.
+func (l *liveFleet) observe(m paho.Message, now time.Time) {
+	if m.Topic() == l.topic {
+		l.mu.Lock()
+		if ch, ok := l.waiting[string(m.Payload())]; ok {
+			close(ch)
+			delete(l.waiting, string(m.Payload()))
+		}
+		l.mu.Unlock()
+		return
+	}
+	storeID, reg, kind, err := wire.ParseRegTopic(m.Topic())
+	if err != nil || kind != wire.KindStatus {
+		return
+	}
+	st, err := wire.ParseStatus(m.Payload())
+	if err != nil || st.Store != storeID || st.Register != reg {
+		return // ingest refuses and counts it
+	}
+	l.mu.Lock()
+	l.regs[storeID+"/"+reg] = store.Register{Store: storeID, Register: reg, Status: st, LastSeen: now}
+	l.mu.Unlock()
+}
+
+// sync returns once every message the broker delivered to HQ before now
+// has been observed, or after syncWait, or at once when disconnected.
+func (l *liveFleet) sync(ctx context.Context, c paho.Client) {
+	if !c.IsConnectionOpen() {
+		return
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	tok := hex.EncodeToString(b)
+	ch := make(chan struct{})
+	l.mu.Lock()
+	l.waiting[tok] = ch
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.waiting, tok)
+		l.mu.Unlock()
+	}()
+	c.Publish(l.topic, 1, false, tok)
+	t := time.NewTimer(syncWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// overlay lays the live statuses over the stored fleet: a live status wins
+// unless the store holds a newer one (another HQ instance stored it).
+func (l *liveFleet) overlay(regs []store.Register) []store.Register {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := make(map[string]bool, len(regs))
+	for i, r := range regs {
+		k := r.Store + "/" + r.Register
+		seen[k] = true
+		if live, ok := l.regs[k]; ok && !live.Status.At.Before(r.Status.At) {
+			regs[i] = live
+		}
+	}
+	for k, live := range l.regs {
+		if !seen[k] {
+			regs = append(regs, live)
+		}
+	}
+	sort.Slice(regs, func(i, j int) bool {
+		if regs[i].Store != regs[j].Store {
+			return regs[i].Store < regs[j].Store
+		}
+		return regs[i].Register < regs[j].Register
+	})
+	return regs
+}
