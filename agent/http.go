@@ -434,7 +434,8 @@ func (a *Agent) links() wire.Links {
 func (a *Agent) wireStatus() wire.Status {
 	st := wire.Status{Links: a.links(), LastDecision: a.last.Load()}
 	if p := a.pol.Load().p; p != nil && p.Metadata.Version > 0 {
-		st.Policy = &wire.PolicyInfo{Name: p.Metadata.Name, Version: p.Metadata.Version, ExpiresAt: p.Metadata.ExpiresAt}
+		st.Policy = &wire.PolicyInfo{Name: p.Metadata.Name, Version: p.Metadata.Version, ExpiresAt: p.Metadata.ExpiresAt,
+			IssuedAt: p.Metadata.IssuedAt}
 	}
 	return st
 }
