@@ -68,9 +68,9 @@ type inspectJSON struct {
 	WellFormed bool           `json:"wellFormed"`
 	Verified   bool           `json:"verified"`
 	Valid      *bool          `json:"valid"`
-	Reason string         `json:"reason"`
-	Claims map[string]any `json:"claims"`
-	TLV    []struct {
+	Reason     string         `json:"reason"`
+	Claims     map[string]any `json:"claims"`
+	TLV        []struct {
 		Tag      string            `json:"tag"`
 		Value    string            `json:"value"`
 		Children []json.RawMessage `json:"children"`
