@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +19,10 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/fleet", s.fleet)
-	mux.HandleFunc("GET /v1/alerts", s.alerts)
-	mux.HandleFunc("GET /v1/events", s.events())
+	// Each alert with its state (open, approved, rejected, timed_out,
+	// denied) and, once resolved, its resolution: who, how and when.
+	mux.HandleFunc("GET /v1/alerts", list(s, s.cfg.Store.Alerts, event.Alert))
+	mux.HandleFunc("GET /v1/events", list(s, s.cfg.Store.Events))
 	mux.HandleFunc("POST /v1/denylist", s.denylistPost)
 	mux.HandleFunc("GET /v1/denylist/status", s.denylistStatus)
 	return mux
@@ -85,54 +88,33 @@ func query(r *http.Request) (store.Query, error) {
 	return q, nil
 }
 
-// alerts serves the stored alerts, each with its state (open, approved,
-// rejected, timed_out, denied) and, once resolved, the resolution: who,
-// how and when.
-func (s *Service) alerts(w http.ResponseWriter, r *http.Request) {
-	q, err := query(r)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
-		return
-	}
-	if r.FormValue("format") == "jsonl" { // the events alone, for policy test
-		q.Types = []event.Type{event.Alert}
-		s.export(w, r, q)
-		return
-	}
-	out, err := s.cfg.Store.Alerts(r.Context(), q)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err)
-		return
-	}
-	if out == nil {
-		out = []store.Alert{}
-	}
-	writeJSON(w, out)
-}
-
-// events serves stored events filtered as query reads them; format=jsonl
-// streams one event per line, the format `posguard policy test --events`
-// reads.
-func (s *Service) events() http.HandlerFunc {
+// list serves what fetch finds for the request's filters (see query) as a
+// JSON array; types, when given, replace the request's. format=jsonl
+// streams the bare events one per line instead, the format `posguard
+// policy test --events` reads.
+func list[T any](s *Service, fetch func(context.Context, store.Query) ([]T, error), types ...event.Type) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q, err := query(r)
 		if err != nil {
 			httpError(w, http.StatusBadRequest, err)
 			return
 		}
+		if types != nil {
+			q.Types = types
+		}
 		if r.FormValue("format") == "jsonl" {
 			s.export(w, r, q)
 			return
 		}
-		evs, err := s.cfg.Store.Events(r.Context(), q)
+		out, err := fetch(r.Context(), q)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, err)
 			return
 		}
-		if evs == nil {
-			evs = []event.Event{}
+		if out == nil {
+			out = []T{}
 		}
-		writeJSON(w, evs)
+		writeJSON(w, out)
 	}
 }
 
