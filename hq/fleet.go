@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -18,10 +20,13 @@ import (
 // which is what `policy push` watches: storing a status waits behind the
 // ingest queue and the database, so HQ also keeps the latest status of
 // each register as its connection delivers it, and /v1/fleet lays that
-// over the stored view. A round trip through the broker (syncTopic) before
-// reading makes sure any status the broker has already passed on to
-// another client (push) has reached HQ too: the broker hands messages to
-// HQ's connection in order, and paho delivers them in order.
+// over the stored view. Before reading, /v1/fleet subscribes to the status
+// topics again, which makes the broker send every retained status as it
+// holds it now (a broker stores a retained message before passing it on,
+// so anything push has seen is there), then publishes a token to itself:
+// the broker answers one connection's packets in order and paho delivers
+// in order, so once the token is back every retained status has been
+// observed.
 
 // syncPrefix + a random instance id is the topic HQ publishes to itself.
 const syncPrefix = wire.Prefix + "/hq/sync/"
@@ -34,6 +39,7 @@ type liveFleet struct {
 
 	mu      sync.Mutex
 	regs    map[string]store.Register // store/register → latest status seen live
+	raw     map[string][]byte         // store/register → its payload, to spot re-deliveries
 	waiting map[string]chan struct{}  // sync token → closed when it came back
 }
 
@@ -41,12 +47,14 @@ func newLiveFleet() *liveFleet {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return &liveFleet{topic: syncPrefix + hex.EncodeToString(b),
-		regs: make(map[string]store.Register), waiting: make(map[string]chan struct{})}
+		regs: make(map[string]store.Register), raw: make(map[string][]byte), waiting: make(map[string]chan struct{})}
 }
 
 // observe is called by paho's router for every message, in order, before
-// the message is queued for storing. It must not block.
-func (l *liveFleet) observe(m paho.Message, now time.Time) {
+// the message is queued for storing. It must not block. It reports
+// whether the message needs no storing: a sync token, or a retained status
+// delivered again, byte for byte, by a resubscription.
+func (l *liveFleet) observe(m paho.Message, now time.Time) (skip bool) {
 	if m.Topic() == l.topic {
 		l.mu.Lock()
 		if ch, ok := l.waiting[string(m.Payload())]; ok {
@@ -54,25 +62,43 @@ func (l *liveFleet) observe(m paho.Message, now time.Time) {
 			delete(l.waiting, string(m.Payload()))
 		}
 		l.mu.Unlock()
-		return
+		return true
 	}
 	storeID, reg, kind, err := wire.ParseRegTopic(m.Topic())
 	if err != nil || kind != wire.KindStatus {
-		return
+		return false
+	}
+	k := storeID + "/" + reg
+	l.mu.Lock()
+	same := bytes.Equal(l.raw[k], m.Payload())
+	l.mu.Unlock()
+	if same {
+		return true
 	}
 	st, err := wire.ParseStatus(m.Payload())
 	if err != nil || st.Store != storeID || st.Register != reg {
-		return // ingest refuses and counts it
+		return false // ingest refuses and counts it
 	}
 	l.mu.Lock()
-	l.regs[storeID+"/"+reg] = store.Register{Store: storeID, Register: reg, Status: st, LastSeen: now}
-	l.mu.Unlock()
+	defer l.mu.Unlock()
+	if old, ok := l.regs[k]; ok && st.At.Before(old.Status.At) {
+		return false // an older one late; the store keeps the newest too
+	}
+	l.regs[k] = store.Register{Store: storeID, Register: reg, Status: st, LastSeen: now}
+	l.raw[k] = bytes.Clone(m.Payload())
+	return false
 }
 
-// sync returns once every message the broker delivered to HQ before now
-// has been observed, or after syncWait, or at once when disconnected.
-func (l *liveFleet) sync(ctx context.Context, c paho.Client) {
+// sync returns once every status the broker retains now has been
+// observed, or after syncWait, or at once when disconnected. handler is
+// HQ's message handler, which calls observe.
+func (l *liveFleet) sync(ctx context.Context, c paho.Client, handler paho.MessageHandler) {
 	if !c.IsConnectionOpen() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncWait)
+	defer cancel()
+	if mqttconn.Wait(ctx, c.Subscribe(wire.HQStatusFilter, 1, handler)) != nil {
 		return
 	}
 	b := make([]byte, 8)
@@ -88,11 +114,8 @@ func (l *liveFleet) sync(ctx context.Context, c paho.Client) {
 		l.mu.Unlock()
 	}()
 	c.Publish(l.topic, 1, false, tok)
-	t := time.NewTimer(syncWait)
-	defer t.Stop()
 	select {
 	case <-ch:
-	case <-t.C:
 	case <-ctx.Done():
 	}
 }

@@ -147,12 +147,7 @@ func (s *Service) onConnect(c paho.Client) {
 	// The handler only enqueues, never blocking: storing (and acking)
 	// happens on the ingest goroutine, so paho's router is never held up
 	// by the database or by our own publishes.
-	handler := func(_ paho.Client, m paho.Message) {
-		s.live.observe(m, s.cfg.Now())
-		if m.Topic() != s.live.topic {
-			s.in.Push(m)
-		}
-	}
+	handler := s.receive
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
@@ -168,6 +163,13 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}()
 	go s.publishSnapshot("connect", false)
+}
+
+// receive is HQ's paho message handler.
+func (s *Service) receive(_ paho.Client, m paho.Message) {
+	if !s.live.observe(m, s.cfg.Now()) { // fleet.go
+		s.in.Push(m)
+	}
 }
 
 // ingest stores messages in batches: events once by id then acked, status

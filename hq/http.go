@@ -42,7 +42,7 @@ type fleetEntry struct {
 }
 
 func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
-	s.live.sync(r.Context(), s.client) // fleet.go: agree with what push saw
+	s.live.sync(r.Context(), s.client, s.receive) // fleet.go: agree with what push saw
 	regs, err := s.cfg.Store.Fleet(r.Context())
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
