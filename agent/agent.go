@@ -170,6 +170,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		if a.scn, err = scanner.New(*cfg.Scanner, a.log, a.linkState("scanner")); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
+		a.m.scannerDrops(a.scn)
 	}
 	a.m.links.WithLabelValues("scanner").Set(0)
 	a.m.links.WithLabelValues("pos").Set(0)

@@ -206,6 +206,12 @@ func TestWithHQ(t *testing.T) {
 		r.do(t, "GET", "/v1/status", nil, &st)
 		return st.Policy != nil && st.Policy.Version == 7 && st.Policy.Source == agent.SourceSigned
 	})
+	// The retained status names the version and when the policy was issued.
+	waitFor(t, "HQ's fleet to show v7 with its issue date", func() bool {
+		regs, err := hqStore.Fleet(context.Background())
+		return err == nil && len(regs) == 1 && regs[0].Status.Policy != nil && regs[0].Status.Policy.Version == 7 &&
+			regs[0].Status.Policy.IssuedAt.Equal(p.Metadata.IssuedAt) && !p.Metadata.IssuedAt.IsZero()
+	})
 	res, _ = r.decide(t, f.mint("hq-3", nil), line(onigiri, 1))
 	if res.Decision.Policy.Version != 7 {
 		t.Fatalf("decided by %+v", res.Decision.Policy)

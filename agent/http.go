@@ -351,6 +351,7 @@ type Status struct {
 	Policy      *StatusPolicy         `json:"policy"`
 	FailMode    bool                  `json:"failMode"` // no valid policy: failMode decides
 	Links       wire.Links            `json:"links"`
+	Scanner     *StatusScanner        `json:"scanner,omitempty"`
 	HQ          StatusHQ              `json:"hq"`
 	Outbox      OutboxInfo            `json:"outbox"`
 	OpenReviews int                   `json:"openReviews"`
@@ -365,6 +366,15 @@ type StatusPolicy struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 	Source    string    `json:"source"` // signed | bootstrap
 	Expired   bool      `json:"expired"`
+}
+
+// StatusScanner is the scanner link's counters (present when a scanner
+// is configured).
+type StatusScanner struct {
+	// PartialsDropped counts multi-packet SSI scans thrown away incomplete
+	// since the agent started, by reason: timeout, code_type, new_message,
+	// too_long, closed.
+	PartialsDropped map[string]int64 `json:"partialsDropped"`
 }
 
 // StatusHQ is the HQ link.
@@ -390,6 +400,12 @@ func (a *Agent) Status() Status {
 	if a.hq != nil {
 		s.HQ = StatusHQ{Configured: true, Connected: a.hq.Connected(), LastContact: a.hq.LastContact(),
 			Offline: a.offline(now), Refusal: a.hq.Refusal()}
+	}
+	if a.scn != nil {
+		s.Scanner = &StatusScanner{PartialsDropped: make(map[string]int64)}
+		for r, n := range a.scn.Drops() {
+			s.Scanner.PartialsDropped[string(r)] = n
+		}
 	}
 	s.Outbox.Depth, s.Outbox.Oldest = a.st.OutboxStats()
 	s.Outbox.Dropped = a.st.Dropped()
@@ -418,7 +434,8 @@ func (a *Agent) links() wire.Links {
 func (a *Agent) wireStatus() wire.Status {
 	st := wire.Status{Links: a.links(), LastDecision: a.last.Load()}
 	if p := a.pol.Load().p; p != nil && p.Metadata.Version > 0 {
-		st.Policy = &wire.PolicyInfo{Name: p.Metadata.Name, Version: p.Metadata.Version, ExpiresAt: p.Metadata.ExpiresAt}
+		st.Policy = &wire.PolicyInfo{Name: p.Metadata.Name, Version: p.Metadata.Version, ExpiresAt: p.Metadata.ExpiresAt,
+			IssuedAt: p.Metadata.IssuedAt}
 	}
 	return st
 }

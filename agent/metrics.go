@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/firmware-bridge/scanner"
 )
 
 // metrics are the agent's Prometheus series, on a registry of its own so
@@ -59,4 +60,26 @@ func newMetrics(st *state.Store) *metrics {
 			func() float64 { d, _ := st.OutboxStats(); return float64(d) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// scannerDrops exports the scanner's count of partial SSI messages thrown
+// away, by reason.
+func (m *metrics) scannerDrops(scn *scanner.Scanner) {
+	vec := prometheus.NewDesc("posguard_agent_scanner_partials_dropped_total",
+		"Multi-packet SSI scans thrown away incomplete, by reason (timeout, code_type, new_message, too_long, closed).",
+		[]string{"reason"}, nil)
+	m.reg.MustRegister(dropCollector{desc: vec, scn: scn})
+}
+
+type dropCollector struct {
+	desc *prometheus.Desc
+	scn  *scanner.Scanner
+}
+
+func (c dropCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c dropCollector) Collect(ch chan<- prometheus.Metric) {
+	for r, n := range c.scn.Drops() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), string(r))
+	}
 }

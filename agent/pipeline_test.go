@@ -14,6 +14,7 @@ import (
 	fbline "github.com/posguard/posguard/firmware-bridge/line"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/sim"
+	"github.com/posguard/posguard/firmware-bridge/ssi"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -320,6 +321,24 @@ func TestPipelineSSI(t *testing.T) {
 	r.scan(scan.QR, tok)
 	beep(0x11)
 	r.posQuiet()
+
+	// Issue 21: a QR whose last packet never comes, then an item. The POS
+	// gets the item alone, and status and metrics count the drop.
+	part, _ := ssi.Encode(ssi.Packet{Opcode: ssi.OpDecodeData, Status: ssi.StatusContinued, Data: append([]byte{ssi.CodeQR}, "PG1:PARTIAL"...)})
+	if err := s.Raw(part); err != nil {
+		t.Fatal(err)
+	}
+	r.scan(scan.EAN13, onigiri)
+	r.posGets(onigiri + "\r")
+	var st agent.Status
+	r.do(t, "GET", "/v1/status", nil, &st)
+	if st.Scanner == nil || st.Scanner.PartialsDropped["code_type"] != 1 || st.Scanner.PartialsDropped["timeout"] != 0 {
+		t.Errorf("status scanner %+v, want one code_type drop", st.Scanner)
+	}
+	_, _, metrics := r.send(t, "GET", "/metrics", nil, nil)
+	if !strings.Contains(string(metrics), `posguard_agent_scanner_partials_dropped_total{reason="code_type"} 1`+"\n") {
+		t.Errorf("metrics:\n%s", grepLines(string(metrics), "partials_dropped"))
+	}
 }
 
 // When the decision cannot be stored (a full disk), a scanned token is

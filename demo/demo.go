@@ -256,7 +256,8 @@ func (r *rig) startHQ(ctx context.Context) error {
 	srv := &http.Server{Handler: r.hq.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	go func() { <-ctx.Done(); srv.Close() }()
-	r.urls = append(r.urls, "HQ API (fleet, alerts):  http://"+ln.Addr().String()+"/v1/fleet")
+	api := "http://" + ln.Addr().String()
+	r.urls = append(r.urls, "HQ API (fleet, alerts):  "+api+"/v1/fleet  "+api+"/v1/alerts")
 	return nil
 }
 

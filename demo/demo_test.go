@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(text, line) {
 			t.Errorf("demo output lacks %q", line)
 		}
+	}
+	if !regexp.MustCompile(`HQ API \(fleet, alerts\): +http://\S+/v1/fleet +http://\S+/v1/alerts\n`).MatchString(text) {
+		t.Error("the HQ API line does not give both the fleet and the alerts URL")
 	}
 	if t.Failed() {
 		t.Logf("demo output:\n%s", text)

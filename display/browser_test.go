@@ -3,6 +3,7 @@ package display
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,8 +206,11 @@ func TestBrowserAlertAndResolve(t *testing.T) {
 
 	// The register checks the PIN, forwards the held payment and reports.
 	r.publish(wire.AlertsTopic(testStore, "R2"), resolutionEvent(testStore, "R2", seq, "sale-R2-5", "approve", time.Now().UTC()), false)
-	done := `#alerts article.alert.review.state-approved[data-review="sale-R2-5"]`
-	run(t, ctx, "page shows it resolved", chromedp.WaitVisible(css(done)), chromedp.WaitNotPresent(css(review)))
+	// It stays pinned where the manager was looking (see
+	// TestBrowserResolvedStaysPinned for when it moves down).
+	done := `#pinned article.alert.review.state-approved[data-review="sale-R2-5"]`
+	run(t, ctx, "page shows it resolved", chromedp.WaitVisible(css(done)),
+		chromedp.WaitNotPresent(css(`#alerts article[data-review="sale-R2-5"]`)))
 	result := get(t, ctx, "result", chromedp.Text(css(done+" .result")))
 	if !strings.Contains(result, "approved") || !strings.Contains(result, "manager-tanaka") {
 		t.Errorf("result = %q", result)
@@ -219,6 +223,52 @@ func TestBrowserAlertAndResolve(t *testing.T) {
 	if !strings.Contains(label, "承認済み") || htmlLang.Value != "ja" {
 		t.Errorf("after switching: result %q, html lang %q", label, htmlLang.Value)
 	}
+}
+
+// A resolved review stays at the top with its outcome and who resolved it
+// for Config.PinResolved, then moves down to the list; a register tile
+// shows its policy version with the policy's issue date.
+func TestBrowserResolvedStaysPinned(t *testing.T) {
+	ctx := browser(t)
+	r := startRig(t, func(c *Config) { c.PinResolved = 3 * time.Second })
+	now := time.Now().UTC()
+	issued := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	st := status(testStore, "R1", true, now)
+	st.Policy = &wire.PolicyInfo{Name: "chain-default", Version: issued.Unix(), IssuedAt: issued}
+	r.publish(wire.StatusTopic(testStore, "R1"), st, true)
+	// Older alerts below, so the list is long, as in a busy store.
+	for i := uint64(1); i <= 12; i++ {
+		r.publish(wire.AlertsTopic(testStore, "R1"), alertEvent(testStore, "R1", i, policy.Deny, now.Add(-time.Duration(20-i)*time.Minute)), false)
+	}
+	r.publish(wire.AlertsTopic(testStore, "R1"), alertEvent(testStore, "R1", 20, policy.Review, now), false)
+	run(t, ctx, "open page", chromedp.Navigate(r.base+"/?lang=en"), chromedp.WaitVisible(css("#live.live-on")),
+		chromedp.WaitVisible(css(`#pinned article.alert.review[data-review="sale-R1-20"]`)))
+
+	tile := get(t, ctx, "tile", chromedp.Text(css(`.tile[data-register="R1"]`)))
+	if want := fmt.Sprintf("chain-default v%d (issued 29 Nov 2026)", issued.Unix()); !strings.Contains(tile, want) {
+		t.Errorf("tile %q lacks %q", tile, want)
+	}
+
+	r.publish(wire.AlertsTopic(testStore, "R1"), resolutionEvent(testStore, "R1", 21, "sale-R1-20", "reject", time.Now().UTC()), false)
+	done := `#pinned article.alert.review.state-rejected[data-review="sale-R1-20"]`
+	run(t, ctx, "resolved card stays pinned", chromedp.WaitVisible(css(done)))
+	result := get(t, ctx, "result", chromedp.Text(css(done+" .result")))
+	if !strings.Contains(result, "rejected") || !strings.Contains(result, "by manager-tanaka") {
+		t.Errorf("pinned result = %q, want the outcome and who resolved it", result)
+	}
+	// At the top of the page: above the register tiles and every alert.
+	above := get(t, ctx, "layout", chromedp.Evaluate[bool](`(() => {
+		const c = document.querySelector('`+done+`').getBoundingClientRect();
+		const t = document.getElementById("tiles").getBoundingClientRect();
+		return c.top >= 0 && c.bottom <= window.innerHeight && c.bottom <= t.top;
+	})()`))
+	if !above {
+		t.Error("the resolved card is not at the top of the page")
+	}
+
+	moved := `#alerts article.alert.review.state-rejected[data-review="sale-R1-20"]`
+	run(t, ctx, "moves down once its pinned time is up",
+		chromedp.WaitVisible(css(moved)), chromedp.WaitNotPresent(css(done)), chromedp.WaitNotVisible(css("#pinned-section")))
 }
 
 // The page says it is stale when the broker goes away and goes live again by

@@ -113,7 +113,7 @@ func tileFrom(s wire.Status) board.Tile {
 		At:       s.At,
 	}
 	if s.Policy != nil {
-		t.PolicyName, t.PolicyVersion = s.Policy.Name, s.Policy.Version
+		t.PolicyName, t.PolicyVersion, t.PolicyIssuedAt = s.Policy.Name, s.Policy.Version, s.Policy.IssuedAt
 	}
 	if s.LastDecision != nil {
 		t.LastDecision = s.LastDecision.Outcome

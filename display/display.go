@@ -52,6 +52,10 @@ type Config struct {
 	// AnswerWait is how long the page shows "sent" before offering the
 	// buttons again when the register does not answer. 0 means 15 s.
 	AnswerWait time.Duration
+	// PinResolved is how long a review stays pinned at the top of the page
+	// with its outcome once resolved, so the manager sees the result where
+	// the card was. 0 means 2 minutes.
+	PinResolved time.Duration
 	// ResolveLimit is how many resolutions one client may send per minute
 	// (each carries a PIN guess). 0 means 5.
 	ResolveLimit int
@@ -115,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReviewTimeout <= 0 {
 		cfg.ReviewTimeout = 2 * time.Minute
+	}
+	if cfg.PinResolved <= 0 {
+		cfg.PinResolved = 2 * time.Minute
 	}
 	if cfg.AnswerWait <= 0 {
 		cfg.AnswerWait = 15 * time.Second

@@ -108,8 +108,10 @@ type pageData struct {
 	CSRF    string
 	Strings template.JS // never rendered as HTML; see index.html
 	Login   bool
-	Error   string
-	T       map[string]string
+	// PinResolvedMS is Config.PinResolved for the page script.
+	PinResolvedMS int64
+	Error         string
+	T             map[string]string
 }
 
 func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +132,7 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	l := lang(r)
 	s.render(w, "index.html", pageData{
 		Lang: l, Store: s.cfg.Store, CSRF: sess.CSRF, Strings: template.JS(strs),
-		Login: s.sessions.LoginRequired(), T: i18n.Table()[l],
+		Login: s.sessions.LoginRequired(), T: i18n.Table()[l], PinResolvedMS: s.cfg.PinResolved.Milliseconds(),
 	})
 }
 

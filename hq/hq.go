@@ -54,6 +54,7 @@ type Service struct {
 	client paho.Client
 	in     *mqttconn.Queue
 	m      *metrics
+	live   *liveFleet // fleet.go
 
 	readyOnce sync.Once
 	ready     chan struct{} // closed once the first subscriptions are granted
@@ -94,7 +95,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{})}
+	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet()}
 	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
 		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
@@ -146,10 +147,11 @@ func (s *Service) onConnect(c paho.Client) {
 	for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
 		filters[f] = 1
 	}
+	filters[s.live.topic] = 1
 	// The handler only enqueues, never blocking: storing (and acking)
 	// happens on the ingest goroutine, so paho's router is never held up
 	// by the database or by our own publishes.
-	handler := func(_ paho.Client, m paho.Message) { s.in.Push(m) }
+	handler := s.receive
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
@@ -165,6 +167,13 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}()
 	go s.publishSnapshot("connect", false)
+}
+
+// receive is HQ's paho message handler.
+func (s *Service) receive(_ paho.Client, m paho.Message) {
+	if !s.live.observe(m, s.cfg.Now()) { // fleet.go
+		s.in.Push(m)
+	}
 }
 
 // ingest stores messages in batches: events once by id then acked, status

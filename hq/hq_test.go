@@ -261,6 +261,27 @@ func TestFleetAndQueries(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad since: %s, want 400", resp.Status)
 	}
+	// A held sale, then the manager's resolution: /v1/alerts shows it
+	// resolved, with who and when.
+	held := decision("s1", "r1", 3, policy.Review)
+	held.Type = event.Alert
+	publish(t, c, wire.AlertsTopic("s1", "r1"), held)
+	resAt := t0.Add(time.Hour)
+	publish(t, c, wire.EventsTopic("s1", "r1"), event.Event{ID: event.ID("s1", "r1", "e1", 4), Seq: 4, Type: event.Resolution,
+		Store: "s1", Register: "r1", At: resAt, SaleID: held.SaleID,
+		Resolution: &event.ResolutionInfo{ReviewID: held.SaleID, Action: event.Approve, By: "display s1", At: resAt}})
+	collectAcks(t, acks, 2)
+	var states []struct {
+		ID         string                `json:"id"`
+		State      string                `json:"state"`
+		Resolution *event.ResolutionInfo `json:"resolution"`
+	}
+	getJSON(t, f.http.URL+"/v1/alerts?store=s1", &states)
+	if len(states) != 2 || states[0].State != "denied" || states[0].Resolution != nil ||
+		states[1].ID != held.ID || states[1].State != "approved" || states[1].Resolution == nil ||
+		states[1].Resolution.By != "display s1" || !states[1].Resolution.At.Equal(resAt) {
+		t.Fatalf("alert states = %+v", states)
+	}
 }
 
 func TestDenylistPushAndResync(t *testing.T) {

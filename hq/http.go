@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,8 +23,10 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	routes := []Route{
 		{"GET /v1/fleet", apiauth.Read, http.HandlerFunc(s.fleet)},
-		{"GET /v1/alerts", apiauth.Read, s.events(event.Alert)},
-		{"GET /v1/events", apiauth.Read, s.events()},
+		// Each alert with its state (open, approved, rejected, timed_out,
+		// denied) and, once resolved, its resolution: who, how and when.
+		{"GET /v1/alerts", apiauth.Read, list(s, s.cfg.Store.Alerts, event.Alert)},
+		{"GET /v1/events", apiauth.Read, list(s, s.cfg.Store.Events)},
 		{"POST /v1/denylist", apiauth.Admin, http.HandlerFunc(s.denylistPost)},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
 	}
@@ -58,11 +61,13 @@ type fleetEntry struct {
 }
 
 func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
+	s.live.sync(r.Context(), s.client, s.receive) // fleet.go: agree with what push saw
 	regs, err := s.cfg.Store.Fleet(r.Context())
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
 		return
 	}
+	regs = s.live.overlay(regs)
 	out := make([]fleetEntry, 0, len(regs))
 	for _, reg := range regs {
 		e := fleetEntry{Store: reg.Store, Register: reg.Register, Online: reg.Status.Online, LastSeen: reg.LastSeen,
@@ -81,45 +86,57 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-// events serves stored events filtered by store, register, account and
-// since (RFC 3339); format=jsonl streams one event per line, the format
-// `posguard policy test --events` reads.
-func (s *Service) events(types ...event.Type) http.HandlerFunc {
+// query reads the filters of /v1/events and /v1/alerts: store, register,
+// account, since (RFC 3339), limit, type (comma-separated).
+func query(r *http.Request) (store.Query, error) {
+	q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"), Account: r.FormValue("account")}
+	if v := r.FormValue("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return q, fmt.Errorf("since: want RFC 3339 time: %w", err)
+		}
+		q.Since = t
+	}
+	if v := r.FormValue("limit"); v != "" {
+		if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
+			return q, errors.New("limit: want a positive integer")
+		}
+	}
+	for _, t := range strings.Split(r.FormValue("type"), ",") {
+		if t != "" {
+			q.Types = append(q.Types, event.Type(t))
+		}
+	}
+	return q, nil
+}
+
+// list serves what fetch finds for the request's filters (see query) as a
+// JSON array; types, when given, replace the request's. format=jsonl
+// streams the bare events one per line instead, the format `posguard
+// policy test --events` reads.
+func list[T any](s *Service, fetch func(context.Context, store.Query) ([]T, error), types ...event.Type) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"),
-			Account: r.FormValue("account"), Types: types}
-		if v := r.FormValue("since"); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				httpError(w, http.StatusBadRequest, fmt.Errorf("since: want RFC 3339 time: %w", err))
-				return
-			}
-			q.Since = t
+		q, err := query(r)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err)
+			return
 		}
-		if v := r.FormValue("limit"); v != "" {
-			if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
-				httpError(w, http.StatusBadRequest, errors.New("limit: want a positive integer"))
-				return
-			}
-		}
-		for _, t := range strings.Split(r.FormValue("type"), ",") {
-			if t != "" {
-				q.Types = append(q.Types, event.Type(t))
-			}
+		if types != nil {
+			q.Types = types
 		}
 		if r.FormValue("format") == "jsonl" {
 			s.export(w, r, q)
 			return
 		}
-		evs, err := s.cfg.Store.Events(r.Context(), q)
+		out, err := fetch(r.Context(), q)
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, err)
 			return
 		}
-		if evs == nil {
-			evs = []event.Event{}
+		if out == nil {
+			out = []T{}
 		}
-		writeJSON(w, evs)
+		writeJSON(w, out)
 	}
 }
 

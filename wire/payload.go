@@ -134,6 +134,9 @@ type PolicyInfo struct {
 	Name      string    `json:"name"`
 	Version   int64     `json:"version"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// IssuedAt is the policy's metadata.issuedAt, so a fleet view can say
+	// when the version in force was made. Optional: older registers omit it.
+	IssuedAt time.Time `json:"issuedAt,omitzero"`
 }
 
 // Refusal subjects.

@@ -32,7 +32,10 @@ unplug/replug. Script lines:
 
 Scans wait until the host has the port open. In SSI mode each packet waits
 for the host's ACK; beeps, LEDs and other host commands are printed as
-"< ..." lines, each played step as "> ...".`)
+"< ..." lines, each played step as "> ...". When the script ends the
+simulator waits until the host has opened the port and read everything
+written to it, then exits (the host then sees the port vanish, as on an
+unplug); --hold keeps the port open instead.`)
 	mode := fs.String("mode", "line", "protocol: line or ssi")
 	var prefix, suffix line.Bytes
 	suffix = line.Bytes("\r")
@@ -86,17 +89,22 @@ for the host's ACK; beeps, LEDs and other host commands are printed as
 	if err := s.Play(ctx, script, out); err != nil {
 		return err
 	}
-	if *hold {
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case e := <-s.Feedback():
-				fmt.Fprintf(out, "< %s\n", e)
-			}
+	if !*hold {
+		// Closing now would take unread bytes with the pty: a reader that
+		// opens the port late would get nothing but an I/O error.
+		if err := s.Drain(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-s.Feedback():
+			fmt.Fprintf(out, "< %s\n", e)
 		}
 	}
-	return nil
 }
 
 type lockedWriter struct {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.bug.st/serial"
+
 	"github.com/posguard/posguard/firmware-bridge/line"
 	"github.com/posguard/posguard/firmware-bridge/posout"
 	"github.com/posguard/posguard/firmware-bridge/scan"
@@ -198,5 +200,46 @@ func TestWritePorts(t *testing.T) {
 	writePorts(&b, nil)
 	if b.String() != "no serial ports found\n" {
 		t.Fatalf("no ports: %q", b.String())
+	}
+}
+
+// TestScannerSimWaitsForSlowReader: without --hold the simulator does not
+// exit with bytes unread; a host that opens the port and reads only after
+// the script has ended still gets every byte, then the exit.
+func TestScannerSimWaitsForSlowReader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	link := filepath.Join(dir, "scanner")
+	var out, errOut lockedBuf
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, stdio{in: strings.NewReader("raw 41420d\n"), out: &out, err: &errOut}, []string{"scanner-sim", "--link", link, "-"})
+	}()
+	waitOutput(t, ctx, &out, "scanner "+link+" -> /dev/pts/")
+	p, err := serial.Open(link, &serial.Mode{BaudRate: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waitOutput(t, ctx, &out, "> raw 41420d") // the script has ended
+	select {
+	case c := <-code:
+		t.Fatalf("scanner-sim exited (%d) with its bytes unread; stderr:\n%s", c, errOut.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	p.SetReadTimeout(2 * time.Second)
+	buf := make([]byte, 16)
+	n, err := p.Read(buf)
+	if err != nil || string(buf[:n]) != "AB\r" {
+		t.Fatalf("read %q, %v; want \"AB\\r\"", buf[:n], err)
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", c, errOut.String())
+		}
+	case <-ctx.Done():
+		t.Fatal("scanner-sim did not exit once its bytes were read")
 	}
 }

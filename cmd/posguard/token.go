@@ -178,10 +178,15 @@ func readText(std stdio, pos []string) ([]byte, error) {
 	return bytes.TrimRight(b, "\r\n"), nil
 }
 
-// inspectResult is the --json output.
+// inspectResult is the --json output; the fields are documented in
+// `token inspect -h`.
 type inspectResult struct {
-	Kind   token.Kind   `json:"kind"`
-	Valid  bool         `json:"valid"`
+	Kind       token.Kind `json:"kind"`
+	WellFormed bool       `json:"wellFormed"`
+	Verified   bool       `json:"verified"`
+	// Valid is left out unless Verified: a token nobody checked is
+	// neither valid nor invalid.
+	Valid  *bool        `json:"valid,omitempty"`
 	Reason token.Reason `json:"reason"`
 	Claims *token.Token `json:"claims"`
 	TLV    []token.TLV  `json:"tlv,omitempty"`
@@ -191,13 +196,24 @@ func runTokenInspect(ctx context.Context, std stdio, args []string) error {
 	fs := newFlags(std, "token inspect", "TEXT|-", `
 Decode a payment token of any kind (PG1, EMV CPM, opaque) and show its
 claims; EMV payloads also show their TLV tree, with the PAN masked to its
-last four digits. Without --policy nothing is verified and "valid" only
-means well-formed; opaque codes need the policy's patterns to be
-recognised. With --policy the token is verified as a register would, except
-for replays (inspect has no ledger). Exit 1 when the token is not valid.
-Quote TEXT: PG1 text is base45, whose alphabet includes the space.`)
+last four digits. Without --policy nothing is verified: the token is only
+decoded, and opaque codes need the policy's patterns to be recognised.
+With --policy the token is verified as a register would (signature,
+issuer, expiry, claims), except for replays (inspect has no ledger).
+Exit 1 when the token is malformed or, with --policy, not valid.
+Quote TEXT: PG1 text is base45, whose alphabet includes the space.
+
+--json prints one object:
+  kind        pg1 | emv-cpm | opaque | unknown
+  wellFormed  true when the text decoded as a token of that kind
+  verified    true only with --policy: signature and claims were checked
+  valid       only when verified: true when the token passed every check
+  reason      why it failed ("" when it did not): malformed, unknown,
+              bad_signature, expired, ...
+  claims      the decoded claims (null when it did not decode)
+  tlv         EMV payloads: the TLV tree, PAN masked`)
 	policyPath := fs.String("policy", "", "policy file whose tokens section verifies the token")
-	asJSON := fs.Bool("json", false, `print {"kind","valid","reason","claims"[,"tlv"]} as JSON`)
+	asJSON := fs.Bool("json", false, `print {"kind","wellFormed","verified"[,"valid"],"reason","claims"[,"tlv"]} as JSON`)
 	keyPath := fs.String("account-key", "", "file holding the chain's account hash secret (with --policy; default: empty key)")
 	at := fs.String("at", "", "verify as of this RFC 3339 time (default: now)")
 	pos, err := parseInterspersed(fs, args)
@@ -235,7 +251,13 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.`)
 			verr = &token.Error{Reason: token.Unknown, Msg: "text is no PG1 token or EMV QR (opaque codes need --policy)"}
 		}
 	}
-	res := inspectResult{Kind: token.Classify(text), Valid: verr == nil, Reason: token.ReasonOf(verr), Claims: tok}
+	verified := *policyPath != ""
+	reason := token.ReasonOf(verr)
+	res := inspectResult{Kind: token.Classify(text), WellFormed: reason != token.Malformed && reason != token.Unknown, Verified: verified, Reason: token.ReasonOf(verr), Claims: tok}
+	if verified {
+		valid := verr == nil
+		res.Valid = &valid
+	}
 	if tok != nil {
 		res.Kind, res.TLV = tok.Kind, tok.TLV
 	}
@@ -249,7 +271,7 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.`)
 			fmt.Fprintf(std.err, "posguard token inspect: %v\n", verr)
 		}
 	} else {
-		printInspect(std.out, res, verr, *policyPath != "")
+		printInspect(std.out, res, verr, verified)
 	}
 	if verr != nil {
 		return &exitError{code: 1}

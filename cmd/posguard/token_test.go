@@ -64,11 +64,13 @@ failMode:
 }
 
 type inspectJSON struct {
-	Kind   string         `json:"kind"`
-	Valid  bool           `json:"valid"`
-	Reason string         `json:"reason"`
-	Claims map[string]any `json:"claims"`
-	TLV    []struct {
+	Kind       string         `json:"kind"`
+	WellFormed bool           `json:"wellFormed"`
+	Verified   bool           `json:"verified"`
+	Valid      *bool          `json:"valid"`
+	Reason     string         `json:"reason"`
+	Claims     map[string]any `json:"claims"`
+	TLV        []struct {
 		Tag      string            `json:"tag"`
 		Value    string            `json:"value"`
 		Children []json.RawMessage `json:"children"`
@@ -121,24 +123,25 @@ func TestTokenMintInspectVerify(t *testing.T) {
 				t.Fatalf("mint printed %q", out)
 			}
 
+			// Without --policy nothing is checked: decoded, not "valid".
 			r := inspect(t, 0, text)
-			if r.Kind != "pg1" || !r.Valid || r.Claims["sub"] != "acct-42" || r.Claims["alg"] != alg || r.Claims["tm"] != 90000.0 || r.Claims["fl"] != true || r.Claims["dv"] != "deadbeef" {
+			if r.Kind != "pg1" || !r.WellFormed || r.Verified || r.Valid != nil || r.Claims["sub"] != "acct-42" || r.Claims["alg"] != alg || r.Claims["tm"] != 90000.0 || r.Claims["fl"] != true || r.Claims["dv"] != "deadbeef" {
 				t.Errorf("decoded %+v", r)
 			}
 
 			r = inspect(t, 0, "--policy", pol, text)
-			if !r.Valid || r.Reason != "" || r.Claims["account"] != "acct-42" {
+			if !r.Verified || r.Valid == nil || !*r.Valid || r.Reason != "" || r.Claims["account"] != "acct-42" {
 				t.Errorf("verified %+v", r)
 			}
 			// The same token later than its expiry, through stdin.
 			code, out, _ = runCLI(t, text+"\n", "token", "inspect", "--json", "--policy", pol, "--at", "2035-01-01T00:00:00Z", "-")
 			var late inspectJSON
-			if code != 1 || json.Unmarshal([]byte(out), &late) != nil || late.Valid || late.Reason != "expired" {
+			if code != 1 || json.Unmarshal([]byte(out), &late) != nil || !late.Verified || late.Valid == nil || *late.Valid || !late.WellFormed || late.Reason != "expired" {
 				t.Errorf("expired: exit %d %s", code, out)
 			}
 			// A policy trusting another key: the signature fails.
 			_, other := keygenPolicy(t, t.TempDir(), alg)
-			if r := inspect(t, 1, "--policy", other, text); r.Valid || r.Reason != "bad_signature" || r.Kind != "pg1" {
+			if r := inspect(t, 1, "--policy", other, text); r.Valid == nil || *r.Valid || r.Reason != "bad_signature" || r.Kind != "pg1" {
 				t.Errorf("other key: %+v", r)
 			}
 		})
@@ -150,7 +153,7 @@ func TestTokenInspectEMVAndOpaque(t *testing.T) {
 	// common data template with a nested 64.
 	const emv = "hQVDUFYwMWETTwegAAAAVVVVUAhQcm9kdWN0MWETTwegAAAAZmZmUAhQcm9kdWN0MmJJWggSNFZ4kBI0WF8gDkNBUkRIT0xERVIvRU1WXy0IcnVlc2RlZW5kIZ8QBwYBCgMAAACfJghYT9OF+iNLzJ82AgABnzcEbVjvEw=="
 	r := inspect(t, 0, emv)
-	if r.Kind != "emv-cpm" || !r.Valid || len(r.TLV) != 4 || r.TLV[0].Tag != "85" || r.TLV[0].Value != "4350563031" || r.TLV[1].Tag != "61" || len(r.TLV[1].Children) != 2 {
+	if r.Kind != "emv-cpm" || !r.WellFormed || r.Verified || r.Valid != nil || len(r.TLV) != 4 || r.TLV[0].Tag != "85" || r.TLV[0].Value != "4350563031" || r.TLV[1].Tag != "61" || len(r.TLV[1].Children) != 2 {
 		t.Fatalf("emv %+v", r)
 	}
 	if r.Claims["atc"] != 1.0 || r.Claims["panLast4"] != "3458" {
@@ -165,14 +168,24 @@ func TestTokenInspectEMVAndOpaque(t *testing.T) {
 	if r := inspect(t, 0, "--policy", pol, "281234567890123456"); r.Kind != "opaque" || r.Claims["wallet"] != "paypay" {
 		t.Errorf("opaque %+v", r)
 	}
-	if r := inspect(t, 1, "--policy", pol, "hello"); r.Kind != "unknown" || r.Reason != "unknown" {
+	if r := inspect(t, 1, "--policy", pol, "hello"); r.Kind != "unknown" || r.Reason != "unknown" || !r.Verified || r.Valid == nil || *r.Valid {
 		t.Errorf("unknown %+v", r)
 	}
-	if r := inspect(t, 1, "281234567890123456"); r.Kind != "unknown" || r.Valid {
+	if r := inspect(t, 1, "281234567890123456"); r.Kind != "unknown" || r.WellFormed || r.Valid != nil {
 		t.Errorf("opaque without policy %+v", r)
 	}
-	if r := inspect(t, 1, "PG1:bb8"); r.Kind != "pg1" || r.Reason != "malformed" || r.Claims != nil {
+	if r := inspect(t, 1, "PG1:bb8"); r.Kind != "pg1" || r.Reason != "malformed" || r.WellFormed || r.Verified || r.Valid != nil || r.Claims != nil {
 		t.Errorf("malformed %+v", r)
+	}
+}
+
+// The --json fields are documented where a user looks for them.
+func TestTokenInspectHelpDocumentsJSON(t *testing.T) {
+	code, out, stderr := runCLI(t, "", "token", "inspect", "-h")
+	for _, f := range []string{"wellFormed", "verified", "valid", "reason", "claims", "tlv"} {
+		if code != 0 || !strings.Contains(out+stderr, "\n  "+f+" ") {
+			t.Errorf("token inspect -h (exit %d) does not document %q", code, f)
+		}
 	}
 }
 

@@ -57,15 +57,18 @@ type Line struct {
 
 // Tile is one register's status.
 type Tile struct {
-	Register      string    `json:"register"`
-	Online        bool      `json:"online"`
-	PolicyName    string    `json:"policyName,omitempty"`
-	PolicyVersion int64     `json:"policyVersion,omitempty"`
-	Scanner       string    `json:"scanner,omitempty"`
-	POS           string    `json:"pos,omitempty"`
-	LastDecision  string    `json:"lastDecision,omitempty"`
-	Refusal       string    `json:"refusal,omitempty"`
-	At            time.Time `json:"at,omitzero"`
+	Register      string `json:"register"`
+	Online        bool   `json:"online"`
+	PolicyName    string `json:"policyName,omitempty"`
+	PolicyVersion int64  `json:"policyVersion,omitempty"`
+	// PolicyIssuedAt is when the policy in force was issued (its
+	// metadata.issuedAt); zero when the register does not say.
+	PolicyIssuedAt time.Time `json:"policyIssuedAt,omitzero"`
+	Scanner        string    `json:"scanner,omitempty"`
+	POS            string    `json:"pos,omitempty"`
+	LastDecision   string    `json:"lastDecision,omitempty"`
+	Refusal        string    `json:"refusal,omitempty"`
+	At             time.Time `json:"at,omitzero"`
 }
 
 // Resolution is the register's report that a review ended.

@@ -98,8 +98,27 @@ type Scanner struct {
 	log  *slog.Logger
 	link *serialport.Link
 
-	mu   sync.Mutex
-	host *ssilink.Host // SSI mode, while connected
+	mu    sync.Mutex
+	host  *ssilink.Host            // SSI mode, while connected
+	drops map[ssi.DropReason]int64 // partial SSI messages thrown away, ever
+}
+
+// Drops counts the partial SSI messages thrown away since New, by reason
+// (every reason present, zero or not).
+func (s *Scanner) Drops() map[ssi.DropReason]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[ssi.DropReason]int64, len(ssi.DropReasons))
+	for _, r := range ssi.DropReasons {
+		out[r] = s.drops[r]
+	}
+	return out
+}
+
+func (s *Scanner) countDrop(r ssi.DropReason) {
+	s.mu.Lock()
+	s.drops[r]++
+	s.mu.Unlock()
 }
 
 // New makes a scanner; onState (may be nil) is told when the port comes
@@ -109,7 +128,8 @@ func New(cfg Config, log *slog.Logger, onState func(up bool)) (*Scanner, error) 
 		return nil, err
 	}
 	log = log.With("link", "scanner", "mode", string(cfg.Mode))
-	return &Scanner{cfg: cfg, log: log, link: serialport.NewLink(cfg.Config, log, onState)}, nil
+	return &Scanner{cfg: cfg, log: log, link: serialport.NewLink(cfg.Config, log, onState),
+		drops: make(map[ssi.DropReason]int64)}, nil
 }
 
 // Up reports whether the scanner port is open.
@@ -176,7 +196,7 @@ func (s *Scanner) runSSI(ctx context.Context, p serial.Port, out chan<- scan.Sca
 			case <-ctx.Done():
 			}
 		}
-	}, s.log)
+	}, s.countDrop, s.log)
 	s.mu.Lock()
 	s.host = h
 	s.mu.Unlock()
@@ -184,6 +204,7 @@ func (s *Scanner) runSSI(ctx context.Context, p serial.Port, out chan<- scan.Sca
 		s.mu.Lock()
 		s.host = nil
 		s.mu.Unlock()
+		h.Close()
 	}()
 	go func() { // needs the read loop below running to see the ACK
 		if err := h.Start(ctx); err != nil && ctx.Err() == nil {

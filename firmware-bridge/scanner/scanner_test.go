@@ -346,6 +346,7 @@ func TestConfigValidate(t *testing.T) {
 		{"stop bits", func(c *Config) { c.StopBits = 3 }, "scanner.stopBits"},
 		{"suffix", func(c *Config) { c.Suffix = nil }, "scanner.suffix"},
 		{"retries", func(c *Config) { c.Mode = ModeSSI; c.SSI.Retries = 99 }, "scanner.ssi.retries"},
+		{"inter-packet timeout", func(c *Config) { c.Mode = ModeSSI; c.SSI.InterPacketTimeout = -time.Second }, "scanner.ssi.interPacketTimeout"},
 	}
 	for _, tt := range tests {
 		c := ok
@@ -387,5 +388,90 @@ func TestSSIFeedbackWhileAgentBusy(t *testing.T) {
 		if got := <-out; string(got.Data) != want {
 			t.Errorf("got %q, want %q", got.Data, want)
 		}
+	}
+}
+
+// TestSSIPartialMessageDropped is issue 21's sequence over a pty: a
+// multi-packet payment QR loses its last packet, and the EAN-13 scanned
+// next must reach the agent as itself, not as "PG1:PARTIAL4901234200029".
+func TestSSIPartialMessageDropped(t *testing.T) {
+	first, _ := ssi.Encode(ssi.Packet{Opcode: ssi.OpDecodeData, Status: ssi.StatusContinued, Data: append([]byte{ssi.CodeQR}, "PG1:PARTIAL"...)})
+	last, _ := ssi.Encode(ssi.Packet{Opcode: ssi.OpDecodeData, Data: append([]byte{ssi.CodeQR}, "END"...)})
+	last[len(last)-1] ^= 0x5A // every transmission of the last packet arrives damaged
+	tests := []struct {
+		name  string
+		lost  [][]byte      // what the scanner sent of the last packet
+		pause time.Duration // before the EAN-13
+		want  ssi.DropReason
+	}{
+		{"last packet never sent, EAN-13 a second later", nil, time.Second, ssi.DropTimeout},
+		{"last packet given up after three NAKs, EAN-13 at once", [][]byte{last, last, last}, 0, ssi.DropNewMessage},
+		{"last packet never sent, EAN-13 at once", nil, 0, ssi.DropCodeType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := start(t, sim.Options{Mode: sim.ModeSSI}, Config{})
+			r.event(t, "param")
+			if err := r.sim.Raw(first); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range tt.lost {
+				if err := r.sim.Raw(b); err != nil {
+					t.Fatal(err)
+				}
+				if e := r.event(t, "nak"); e.Code != ssi.NakResend {
+					t.Fatalf("NAK cause 0x%02X", e.Code)
+				}
+			}
+			time.Sleep(tt.pause)
+			if err := r.sim.Scan(r.ctx, scan.EAN13, []byte("4901234200029")); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.next(t); string(got.Data) != "4901234200029" || got.Symbology != scan.EAN13 {
+				t.Errorf("got %q %s, want the EAN-13 alone", got.Data, got.Symbology)
+			}
+			drops := r.sc.Drops()
+			for _, reason := range ssi.DropReasons {
+				want := int64(0)
+				if reason == tt.want {
+					want = 1
+				}
+				if drops[reason] != want {
+					t.Errorf("drops[%s] = %d, want %d", reason, drops[reason], want)
+				}
+			}
+			if n := r.logs.count("partial decode data dropped"); n != 1 {
+				t.Errorf("drop logged %d times, want once", n)
+			}
+		})
+	}
+}
+
+// TestSSIUnplugMidMessage: a message cut by an unplug is counted as
+// dropped, and the first scan after the replug is read whole.
+func TestSSIUnplugMidMessage(t *testing.T) {
+	r := start(t, sim.Options{Mode: sim.ModeSSI}, Config{})
+	r.event(t, "param")
+	waitFor(t, r.ctx, "scanner up", r.sc.Up)
+	first, _ := ssi.Encode(ssi.Packet{Opcode: ssi.OpDecodeData, Status: ssi.StatusContinued, Data: append([]byte{ssi.CodeQR}, "PG1:PARTIAL"...)})
+	if err := r.sim.Raw(first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the host reads it; the scanner is unplugged before the next
+	if err := r.sim.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r.ctx, "scanner down", func() bool { return !r.sc.Up() })
+	if err := r.sim.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.Scan(r.ctx, scan.EAN13, []byte("4901234200029")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.next(t); string(got.Data) != "4901234200029" {
+		t.Errorf("after replug got %q", got.Data)
+	}
+	if n := r.sc.Drops()[ssi.DropClosed]; n != 1 {
+		t.Errorf("drops[closed] = %d, want 1", n)
 	}
 }

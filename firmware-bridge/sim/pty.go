@@ -35,6 +35,8 @@ type conn struct {
 	slave  string
 	stop   chan struct{}
 	done   chan struct{}
+	// wrote is when anything was last written to this pty (under port.mu).
+	wrote time.Time
 }
 
 func newPort(link string, receive func([]byte)) (*port, error) {
@@ -162,6 +164,36 @@ func (p *port) connected() bool {
 	return fds[0].Revents&unix.POLLHUP == 0
 }
 
+// settle is how long bytes written to the master may take to show in the
+// slave's input count: the kernel moves them there from a workqueue, so
+// right after a write the count can still read 0.
+const settle = 50 * time.Millisecond
+
+// drain waits until the host has opened the port and read everything
+// written to it. A port never written to needs no reader.
+func (p *port) drain(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		var wrote time.Time
+		if p.conn != nil {
+			wrote = p.conn.wrote
+		}
+		p.mu.Unlock()
+		// connected first: once the host has it open, our own probe
+		// descriptor cannot be mistaken for it.
+		if wrote.IsZero() || time.Since(wrote) > settle && p.connected() && p.unread() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the host to read %s: %w", p.link, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 func (p *port) waitConnected(ctx context.Context) error {
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
@@ -175,12 +207,36 @@ func (p *port) waitConnected(ctx context.Context) error {
 	return nil
 }
 
+// unread is how many bytes written to the port the host has not read yet.
+// The count lives on the slave side: a descriptor of our own is opened for
+// the question and closed at once, so the master goes on seeing the host
+// alone (connected). Errors count as unread: the caller keeps waiting.
+func (p *port) unread() int {
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c == nil {
+		return 0 // unplugged: nothing more can be read
+	}
+	fd, err := unix.Open(c.slave, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 1
+	}
+	defer unix.Close(fd)
+	n, err := unix.IoctlGetInt(fd, unix.TIOCINQ)
+	if err != nil {
+		return 1
+	}
+	return n
+}
+
 func (p *port) write(b []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil {
 		return ErrUnplugged
 	}
+	p.conn.wrote = time.Now()
 	for len(b) > 0 {
 		n, err := unix.Write(p.conn.fd, b)
 		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {

@@ -154,6 +154,11 @@ func (s *Sim) Unplug() error {
 	return err
 }
 
+// Drain waits until a host has opened the port and read everything the
+// simulator wrote to it, so closing afterwards loses nothing. It returns at
+// once when nothing was written.
+func (s *Sim) Drain(ctx context.Context) error { return s.port.drain(ctx) }
+
 // Replug brings the port back at the same path.
 func (s *Sim) Replug() error { return s.port.plug() }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.bug.st/serial"
+
 	"github.com/posguard/posguard/firmware-bridge/line"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
@@ -117,5 +119,52 @@ func TestNewRejects(t *testing.T) {
 	}
 	if _, err := sim.New(sim.Options{Mode: sim.ModeLine}); err == nil || !strings.Contains(err.Error(), "suffix") {
 		t.Errorf("New(line without suffix) = %v", err)
+	}
+}
+
+// TestDrain: bytes written before the host opens the port stay there, and
+// Drain returns only once a late reader has read them all.
+func TestDrain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := sim.New(sim.Options{Mode: sim.ModeLine, Framing: line.Framing{Suffix: line.Bytes("\r")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Drain(ctx); err != nil {
+		t.Fatalf("Drain with nothing written: %v", err)
+	}
+	want := bytes.Repeat([]byte("4901234567894\r"), 100)
+	if err := s.Raw(want); err != nil {
+		t.Fatal(err)
+	}
+	drained := make(chan error, 1)
+	go func() { drained <- s.Drain(ctx) }()
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) before any reader opened the port", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	p, err := serial.Open(s.Path(), &serial.Mode{BaudRate: 9600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.SetReadTimeout(100 * time.Millisecond)
+	var got []byte
+	buf := make([]byte, 512)
+	for len(got) < len(want) && ctx.Err() == nil {
+		n, err := p.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes, want the %d written", len(got), len(want))
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("Drain: %v", err)
 	}
 }

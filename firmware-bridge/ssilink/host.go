@@ -6,7 +6,6 @@
 package ssilink
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +30,13 @@ type Config struct {
 	// Gap is the silence after which a partial packet is thrown away, so a
 	// truncated packet cannot swallow the retransmission. Default 100ms.
 	Gap time.Duration `yaml:"gap,omitempty"`
+	// InterPacketTimeout is the silence after which a partial multi-packet
+	// message is thrown away, so a message whose last packet was lost
+	// cannot swallow the next scan. The scanner sends each packet as soon
+	// as the previous one is ACKed; raise it above the scanner's "host
+	// serial response time-out" to keep messages whose ACK was lost and
+	// resent late. Default 500ms.
+	InterPacketTimeout time.Duration `yaml:"interPacketTimeout,omitempty"`
 }
 
 // Validate checks c; key is its configuration path.
@@ -44,6 +50,8 @@ func (c Config) Validate(key string) error {
 		return fmt.Errorf("%s.maxMessage: must be >= 0", key)
 	case c.Gap < 0:
 		return fmt.Errorf("%s.gap: must be >= 0", key)
+	case c.InterPacketTimeout < 0:
+		return fmt.Errorf("%s.interPacketTimeout: must be >= 0", key)
 	}
 	return nil
 }
@@ -61,8 +69,14 @@ func (c Config) withDefaults() Config {
 	if c.Gap == 0 {
 		c.Gap = 100 * time.Millisecond
 	}
+	if c.InterPacketTimeout == 0 {
+		c.InterPacketTimeout = DefaultInterPacketTimeout
+	}
 	return c
 }
+
+// DefaultInterPacketTimeout is Config.InterPacketTimeout's default.
+const DefaultInterPacketTimeout = 500 * time.Millisecond
 
 // ErrNoAck is wrapped when a command got no CMD_ACK after all retries.
 var ErrNoAck = errors.New("ssi: no ACK from scanner")
@@ -90,18 +104,27 @@ type Host struct {
 	cmdMu   sync.Mutex      // one outstanding host command
 	replies chan ssi.Packet // ACK/NAK for the outstanding command
 	dec     *ssi.Decoder    // reader side only
+	asm     *ssi.Assembler  // reader side only
 	last    time.Time       // time of the last byte fed
-	part    []byte          // multi-packet decode data so far
-	partOK  bool            // false after an overlong message, until its last packet
-	dup     []byte          // last accepted packet, retransmit bit cleared
 	scratch []byte
 }
 
-// New makes a host writing to w and calling emit for every decode.
-func New(w io.Writer, cfg Config, emit func(Decoded), log *slog.Logger) *Host {
-	return &Host{cfg: cfg.withDefaults(), log: log, emit: emit, w: w,
-		replies: make(chan ssi.Packet, 1), dec: ssi.NewDecoder(), partOK: true}
+// New makes a host writing to w and calling emit for every decode and
+// onDrop (may be nil) for every partial message thrown away.
+func New(w io.Writer, cfg Config, emit func(Decoded), onDrop func(ssi.DropReason), log *slog.Logger) *Host {
+	cfg = cfg.withDefaults()
+	h := &Host{cfg: cfg, log: log, emit: emit, w: w, replies: make(chan ssi.Packet, 1), dec: ssi.NewDecoder()}
+	h.asm = ssi.NewAssembler(cfg.MaxMessage, cfg.InterPacketTimeout, func(r ssi.DropReason, n int) {
+		log.Warn("ssi: partial decode data dropped", "reason", string(r), "bytes", n)
+		if onDrop != nil {
+			onDrop(r)
+		}
+	})
+	return h
 }
+
+// Close drops a message still waiting for packets: the port is gone.
+func (h *Host) Close() { h.asm.Abort(ssi.DropClosed) }
 
 func (h *Host) send(p ssi.Packet) error {
 	h.wmu.Lock()
@@ -131,6 +154,7 @@ func (h *Host) Feed(p []byte, now time.Time) error {
 		h.dec.Reset()
 	}
 	h.last = now
+	h.asm.Heard(now)
 	var werr error
 	skipped := h.dec.Skipped
 	h.dec.Feed(p, func(ev ssi.Event) {
@@ -148,6 +172,9 @@ func (h *Host) handle(ev ssi.Event, now time.Time) error {
 	pk := ev.Packet
 	if ev.Err != nil {
 		h.log.Warn("ssi: bad packet, asking for a resend", "err", ev.Err)
+		if pk.Opcode == ssi.OpDecodeData && pk.Source == ssi.SourceDecoder {
+			h.asm.Failed()
+		}
 		return h.nak(ssi.NakResend)
 	}
 	if pk.Source != ssi.SourceDecoder {
@@ -176,26 +203,9 @@ func (h *Host) decodeData(pk ssi.Packet, now time.Time) {
 		h.log.Warn("ssi: DECODE_DATA without a code type byte")
 		return
 	}
-	key := append([]byte{pk.Opcode, pk.Status &^ ssi.StatusRetransmit}, pk.Data...)
-	if pk.Status&ssi.StatusRetransmit != 0 && bytes.Equal(key, h.dup) {
-		return // our ACK was lost and the scanner sent it again
+	if m, ok := h.asm.Add(pk); ok {
+		h.emit(Decoded{CodeType: m.CodeType, Data: m.Data, At: now})
 	}
-	h.dup = key
-	if h.partOK {
-		if len(h.part)+len(pk.Data)-1 > h.cfg.MaxMessage {
-			h.log.Warn("ssi: decode data longer than the limit, dropped", "limit", h.cfg.MaxMessage)
-			h.part, h.partOK = h.part[:0], false
-		} else {
-			h.part = append(h.part, pk.Data[1:]...)
-		}
-	}
-	if pk.Status&ssi.StatusContinued != 0 {
-		return
-	}
-	if h.partOK && len(h.part) > 0 {
-		h.emit(Decoded{CodeType: pk.Data[0], Data: bytes.Clone(h.part), At: now})
-	}
-	h.part, h.partOK = h.part[:0], true
 }
 
 // Command sends a host command and waits for CMD_ACK, retransmitting with

@@ -42,10 +42,16 @@ func (w *wire) packets() []ssi.Packet {
 }
 
 func newHost(cfg Config) (*Host, *wire, *[]Decoded) {
+	h, w, got, _ := newHostDrops(cfg)
+	return h, w, got
+}
+
+func newHostDrops(cfg Config) (*Host, *wire, *[]Decoded, *[]ssi.DropReason) {
 	w := &wire{dec: ssi.NewDecoder()}
 	var got []Decoded
-	h := New(w, cfg, func(d Decoded) { got = append(got, d) }, slog.New(slog.DiscardHandler))
-	return h, w, &got
+	var drops []ssi.DropReason
+	h := New(w, cfg, func(d Decoded) { got = append(got, d) }, func(r ssi.DropReason) { drops = append(drops, r) }, slog.New(slog.DiscardHandler))
+	return h, w, &got, &drops
 }
 
 func enc(p ssi.Packet) []byte {
@@ -121,6 +127,55 @@ func TestGapDropsPartial(t *testing.T) {
 	if len(*got) != 1 || string((*got)[0].Data) != "PG1:Z" {
 		t.Errorf("got %+v", *got)
 	}
+}
+
+// TestPartialMessageDropped: a multi-packet QR whose last packet the
+// scanner gave up resending (three bad checksums, all NAKed) must not be
+// glued to the EAN-13 scanned next, however soon it comes.
+func TestPartialMessageDropped(t *testing.T) {
+	bad := decode(0, "TAIL")
+	bad[len(bad)-1] ^= 0x5A
+	ean := enc(ssi.Packet{Opcode: ssi.OpDecodeData, Data: append([]byte{ssi.CodeEAN13}, "4901234200029"...)})
+	for _, gap := range []time.Duration{10 * time.Millisecond, time.Second} {
+		t.Run(gap.String(), func(t *testing.T) {
+			h, w, got, drops := newHostDrops(Config{})
+			t0 := time.Unix(100, 0)
+			steps := [][]byte{decode(ssi.StatusContinued, "PG1:PARTIAL"), bad, bad, bad}
+			for i, b := range steps {
+				if err := h.Feed(b, t0.Add(time.Duration(i)*time.Millisecond)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.Feed(ean, t0.Add(3*time.Millisecond+gap)); err != nil {
+				t.Fatal(err)
+			}
+			if len(*got) != 1 || string((*got)[0].Data) != "4901234200029" || (*got)[0].CodeType != ssi.CodeEAN13 {
+				t.Errorf("decoded %+v, want the EAN-13 alone", *got)
+			}
+			want := ssi.DropNewMessage // the first reason that applies
+			if gap > DefaultInterPacketTimeout {
+				want = ssi.DropTimeout
+			}
+			if len(*drops) != 1 || (*drops)[0] != want {
+				t.Errorf("drops %v, want [%s]", *drops, want)
+			}
+			var ops []byte
+			for _, p := range w.packets() {
+				ops = append(ops, p.Opcode)
+			}
+			if want := []byte{ssi.OpCmdAck, ssi.OpCmdNak, ssi.OpCmdNak, ssi.OpCmdNak, ssi.OpCmdAck}; !bytes.Equal(ops, want) {
+				t.Errorf("host sent % X, want % X", ops, want)
+			}
+		})
+	}
+	t.Run("closed", func(t *testing.T) {
+		h, _, got, drops := newHostDrops(Config{})
+		h.Feed(decode(ssi.StatusContinued, "PG1:PARTIAL"), time.Unix(100, 0))
+		h.Close()
+		if len(*got) != 0 || len(*drops) != 1 || (*drops)[0] != ssi.DropClosed {
+			t.Errorf("decoded %v, drops %v", *got, *drops)
+		}
+	})
 }
 
 func TestCommand(t *testing.T) {

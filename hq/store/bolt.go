@@ -22,8 +22,10 @@ var (
 	bFleet    = []byte("fleet")     // store/register → Register JSON
 	bDenylist = []byte("denylist")  // account → nil
 	bMeta     = []byte("meta")
-	kDenySeq  = []byte("denylist_seq")
-	kEpoch    = []byte("denylist_epoch") // made with the file, kept in it
+	// store/register/saleId → time key of the sale's first resolution event
+	bResolutions = []byte("resolutions")
+	kDenySeq     = []byte("denylist_seq")
+	kEpoch       = []byte("denylist_epoch") // made with the file, kept in it
 )
 
 // Bolt is the single-file backend for one-machine setups and the demo.
@@ -47,15 +49,48 @@ func OpenBolt(path string) (*Bolt, error) {
 		if meta := tx.Bucket(bMeta); meta.Get(kEpoch) == nil {
 			// A file from before epochs gets one now: registers holding
 			// its list resync once, which is harmless.
-			return meta.Put(kEpoch, []byte(rand.Text()))
+			if err := meta.Put(kEpoch, []byte(rand.Text())); err != nil {
+				return err
+			}
 		}
-		return nil
+		if tx.Bucket(bResolutions) != nil {
+			return nil
+		}
+		// A file from before the index: build it from the stored events.
+		res, err := tx.CreateBucket(bResolutions)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bEvents).ForEach(func(k, v []byte) error {
+			ev, err := event.Parse(v)
+			if err != nil {
+				return fmt.Errorf("event %s: %w", k, err)
+			}
+			return indexResolution(res, ev)
+		})
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open HQ store %s: %w", path, err)
 	}
 	return &Bolt{db: db}, nil
+}
+
+func saleKey(store, register, saleID string) []byte {
+	return []byte(store + "/" + register + "/" + saleID)
+}
+
+// indexResolution records ev if it is the first resolution of its sale in
+// (at, id) order, as PostgreSQL picks it, whatever order they arrive in.
+func indexResolution(b *bolt.Bucket, ev event.Event) error {
+	if ev.Type != event.Resolution || ev.SaleID == "" {
+		return nil
+	}
+	k, v := saleKey(ev.Store, ev.Register, ev.SaleID), timeKey(ev.At, ev.ID)
+	if old := b.Get(k); old != nil && bytes.Compare(old, v) <= 0 {
+		return nil
+	}
+	return b.Put(k, v)
 }
 
 func timeKey(at time.Time, id string) []byte {
@@ -99,7 +134,10 @@ func putEvent(tx *bolt.Tx, ev event.Event) (added bool, err error) {
 	if err := events.Put([]byte(ev.ID), b); err != nil {
 		return false, err
 	}
-	return true, byTime.Put(timeKey(ev.At, ev.ID), nil)
+	if err := byTime.Put(timeKey(ev.At, ev.ID), nil); err != nil {
+		return false, err
+	}
+	return true, indexResolution(tx.Bucket(bResolutions), ev)
 }
 
 func (s *Bolt) SaveStatus(ctx context.Context, st wire.Status, received time.Time) error {
@@ -162,6 +200,34 @@ func (s *Bolt) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Bolt) Alerts(ctx context.Context, q Query) ([]Alert, error) {
+	evs, err := s.Events(ctx, alertQuery(q))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Alert, 0, len(evs))
+	err = s.db.View(func(tx *bolt.Tx) error {
+		events, res := tx.Bucket(bEvents), tx.Bucket(bResolutions)
+		for _, ev := range evs {
+			var r *event.Event
+			if v := res.Get(saleKey(ev.Store, ev.Register, ev.SaleID)); len(v) > 8 {
+				id := v[8:]
+				rev, err := event.Parse(events.Get(id))
+				if err != nil {
+					return fmt.Errorf("resolution %s: %w", id, err)
+				}
+				r = &rev
+			}
+			out = append(out, newAlert(ev, r))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
 	}
 	return out, nil
 }

@@ -42,6 +42,8 @@ var migrations = []string{
 	CREATE TABLE denylist (account text PRIMARY KEY, added timestamptz NOT NULL);
 	CREATE TABLE denylist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL);
 	INSERT INTO denylist_seq (seq) VALUES (0);`,
+	// GET /v1/alerts finds each alert's resolution by sale.
+	`CREATE INDEX events_resolution_sale ON events (store, register, (body->>'saleId'), at, id) WHERE type = 'resolution';`,
 	// The denylist's epoch: a database restored from a backup keeps it, a
 	// new one gets its own (see wire.ListVersion).
 	`ALTER TABLE denylist_seq ADD COLUMN epoch text NOT NULL DEFAULT gen_random_uuid()::text;`,
@@ -180,7 +182,12 @@ func (s *Postgres) Fleet(ctx context.Context) ([]Register, error) {
 	return out, nil
 }
 
-func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
+// eventFilter is Query as SQL over events e, with q.args() as $1..$7.
+const eventFilter = `($1 = '' OR e.store = $1) AND ($2 = '' OR e.register = $2) AND ($3 = '' OR e.account = $3)
+	AND (cardinality($4::text[]) = 0 OR e.type = ANY($4)) AND ($5::timestamptz IS NULL OR e.at >= $5)
+	AND ($7 = '' OR (e.at, e.id) > ($5, $7))`
+
+func (q Query) args() []any {
 	types := make([]string, len(q.Types))
 	for i, t := range q.Types {
 		types[i] = string(t)
@@ -189,12 +196,11 @@ func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	if !q.Since.IsZero() {
 		since = &q.Since
 	}
-	rows, err := s.pool.Query(ctx, `SELECT body FROM events
-		WHERE ($1 = '' OR store = $1) AND ($2 = '' OR register = $2) AND ($3 = '' OR account = $3)
-		  AND (cardinality($4::text[]) = 0 OR type = ANY($4)) AND ($5::timestamptz IS NULL OR at >= $5)
-		  AND ($7 = '' OR (at, id) > ($5, $7))
-		ORDER BY at, id LIMIT $6`,
-		q.Store, q.Register, q.Account, types, since, q.limit(), q.After)
+	return []any{q.Store, q.Register, q.Account, types, since, q.limit(), q.After}
+}
+
+func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT e.body FROM events e WHERE `+eventFilter+` ORDER BY e.at, e.id LIMIT $6`, q.args()...)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}
@@ -212,6 +218,41 @@ func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Postgres) Alerts(ctx context.Context, q Query) ([]Alert, error) {
+	rows, err := s.pool.Query(ctx, `SELECT e.body, r.body FROM events e
+		LEFT JOIN LATERAL (SELECT body FROM events r
+			WHERE r.type = 'resolution' AND r.store = e.store AND r.register = e.register AND r.body->>'saleId' = e.body->>'saleId'
+			ORDER BY r.at, r.id LIMIT 1) r ON true
+		WHERE `+eventFilter+` ORDER BY e.at, e.id LIMIT $6`, alertQuery(q).args()...)
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
+	}
+	var out []Alert
+	for rows.Next() {
+		var body, res []byte
+		if err := rows.Scan(&body, &res); err != nil {
+			return nil, fmt.Errorf("query alerts: %w", err)
+		}
+		ev, err := event.Parse(body)
+		if err != nil {
+			return nil, fmt.Errorf("query alerts: %w", err)
+		}
+		var r *event.Event
+		if res != nil {
+			rev, err := event.Parse(res)
+			if err != nil {
+				return nil, fmt.Errorf("query alerts: resolution of %s: %w", ev.ID, err)
+			}
+			r = &rev
+		}
+		out = append(out, newAlert(ev, r))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
 	}
 	return out, nil
 }

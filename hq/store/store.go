@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -26,6 +27,10 @@ type Store interface {
 	Fleet(ctx context.Context) ([]Register, error)
 	// Events lists stored events matching q, oldest first.
 	Events(ctx context.Context, q Query) ([]event.Event, error)
+	// Alerts lists the alert events matching q (its Types are ignored),
+	// oldest first, each with its state from the resolution event HQ
+	// stored for the same sale, if any.
+	Alerts(ctx context.Context, q Query) ([]Alert, error)
 	// DenylistChange applies a change to the denylist and returns the
 	// list's new version. The change, its number and its record (an
 	// event.DenylistChanged event naming who and why) are one atomic step,
@@ -61,6 +66,51 @@ type Register struct {
 	Register string      `json:"register"`
 	Status   wire.Status `json:"status"`
 	LastSeen time.Time   `json:"lastSeen"`
+}
+
+// Alert states.
+const (
+	AlertOpen     = "open"      // a held sale waiting for a manager
+	AlertApproved = "approved"  // held, then approved
+	AlertRejected = "rejected"  // held, then rejected
+	AlertTimedOut = "timed_out" // held, and nobody decided in time
+	AlertDenied   = "denied"    // refused at the till: nothing to resolve
+)
+
+// Alert is an alert event as it stands now.
+type Alert struct {
+	event.Event
+	State string `json:"state"`
+	// Resolution is who ended the held sale, how and when. It takes the
+	// place of the event's own field, which alerts never carry.
+	Resolution *event.ResolutionInfo `json:"resolution,omitempty"`
+}
+
+// newAlert gives ev its state from res, the first resolution event of the
+// same sale (nil when there is none).
+func newAlert(ev event.Event, res *event.Event) Alert {
+	a := Alert{Event: ev, State: AlertOpen}
+	switch {
+	case ev.Decision != nil && ev.Decision.Outcome == sale.Deny:
+		a.State = AlertDenied
+	case res != nil && res.Resolution != nil:
+		a.Resolution = res.Resolution
+		switch res.Resolution.Action {
+		case event.Approve:
+			a.State = AlertApproved
+		case event.Reject:
+			a.State = AlertRejected
+		case event.Timeout:
+			a.State = AlertTimedOut
+		}
+	}
+	return a
+}
+
+// alertQuery is q narrowed to alerts.
+func alertQuery(q Query) Query {
+	q.Types = []event.Type{event.Alert}
+	return q
 }
 
 // Query selects events. Zero fields do not filter.

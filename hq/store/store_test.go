@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/testenv"
@@ -370,5 +371,108 @@ func TestPostgresUpgradeGivesEpoch(t *testing.T) {
 	v, list, err := s.Denylist(ctx)
 	if err != nil || v.Seq != 3 || !slices.Equal(list, []string{"acct-old"}) || wire.CheckEpoch(v.Epoch) != nil {
 		t.Fatalf("upgraded denylist: %+v %v, err %v", v, list, err)
+	}
+}
+
+func resolution(store, reg string, seq uint64, saleID, action, by string, at time.Time) event.Event {
+	return event.Event{
+		ID: event.ID(store, reg, "e1", seq), Seq: seq, Type: event.Resolution,
+		Store: store, Register: reg, At: at, SaleID: saleID,
+		Resolution: &event.ResolutionInfo{ReviewID: saleID, Action: action, By: by, At: at},
+	}
+}
+
+func alertEv(store, reg string, seq uint64, out policy.Outcome) event.Event {
+	ev := decision(store, reg, seq, t0.Add(time.Duration(seq)*time.Minute), "acct", out)
+	ev.Type = event.Alert
+	return ev
+}
+
+// TestAlertStates: each alert's state comes from the resolution event of
+// its own sale (same store and register), however the events arrive.
+func TestAlertStates(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		at := t0.Add(time.Hour)
+		evs := []event.Event{
+			// Resolutions may reach HQ before their alert (separate topics).
+			resolution("s1", "r1", 20, "sale-2", event.Approve, "display s1", at),
+			alertEv("s1", "r1", 1, policy.Review), // open
+			alertEv("s1", "r1", 2, policy.Review), // approved
+			alertEv("s1", "r1", 3, policy.Review), // rejected
+			resolution("s1", "r1", 21, "sale-3", event.Reject, "manager-2", at.Add(time.Minute)),
+			alertEv("s1", "r1", 4, policy.Review), // timed out
+			resolution("s1", "r1", 22, "sale-4", event.Timeout, "", at.Add(2*time.Minute)),
+			alertEv("s1", "r1", 5, policy.Deny), // denied
+			// The same sale id at another register resolves nothing here.
+			resolution("s1", "r2", 23, "sale-1", event.Approve, "display s1", at),
+			decision("s1", "r1", 6, t0, "acct", policy.Allow), // not an alert
+		}
+		if _, err := s.SaveEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		// A later, second resolution of sale-3 does not undo the first.
+		if _, err := s.SaveEvents(ctx, []event.Event{resolution("s1", "r1", 24, "sale-3", event.Approve, "late", at.Add(time.Hour))}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Alerts(ctx, Query{Store: "s1", Types: []event.Type{event.Decision}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []struct {
+			id, state, by string
+			at            time.Time
+		}{
+			{evs[1].ID, AlertOpen, "", time.Time{}},
+			{evs[2].ID, AlertApproved, "display s1", at},
+			{evs[3].ID, AlertRejected, "manager-2", at.Add(time.Minute)},
+			{evs[5].ID, AlertTimedOut, "", at.Add(2 * time.Minute)},
+			{evs[7].ID, AlertDenied, "", time.Time{}},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d alerts, want %d: %+v", len(got), len(want), got)
+		}
+		for i, w := range want {
+			a := got[i]
+			var by string
+			var rat time.Time
+			if a.Resolution != nil {
+				by, rat = a.Resolution.By, a.Resolution.At
+			}
+			if a.ID != w.id || a.State != w.state || by != w.by || !rat.Equal(w.at) || (w.at.IsZero() != (a.Resolution == nil)) {
+				t.Errorf("alert %d: %s %s by %q at %v, want %s %s by %q at %v", i, a.ID, a.State, by, rat, w.id, w.state, w.by, w.at)
+			}
+		}
+		// Filters apply as to Events.
+		if got, err := s.Alerts(ctx, Query{Store: "s1", Register: "r1", Since: t0.Add(4 * time.Minute), Limit: 1}); err != nil || len(got) != 1 || got[0].ID != evs[5].ID {
+			t.Errorf("filtered alerts %+v, %v", got, err)
+		}
+	})
+}
+
+// TestBoltAlertIndexBackfill: a state file from before the resolution
+// index gets it built when opened.
+func TestBoltAlertIndexBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hq.db")
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.SaveEvents(ctx, []event.Event{alertEv("s1", "r1", 1, policy.Review),
+		resolution("s1", "r1", 2, "sale-1", event.Reject, "manager-1", t0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bResolutions) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = OpenBolt(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Alerts(ctx, Query{})
+	if err != nil || len(got) != 1 || got[0].State != AlertRejected || got[0].Resolution.By != "manager-1" {
+		t.Fatalf("alerts %+v, %v", got, err)
 	}
 }

@@ -16,6 +16,7 @@
     streamUp: false,     // SSE connected and snapshot received
     brokerUp: false,     // server says the broker link is up
     skew: 0,             // server clock - page clock, ms
+    pinnedIDs: "",       // ids of the cards pinned at the last render
     audio: null,
   };
 
@@ -122,10 +123,20 @@
   // ---- rendering ----------------------------------------------------------
 
   const pending = (a) => a.outcome === "review" && (a.state === "open" || a.state === "sent");
+  // A review just resolved stays pinned where the manager was looking,
+  // with its outcome and who resolved it, for pinResolvedMS; then it joins
+  // the list below.
+  const pinResolvedMS = Number(body.dataset.pinResolved) || 120000;
+  const justResolved = (a) => a.outcome === "review" && !pending(a) && !!a.resolvedAt &&
+    Date.now() + st.skew - Date.parse(a.resolvedAt) < pinResolvedMS;
+  const pinned = (a) => pending(a) || justResolved(a);
 
   function fmtTime(iso) {
     const d = new Date(iso);
     return d.toLocaleTimeString(st.lang === "ja" ? "ja-JP" : "en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+  function fmtDate(iso) {
+    return new Date(iso).toLocaleDateString(st.lang === "ja" ? "ja-JP" : "en-GB", { year: "numeric", month: "short", day: "numeric" });
   }
   function fmtYen(n) {
     return st.lang === "ja" ? n.toLocaleString("ja-JP") + t("yen") : "¥" + n.toLocaleString("en-US");
@@ -157,12 +168,13 @@
 
     const all = [...st.alerts.values()].sort((x, y) => Date.parse(y.at) - Date.parse(x.at));
 
-    const pinned = document.getElementById("pinned");
-    pinned.replaceChildren(...all.filter(pending).map(alertCard));
-    document.getElementById("pinned-section").hidden = !all.some(pending);
+    const top = all.filter(pinned);
+    document.getElementById("pinned").replaceChildren(...top.map(alertCard));
+    document.getElementById("pinned-section").hidden = top.length === 0;
+    st.pinnedIDs = top.map((a) => a.id).join("\n");
 
     const list = document.getElementById("alerts");
-    const rest = all.filter((a) => !pending(a));
+    const rest = all.filter((a) => !pinned(a));
     list.replaceChildren(...(rest.length ? rest.map(alertCard) : [el("p", "empty", t("noAlerts"))]));
 
     const tiles = document.getElementById("tiles");
@@ -178,7 +190,11 @@
     d.append(head);
     const dl = el("dl");
     const row = (k, v) => { dl.append(el("dt", "", t(k)), el("dd", "", v)); };
-    row("policy", r.policyName ? r.policyName + " v" + r.policyVersion : "—");
+    // The version alone is an opaque number (often a Unix time); the issue
+    // date says how current the policy is.
+    let policy = r.policyName ? r.policyName + " v" + r.policyVersion : "—";
+    if (r.policyName && r.policyIssuedAt) policy += " (" + t("issued") + " " + fmtDate(r.policyIssuedAt) + ")";
+    row("policy", policy);
     row("scanner", r.scanner ? t("link_" + r.scanner) : "—");
     row("lastDecision", r.lastDecision ? t(r.lastDecision) : "—");
     d.append(dl);
@@ -247,8 +263,11 @@
   }
 
   // Countdowns tick without a server round trip; the server decides when a
-  // review is really over.
+  // review is really over. A resolved card whose pinned time is up moves
+  // down.
   setInterval(() => {
+    const top = [...st.alerts.values()].sort((x, y) => Date.parse(y.at) - Date.parse(x.at)).filter(pinned);
+    if (top.map((a) => a.id).join("\n") !== st.pinnedIDs) render();
     for (const c of document.querySelectorAll(".countdown[data-deadline]")) {
       const left = Math.max(0, Math.ceil((Date.parse(c.dataset.deadline) - (Date.now() + st.skew)) / 1000));
       c.textContent = t("remaining") + " " + fmtCountdown(left);
