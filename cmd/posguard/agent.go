@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/internal/version"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -50,7 +50,7 @@ See scripts/agent.example.yaml for every configuration key.`)
 		return nil
 	}
 	log := newLogger(std.err)
-	a, err := agent.New(cfg, agent.Options{Logger: log, Version: agentVersion()})
+	a, err := agent.New(cfg, agent.Options{Logger: log, Version: version.Read().Short()})
 	if err != nil {
 		return err
 	}
@@ -72,12 +72,4 @@ See scripts/agent.example.yaml for every configuration key.`)
 			a.Reload(next)
 		}
 	}
-}
-
-// agentVersion is the module version the binary was built from, for status.
-func agentVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "dev"
 }

@@ -88,7 +88,7 @@ func TestAgentCLI(t *testing.T) {
 		code      int
 		out, errs string
 	}{
-		{"help", []string{"agent", "-h"}, 0, "", "-config"},
+		{"help", []string{"agent", "-h"}, 0, "-config", ""},
 		{"check ok", []string{"agent", "--check", "--config", cfg}, 0, "ok (store S001, register R1)", ""},
 		{"check bad value", []string{"agent", "--check", "--config", bad}, 1, "", "scanner.mode: must be line or ssi"},
 		{"missing file", []string{"agent", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "open config"},
@@ -104,9 +104,9 @@ func TestAgentCLI(t *testing.T) {
 			}
 		})
 	}
-	_, _, errs := agentCLI(t, "agent", "-h")
+	_, help, _ := agentCLI(t, "agent", "-h")
 	for _, flag := range []string{"-config", "-check"} {
-		if !strings.Contains(errs, flag) {
+		if !strings.Contains(help, flag) {
 			t.Errorf("help does not describe %s", flag)
 		}
 	}

@@ -139,15 +139,15 @@ func TestSerialCLIErrors(t *testing.T) {
 		{[]string{"scanner-sim", "--suffix", "0xZZ", "x"}, 2, "bad hex", ""},
 		{[]string{"scanner-sim", "--frobnicate", "x"}, 2, "flag provided but not defined", ""},
 		{[]string{"scanner-sim", "/nonexistent/script"}, 1, "open script", ""},
-		{[]string{"scanner-sim", "-h"}, 0, "-pos-echo", ""},
+		{[]string{"scanner-sim", "-h"}, 0, "", "-pos-echo"},
 		{[]string{"ports", "extra"}, 2, "takes no arguments", ""},
-		{[]string{"ports", "-h"}, 0, "USB vendor/product id", ""},
+		{[]string{"ports", "-h"}, 0, "", "USB vendor/product id"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errOut}, tt.args)
-		if code != tt.code || !strings.Contains(errOut.String(), tt.wantErr) {
-			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tt.args, code, errOut.String(), tt.code, tt.wantErr)
+		if code != tt.code || !strings.Contains(errOut.String(), tt.wantErr) || !strings.Contains(out.String(), tt.wantOut) {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d, %q and %q", tt.args, code, errOut.String(), out.String(), tt.code, tt.wantErr, tt.wantOut)
 		}
 	}
 }

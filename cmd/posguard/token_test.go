@@ -264,7 +264,7 @@ func TestTokenUsage(t *testing.T) {
 		}
 	}
 	// -h describes every flag.
-	_, _, help := runCLI(t, "", "token", "mint", "-h")
+	_, help, _ := runCLI(t, "", "token", "mint", "-h")
 	for _, f := range []string{"-key", "-issuer", "-sub", "-ttl", "-topup-at", "-topup-amount", "-device-since", "-account-since", "-foreign-login"} {
 		if !strings.Contains(help, f) {
 			t.Errorf("mint -h lacks %s", f)
