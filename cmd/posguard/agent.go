@@ -42,7 +42,7 @@ See scripts/agent.example.yaml for every configuration key.`)
 		if b := cfg.Policy.Bootstrap; b != "" {
 			if p, err := policy.LoadFile(b); err != nil {
 				fmt.Fprintf(std.err, "warning: policy.bootstrap: %v\n", err)
-			} else if p.Expired(time.Now()) {
+			} else if p.Expired(std.clock()) {
 				fmt.Fprintf(std.err, "warning: policy.bootstrap: %s v%d expired at %s\n", p.Metadata.Name, p.Metadata.Version, p.Metadata.ExpiresAt.Format(time.RFC3339))
 			}
 		}

@@ -34,9 +34,11 @@ func TestPolicyLint(t *testing.T) {
 	if err := os.WriteFile(expired, src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ = policyCLI(t, "policy", "lint", "--at", "2026-07-04T00:00:00+09:00", expired)
-	if want := expired + ": metadata.expiresAt: expired at 2026-01-02T00:00:00Z, before now (2026-07-03T15:00:00Z)\n"; code != 1 || out != want {
-		t.Errorf("lint expired: code %d out %q", code, out)
+	// Expired is a warning, not a problem: the document is still valid.
+	code, out, errs = policyCLI(t, "policy", "lint", "--at", "2026-07-04T00:00:00+09:00", expired)
+	if want := expired + ": warning: metadata.expiresAt: expired at 2026-01-02T00:00:00Z, before now (2026-07-03T15:00:00Z); registers refuse it unless it is signed with --valid-for\n"; code != 0 || errs != want ||
+		out != expired+": ok: chain-default version 1, 12 rules, expires 2026-01-02T00:00:00Z\n" {
+		t.Errorf("lint expired: code %d out %q err %q", code, out, errs)
 	}
 
 	broken, _ := filepath.Glob(filepath.Join(policyTestdata, "broken", "*.yaml"))

@@ -15,6 +15,9 @@ import (
 	"github.com/posguard/posguard/policy/bundle"
 )
 
+// beforeExpiry is inside the example policy's validity.
+var beforeExpiry = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
 func hqKey(t *testing.T) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -26,7 +29,7 @@ func hqKey(t *testing.T) (dir string) {
 
 func TestPolicySign(t *testing.T) {
 	dir := hqKey(t)
-	code, out, stderr := runCLI(t, "", "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), "../../policy/testdata/chain-default.yaml")
+	code, out, stderr := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), "../../policy/testdata/chain-default.yaml")
 	if code != 0 {
 		t.Fatalf("sign: exit %d: %s", code, stderr)
 	}
@@ -34,8 +37,7 @@ func TestPolicySign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	p, err := bundle.VerifyPolicy([]byte(out), []bundle.TrustedKey{trusted}, "s1", 0, at)
+	p, err := bundle.VerifyPolicy([]byte(out), []bundle.TrustedKey{trusted}, "s1", 0, beforeExpiry)
 	if err != nil {
 		t.Fatalf("signed output does not verify: %v", err)
 	}
@@ -46,7 +48,7 @@ func TestPolicySign(t *testing.T) {
 	// A broken policy is never signed, and a missing key is a usage error.
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(broken, []byte("apiVersion: posguard/v1\nkind: Policy\n"), 0o600)
-	if code, out, _ := runCLI(t, "", "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), broken); code != 1 || out != "" {
+	if code, out, _ := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), broken); code != 1 || out != "" {
 		t.Fatalf("sign broken policy: exit %d, %d bytes out; want 1 and nothing", code, len(out))
 	}
 	if code, _, _ := runCLI(t, "", "policy", "sign", "../../policy/testdata/chain-default.yaml"); code != 2 {
@@ -61,7 +63,7 @@ func TestPolicyPushNoRegisters(t *testing.T) {
 	}
 	defer b.Close()
 	dir := hqKey(t)
-	code, _, stderr := runCLI(t, "", "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
+	code, _, stderr := cli(t, beforeExpiry, "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
 		"--timeout", "10s", "../../policy/testdata/chain-default.yaml")
 	if code != 0 || !strings.Contains(stderr, "no register has reported yet") {
 		t.Fatalf("push with no registers: exit %d: %s", code, stderr)

@@ -126,7 +126,7 @@ and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 	if *ttl <= 0 {
 		return usagef("--ttl must be > 0")
 	}
-	now := time.Now()
+	now := std.clock()
 	c := token.Claims{Issuer: *iss, Subject: *sub, TopUpAmount: *topupAmount, ForeignLogin: *foreign}
 	if c.IssuedAt, err = parseWhen("at", *at, now); err != nil {
 		return err
@@ -208,7 +208,7 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.`)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := std.clock()
 	if *at != "" {
 		if now, err = time.Parse(time.RFC3339, *at); err != nil {
 			return usagef("--at %q is not an RFC 3339 time", *at)
