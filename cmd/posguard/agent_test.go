@@ -69,9 +69,7 @@ managerPINs: ['%s']
 
 func agentCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errb}, args)
-	return code, out.String(), errb.String()
+	return cli(t, time.Time{}, args...)
 }
 
 func TestAgentCLI(t *testing.T) {
@@ -90,11 +88,12 @@ func TestAgentCLI(t *testing.T) {
 	}{
 		{"help", []string{"agent", "-h"}, 0, "-config", ""},
 		{"check ok", []string{"agent", "--check", "--config", cfg}, 0, "ok (store S001, register R1)", ""},
-		{"check bad value", []string{"agent", "--check", "--config", bad}, 1, "", "scanner.mode: must be line or ssi"},
-		{"missing file", []string{"agent", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "open config"},
+		{"check bad value", []string{"agent", "--check", "--config", bad}, 1, bad + ": scanner.mode: must be line or ssi", ""},
+		{"start with a bad value", []string{"agent", "--config", bad}, 1, "", "scanner.mode: must be line or ssi"},
+		{"missing file", []string{"agent", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "posguard agent: config: open " + filepath.Join(dir, "none.yaml") + ": no such file"},
 		{"extra argument", []string{"agent", "--config", cfg, "extra"}, 2, "", `unexpected argument "extra"`},
 		{"bad flag", []string{"agent", "--colour"}, 2, "", "flag provided but not defined"},
-		{"check warns of a bad bootstrap", []string{"agent", "--check", "--config", nobootstrap}, 0, ": ok", "warning: policy.bootstrap"},
+		{"check warns of a bad bootstrap", []string{"agent", "--check", "--config", nobootstrap}, 0, ": ok", `level=WARN msg="policy.bootstrap: policy: open ` + filepath.Join(dir, "missing.yaml") + `: no such file`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -405,4 +404,74 @@ func TestAgentRunsAndStops(t *testing.T) {
 		t.Fatalf("state file still locked or damaged after stop: %v", err)
 	}
 	st.Close()
+}
+
+// syncBuffer collects a command's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The agent warns, in --check and when it starts, of a secret file that
+// group or others can read, and runs anyway; with mode 0600 it is quiet.
+func TestAgentWarnsOfReadableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := agentFiles(t, dir)
+	acct := filepath.Join(dir, "account.key")
+	warning := `level=WARN msg="tokens.accountKeyFile: ` + acct + ` is readable by group or others (mode 0644); chmod 600 it"`
+
+	if err := os.Chmod(acct, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := agentCLI(t, "agent", "--check", "--config", cfg)
+	if code != 0 || !strings.Contains(out, ": ok") || !strings.Contains(errs, warning) {
+		t.Errorf("--check, 0644: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+
+	// At start: the warning comes before the agent is up.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, []string{"agent", "--config", cfg})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stderr.String(), `msg="agent running"`) {
+		select {
+		case code := <-done:
+			t.Fatalf("agent exited %d at start:\n%s", code, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent did not start:\n%s", stderr.String())
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("agent exit %d after cancel", code)
+	}
+	logs := stderr.String()
+	if i, j := strings.Index(logs, warning), strings.Index(logs, `msg="agent running"`); i < 0 || i > j {
+		t.Errorf("no warning before the agent ran:\n%s", logs)
+	}
+
+	if err := os.Chmod(acct, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := agentCLI(t, "agent", "--check", "--config", cfg); code != 0 || strings.Contains(errs, "WARN") {
+		t.Errorf("--check, 0600: exit %d, stderr %q", code, errs)
+	}
 }

@@ -11,8 +11,14 @@ import (
 // cli runs posguard in-process with its clock at now (zero: the real one).
 func cli(t *testing.T, now time.Time, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return cliIn(t, "", now, args...)
+}
+
+// cliIn is cli with stdin.
+func cliIn(t *testing.T, stdin string, now time.Time, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	std := stdio{in: strings.NewReader(""), out: &out, err: &errb}
+	std := stdio{in: strings.NewReader(stdin), out: &out, err: &errb}
 	if !now.IsZero() {
 		std.now = func() time.Time { return now }
 	}

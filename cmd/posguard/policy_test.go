@@ -2,20 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const policyTestdata = "../../policy/testdata"
 
 func policyCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code = run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errb}, args)
-	return code, out.String(), errb.String()
+	return cli(t, time.Time{}, args...)
 }
 
 func TestPolicyLint(t *testing.T) {
