@@ -121,7 +121,13 @@ func exitCode(std stdio, name string, err error) int {
 		fmt.Fprintf(std.err, "posguard %s: %s\nRun 'posguard %s -h' for usage.\n", name, ue.msg, name)
 		return 2
 	default:
-		fmt.Fprintf(std.err, "posguard %s: %v\n", name, err)
+		// A package's errors start with its name ("hq: no store",
+		// "display: listen ..."), often the command's: say it once.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, name+": ") && !strings.HasPrefix(msg, name+" ") {
+			msg = name + ": " + msg
+		}
+		fmt.Fprintf(std.err, "posguard %s\n", msg)
 		return 1
 	}
 }

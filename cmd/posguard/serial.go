@@ -61,7 +61,7 @@ for the host's ACK; beeps, LEDs and other host commands are printed as
 	if name := fs.Arg(0); name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return fmt.Errorf("open script: %w", err)
+			return fmt.Errorf("script: %w", err)
 		}
 		defer f.Close()
 		script = f

@@ -138,7 +138,7 @@ func TestSerialCLIErrors(t *testing.T) {
 		{[]string{"scanner-sim", "--suffix", "NONE", "x"}, 2, "--suffix must not be empty", ""},
 		{[]string{"scanner-sim", "--suffix", "0xZZ", "x"}, 2, "bad hex", ""},
 		{[]string{"scanner-sim", "--frobnicate", "x"}, 2, "flag provided but not defined", ""},
-		{[]string{"scanner-sim", "/nonexistent/script"}, 1, "open script", ""},
+		{[]string{"scanner-sim", "/nonexistent/script"}, 1, "posguard scanner-sim: script: open /nonexistent/script: no such file", ""},
 		{[]string{"scanner-sim", "-h"}, 0, "", "-pos-echo"},
 		{[]string{"ports", "extra"}, 2, "takes no arguments", ""},
 		{[]string{"ports", "-h"}, 0, "", "USB vendor/product id"},

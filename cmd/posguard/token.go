@@ -331,7 +331,7 @@ scanner can read it off the screen.`)
 	}
 	if *png != "" {
 		if err := q.WriteFile(*size, *png); err != nil {
-			return fmt.Errorf("write PNG %s: %w", *png, err)
+			return fmt.Errorf("write PNG: %w", err) // the *PathError names the file
 		}
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,6 +34,10 @@ func OpenBolt(path string) (*Bolt, error) {
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("open HQ store %s: in use by another process", path)
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("HQ store: %w", err) // it names the file
 		}
 		return nil, fmt.Errorf("open HQ store %s: %w", path, err)
 	}

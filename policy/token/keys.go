@@ -104,7 +104,7 @@ func WriteKeyFiles(dir, iss, kid, alg string) (KeyFiles, []byte, error) {
 		return KeyFiles{}, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return KeyFiles{}, nil, fmt.Errorf("create key directory %s: %w", dir, err)
+		return KeyFiles{}, nil, fmt.Errorf("create key directory: %w", err) // the *PathError names it
 	}
 	files := KeyFiles{
 		Private: filepath.Join(dir, kid+".key"),
