@@ -1,36 +1,17 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/posguard/posguard/internal/syncbuf"
 	"github.com/posguard/posguard/policy/bundle"
 )
-
-// syncBuffer is the demo's output, written by Run while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var (
 	displayLine = regexp.MustCompile(`store display: +(http://\S+)/  \(manager PIN (\d+)\)`)
@@ -45,7 +26,7 @@ var (
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	type result struct {
 		sum Summary
 		err error

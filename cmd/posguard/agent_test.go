@@ -27,6 +27,7 @@ import (
 
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/internal/syncbuf"
 	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/policy/token"
 )
@@ -343,31 +344,13 @@ func mintFor(t *testing.T, key crypto.Signer, i int) string {
 	return s
 }
 
-// agentLog is a stderr the test can read while the command writes it.
-type agentLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *agentLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *agentLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // `posguard agent` in-process: it serves, and a cancelled context (what
 // SIGTERM does in main) stops it with exit 0 and a closed state file.
 func TestAgentRunsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	cfg := agentFiles(t, dir)
 	var out bytes.Buffer
-	logs := &agentLog{}
+	logs := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exit := make(chan int, 1)
@@ -406,24 +389,6 @@ func TestAgentRunsAndStops(t *testing.T) {
 	st.Close()
 }
 
-// syncBuffer collects a command's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The agent warns, in --check and when it starts, of a secret file that
 // group or others can read, and runs anyway; with mode 0600 it is quiet.
 func TestAgentWarnsOfReadableSecrets(t *testing.T) {
@@ -441,24 +406,14 @@ func TestAgentWarnsOfReadableSecrets(t *testing.T) {
 	}
 
 	// At start: the warning comes before the agent is up.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, []string{"agent", "--config", cfg})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), `msg="agent running"`) {
-		select {
-		case code := <-done:
-			t.Fatalf("agent exited %d at start:\n%s", code, stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent did not start:\n%s", stderr.String())
-		}
-	}
+	waitOutput(t, ctx, &stderr, `msg="agent running"`)
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("agent exit %d after cancel", code)

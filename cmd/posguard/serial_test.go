@@ -16,26 +16,10 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
 	"github.com/posguard/posguard/firmware-bridge/serialport"
+	"github.com/posguard/posguard/internal/syncbuf"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitOutput(t *testing.T, ctx context.Context, b *lockedBuf, want string) {
+func waitOutput(t *testing.T, ctx context.Context, b *syncbuf.Buffer, want string) {
 	t.Helper()
 	for !strings.Contains(b.String(), want) {
 		select {
@@ -72,7 +56,7 @@ func TestScannerSimCLI(t *testing.T) {
 				}
 			}
 			link, posLink := filepath.Join(dir, "scanner"), filepath.Join(dir, "pos")
-			var out, errOut lockedBuf
+			var out, errOut syncbuf.Buffer
 			args := append([]string{"scanner-sim", "--link", link, "--pos-echo", posLink, "--hold"}, tt.args...)
 			args = append(args, scriptArg)
 			simCtx, stopSim := context.WithCancel(ctx)
