@@ -84,7 +84,10 @@ func runPolicySign(ctx context.Context, std stdio, args []string) error {
 Validate a policy and write it as a signed bundle (COSE_Sign1 over the
 canonical JSON) to standard output, e.g.
 
-  posguard policy sign --key hq-policy.key chain.yaml > chain.cose`)
+  posguard policy sign --key keys/hq-1.key --valid-for 720h chain.yaml > chain.cose
+
+A policy already expired is not signed (registers would refuse it), unless
+--valid-for re-stamps it valid from now.`)
 	sf := addSignFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -104,7 +107,8 @@ func runPolicyPush(ctx context.Context, std stdio, args []string) error {
 	fs := newFlags(std, "policy push", "POLICY.yaml", `
 Lint and sign a policy, publish it retained to the registers in scope, and
 wait until they report the new version (or --timeout). Registers that are
-offline take the retained bundle when they reconnect.`)
+offline take the retained bundle when they reconnect. As with 'policy sign',
+--valid-for signs it valid from now for that long, whatever its file says.`)
 	sf := addSignFlags(fs)
 	var mc mqttconn.Config
 	fs.StringVar(&mc.Broker, "broker", "", "MQTT broker URL (required)")
