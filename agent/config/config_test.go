@@ -3,8 +3,10 @@ package config
 import (
 	"crypto/ed25519"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -260,4 +262,37 @@ func TestWarnsOfReadableSecrets(t *testing.T) {
 	if c, err := Load(path); err != nil || len(c.Warnings) != 0 {
 		t.Fatalf("mode 0600: warnings %q, err %v", c.Warnings, err)
 	}
+
+	// The broker TLS client key too; its certificate is public.
+	certPEM, keyPEM := selfSigned(t)
+	cert := write("r1.crt", certPEM, 0o644)
+	tlsKey := write("r1.key", keyPEM, 0o644)
+	doc = strings.Replace(doc, "broker: tcp://127.0.0.1:1883", "broker: ssl://127.0.0.1:8883\n  certFile: "+cert+"\n  keyFile: "+tlsKey, 1)
+	write("agent.yaml", []byte(doc), 0o600)
+	c, err = Load(path)
+	want = "hq.keyFile: " + tlsKey + " is readable by group or others (mode 0644); chmod 600 it"
+	if err != nil || len(c.Warnings) != 1 || c.Warnings[0].String() != want {
+		t.Fatalf("TLS key 0644: warnings %q, err %v; want [%q]", c.Warnings, err, want)
+	}
+}
+
+// selfSigned is a client certificate and its key, PEM.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "S001/R1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
 }
