@@ -73,7 +73,9 @@ const (
 	walletISS = "posguard-wallet-demo"
 	walletKID = "demo-wallet-1"
 	hqKID     = "hq-demo"
-	demoPIN   = "1234"
+	// demoPIN is the managers' PIN on both registers, printed with the
+	// display's address so a visitor can resolve a review.
+	demoPIN = "1234"
 )
 
 type register struct {
@@ -140,7 +142,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	}
 	r.printSummary(ctx, sum)
 	if o.Keep {
-		fmt.Fprintln(o.Out, "\n--keep: everything stays up; open the display above. Ctrl-C to stop.")
+		fmt.Fprintf(o.Out, "\n--keep: everything stays up. Open the store display above; the manager PIN is %s\n"+
+			"(approve or reject the open review with it). Ctrl-C to stop.\n", demoPIN)
 		<-ctx.Done()
 	}
 	return sum, nil
@@ -272,7 +275,7 @@ func (r *rig) startDisplay(ctx context.Context) error {
 	select {
 	case a := <-addr:
 		r.displayURL = "http://" + a
-		r.urls = append(r.urls, "store display:           "+r.displayURL+"/")
+		r.urls = append(r.urls, "store display:           "+r.displayURL+"/  (manager PIN "+demoPIN+")")
 	case err := <-r.errs:
 		return err
 	case <-time.After(10 * time.Second):

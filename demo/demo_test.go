@@ -1,25 +1,85 @@
 package demo
 
 import (
-	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posguard/posguard/internal/syncbuf"
+	"github.com/posguard/posguard/policy/bundle"
+)
+
+var (
+	displayLine = regexp.MustCompile(`store display: +(http://\S+)/  \(manager PIN (\d+)\)`)
+	keepLine    = regexp.MustCompile(`--keep: everything stays up\. Open the store display above; the manager PIN is (\d+)`)
 )
 
 // TestDemo runs the whole demo — broker, HQ, display, two agents on ptys —
 // with no pauses and checks the story it tells: every fraudulent sale of
 // the scenario is held or refused, no legitimate one is touched, and the
-// table names the rules that did it.
+// table names the rules that did it. With --keep it stays up, and the PIN
+// it prints resolves the review it leaves open, as a visitor would.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
-	sum, err := Run(ctx, Options{Out: &out, Dir: t.TempDir()})
+	var out syncbuf.Buffer
+	type result struct {
+		sum Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Run(ctx, Options{Out: &out, Dir: t.TempDir(), Keep: true})
+		done <- result{sum, err}
+	}()
+	var keep []string
+	for keep == nil {
+		select {
+		case res := <-done:
+			t.Fatalf("demo ended before --keep: %v\n%s", res.err, out.String())
+		case <-time.After(100 * time.Millisecond):
+			keep = keepLine.FindStringSubmatch(out.String())
+		}
+	}
+	text := out.String()
+	disp := displayLine.FindStringSubmatch(text)
+	if disp == nil || disp[2] != keep[1] {
+		t.Fatalf("no display address with the PIN of the --keep line %q in\n%s", keep[1], text)
+	}
+	c, err := newDisplayClient(ctx, disp[1])
 	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
+		t.Fatal(err)
+	}
+	v, err := c.board(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resolved bool
+	for _, a := range v.Alerts {
+		if a.State != "open" {
+			continue
+		}
+		// The register checks the PIN: only the right one approves.
+		if err := c.resolve(ctx, a.Register, a.ReviewID, "approve", keep[1]); err != nil {
+			t.Fatalf("the printed PIN does not resolve the open review: %v", err)
+		}
+		if _, err := c.waitAlert(ctx, a.SaleID, "approved"); err != nil {
+			t.Fatal(err)
+		}
+		resolved = true
+	}
+	if !resolved {
+		t.Errorf("--keep left no open review to resolve:\n%s", text)
+	}
+	cancel()
+	res := <-done
+	sum := res.sum
+	if res.err != nil && res.err != context.Canceled {
+		t.Fatalf("demo: %v\n%s", res.err, text)
 	}
 	want := Summary{Sales: 17, Fraud: 12, FraudStopped: 12, Legit: 5, LegitTouched: 0, Resolved: 1}
 	if sum.Sales != want.Sales || sum.Fraud != want.Fraud || sum.FraudStopped != want.FraudStopped ||
@@ -29,7 +89,6 @@ func TestDemo(t *testing.T) {
 	if sum.Allowed+sum.Reviewed+sum.Denied != sum.Sales {
 		t.Errorf("outcomes do not add up: %+v", sum)
 	}
-	text := out.String()
 	for _, line := range []string{
 		"tobacco cartons 15 > limit 2",               // the Saitama victim
 		"top-up ¥90,000 40m0s before",                // the fresh top-up, measured
@@ -49,5 +108,33 @@ func TestDemo(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("demo output:\n%s", text)
+	}
+}
+
+// The demo signs the example policy valid from its clock, whatever dates
+// the file has: in 2031, years after the file's expiresAt, a register
+// still takes it.
+func TestDemoPolicyAfterExampleExpiry(t *testing.T) {
+	at := time.Date(2031, 3, 1, 9, 0, 0, 0, time.UTC)
+	r := &rig{now: func() time.Time { return at }}
+	var err error
+	if _, r.hqKey, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if _, r.wallet, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.makePolicy(); err != nil {
+		t.Fatalf("demo policy in 2031: %v", err)
+	}
+	signed, err := bundle.SignPolicy(r.hqKey, bundle.AlgEdDSA, hqKID, r.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := []bundle.TrustedKey{{KID: hqKID, Alg: bundle.AlgEdDSA, Public: r.hqKey.Public()}}
+	for _, d := range []time.Duration{0, 29 * 24 * time.Hour} {
+		if _, err := bundle.VerifyPolicy(signed, trusted, storeID, 0, at.Add(d)); err != nil {
+			t.Errorf("a register %v after the demo's start refuses its policy: %v", d, err)
+		}
 	}
 }

@@ -109,11 +109,11 @@ func LoadHistory(data []byte) (*MemoryHistory, error) {
 func LoadHistoryFile(path string) (*MemoryHistory, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read history %s: %w", path, err)
+		return nil, fmt.Errorf("read history: %w", err) // the *PathError names the file
 	}
 	h, err := LoadHistory(data)
 	if err != nil {
-		return nil, fmt.Errorf("history %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err) // "decode history: ..."
 	}
 	return h, nil
 }

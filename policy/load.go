@@ -54,7 +54,7 @@ func (e *ValidationError) Error() string {
 func LoadFile(path string) (*Policy, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open policy %s: %w", path, err)
+		return nil, fmt.Errorf("policy: %w", err) // the *PathError names the file
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))

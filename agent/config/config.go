@@ -1,7 +1,8 @@
 // Package config is the register daemon's configuration file: YAML decoded
 // strictly (unknown keys are errors), defaults filled in, and every value
-// checked before the agent opens a port, a file or a socket. Each problem is
-// reported with the key it is about ("scanner.baud: must be ...").
+// checked before the agent opens a port, a file or a socket. Every problem is
+// reported at once, each with the key it is about ("scanner.baud: must be
+// ...").
 package config
 
 import (
@@ -66,6 +67,9 @@ type Config struct {
 	// Filled by Load, not part of the file.
 	TrustedKeys []bundle.TrustedKey `yaml:"-"`
 	AccountKey  Secret              `yaml:"-"`
+	// Warnings are what LoadKeys found risky but usable (a secret file
+	// other users can read), for the agent to log.
+	Warnings []Problem `yaml:"-"`
 }
 
 // PolicyConfig says where policies come from.
@@ -142,75 +146,135 @@ type Secret []byte
 func (Secret) String() string   { return "****" }
 func (Secret) GoString() string { return "****" }
 
+// Problem is one thing wrong with the configuration, named by its key.
+type Problem struct {
+	Key    string // "scanner.baud", "policy.trustedKeys[0].file"
+	Reason string
+}
+
+func (p Problem) String() string { return p.Key + ": " + p.Reason }
+
+// problemOf reads an error worded "key: reason" (the sub-sections'
+// validators) as a Problem.
+func problemOf(err error) Problem {
+	key, reason, ok := strings.Cut(err.Error(), ": ")
+	if !ok {
+		return Problem{Key: "document", Reason: err.Error()}
+	}
+	return Problem{Key: key, Reason: reason}
+}
+
+// ValidationError lists every problem of a configuration, so one run of
+// `posguard agent --check` shows them all.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.String()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// problems collects Problems; err is nil when there are none.
+type problems []Problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ps}
+}
+
 // Load reads, decodes, defaults and validates the file at path, and reads
-// the key files it names.
+// the key files it names. Every problem of the document and of its key
+// files is in the returned *ValidationError (wrapped with the path).
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open config %s: %w", path, err)
+		// The *PathError names the file already.
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
-	c, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	c, ps := parse(data)
+	if c != nil {
+		ps = append(ps, c.loadKeys()...)
 	}
-	if err := c.LoadKeys(); err != nil {
+	if err := ps.err(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
 
 // Parse decodes and validates a configuration document without reading
-// the files it names.
+// the files it names. On problems it returns a *ValidationError listing
+// all of them.
 func Parse(data []byte) (*Config, error) {
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%d bytes exceeds %d", len(data), MaxFileSize)
-	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("yaml: %w", err)
-	}
-	if root.Kind == 0 {
-		return nil, errors.New("empty document")
-	}
-	paths := yamlpath.Of(&root)
-	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		return nil, keyed(err, paths)
-	}
-	c.defaults()
-	if err := c.Validate(); err != nil {
+	c, ps := parse(data)
+	if err := ps.err(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// keyed rewrites go-yaml's line-numbered errors to name the key.
-func keyed(err error, paths yamlpath.Paths) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return fmt.Errorf("yaml: %w", err)
+// parse decodes what it can and validates it; c is nil when the document
+// cannot be decoded at all (syntax, size), else decoded with defaults.
+func parse(data []byte) (*Config, problems) {
+	if len(data) > MaxFileSize {
+		return nil, problems{{Key: "document", Reason: fmt.Sprintf("%d bytes exceeds %d", len(data), MaxFileSize)}}
 	}
-	msgs := make([]string, 0, len(te.Errors))
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		// go-yaml's messages start with "yaml: " already.
+		return nil, problems{{Key: "document", Reason: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	if root.Kind == 0 {
+		return nil, problems{{Key: "document", Reason: "empty"}}
+	}
+	paths := yamlpath.Of(&root)
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var ps problems
+	if err := dec.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, problems{{Key: "document", Reason: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		}
+		// A type error leaves the rest decoded: go on, and report the
+		// values' problems too.
+		ps = keyed(te, paths)
+	}
+	c.defaults()
+	return c, append(ps, c.validate()...)
+}
+
+// keyed rewrites go-yaml's line-numbered errors to name the key.
+func keyed(te *yaml.TypeError, paths yamlpath.Paths) problems {
+	ps := make(problems, 0, len(te.Errors))
 	for _, m := range te.Errors {
 		pl, ok := paths.Locate(m)
 		if !ok {
-			msgs = append(msgs, m)
+			ps.add("document", "%s", m)
 			continue
 		}
 		what := pl.Reason
 		if pl.UnknownField != "" {
 			what = "unknown key " + strconv.Quote(pl.UnknownField)
 		}
-		msgs = append(msgs, fmt.Sprintf("%s: %s (line %d)", pl.Path, what, pl.Line))
+		ps.add(pl.Path, "%s (line %d)", what, pl.Line)
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return ps
 }
 
 func (c *Config) defaults() {
@@ -237,85 +301,95 @@ func (c *Config) defaults() {
 	}
 }
 
-// Validate checks every value; the first problem is returned, named by key.
-func (c *Config) Validate() error {
+// Validate checks every value; the error is a *ValidationError listing
+// every problem, each named by its key.
+func (c *Config) Validate() error { return c.validate().err() }
+
+func (c *Config) validate() problems {
+	var ps problems
 	if err := wire.ValidateStore(c.Store); err != nil {
-		return fmt.Errorf("store: %w", err)
+		ps.add("store", "%v", err)
 	}
 	if err := wire.ValidateRegister(c.Register); err != nil {
-		return fmt.Errorf("register: %w", err)
+		ps.add("register", "%v", err)
 	}
 	if c.State == "" {
-		return errors.New("state: required (path of the state file)")
+		ps.add("state", "required (path of the state file)")
 	}
+	// The serial sections and the MQTT link report their first problem
+	// each, already named by key.
 	if c.Scanner != nil {
 		if err := c.Scanner.Validate("scanner"); err != nil {
-			return err
+			ps = append(ps, problemOf(err))
 		}
 	}
 	if c.POS != nil {
 		if err := c.POS.Validate("pos"); err != nil {
-			return err
+			ps = append(ps, problemOf(err))
 		}
-		if c.Scanner != nil && c.Scanner.Port == c.POS.Port {
-			return fmt.Errorf("pos.port: %s is also scanner.port", c.POS.Port)
+		if c.Scanner != nil && c.Scanner.Port != "" && c.Scanner.Port == c.POS.Port {
+			ps.add("pos.port", "%s is also scanner.port", c.POS.Port)
 		}
 	}
 	for i, k := range c.Policy.TrustedKeys {
 		key := fmt.Sprintf("policy.trustedKeys[%d]", i)
 		if k.KID == "" {
-			return fmt.Errorf("%s.kid: required", key)
+			ps.add(key+".kid", "required")
 		}
 		if k.File == "" {
-			return fmt.Errorf("%s.file: required", key)
+			ps.add(key+".file", "required")
 		}
 		for _, o := range c.Policy.TrustedKeys[:i] {
-			if o.KID == k.KID {
-				return fmt.Errorf("%s.kid: %q is listed twice", key, k.KID)
+			if k.KID != "" && o.KID == k.KID {
+				ps.add(key+".kid", "%q is listed twice", k.KID)
+				break
 			}
 		}
 	}
 	if c.HQ != nil && len(c.Policy.TrustedKeys) == 0 {
-		return errors.New("policy.trustedKeys: required when hq is configured (policies from HQ must be verified)")
+		ps.add("policy.trustedKeys", "required when hq is configured (policies from HQ must be verified)")
 	}
 	if c.Tokens.AccountKeyFile == "" {
-		return errors.New("tokens.accountKeyFile: required (the chain-wide secret for account keys)")
+		ps.add("tokens.accountKeyFile", "required (the chain-wide secret for account keys)")
 	}
 	if c.HQ != nil {
 		if err := c.HQ.Config.Validate(); err != nil {
-			return fmt.Errorf("hq.%w", err)
+			p := problemOf(err)
+			p.Key = "hq." + p.Key
+			ps = append(ps, p)
 		}
 		if c.HQ.OfflineAfter < 0 {
-			return fmt.Errorf("hq.offlineAfter: must be > 0, got %v", c.HQ.OfflineAfter)
+			ps.add("hq.offlineAfter", "must be > 0, got %v", c.HQ.OfflineAfter)
 		}
 	}
 	if err := checkListen(c.HTTP); err != nil {
-		return err
+		ps = append(ps, problemOf(err))
 	}
 	if c.Session.IdleTimeout < 0 {
-		return fmt.Errorf("session.idleTimeout: must be > 0, got %v", c.Session.IdleTimeout)
+		ps.add("session.idleTimeout", "must be > 0, got %v", c.Session.IdleTimeout)
 	}
 	if c.Review.Timeout < 0 {
-		return fmt.Errorf("review.timeout: must be > 0, got %v", c.Review.Timeout)
+		ps.add("review.timeout", "must be > 0, got %v", c.Review.Timeout)
 	}
 	for i, entry := range c.ManagerPINs {
+		key := fmt.Sprintf("managerPINs[%d]", i)
 		name, h := SplitPIN(entry)
 		if strings.ContainsFunc(name, unicode.IsControl) || len(name) > 64 {
-			return fmt.Errorf("managerPINs[%d]: manager name %q: at most 64 printable characters", i, name)
-		}
-		if _, err := bcrypt.Cost([]byte(h)); err != nil {
-			return fmt.Errorf("managerPINs[%d]: not a bcrypt hash (make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`): %w", i, err)
+			ps.add(key, "manager name %q: at most 64 printable characters", name)
+		} else if _, err := bcrypt.Cost([]byte(h)); err != nil {
+			ps.add(key, "not a bcrypt hash (make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`): %v", err)
 		}
 	}
-	switch {
-	case c.Retention.Keep < 24*time.Hour:
-		return fmt.Errorf("retention.keep: must be at least 24h (the longest policy window), got %v", c.Retention.Keep)
-	case c.Retention.PruneEvery < time.Second:
-		return fmt.Errorf("retention.pruneEvery: must be at least 1s, got %v", c.Retention.PruneEvery)
-	case c.Retention.OutboxCap < 100:
-		return fmt.Errorf("retention.outboxCap: must be at least 100, got %d", c.Retention.OutboxCap)
+	if c.Retention.Keep < 24*time.Hour {
+		ps.add("retention.keep", "must be at least 24h (the longest policy window), got %v", c.Retention.Keep)
 	}
-	return nil
+	if c.Retention.PruneEvery < time.Second {
+		ps.add("retention.pruneEvery", "must be at least 1s, got %v", c.Retention.PruneEvery)
+	}
+	if c.Retention.OutboxCap < 100 {
+		ps.add("retention.outboxCap", "must be at least 100, got %d", c.Retention.OutboxCap)
+	}
+	return ps
 }
 
 func checkListen(h HTTPConfig) error {
@@ -336,26 +410,61 @@ func checkListen(h HTTPConfig) error {
 	return nil
 }
 
-// LoadKeys reads the trusted policy keys and the account key secret.
-func (c *Config) LoadKeys() error {
+// LoadKeys reads the trusted policy keys and the account key secret, and
+// notes in Warnings the secret files other users can read. The error is
+// a *ValidationError listing every file that could not be used.
+func (c *Config) LoadKeys() error { return c.loadKeys().err() }
+
+func (c *Config) loadKeys() problems {
+	var ps problems
 	c.TrustedKeys = c.TrustedKeys[:0]
+	c.Warnings = nil
 	for i, k := range c.Policy.TrustedKeys {
+		if k.KID == "" || k.File == "" {
+			continue // reported by validate
+		}
 		tk, err := bundle.LoadTrustedKey(k.KID, k.File)
 		if err != nil {
-			return fmt.Errorf("policy.trustedKeys[%d].file: %w", i, err)
+			ps.add(fmt.Sprintf("policy.trustedKeys[%d].file", i), "%v", err)
+			continue
 		}
 		c.TrustedKeys = append(c.TrustedKeys, tk)
 	}
-	b, err := os.ReadFile(c.Tokens.AccountKeyFile)
+	if f := c.Tokens.AccountKeyFile; f != "" {
+		b, err := os.ReadFile(f)
+		switch {
+		case err != nil:
+			ps.add("tokens.accountKeyFile", "%v", err)
+		case len(bytes.TrimSpace(b)) < minAccountKey:
+			ps.add("tokens.accountKeyFile", "%s holds %d bytes, want at least %d", f, len(bytes.TrimSpace(b)), minAccountKey)
+		default:
+			c.AccountKey = Secret(bytes.TrimSpace(b))
+			c.warnReadable("tokens.accountKeyFile", f)
+		}
+	}
+	if c.HQ != nil {
+		// The broker TLS files are read when the agent connects; a
+		// check reads them now.
+		if _, err := c.HQ.TLS(); err != nil {
+			ps.add("hq", "%v", err)
+		} else if c.HQ.KeyFile != "" {
+			c.warnReadable("hq.keyFile", c.HQ.KeyFile)
+		}
+	}
+	return ps
+}
+
+// warnReadable notes a secret file that group or others may read: the
+// agent still runs (a fleet's files may be fixed later), but says so.
+func (c *Config) warnReadable(key, path string) {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("tokens.accountKeyFile: %w", err)
+		return // reading it reports the problem
 	}
-	b = bytes.TrimSpace(b)
-	if len(b) < minAccountKey {
-		return fmt.Errorf("tokens.accountKeyFile: %s holds %d bytes, want at least %d", c.Tokens.AccountKeyFile, len(b), minAccountKey)
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		c.Warnings = append(c.Warnings, Problem{Key: key,
+			Reason: fmt.Sprintf("%s is readable by group or others (mode %04o); chmod 600 it", path, perm)})
 	}
-	c.AccountKey = Secret(b)
-	return nil
 }
 
 // RestartNeeded lists the keys whose change only takes effect after a

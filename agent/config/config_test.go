@@ -3,12 +3,17 @@ package config
 import (
 	"crypto/ed25519"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posguard/posguard/internal/golden"
 )
 
 func readFull(t *testing.T) string {
@@ -189,4 +194,105 @@ func TestExampleConfig(t *testing.T) {
 	if c.Scanner == nil || c.POS == nil || c.HQ == nil || len(c.ManagerPINs) != 1 || c.HTTP.Listen != DefaultListen {
 		t.Fatalf("example decoded as %+v", c)
 	}
+}
+
+// Every problem of a configuration and of the files it names is reported
+// at once, each with its key path (what `posguard agent --check` prints):
+// testdata/check/NAME.yaml against NAME.golden.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	files, err := filepath.Glob("testdata/check/*.yaml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("%d check cases: %v", len(files), err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f)
+			var ve *ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Load: %v, want a *ValidationError", err)
+			}
+			if !strings.HasPrefix(err.Error(), "config "+f+": ") {
+				t.Errorf("error %q does not name the file once", err)
+			}
+			var got strings.Builder
+			for _, p := range ve.Problems {
+				got.WriteString(p.String() + "\n")
+			}
+			golden.Check(t, strings.TrimSuffix(f, ".yaml")+".golden", []byte(got.String()))
+		})
+	}
+}
+
+// A secret file other users can read is a warning, not a refusal: the
+// agent runs and says so. The public trusted key may be world-readable.
+func TestWarnsOfReadableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	pub, _, _ := ed25519.GenerateKey(nil)
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	write := func(name string, b []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // not subject to umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyFile := write("hq1.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	acct := write("account.key", []byte("0123456789abcdef0123\n"), 0o644)
+	doc := strings.NewReplacer("/etc/posguard/hq1.pub", keyFile, "/etc/posguard/account.key", acct).Replace(readFull(t))
+	path := write("agent.yaml", []byte(doc), 0o600)
+
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "tokens.accountKeyFile: " + acct + " is readable by group or others (mode 0644); chmod 600 it"
+	if len(c.Warnings) != 1 || c.Warnings[0].String() != want {
+		t.Fatalf("warnings %q, want [%q]", c.Warnings, want)
+	}
+	for _, mode := range []os.FileMode{0o640, 0o604} {
+		os.Chmod(acct, mode)
+		if c, err := Load(path); err != nil || len(c.Warnings) != 1 {
+			t.Errorf("mode %04o: warnings %q, err %v", mode, c.Warnings, err)
+		}
+	}
+	os.Chmod(acct, 0o600)
+	if c, err := Load(path); err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("mode 0600: warnings %q, err %v", c.Warnings, err)
+	}
+
+	// The broker TLS client key too; its certificate is public.
+	certPEM, keyPEM := selfSigned(t)
+	cert := write("r1.crt", certPEM, 0o644)
+	tlsKey := write("r1.key", keyPEM, 0o644)
+	doc = strings.Replace(doc, "broker: tcp://127.0.0.1:1883", "broker: ssl://127.0.0.1:8883\n  certFile: "+cert+"\n  keyFile: "+tlsKey, 1)
+	write("agent.yaml", []byte(doc), 0o600)
+	c, err = Load(path)
+	want = "hq.keyFile: " + tlsKey + " is readable by group or others (mode 0644); chmod 600 it"
+	if err != nil || len(c.Warnings) != 1 || c.Warnings[0].String() != want {
+		t.Fatalf("TLS key 0644: warnings %q, err %v; want [%q]", c.Warnings, err, want)
+	}
+}
+
+// selfSigned is a client certificate and its key, PEM.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "S001/R1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
 }

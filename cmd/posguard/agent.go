@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/internal/version"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -32,25 +34,35 @@ See scripts/agent.example.yaml for every configuration key.`)
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	log := newLogger(std.err)
 	cfg, err := config.Load(*cfgPath)
+	var ve *config.ValidationError
+	if *check && errors.As(err, &ve) {
+		// Like policy lint: every problem, one per line.
+		for _, p := range ve.Problems {
+			fmt.Fprintf(std.out, "%s: %s\n", *cfgPath, p)
+		}
+		return &exitError{code: 1}
+	}
 	if err != nil {
 		return err
 	}
+	warnConfig(log, *cfgPath, cfg)
 	if *check {
 		// An unusable bootstrap policy is no configuration error (failMode
 		// decides until a signed policy arrives), but worth a warning.
 		if b := cfg.Policy.Bootstrap; b != "" {
 			if p, err := policy.LoadFile(b); err != nil {
-				fmt.Fprintf(std.err, "warning: policy.bootstrap: %v\n", err)
-			} else if p.Expired(time.Now()) {
-				fmt.Fprintf(std.err, "warning: policy.bootstrap: %s v%d expired at %s\n", p.Metadata.Name, p.Metadata.Version, p.Metadata.ExpiresAt.Format(time.RFC3339))
+				log.Warn("policy.bootstrap: "+err.Error(), "config", *cfgPath)
+			} else if p.Expired(std.clock()) {
+				log.Warn(fmt.Sprintf("policy.bootstrap: %s v%d expired at %s", p.Metadata.Name, p.Metadata.Version,
+					p.Metadata.ExpiresAt.Format(time.RFC3339)), "config", *cfgPath)
 			}
 		}
 		fmt.Fprintf(std.out, "%s: ok (store %s, register %s)\n", *cfgPath, cfg.Store, cfg.Register)
 		return nil
 	}
-	log := newLogger(std.err)
-	a, err := agent.New(cfg, agent.Options{Logger: log, Version: agentVersion()})
+	a, err := agent.New(cfg, agent.Options{Logger: log, Version: version.Read().Short()})
 	if err != nil {
 		return err
 	}
@@ -69,15 +81,16 @@ See scripts/agent.example.yaml for every configuration key.`)
 				log.Error("configuration not reloaded; keeping the running one", "err", err)
 				continue
 			}
+			warnConfig(log, *cfgPath, next)
 			a.Reload(next)
 		}
 	}
 }
 
-// agentVersion is the module version the binary was built from, for status.
-func agentVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+// warnConfig logs what the configuration allows but should not (a secret
+// file other users can read).
+func warnConfig(log *slog.Logger, path string, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn(w.String(), "config", path)
 	}
-	return "dev"
 }

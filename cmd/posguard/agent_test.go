@@ -27,6 +27,7 @@ import (
 
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/internal/syncbuf"
 	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/policy/token"
 )
@@ -69,9 +70,7 @@ managerPINs: ['%s']
 
 func agentCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errb}, args)
-	return code, out.String(), errb.String()
+	return cli(t, time.Time{}, args...)
 }
 
 func TestAgentCLI(t *testing.T) {
@@ -88,13 +87,14 @@ func TestAgentCLI(t *testing.T) {
 		code      int
 		out, errs string
 	}{
-		{"help", []string{"agent", "-h"}, 0, "", "-config"},
+		{"help", []string{"agent", "-h"}, 0, "-config", ""},
 		{"check ok", []string{"agent", "--check", "--config", cfg}, 0, "ok (store S001, register R1)", ""},
-		{"check bad value", []string{"agent", "--check", "--config", bad}, 1, "", "scanner.mode: must be line or ssi"},
-		{"missing file", []string{"agent", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "open config"},
+		{"check bad value", []string{"agent", "--check", "--config", bad}, 1, bad + ": scanner.mode: must be line or ssi", ""},
+		{"start with a bad value", []string{"agent", "--config", bad}, 1, "", "scanner.mode: must be line or ssi"},
+		{"missing file", []string{"agent", "--config", filepath.Join(dir, "none.yaml")}, 1, "", "posguard agent: config: open " + filepath.Join(dir, "none.yaml") + ": no such file"},
 		{"extra argument", []string{"agent", "--config", cfg, "extra"}, 2, "", `unexpected argument "extra"`},
 		{"bad flag", []string{"agent", "--colour"}, 2, "", "flag provided but not defined"},
-		{"check warns of a bad bootstrap", []string{"agent", "--check", "--config", nobootstrap}, 0, ": ok", "warning: policy.bootstrap"},
+		{"check warns of a bad bootstrap", []string{"agent", "--check", "--config", nobootstrap}, 0, ": ok", `level=WARN msg="policy.bootstrap: policy: open ` + filepath.Join(dir, "missing.yaml") + `: no such file`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,9 +104,9 @@ func TestAgentCLI(t *testing.T) {
 			}
 		})
 	}
-	_, _, errs := agentCLI(t, "agent", "-h")
+	_, help, _ := agentCLI(t, "agent", "-h")
 	for _, flag := range []string{"-config", "-check"} {
-		if !strings.Contains(errs, flag) {
+		if !strings.Contains(help, flag) {
 			t.Errorf("help does not describe %s", flag)
 		}
 	}
@@ -344,31 +344,13 @@ func mintFor(t *testing.T, key crypto.Signer, i int) string {
 	return s
 }
 
-// agentLog is a stderr the test can read while the command writes it.
-type agentLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *agentLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *agentLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // `posguard agent` in-process: it serves, and a cancelled context (what
 // SIGTERM does in main) stops it with exit 0 and a closed state file.
 func TestAgentRunsAndStops(t *testing.T) {
 	dir := t.TempDir()
 	cfg := agentFiles(t, dir)
 	var out bytes.Buffer
-	logs := &agentLog{}
+	logs := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	exit := make(chan int, 1)
@@ -405,4 +387,46 @@ func TestAgentRunsAndStops(t *testing.T) {
 		t.Fatalf("state file still locked or damaged after stop: %v", err)
 	}
 	st.Close()
+}
+
+// The agent warns, in --check and when it starts, of a secret file that
+// group or others can read, and runs anyway; with mode 0600 it is quiet.
+func TestAgentWarnsOfReadableSecrets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := agentFiles(t, dir)
+	acct := filepath.Join(dir, "account.key")
+	warning := `level=WARN msg="tokens.accountKeyFile: ` + acct + ` is readable by group or others (mode 0644); chmod 600 it"`
+
+	if err := os.Chmod(acct, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := agentCLI(t, "agent", "--check", "--config", cfg)
+	if code != 0 || !strings.Contains(out, ": ok") || !strings.Contains(errs, warning) {
+		t.Errorf("--check, 0644: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+
+	// At start: the warning comes before the agent is up.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stderr syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, []string{"agent", "--config", cfg})
+	}()
+	waitOutput(t, ctx, &stderr, `msg="agent running"`)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("agent exit %d after cancel", code)
+	}
+	logs := stderr.String()
+	if i, j := strings.Index(logs, warning), strings.Index(logs, `msg="agent running"`); i < 0 || i > j {
+		t.Errorf("no warning before the agent ran:\n%s", logs)
+	}
+
+	if err := os.Chmod(acct, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := agentCLI(t, "agent", "--check", "--config", cfg); code != 0 || strings.Contains(errs, "WARN") {
+		t.Errorf("--check, 0600: exit %d, stderr %q", code, errs)
+	}
 }

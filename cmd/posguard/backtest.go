@@ -68,7 +68,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	if *eventsFile != "-" {
 		f, err := os.Open(*eventsFile)
 		if err != nil {
-			return fmt.Errorf("open events: %w", err)
+			return fmt.Errorf("events: %w", err)
 		}
 		defer f.Close()
 		in = f
@@ -103,7 +103,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 func readDenylist(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open denylist: %w", err)
+		return nil, fmt.Errorf("denylist: %w", err)
 	}
 	defer f.Close()
 	var out []string

@@ -114,16 +114,15 @@ func TestPolicyTestUsage(t *testing.T) {
 		code int
 		err  string
 	}{
-		{"help", []string{"-h"}, 0, "--baseline"},
 		{"no flags", nil, 2, "test needs --policy and --events"},
 		{"no events", []string{"--policy", example}, 2, "test needs --policy and --events"},
 		{"argument", []string{"--policy", example, "--events", events, "extra"}, 2, "test takes no arguments"},
 		{"bad flag", []string{"--nope"}, 2, "flag provided but not defined"},
 		{"bad retention", []string{"--policy", example, "--events", events, "--retention", "-1h"}, 2, "--retention must be > 0"},
-		{"missing events", []string{"--policy", example, "--events", "nope.jsonl"}, 1, "open events: open nope.jsonl"},
+		{"missing events", []string{"--policy", example, "--events", "nope.jsonl"}, 1, "posguard policy: events: open nope.jsonl: no such file"},
 		{"broken policy", []string{"--policy", filepath.Join(policyTestdata, "broken/cel.yaml"), "--events", events}, 1, "policy ../../policy/testdata/broken/cel.yaml"},
 		{"broken baseline", []string{"--policy", example, "--baseline", filepath.Join(policyTestdata, "broken/empty.yaml"), "--events", events}, 1, "baseline: policy"},
-		{"missing denylist", []string{"--policy", example, "--denylist", "nope.txt", "--events", events}, 1, "open denylist"},
+		{"missing denylist", []string{"--policy", example, "--denylist", "nope.txt", "--events", events}, 1, "posguard policy: denylist: open nope.txt: no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +133,7 @@ func TestPolicyTestUsage(t *testing.T) {
 		})
 	}
 	// -h describes every flag.
-	_, _, help := backtestCLI(t, "", "-h")
+	_, help, _ := backtestCLI(t, "", "-h")
 	for _, f := range []string{"-policy", "-events", "-baseline", "-denylist", "-retention", "-json", "-progress"} {
 		if !strings.Contains(help, f) {
 			t.Errorf("help does not describe %s", f)

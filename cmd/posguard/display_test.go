@@ -30,7 +30,6 @@ func TestDisplayCLIArgs(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"help", []string{"display", "-h"}, "", 0, "-password-hash-file"},
 		{"no broker", []string{"display", "-store", "S001"}, "", 2, "-broker is required"},
 		{"no store", []string{"display", "-broker", "tcp://127.0.0.1:1"}, "", 2, "-store is required"},
 		{"stray argument", []string{"display", "-store", "S001", "-broker", "tcp://127.0.0.1:1", "extra"}, "", 2, "unexpected argument"},
@@ -49,6 +48,14 @@ func TestDisplayCLIArgs(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want %d mentioning %q", code, errb.String(), c.wantCode, c.wantErr)
 			}
 		})
+	}
+}
+
+func TestDisplayCLIHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errb}, []string{"display", "-h"}); code != 0 ||
+		!strings.Contains(out.String(), "-password-hash-file") {
+		t.Fatalf("display -h: exit %d, stdout %q", code, out.String())
 	}
 }
 

@@ -15,8 +15,10 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/version"
 )
 
 // stdio is what a command may touch of the process, passed in so tests can
@@ -25,6 +27,17 @@ type stdio struct {
 	in  io.Reader
 	out io.Writer
 	err io.Writer
+	// now is the clock of commands that judge validity (policy expiry,
+	// signing times); nil is time.Now. Tests set it to run the shipped
+	// files at any date.
+	now func() time.Time
+}
+
+func (s stdio) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
 }
 
 type command struct {
@@ -59,6 +72,7 @@ func commands() []command {
 		{"scanner-sim", "play a script of scans on a virtual serial port", runScannerSim},
 		{"ports", "list serial ports", runPorts},
 		{"demo", "replay the 7pay attack on one machine", runDemo},
+		{"version", "print the version, VCS revision and build time", runVersion},
 	}
 }
 
@@ -80,7 +94,8 @@ func run(ctx context.Context, std stdio, args []string) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			return run(ctx, std, []string{args[1], "-h"})
+			// "help policy lint" is "policy lint -h".
+			return run(ctx, std, append(append([]string(nil), args[1:]...), "-h"))
 		}
 		printHelp(std.out)
 		return 0
@@ -107,7 +122,13 @@ func exitCode(std stdio, name string, err error) int {
 		fmt.Fprintf(std.err, "posguard %s: %s\nRun 'posguard %s -h' for usage.\n", name, ue.msg, name)
 		return 2
 	default:
-		fmt.Fprintf(std.err, "posguard %s: %v\n", name, err)
+		// A package's errors start with its name ("hq: no store",
+		// "display: listen ..."), often the command's: say it once.
+		msg := err.Error()
+		if !strings.HasPrefix(msg, name+": ") && !strings.HasPrefix(msg, name+" ") {
+			msg = name + ": " + msg
+		}
+		fmt.Fprintf(std.err, "posguard %s\n", msg)
 		return 1
 	}
 }
@@ -124,32 +145,62 @@ func printHelp(w io.Writer) {
 }
 
 // newFlags makes a flag set that reports errors instead of exiting and
-// prints a usage text naming the command and its arguments.
+// prints a usage text naming the command and its arguments: to stdout for
+// -h (so it pages with less, like 'posguard help'), to stderr after a
+// mistake.
 func newFlags(std stdio, name, args, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(std.err)
-	fs.Usage = func() {
-		fmt.Fprintf(std.err, "Usage: posguard %s [flags] %s\n\n%s\n", name, args, strings.TrimSpace(about))
+	o := &flagOutput{std: std}
+	o.usage = func(w io.Writer) {
 		var any bool
 		fs.VisitAll(func(*flag.Flag) { any = true })
+		line := "posguard " + name
 		if any {
-			fmt.Fprintln(std.err, "\nFlags:")
+			line += " [flags]"
+		}
+		fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace(line+" "+args), strings.TrimSpace(about))
+		if any {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.SetOutput(w)
 			fs.PrintDefaults()
+			fs.SetOutput(o)
 		}
 	}
+	fs.SetOutput(o)
+	// flag calls Usage for -h and for a bad flag alike; parseFlags, which
+	// knows which it was, prints it.
+	fs.Usage = func() {}
 	return fs
 }
 
-// parseFlags parses args; a bad flag is a usage error (flag has already
-// printed the usage), -h is flag.ErrHelp.
+// flagOutput is a flag set's output: flag's own messages go to stderr, and
+// it carries the usage printer and stdout for parseFlags.
+type flagOutput struct {
+	std   stdio
+	usage func(io.Writer)
+}
+
+func (o *flagOutput) Write(p []byte) (int, error) { return o.std.err.Write(p) }
+
+// parseFlags parses args; a bad flag is a usage error (the usage goes to
+// stderr), -h is flag.ErrHelp (the usage goes to stdout).
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	err := fs.Parse(args)
+	o, _ := fs.Output().(*flagOutput)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if o != nil {
+			o.usage(o.std.out)
+		}
+		return err
+	default:
+		if o != nil {
+			o.usage(o.std.err)
 		}
 		return &exitError{code: 2}
 	}
-	return nil
 }
 
 // subcommand dispatches a command with its own subcommands (policy, token).
@@ -193,4 +244,19 @@ func addTLSFlags(fs *flag.FlagSet, c *mqttconn.Config, identity string) {
 	fs.StringVar(&c.CAFile, "tls-ca", "", "PEM CA certificate that signed the broker's certificate")
 	fs.StringVar(&c.CertFile, "tls-cert", "", "PEM client certificate for the broker (CN "+identity+")")
 	fs.StringVar(&c.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+}
+
+func runVersion(ctx context.Context, std stdio, args []string) error {
+	fs := newFlags(std, "version", "", `
+Print the module version, the VCS revision and the commit time the binary
+was built from; "(devel)" and "unknown" when the go command could not stamp
+them (go run, a build outside a VCS checkout).`)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	_, err := io.WriteString(std.out, version.Read().Text("posguard"))
+	return err
 }

@@ -26,14 +26,19 @@ func runPolicy(ctx context.Context, std stdio, args []string) error {
 func runPolicyLint(ctx context.Context, std stdio, args []string) error {
 	fs := newFlags(std, "policy lint", "FILE", `
 Validate a policy file (YAML) and report every problem at once, one per line
-as "FILE: path: reason". A policy already expired by the clock of this
-machine is a problem too: agents would refuse it. Exit 0 with a one-line
-summary when the policy is valid, 1 when it has problems.`)
+as "FILE: path: reason". Exit 0 with a one-line summary when the policy is
+valid, 1 when it has problems.
+
+A policy whose metadata.expiresAt has passed (by this machine's clock, or
+--at) is still valid as a document: lint warns on stderr and exits 0, so a
+check of a policy kept in a repository does not start failing on a date.
+Registers refuse an expired policy, so 'policy sign' and 'policy push'
+refuse to sign one unless --valid-for gives it a fresh validity.`)
 	at := fs.String("at", "", "check expiry at this `TIME` (RFC 3339) instead of now")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	now := time.Now()
+	now := std.clock()
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
@@ -61,9 +66,7 @@ summary when the policy is valid, 1 when it has problems.`)
 		return fmt.Errorf("load policy %s: %w", file, err)
 	}
 	if p.Expired(now) {
-		fmt.Fprintf(std.out, "%s: metadata.expiresAt: expired at %s, before now (%s)\n",
-			file, p.Metadata.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
-		return &exitError{code: 1}
+		fmt.Fprintf(std.err, "%s: warning: %s\n", file, expiredProblem(p, now))
 	}
 	fmt.Fprintf(std.out, "%s: ok: %s version %d, %d rules, expires %s\n",
 		file, p.Metadata.Name, p.Metadata.Version, len(p.Rules), p.Metadata.ExpiresAt.Format(time.RFC3339))
@@ -118,4 +121,10 @@ policy/testdata/README.md. Exit 0 whatever the outcome.`)
 	}
 	_, err = std.out.Write(out)
 	return err
+}
+
+// expiredProblem says that p has expired at now, and how to sign it anyway.
+func expiredProblem(p *policy.Policy, now time.Time) string {
+	return fmt.Sprintf("metadata.expiresAt: expired at %s, before now (%s); registers refuse it unless it is signed with --valid-for",
+		p.Metadata.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 }

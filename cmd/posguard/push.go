@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -16,15 +17,19 @@ import (
 	"github.com/posguard/posguard/policy/keyfile"
 )
 
-// signFlags are the flags naming the HQ policy signing key.
-type signFlags struct{ key, kid *string }
+// signFlags are the flags naming the HQ policy signing key and the
+// validity to sign with.
+type signFlags struct {
+	key, kid *string
+	validFor *time.Duration
+}
 
-func addSignFlags(fs interface {
-	String(name, value, usage string) *string
-}) signFlags {
+func addSignFlags(fs *flag.FlagSet) signFlags {
 	return signFlags{
-		key: fs.String("key", "", "HQ policy signing key (PEM PKCS#8, as written by 'posguard policy keygen')"),
+		key: fs.String("key", "", "HQ policy signing key (PEM PKCS#8, as written by 'posguard policy keygen --use hq')"),
 		kid: fs.String("kid", "", "key id the registers trust it under (default: the key file name without .key)"),
+		validFor: fs.Duration("valid-for", 0, "sign with metadata.issuedAt now and expiresAt this `DURATION` later (e.g. 720h), "+
+			"whatever the file says; default: the file's own validity"),
 	}
 }
 
@@ -44,15 +49,28 @@ func (f signFlags) load() (crypto.Signer, string, string, error) {
 }
 
 // lintAndSign loads and validates a policy file and signs it; a policy with
-// problems is never signed.
-func lintAndSign(path string, f signFlags) (*policy.Policy, []byte, error) {
+// problems, or expired at now, is never signed. With --valid-for the
+// policy is re-stamped valid from now: HQ re-issues a policy file without
+// editing its dates.
+func lintAndSign(path string, f signFlags, now time.Time) (*policy.Policy, []byte, error) {
 	signer, alg, kid, err := f.load()
 	if err != nil {
 		return nil, nil, err
 	}
+	if d := *f.validFor; d != 0 && d < time.Second {
+		return nil, nil, usagef("--valid-for must be at least 1s, got %v", d)
+	}
 	p, err := policy.LoadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("policy not signed: %w", err)
+	}
+	if d := *f.validFor; d > 0 {
+		// Whole seconds: the canonical form is RFC 3339 without fractions.
+		at := now.UTC().Truncate(time.Second)
+		p.Metadata.IssuedAt, p.Metadata.ExpiresAt = at, at.Add(d)
+	}
+	if p.Expired(now) {
+		return nil, nil, fmt.Errorf("policy not signed: %s", expiredProblem(p, now))
 	}
 	b, err := bundle.SignPolicy(signer, alg, kid, p)
 	if err != nil {
@@ -66,7 +84,10 @@ func runPolicySign(ctx context.Context, std stdio, args []string) error {
 Validate a policy and write it as a signed bundle (COSE_Sign1 over the
 canonical JSON) to standard output, e.g.
 
-  posguard policy sign --key hq-policy.key chain.yaml > chain.cose`)
+  posguard policy sign --key keys/hq-1.key --valid-for 720h chain.yaml > chain.cose
+
+A policy already expired is not signed (registers would refuse it), unless
+--valid-for re-stamps it valid from now.`)
 	sf := addSignFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -74,7 +95,7 @@ canonical JSON) to standard output, e.g.
 	if fs.NArg() != 1 {
 		return usagef("want one policy file, got %d arguments", fs.NArg())
 	}
-	_, b, err := lintAndSign(fs.Arg(0), sf)
+	_, b, err := lintAndSign(fs.Arg(0), sf, std.clock())
 	if err != nil {
 		return err
 	}
@@ -86,7 +107,8 @@ func runPolicyPush(ctx context.Context, std stdio, args []string) error {
 	fs := newFlags(std, "policy push", "POLICY.yaml", `
 Lint and sign a policy, publish it retained to the registers in scope, and
 wait until they report the new version (or --timeout). Registers that are
-offline take the retained bundle when they reconnect.`)
+offline take the retained bundle when they reconnect. As with 'policy sign',
+--valid-for signs it valid from now for that long, whatever its file says.`)
 	sf := addSignFlags(fs)
 	var mc mqttconn.Config
 	fs.StringVar(&mc.Broker, "broker", "", "MQTT broker URL (required)")
@@ -103,7 +125,7 @@ offline take the retained bundle when they reconnect.`)
 	if mc.Broker == "" {
 		return usagef("--broker is required")
 	}
-	p, b, err := lintAndSign(fs.Arg(0), sf)
+	p, b, err := lintAndSign(fs.Arg(0), sf, std.clock())
 	if err != nil {
 		return err
 	}

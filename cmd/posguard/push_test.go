@@ -10,15 +10,19 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/posguard/posguard/agent/config"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 )
 
+// beforeExpiry is inside the example policy's validity.
+var beforeExpiry = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
 func hqKey(t *testing.T) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
-	if code, _, stderr := runCLI(t, "", "policy", "keygen", "--issuer", "hq", "--kid", "hq-policy-1", "--alg", "EdDSA", "--out", dir); code != 0 {
+	if code, _, stderr := runCLI(t, "", "policy", "keygen", "--use", "hq", "--kid", "hq-policy-1", "--alg", "EdDSA", "--out", dir); code != 0 {
 		t.Fatalf("keygen: exit %d: %s", code, stderr)
 	}
 	return dir
@@ -26,7 +30,7 @@ func hqKey(t *testing.T) (dir string) {
 
 func TestPolicySign(t *testing.T) {
 	dir := hqKey(t)
-	code, out, stderr := runCLI(t, "", "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), "../../policy/testdata/chain-default.yaml")
+	code, out, stderr := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), "../../policy/testdata/chain-default.yaml")
 	if code != 0 {
 		t.Fatalf("sign: exit %d: %s", code, stderr)
 	}
@@ -34,8 +38,7 @@ func TestPolicySign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	p, err := bundle.VerifyPolicy([]byte(out), []bundle.TrustedKey{trusted}, "s1", 0, at)
+	p, err := bundle.VerifyPolicy([]byte(out), []bundle.TrustedKey{trusted}, "s1", 0, beforeExpiry)
 	if err != nil {
 		t.Fatalf("signed output does not verify: %v", err)
 	}
@@ -46,7 +49,7 @@ func TestPolicySign(t *testing.T) {
 	// A broken policy is never signed, and a missing key is a usage error.
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(broken, []byte("apiVersion: posguard/v1\nkind: Policy\n"), 0o600)
-	if code, out, _ := runCLI(t, "", "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), broken); code != 1 || out != "" {
+	if code, out, _ := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), broken); code != 1 || out != "" {
 		t.Fatalf("sign broken policy: exit %d, %d bytes out; want 1 and nothing", code, len(out))
 	}
 	if code, _, _ := runCLI(t, "", "policy", "sign", "../../policy/testdata/chain-default.yaml"); code != 2 {
@@ -61,7 +64,7 @@ func TestPolicyPushNoRegisters(t *testing.T) {
 	}
 	defer b.Close()
 	dir := hqKey(t)
-	code, _, stderr := runCLI(t, "", "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
+	code, _, stderr := cli(t, beforeExpiry, "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
 		"--timeout", "10s", "../../policy/testdata/chain-default.yaml")
 	if code != 0 || !strings.Contains(stderr, "no register has reported yet") {
 		t.Fatalf("push with no registers: exit %d: %s", code, stderr)
@@ -93,4 +96,54 @@ func mustVerify(t *testing.T, raw []byte, dir string) []byte {
 		t.Fatal(err)
 	}
 	return payload
+}
+
+// keygen --use hq prints the agent configuration that trusts the key: an
+// agent configured with it verifies what 'policy sign --key' signs.
+func TestPolicyKeygenForHQ(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	code, snippet, errs := runCLI(t, "", "policy", "keygen", "--use", "hq", "--kid", "hq-1", "--out", keys)
+	if code != 0 || snippet != "policy:\n  trustedKeys:\n    - {kid: hq-1, file: "+filepath.Join(keys, "hq-1.pub.pem")+"}\n" ||
+		!strings.Contains(errs, "keep it on HQ") {
+		t.Fatalf("keygen --use hq: exit %d, stdout %q, stderr %q", code, snippet, errs)
+	}
+	if _, err := os.Stat(filepath.Join(keys, "hq-1.issuer.yaml")); !os.IsNotExist(err) {
+		t.Errorf("an HQ key got an issuer snippet file: %v", err)
+	}
+	acct := filepath.Join(dir, "account.key")
+	os.WriteFile(acct, []byte("0123456789abcdef0123"), 0o600)
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfgPath, []byte("store: S001\nregister: R1\nstate: "+filepath.Join(dir, "r1.db")+"\n"+snippet+
+		"tokens: {accountKeyFile: "+acct+"}\n"), 0o600)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatalf("agent configuration with the snippet: %v", err)
+	}
+	code, signed, errs := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(keys, "hq-1.key"), "../../policy/testdata/chain-default.yaml")
+	if code != 0 {
+		t.Fatalf("sign: exit %d: %s", code, errs)
+	}
+	if _, err := bundle.VerifyPolicy([]byte(signed), cfg.TrustedKeys, "S001", 0, beforeExpiry); err != nil {
+		t.Fatalf("the agent trusting the snippet refuses the signed policy: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--use", "hq", "--issuer", "hq", "--kid", "k", "--out", keys}, "an HQ key (--use hq) has none"},
+		{[]string{"--kid", "k", "--out", keys}, "--issuer is required with --use wallet"},
+		{[]string{"--use", "bank", "--kid", "k", "--out", keys}, `--use must be wallet or hq, not "bank"`},
+	} {
+		if code, _, errs := runCLI(t, "", append([]string{"policy", "keygen"}, tc.args...)...); code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("keygen %q: exit %d, stderr %q, want %q", tc.args, code, errs, tc.want)
+		}
+	}
+	_, help, _ := runCLI(t, "", "policy", "keygen", "-h")
+	for _, use := range []string{"--use wallet", "tokens.issuers", "--use hq", "policy.trustedKeys"} {
+		if !strings.Contains(help, use) {
+			t.Errorf("keygen -h does not explain %q", use)
+		}
+	}
 }

@@ -64,7 +64,7 @@ unplug); --hold keeps the port open instead.`)
 	if name := fs.Arg(0); name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return fmt.Errorf("open script: %w", err)
+			return fmt.Errorf("script: %w", err)
 		}
 		defer f.Close()
 		script = f

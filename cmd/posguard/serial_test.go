@@ -18,26 +18,10 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
 	"github.com/posguard/posguard/firmware-bridge/serialport"
+	"github.com/posguard/posguard/internal/syncbuf"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func waitOutput(t *testing.T, ctx context.Context, b *lockedBuf, want string) {
+func waitOutput(t *testing.T, ctx context.Context, b *syncbuf.Buffer, want string) {
 	t.Helper()
 	for !strings.Contains(b.String(), want) {
 		select {
@@ -74,7 +58,7 @@ func TestScannerSimCLI(t *testing.T) {
 				}
 			}
 			link, posLink := filepath.Join(dir, "scanner"), filepath.Join(dir, "pos")
-			var out, errOut lockedBuf
+			var out, errOut syncbuf.Buffer
 			args := append([]string{"scanner-sim", "--link", link, "--pos-echo", posLink, "--hold"}, tt.args...)
 			args = append(args, scriptArg)
 			simCtx, stopSim := context.WithCancel(ctx)
@@ -140,16 +124,16 @@ func TestSerialCLIErrors(t *testing.T) {
 		{[]string{"scanner-sim", "--suffix", "NONE", "x"}, 2, "--suffix must not be empty", ""},
 		{[]string{"scanner-sim", "--suffix", "0xZZ", "x"}, 2, "bad hex", ""},
 		{[]string{"scanner-sim", "--frobnicate", "x"}, 2, "flag provided but not defined", ""},
-		{[]string{"scanner-sim", "/nonexistent/script"}, 1, "open script", ""},
-		{[]string{"scanner-sim", "-h"}, 0, "-pos-echo", ""},
+		{[]string{"scanner-sim", "/nonexistent/script"}, 1, "posguard scanner-sim: script: open /nonexistent/script: no such file", ""},
+		{[]string{"scanner-sim", "-h"}, 0, "", "-pos-echo"},
 		{[]string{"ports", "extra"}, 2, "takes no arguments", ""},
-		{[]string{"ports", "-h"}, 0, "USB vendor/product id", ""},
+		{[]string{"ports", "-h"}, 0, "", "USB vendor/product id"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errOut}, tt.args)
-		if code != tt.code || !strings.Contains(errOut.String(), tt.wantErr) {
-			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tt.args, code, errOut.String(), tt.code, tt.wantErr)
+		if code != tt.code || !strings.Contains(errOut.String(), tt.wantErr) || !strings.Contains(out.String(), tt.wantOut) {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d, %q and %q", tt.args, code, errOut.String(), out.String(), tt.code, tt.wantErr, tt.wantOut)
 		}
 	}
 }
@@ -211,7 +195,7 @@ func TestScannerSimWaitsForSlowReader(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	link := filepath.Join(dir, "scanner")
-	var out, errOut lockedBuf
+	var out, errOut syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, stdio{in: strings.NewReader("raw 41420d\n"), out: &out, err: &errOut}, []string{"scanner-sim", "--link", link, "-"})

@@ -52,12 +52,26 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func runPolicyKeygen(ctx context.Context, std stdio, args []string) error {
 	fs := newFlags(std, "policy keygen", "", `
-Make a PG1 token signing key. Writes, in --out: KID.key (the private key,
-PEM PKCS#8, mode 0600: keep it on the wallet backend), KID.pub.pem and
-KID.issuer.yaml, and prints the issuers snippet to paste into the policy's
-tokens section. An existing KID.key is never overwritten.`)
-	iss := fs.String("issuer", "", "issuer name, the tokens' iss claim (required)")
-	kid := fs.String("kid", "", "key id, the tokens' COSE kid and the file name stem (required)")
+Make a signing key pair. Writes, in --out, KID.key (the private key, PEM
+PKCS#8, mode 0600, never overwritten) and KID.pub.pem, and prints the
+configuration snippet that trusts the key. Two uses:
+
+  --use wallet (default): a wallet backend's PG1 token key. Also writes
+      KID.issuer.yaml; the snippet goes under the policy's tokens: section
+      (tokens.issuers), so registers verify the tokens it signs. Keep
+      KID.key on the wallet backend ('posguard token mint --key' for tests).
+
+      posguard policy keygen --issuer posguard-wallet --kid w-2026 --out keys
+
+  --use hq: HQ's bundle-signing key, for 'posguard policy sign/push --key'
+      and 'posguard hq --denylist-key'. The snippet goes in every agent's
+      configuration (policy.trustedKeys); copy KID.pub.pem to the registers
+      and keep KID.key on HQ.
+
+      posguard policy keygen --use hq --kid hq-1 --out keys`)
+	use := fs.String("use", "wallet", "what the key signs: wallet (PG1 payment tokens) or hq (policy and denylist bundles)")
+	iss := fs.String("issuer", "", "with --use wallet: issuer name, the tokens' iss claim (required)")
+	kid := fs.String("kid", "", "key id, the COSE kid and the file name stem (required)")
 	alg := fs.String("alg", "EdDSA", "signature algorithm: EdDSA (Ed25519) or ES256 (ECDSA P-256)")
 	out := fs.String("out", "", "directory for the key files (required)")
 	pos, err := parseInterspersed(fs, args)
@@ -67,16 +81,32 @@ tokens section. An existing KID.key is never overwritten.`)
 	switch {
 	case len(pos) > 0:
 		return usagef("unexpected argument %q", pos[0])
-	case *iss == "" || *kid == "" || *out == "":
-		return usagef("--issuer, --kid and --out are required")
+	case *use != "wallet" && *use != "hq":
+		return usagef("--use must be wallet or hq, not %q", *use)
+	case *use == "hq" && *iss != "":
+		return usagef("--issuer names a wallet; an HQ key (--use hq) has none")
+	case *use == "wallet" && *iss == "":
+		return usagef("--issuer is required with --use wallet (the default); for HQ's bundle-signing key use --use hq")
+	case *kid == "" || *out == "":
+		return usagef("--kid and --out are required")
 	case *alg != "EdDSA" && *alg != "ES256":
 		return usagef("--alg must be EdDSA or ES256, not %q", *alg)
+	}
+	if *use == "hq" {
+		files, _, err := token.WriteKeyPair(*out, *kid, *alg)
+		if err != nil {
+			return fmt.Errorf("keygen: %w", err)
+		}
+		fmt.Fprintf(std.err, "wrote %s (private, 0600: keep it on HQ), %s; trust it in each agent's configuration:\n", files.Private, files.Public)
+		_, err = fmt.Fprintf(std.out, "policy:\n  trustedKeys:\n    - {kid: %s, file: %s}\n", *kid, files.Public)
+		return err
 	}
 	files, snippet, err := token.WriteKeyFiles(*out, *iss, *kid, *alg)
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	fmt.Fprintf(std.err, "wrote %s (private, 0600), %s, %s\n", files.Private, files.Public, files.Issuer)
+	fmt.Fprintf(std.err, "wrote %s (private, 0600: keep it on the wallet backend), %s, %s; paste this under the policy's tokens:\n",
+		files.Private, files.Public, files.Issuer)
 	_, err = std.out.Write(snippet)
 	return err
 }
@@ -126,7 +156,7 @@ and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 	if *ttl <= 0 {
 		return usagef("--ttl must be > 0")
 	}
-	now := time.Now()
+	now := std.clock()
 	c := token.Claims{Issuer: *iss, Subject: *sub, TopUpAmount: *topupAmount, ForeignLogin: *foreign}
 	if c.IssuedAt, err = parseWhen("at", *at, now); err != nil {
 		return err
@@ -224,7 +254,7 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := std.clock()
 	if *at != "" {
 		if now, err = time.Parse(time.RFC3339, *at); err != nil {
 			return usagef("--at %q is not an RFC 3339 time", *at)
@@ -353,7 +383,7 @@ scanner can read it off the screen.`)
 	}
 	if *png != "" {
 		if err := q.WriteFile(*size, *png); err != nil {
-			return fmt.Errorf("write PNG %s: %w", *png, err)
+			return fmt.Errorf("write PNG: %w", err) // the *PathError names the file
 		}
 		return nil
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"image/png"
 	"os"
@@ -10,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skip2/go-qrcode"
 
@@ -19,9 +18,7 @@ import (
 // runCLI runs posguard in-process and returns exit code, stdout, stderr.
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), stdio{in: strings.NewReader(stdin), out: &out, err: &errb}, args)
-	return code, out.String(), errb.String()
+	return cliIn(t, stdin, time.Time{}, args...)
 }
 
 // keygenPolicy makes an issuer key in dir and a policy file trusting it.
@@ -277,7 +274,7 @@ func TestTokenUsage(t *testing.T) {
 		}
 	}
 	// -h describes every flag.
-	_, _, help := runCLI(t, "", "token", "mint", "-h")
+	_, help, _ := runCLI(t, "", "token", "mint", "-h")
 	for _, f := range []string{"-key", "-issuer", "-sub", "-ttl", "-topup-at", "-topup-amount", "-device-since", "-account-since", "-foreign-login"} {
 		if !strings.Contains(help, f) {
 			t.Errorf("mint -h lacks %s", f)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +38,10 @@ func OpenBolt(path string) (*Bolt, error) {
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("open HQ store %s: in use by another process", path)
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("HQ store: %w", err) // it names the file
 		}
 		return nil, fmt.Errorf("open HQ store %s: %w", path, err)
 	}

@@ -262,7 +262,7 @@ func ParseTrustedKey(kid string, pemText []byte) (TrustedKey, error) {
 func LoadTrustedKey(kid, path string) (TrustedKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return TrustedKey{}, fmt.Errorf("read trusted key %s: %w", path, err)
+		return TrustedKey{}, fmt.Errorf("read trusted key: %w", err) // the *PathError names the file
 	}
 	k, err := ParseTrustedKey(kid, b)
 	if err != nil {

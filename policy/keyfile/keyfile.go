@@ -35,7 +35,7 @@ func Alg(pub crypto.PublicKey) (string, error) {
 func Load(path string) (crypto.Signer, string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("read key %s: %w", path, err)
+		return nil, "", fmt.Errorf("read key: %w", err) // the *PathError names the file
 	}
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "PRIVATE KEY" {

@@ -74,7 +74,7 @@ func TestLoad(t *testing.T) {
 		{"P-256", writePEM(t, dir, "p256.key", "PRIVATE KEY", pkcs8(t, p256)), p256.Public(), "ES256", ""},
 		{"P-384 refused", writePEM(t, dir, "p384.key", "PRIVATE KEY", pkcs8(t, p384)), nil, "", "ECDSA curve P-384 is not P-256"},
 		{"RSA refused", writePEM(t, dir, "rsa.key", "PRIVATE KEY", pkcs8(t, rsaKey)), nil, "", "is neither Ed25519 nor ECDSA P-256"},
-		{"missing file", filepath.Join(dir, "missing.key"), nil, "", "read key "},
+		{"missing file", filepath.Join(dir, "missing.key"), nil, "", "read key: open "},
 		{"garbage", garbage, nil, "", "no PEM PRIVATE KEY block"},
 		{"wrong PEM type", writePEM(t, dir, "ec.key", "EC PRIVATE KEY", pkcs8(t, p256)), nil, "", "no PEM PRIVATE KEY block"},
 		{"bad DER", badDER, nil, "", "key " + badDER},

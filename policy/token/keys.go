@@ -72,7 +72,7 @@ func IssuerYAML(iss, kid string, pub crypto.PublicKey) ([]byte, error) {
 // kidPattern keeps a kid usable as a file name.
 var kidPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// KeyFiles are the paths WriteKeyFiles wrote.
+// KeyFiles are the paths WriteKeyFiles (or WriteKeyPair: no Issuer) wrote.
 type KeyFiles struct {
 	Private, Public, Issuer string
 }
@@ -81,11 +81,30 @@ type KeyFiles struct {
 // PKCS#8, mode 0600), KID.pub.pem and KID.issuer.yaml (the policy snippet).
 // It refuses to overwrite an existing private key.
 func WriteKeyFiles(dir, iss, kid, alg string) (KeyFiles, []byte, error) {
-	if !kidPattern.MatchString(kid) {
-		return KeyFiles{}, nil, fmt.Errorf("kid %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with a dot or dash", kid)
-	}
 	if iss == "" {
 		return KeyFiles{}, nil, errors.New("issuer must not be empty")
+	}
+	files, pub, err := WriteKeyPair(dir, kid, alg)
+	if err != nil {
+		return KeyFiles{}, nil, err
+	}
+	snippet, err := IssuerYAML(iss, kid, pub)
+	if err != nil {
+		return KeyFiles{}, nil, err
+	}
+	files.Issuer = filepath.Join(dir, kid+".issuer.yaml")
+	if err := os.WriteFile(files.Issuer, snippet, 0o644); err != nil {
+		return KeyFiles{}, nil, fmt.Errorf("write issuer snippet: %w", err)
+	}
+	return files, snippet, nil
+}
+
+// WriteKeyPair generates a key for alg and writes, in dir, KID.key (PEM
+// PKCS#8, mode 0600) and KID.pub.pem: a key with no issuer, such as HQ's
+// bundle-signing key. It refuses to overwrite an existing private key.
+func WriteKeyPair(dir, kid, alg string) (KeyFiles, crypto.PublicKey, error) {
+	if !kidPattern.MatchString(kid) {
+		return KeyFiles{}, nil, fmt.Errorf("kid %q: use 1 to 64 letters, digits, '.', '_' or '-', not starting with a dot or dash", kid)
 	}
 	key, err := GenerateKey(alg)
 	if err != nil {
@@ -99,17 +118,12 @@ func WriteKeyFiles(dir, iss, kid, alg string) (KeyFiles, []byte, error) {
 	if err != nil {
 		return KeyFiles{}, nil, err
 	}
-	snippet, err := IssuerYAML(iss, kid, key.Public())
-	if err != nil {
-		return KeyFiles{}, nil, err
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return KeyFiles{}, nil, fmt.Errorf("create key directory %s: %w", dir, err)
+		return KeyFiles{}, nil, fmt.Errorf("create key directory: %w", err) // the *PathError names it
 	}
 	files := KeyFiles{
 		Private: filepath.Join(dir, kid+".key"),
 		Public:  filepath.Join(dir, kid+".pub.pem"),
-		Issuer:  filepath.Join(dir, kid+".issuer.yaml"),
 	}
 	f, err := os.OpenFile(files.Private, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -117,16 +131,13 @@ func WriteKeyFiles(dir, iss, kid, alg string) (KeyFiles, []byte, error) {
 	}
 	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
 		f.Close()
-		return KeyFiles{}, nil, fmt.Errorf("write private key %s: %w", files.Private, err)
+		return KeyFiles{}, nil, fmt.Errorf("write private key: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return KeyFiles{}, nil, fmt.Errorf("write private key %s: %w", files.Private, err)
+		return KeyFiles{}, nil, fmt.Errorf("write private key: %w", err)
 	}
 	if err := os.WriteFile(files.Public, []byte(pubPEM), 0o644); err != nil {
 		return KeyFiles{}, nil, fmt.Errorf("write public key: %w", err)
 	}
-	if err := os.WriteFile(files.Issuer, snippet, 0o644); err != nil {
-		return KeyFiles{}, nil, fmt.Errorf("write issuer snippet: %w", err)
-	}
-	return files, snippet, nil
+	return files, key.Public(), nil
 }
