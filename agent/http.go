@@ -28,7 +28,7 @@ import (
 const (
 	maxBody     = 64 << 10
 	maxLines    = policy.MaxLines // the cart policy expr rules are costed for
-	maxQuantity = 9999
+	maxQuantity = policy.MaxLineQuantity
 )
 
 // Handler is the local API:

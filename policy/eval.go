@@ -63,6 +63,7 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	e.d.Offline = req.Offline
 
 	e.token(p.FailMode.InvalidToken, p.FailMode.UnknownToken)
+	e.checkRange()
 	var vars *celVars
 	if p.vars != nil {
 		vars = getCELVars(p, &req, hist)
@@ -147,11 +148,14 @@ func inCategories(cats []string, c string) bool {
 // cartSums adds up the lines in the categories (all lines if none given).
 // matched says whether any line was in them, which gates most rules: a rule
 // on tobacco says nothing about an onigiri-only sale.
+// Sums saturate instead of wrapping; overflow says one did (or a line had
+// a negative number), and checkRange denies such a sale.
 type cartSums struct {
 	quantity int
 	amount   int64
 	units    int
 	matched  bool
+	overflow bool
 }
 
 func (e *evaluation) sums(cats []string, withUnits bool) cartSums {
@@ -169,9 +173,18 @@ func (e *evaluation) sums(cats []string, withUnits bool) cartSums {
 			continue
 		}
 		s.matched = true
-		s.quantity += l.Quantity
-		s.amount += int64(l.Quantity) * l.UnitPrice
-		s.units += units * l.Quantity
+		if l.Quantity < 0 || l.UnitPrice < 0 || units < 0 {
+			s.overflow = true // a negative line would lower the sums
+			continue
+		}
+		q := int64(l.Quantity)
+		amt, ok1 := mulSat(q, l.UnitPrice)
+		u, ok2 := mulSat(int64(units), q)
+		amount, ok3 := addSat(s.amount, amt)
+		qty, ok4 := addSat(int64(s.quantity), q)
+		un, ok5 := addSat(int64(s.units), u)
+		s.amount, s.quantity, s.units = amount, int(qty), int(un)
+		s.overflow = s.overflow || !(ok1 && ok2 && ok3 && ok4 && ok5)
 	}
 	return s
 }
@@ -404,6 +417,7 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 	e.d.FailMode = true
 	e.d.Offline = req.Offline
 	e.token(fm.InvalidToken, fm.UnknownToken)
+	e.checkRange()
 	action := fm.Action
 	if action != string(Deny) {
 		action = string(Review)
