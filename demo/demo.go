@@ -359,7 +359,7 @@ func (r *rig) writeAgentConfig(reg *register) (string, error) {
 			return "", err
 		}
 	}
-	pin, err := bcrypt.GenerateFromPassword([]byte(demoPIN), bcrypt.MinCost)
+	pin, err := bcrypt.GenerateFromPassword([]byte(demoPIN), config.MinPINCost)
 	if err != nil {
 		return "", err
 	}

@@ -43,6 +43,10 @@ const (
 	RefusedBadPIN      = "wrong manager PIN"
 	RefusedRateLimited = "too many wrong PINs; try again later"
 	RefusedNoPINs      = "no manager PINs configured (managerPINs)"
+	// RefusedPINGuessing ends the alert a register raises when wrong PINs
+	// use up its limit for a review or for the register: someone may be
+	// guessing the manager PIN.
+	RefusedPINGuessing = "PIN guessing: too many wrong manager PINs"
 )
 
 // Resolution actions.

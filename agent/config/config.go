@@ -126,6 +126,9 @@ type Retention struct {
 	OutboxCap  int           `yaml:"outboxCap,omitempty"`
 }
 
+// MinPINCost is the lowest bcrypt cost accepted for a manager PIN hash.
+const MinPINCost = 10
+
 // SplitPIN reads a managerPINs entry: a bcrypt hash, or "NAME:HASH" so a
 // resolution records whose PIN confirmed it. A bcrypt hash never contains
 // ':', so the split is unambiguous.
@@ -303,8 +306,12 @@ func (c *Config) Validate() error {
 		if strings.ContainsFunc(name, unicode.IsControl) || len(name) > 64 {
 			return fmt.Errorf("managerPINs[%d]: manager name %q: at most 64 printable characters", i, name)
 		}
-		if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		cost, err := bcrypt.Cost([]byte(h))
+		if err != nil {
 			return fmt.Errorf("managerPINs[%d]: not a bcrypt hash (make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`): %w", i, err)
+		}
+		if cost < MinPINCost {
+			return fmt.Errorf("managerPINs[%d]: bcrypt cost %d, at least %d (a 4-digit PIN hashed cheaply falls to a search of its 10,000 values; make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`)", i, cost, MinPINCost)
 		}
 	}
 	switch {
