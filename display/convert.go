@@ -95,6 +95,8 @@ func refusalDetail(ev event.Event) string {
 		return board.RateLimited
 	case strings.HasSuffix(ev.Detail, event.RefusedNoPINs):
 		return board.NoPINs
+	case strings.HasSuffix(ev.Detail, event.RefusedPINGuessing):
+		return board.PINGuessing
 	}
 	return board.Refused
 }

@@ -220,6 +220,7 @@ const (
 	BadPIN      = "badPIN"      // wrong manager PIN
 	RateLimited = "rateLimited" // too many wrong PINs; wait and retry
 	NoPINs      = "noPINs"      // the register has no manager PINs
+	PINGuessing = "pinGuessing" // too many wrong PINs: someone may be guessing
 	Refused     = "refused"     // any other reason
 )
 

@@ -218,7 +218,7 @@
     return d;
   }
 
-  const refusals = ["badPIN", "rateLimited", "noPINs", "refused"];
+  const refusals = ["badPIN", "rateLimited", "noPINs", "pinGuessing", "refused"];
 
   function reviewFooter(a) {
     const f = el("div", "actions");
