@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -35,25 +33,6 @@ func (t handlerFrom) RoundTrip(req *http.Request) (*http.Response, error) {
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, req)
 	return rec.Result(), nil
-}
-
-// openAs opens the page through transport.
-func (r *rig) openAs(transport http.RoundTripper) *page {
-	r.t.Helper()
-	jar, _ := cookiejar.New(nil)
-	p := &page{t: r.t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: transport}, base: r.base}
-	res, err := p.c.Get(r.base + "/")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := csrfRe.FindStringSubmatch(string(body))
-	if res.StatusCode != 200 || m == nil {
-		r.t.Fatalf("GET / as %v: status %d", transport, res.StatusCode)
-	}
-	p.csrf = m[1]
-	return p
 }
 
 // An attacker's wrong PINs at the display must not lock out the manager:
