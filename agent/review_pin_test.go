@@ -26,7 +26,9 @@ import (
 func (r *running) resolveFrom(t testing.TB, ip, id, pin string) int {
 	t.Helper()
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	// Generous: under -race on a loaded machine, five concurrent bcrypt
+	// comparisons at cost 10 take many seconds.
+	c := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 	b, _ := json.Marshal(agent.ResolveRequest{Action: "approve", PIN: pin, By: "till"})
 	res, err := c.Post(r.url+"/v1/reviews/"+id, "application/json", bytes.NewReader(b))
 	if err != nil {
