@@ -63,7 +63,7 @@ type Agent struct {
 	hq  *hqsync.Client
 
 	reviews *reviews
-	limiter *pinLimiter
+	pins    *pinGuard
 	recent  *ring
 	last    atomic.Pointer[wire.DecisionSummary]
 	cmdsMu  sync.Mutex
@@ -104,7 +104,7 @@ func New(cfg *config.Config, opts Options) (*Agent, error) {
 	a := &Agent{
 		base: cfg, opts: opts, now: opts.Now,
 		log:     opts.Logger.With("store", cfg.Store, "register", cfg.Register),
-		reviews: newReviews(), limiter: newPINLimiter(), recent: newRing(1000),
+		reviews: newReviews(), pins: newPINGuard(), recent: newRing(1000),
 		cmds: map[string]struct{}{}, ready: make(chan struct{}), epoch: hex.EncodeToString(e[:]),
 	}
 	a.live.Store(cfg)

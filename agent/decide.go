@@ -40,6 +40,9 @@ type Sale struct {
 	// for another request is refused with ErrIdempotencyMismatch.
 	IdempotencyKey string
 	Fingerprint    string
+	// Refuse, when set, denies the sale whatever the policy says, with
+	// this reason (a cart past its bounds).
+	Refuse string
 }
 
 // IdempotencyTTL is how long an Idempotency-Key is answered.
@@ -136,6 +139,10 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 	var res Result
 	evaluate := func() error {
 		d := a.evaluate(act, req)
+		if sale.Refuse != "" {
+			d.Rules = append(d.Rules, policy.Fired{ID: policy.RangeRuleID, Action: string(policy.Deny), Mode: policy.ModeEnforce, Reason: sale.Refuse})
+			d.Outcome = policy.Deny
+		}
 		rec.Decision = &d
 		rec.Review = nil
 		res = Result{SaleID: req.SaleID, Outcome: d.Outcome, Decision: d}

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
@@ -63,11 +62,13 @@ func newFixture(t testing.TB) *fixture {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	f.write("hq1.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	f.write("account.key", []byte("test-account-key-0123456789\n"))
-	h, err := bcrypt.GenerateFromPassword([]byte(testPIN), bcrypt.MinCost)
+	// Generated once (cost 10, the lowest the configuration takes):
+	// hashing at test time would cost every test a tenth of a second.
+	h, err := os.ReadFile("testdata/pin-4711.bcrypt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.pinH = string(h)
+	f.pinH = strings.TrimSpace(string(h))
 	f.policy("policy.yaml", "2099-01-01T00:00:00Z")
 	return f
 }

@@ -28,7 +28,7 @@ import (
 const (
 	maxBody     = 64 << 10
 	maxLines    = policy.MaxLines // the cart policy expr rules are costed for
-	maxQuantity = 9999
+	maxQuantity = policy.MaxLineQuantity
 )
 
 // Handler is the local API:
@@ -284,7 +284,7 @@ func (a *Agent) httpResolve(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrBadAction):
 		writeError(w, http.StatusBadRequest, "action: %v", err)
 	case errors.Is(err, ErrRateLimited):
-		w.Header().Set("Retry-After", strconv.Itoa(int(pinWindow/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(pinRetryAfter/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "%v", err)
 	case errors.Is(err, ErrBadPIN), errors.Is(err, ErrNoPINs):
 		writeError(w, http.StatusForbidden, "%v", err)

@@ -380,3 +380,35 @@ func TestPipelineScannerSimScript(t *testing.T) {
 		t.Fatalf("scripted sale: %+v %+v", ev.Decision, ev.Request.Lines)
 	}
 }
+
+// A scanner that keeps sending items cannot grow the cart without end or
+// get a sale decided on part of it: past policy.MaxLines different items
+// the sale is denied with the reason.
+func TestCartBeyondBoundsDenied(t *testing.T) {
+	r := newPTYRig(t, "")
+	var frames []string
+	for i := range policy.MaxLines + 2 {
+		jan := fmt.Sprintf("49%011d", i)
+		r.scan(scan.EAN13, jan)
+		frames = append(frames, posItem(jan))
+	}
+	r.posGets(frames...)
+	tok := r.f.mint("overfull", nil)
+	r.scan(scan.QR, tok)
+	r.feedback(fbDeny)
+	r.posQuiet()
+	ev := r.lastEvent()
+	want := fmt.Sprintf("sale refused: the cart has more than %d different items", policy.MaxLines)
+	if ev.Decision.Outcome != policy.Deny || len(ev.Request.Lines) != policy.MaxLines || !firedWith(ev.Decision, policy.RangeRuleID, want) {
+		t.Fatalf("overfull cart: %s with %d lines, rules %+v", ev.Decision.Outcome, len(ev.Request.Lines), ev.Decision.Rules)
+	}
+}
+
+func firedWith(d *policy.Decision, id, reason string) bool {
+	for _, f := range d.Rules {
+		if f.ID == id && f.Reason == reason {
+			return true
+		}
+	}
+	return false
+}

@@ -22,14 +22,8 @@ var (
 	ErrBadPIN      = errors.New(event.RefusedBadPIN)
 	ErrRateLimited = errors.New(event.RefusedRateLimited)
 	ErrNoPINs      = errors.New(event.RefusedNoPINs)
+	ErrPINGuessing = errors.New(event.RefusedPINGuessing)
 	ErrBadAction   = errors.New("action must be approve or reject")
-)
-
-// PIN rate limit: this many wrong PINs per client within pinWindow, then
-// every attempt is refused until the oldest failure leaves the window.
-const (
-	pinFailures = 5
-	pinWindow   = time.Minute
 )
 
 // reviews tracks the open holds' deadlines and origins in memory; the state
@@ -73,66 +67,57 @@ func (r *reviews) due(now time.Time) []string {
 	return ids
 }
 
-// pinLimiter counts wrong PINs per client.
-type pinLimiter struct {
-	mu       sync.Mutex
-	failures map[string][]time.Time
-}
-
-func newPINLimiter() *pinLimiter { return &pinLimiter{failures: map[string][]time.Time{}} }
-
-func (l *pinLimiter) recent(client string, now time.Time) []time.Time {
-	f := l.failures[client]
-	i := 0
-	for i < len(f) && now.Sub(f[i]) >= pinWindow {
-		i++
-	}
-	f = f[i:]
-	if len(f) == 0 {
-		delete(l.failures, client)
-		return nil
-	}
-	l.failures[client] = f
-	return f
-}
-
-func (l *pinLimiter) allowed(client string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.recent(client, now)) < pinFailures
-}
-
-func (l *pinLimiter) fail(client string, now time.Time) {
-	l.mu.Lock()
-	l.failures[client] = append(l.recent(client, now), now)
-	l.mu.Unlock()
-}
-
-// checkPIN compares pin with the configured bcrypt hashes and returns the
-// name of the manager whose PIN it is ("" for an unnamed entry).
-func (a *Agent) checkPIN(client, pin string) (string, error) {
-	now := a.now()
-	if !a.limiter.allowed(client, now) {
-		a.m.pinFailures.Inc()
-		return "", ErrRateLimited
-	}
+// checkPIN counts the attempt (see pinGuard), then compares pin with the
+// configured bcrypt hashes and returns the name of the manager whose PIN it
+// is ("" for an unnamed entry). A wrong PIN that uses up a limit raises the
+// PIN guessing alert and returns ErrPINGuessing with ErrBadPIN.
+func (a *Agent) checkPIN(ctx context.Context, id, action, by, client, pin string) (string, error) {
 	pins := a.live.Load().ManagerPINs
 	if len(pins) == 0 {
 		return "", ErrNoPINs
 	}
+	t, err := a.pins.take(id, a.now())
+	if err != nil {
+		a.m.pinFailures.Inc()
+		return "", err
+	}
 	for _, entry := range pins {
 		name, hash := config.SplitPIN(entry)
 		if bcrypt.CompareHashAndPassword([]byte(hash), []byte(pin)) == nil {
+			a.pins.refund(t)
 			return name, nil
 		}
 	}
-	a.limiter.fail(client, now)
 	a.m.pinFailures.Inc()
-	return "", ErrBadPIN
+	if t.full == "" {
+		return "", ErrBadPIN
+	}
+	a.pinGuessing(ctx, id, action, by, client, t.full)
+	return "", fmt.Errorf("%w (%w)", ErrBadPIN, ErrPINGuessing)
+}
+
+// pinGuessing tells the displays and HQ, through the outbox and the alerts
+// topic, that wrong PINs used up a limit: a refusal event for the review
+// with code pin_guessing. Raised once each time a
+// limit fills, for HTTP and MQTT attempts alike; never carries the PIN.
+func (a *Agent) pinGuessing(ctx context.Context, id, action, by, client, why string) {
+	now := a.now()
+	a.log.Warn("manager PIN guessing", "review", id, "client", client, "limit", why)
+	_, err := a.st.Append(context.WithoutCancel(ctx), event.Event{Type: event.Refusal, At: now, Code: event.CodePINGuessing,
+		Detail:     fmt.Sprintf("resolution of review %s refused: %s, the last from %s; %s", id, why, client, event.RefusedPINGuessing),
+		Resolution: &event.ResolutionInfo{ReviewID: id, Action: action, By: by, At: now}})
+	if err != nil {
+		a.log.Error("record PIN guessing alert", "review", id, "err", err)
+		return
+	}
+	if a.hq != nil {
+		a.hq.Kick()
+	}
 }
 
 // Resolve approves or rejects a held review after checking the manager
-// PIN; client identifies the caller for the rate limit. An approval
+// PIN; client says where the attempt came from (for the log and the PIN
+// guessing alert; the limits do not depend on it). An approval
 // forwards the held token to the POS (when the sale came from the scanner
 // or its origin is unknown after a restart) exactly once: a repeated
 // resolution with the same action changes nothing.
@@ -140,7 +125,7 @@ func (a *Agent) Resolve(ctx context.Context, id, action, pin, by, client string)
 	if action != event.Approve && action != event.Reject {
 		return state.Review{}, ErrBadAction
 	}
-	manager, err := a.checkPIN(client, pin)
+	manager, err := a.checkPIN(ctx, id, action, by, client, pin)
 	if err != nil {
 		a.log.Warn("review resolution refused", "review", id, "client", client, "err", err)
 		return state.Review{}, err
@@ -215,7 +200,8 @@ func (a *Agent) command(ctx context.Context, c wire.Command) error {
 		a.cmds[c.ID] = struct{}{}
 		a.cmdsMu.Unlock()
 	}
-	if code, why := refusalOf(err); code != "" {
+	// A guess that raised the PIN guessing alert is already recorded.
+	if code, why := refusalOf(err); code != "" && !errors.Is(err, ErrPINGuessing) {
 		a.refuseCommand(ctx, c, code, why)
 	}
 	if err != nil {

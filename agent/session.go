@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/posguard/posguard/firmware-bridge/scan"
@@ -18,21 +19,33 @@ const (
 )
 
 // cart is the open session: one customer's items so far, in scan order.
+// It is bounded like POST /v1/decide's lines, so a scanner that keeps
+// sending cannot grow it without end; past the bounds the cart is refused
+// at payment (overfull says why) rather than decided on a truncated list.
 type cart struct {
-	lines []CartLine
+	lines    []CartLine
+	overfull string
 }
 
 func (c *cart) add(jan string) {
 	for i := range c.lines {
 		if c.lines[i].JAN == jan {
-			c.lines[i].Quantity++
+			// One past the bound is enough for the policy to refuse
+			// the line; counting on would only risk wrapping.
+			if c.lines[i].Quantity <= policy.MaxLineQuantity {
+				c.lines[i].Quantity++
+			}
 			return
 		}
+	}
+	if len(c.lines) >= policy.MaxLines {
+		c.overfull = fmt.Sprintf("sale refused: the cart has more than %d different items", policy.MaxLines)
+		return
 	}
 	c.lines = append(c.lines, CartLine{JAN: jan, Quantity: 1})
 }
 
-func (c *cart) reset() { c.lines = nil }
+func (c *cart) reset() { c.lines, c.overfull = nil, "" }
 
 // classify tells what a scan is for the session.
 func (a *Agent) classify(sc scan.Scan) string {
@@ -116,11 +129,11 @@ func (a *Agent) forward(sc scan.Scan) bool {
 // decision: allow forwards it and beeps good, deny beeps deny, review
 // holds it. The session ends either way.
 func (a *Agent) payment(c *cart, sc scan.Scan) {
-	lines := c.lines
+	lines, overfull := c.lines, c.overfull
 	c.reset()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res, err := a.decide(ctx, Sale{Lines: lines, Token: sc.Data}, originScanner)
+	res, err := a.decide(ctx, Sale{Lines: lines, Token: sc.Data, Refuse: overfull}, originScanner)
 	outcome := res.Outcome
 	if err != nil {
 		outcome = policy.Deny

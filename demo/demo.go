@@ -215,8 +215,10 @@ func (r *rig) makePolicy() error {
 		return fmt.Errorf("example policy: %w", err)
 	}
 	now := r.now().UTC().Truncate(time.Second)
-	p.Metadata.Version = now.Unix() // a fresh number above any earlier run's
 	p.Metadata.IssuedAt, p.Metadata.ExpiresAt = now.Add(-time.Minute), now.Add(30*24*time.Hour)
+	// A fresh number above any earlier run's, and no higher than the issue
+	// time in Unix seconds, as registers require.
+	p.Metadata.Version = p.Metadata.IssuedAt.Unix()
 	pemText, err := token.PublicKeyPEM(r.wallet.Public())
 	if err != nil {
 		return err
@@ -361,7 +363,7 @@ func (r *rig) writeAgentConfig(reg *register) (string, error) {
 			return "", err
 		}
 	}
-	pin, err := bcrypt.GenerateFromPassword([]byte(demoPIN), bcrypt.MinCost)
+	pin, err := bcrypt.GenerateFromPassword([]byte(demoPIN), config.MinPINCost)
 	if err != nil {
 		return "", err
 	}

@@ -91,6 +91,7 @@ var refusalDetails = map[event.Code]string{
 	event.CodeNoPINs:          board.NoPINs,
 	event.CodeUnknownReview:   board.UnknownReview,
 	event.CodeAlreadyResolved: board.AlreadyEnded,
+	event.CodePINGuessing:     board.PINGuessing,
 }
 
 // refusalDetail says in the board's words why the register refused a

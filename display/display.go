@@ -83,6 +83,7 @@ type Server struct {
 	sessions *auth.Manager
 	resolveL *auth.Limiter
 	loginL   *auth.Limiter
+	pins     *auth.PINGuard
 	loopback bool
 	clientID string
 	inbox    chan inbound
@@ -152,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: sessions,
 		resolveL: auth.NewLimiter(cfg.ResolveLimit, time.Minute),
 		loginL:   auth.NewLimiter(10, time.Minute),
+		pins:     auth.NewPINGuard(pinGuessesPerSource, pinGuessWindow),
 		loopback: loop,
 		// Two displays of one store must not share a client id, or the
 		// broker would disconnect one for the other in a loop.

@@ -256,6 +256,8 @@ func TestRegisterRefusesResolution(t *testing.T) {
 		// A register built before codes: a refusal, reason unknown.
 		{"", event.RefusedBadPIN, board.Refused},
 		{event.CodeRateLimited, event.RefusedRateLimited, board.RateLimited},
+		// The third wrong PIN from this page's device: its last.
+		{event.CodePINGuessing, "5 wrong PINs for this review; " + event.RefusedPINGuessing, board.PINGuessing},
 	}
 	if len(cases) != len(event.Codes())+2 {
 		t.Fatalf("%d cases for %d codes: test every code", len(cases), len(event.Codes()))
@@ -282,7 +284,7 @@ func TestRegisterRefusesResolution(t *testing.T) {
 	}
 	var snap struct{ Alerts []board.Alert }
 	json.Unmarshal(r.open().stream().next(t, "snapshot").Data, &snap)
-	if len(snap.Alerts) != 1 || snap.Alerts[0].State != board.Open || snap.Alerts[0].Detail != board.RateLimited {
+	if len(snap.Alerts) != 1 || snap.Alerts[0].State != board.Open || snap.Alerts[0].Detail != board.PINGuessing {
 		t.Fatalf("snapshot after the refusals: %+v", snap.Alerts)
 	}
 	// A refusal for a review no longer pending changes nothing.

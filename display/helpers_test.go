@@ -143,10 +143,14 @@ type page struct {
 var csrfRe = regexp.MustCompile(`data-csrf="([^"]+)"`)
 
 // open loads the page (starting a session) and remembers its CSRF token.
-func (r *rig) open() *page {
+func (r *rig) open() *page { return r.openAs(nil) }
+
+// openAs opens the page through transport (nil: the default, from
+// 127.0.0.1).
+func (r *rig) openAs(transport http.RoundTripper) *page {
 	r.t.Helper()
 	jar, _ := cookiejar.New(nil)
-	p := &page{t: r.t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second}, base: r.base}
+	p := &page{t: r.t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: transport}, base: r.base}
 	res, err := p.c.Get(r.base + "/")
 	if err != nil {
 		r.t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -221,11 +222,24 @@ func (s *Server) handleResolve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, ResolveResponse{Error: "no open review " + req.ReviewID + " at register " + req.Register})
 		return
 	}
+	review := pinKey(req.Register, req.ReviewID)
+	if !s.pins.Send(clientKey(r), review, s.now()) {
+		s.pinGuessing(req.Register, req.ReviewID, clientKey(r))
+		w.Header().Set("Retry-After", strconv.Itoa(int(pinGuessWindow/time.Second)))
+		writeJSON(w, http.StatusTooManyRequests, ResolveResponse{Error: "too many wrong PINs from this device; wait 15 minutes (other devices can still resolve)"})
+		return
+	}
 	id, err := commandID()
 	if err != nil {
 		s.serverError(w, "command id", err)
 		return
 	}
+	sent := false
+	defer func() {
+		if !sent {
+			s.pins.Right(review) // never reached the register: no guess
+		}
+	}()
 	cmd := wire.Command{
 		ID: id, Type: wire.CmdResolve, Store: s.cfg.Store, Register: req.Register,
 		ReviewID: req.ReviewID, Action: wire.Action(req.Action), PIN: wire.PIN(req.PIN),
@@ -240,6 +254,7 @@ func (s *Server) handleResolve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, ResolveResponse{Error: "could not reach the register: " + err.Error()})
 		return
 	}
+	sent = true
 	s.log.Info("resolution sent", "cmd", cmd, "client", clientKey(r))
 	if a, ok := s.board.MarkSent(req.Register, req.ReviewID, s.now()); ok {
 		s.broadcast("alert", a)
@@ -280,13 +295,46 @@ func commandID() (string, error) {
 	return "display-" + hex.EncodeToString(b), nil
 }
 
-// clientKey identifies a client for rate limits: its address without the
-// port (a browser opens many connections).
-func clientKey(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
+// Manager PIN guesses per source (see auth.PINGuard): fewer than the
+// register's limit per review (5) and per register (10 in 15 minutes), so
+// one device cannot use up the attempts of the manager's.
+const (
+	pinGuessesPerSource = 3
+	pinGuessWindow      = 15 * time.Minute
+)
+
+func pinKey(register, reviewID string) string { return register + "/" + reviewID }
+
+// pinGuessing tells the page that a device ran out of PIN guesses for a
+// review: the review shows it (board.PINGuessing), and the log names the
+// device. HQ hears of the guesses from the register, which reports every
+// wrong PIN it was sent and raises its own alert when its limits fill.
+func (s *Server) pinGuessing(register, reviewID, client string) {
+	s.log.Warn("PIN guessing at the display: device out of PIN attempts", "register", register, "review", reviewID, "client", client)
+	if a, ok := s.board.Refuse(register, reviewID, board.PINGuessing); ok {
+		s.broadcast("alert", a)
 	}
-	return r.RemoteAddr
+}
+
+// clientKey identifies a client for rate limits: its address without the
+// port (a browser opens many connections). Every loopback address is one
+// client, since all of 127.0.0.0/8 is this machine and any local process
+// may pick any of it; an IPv6 client is its /64, which one host can fill.
+func clientKey(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		h = r.RemoteAddr
+	}
+	ip := net.ParseIP(h)
+	switch {
+	case ip == nil:
+		return h
+	case ip.IsLoopback():
+		return "loopback"
+	case ip.To4() == nil:
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return ip.String()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

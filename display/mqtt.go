@@ -8,6 +8,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/wire"
 )
@@ -161,6 +162,7 @@ func (s *Server) apply(topic string, payload []byte) error {
 				s.broadcast("alert", a)
 			}
 		case event.Resolution:
+			s.pins.Right(pinKey(ev.Register, ev.Resolution.ReviewID))
 			if a, ok := s.board.Resolve(resolutionFrom(ev)); ok {
 				s.broadcast("alert", a)
 			}
@@ -168,7 +170,13 @@ func (s *Server) apply(topic string, payload []byte) error {
 			if ev.Resolution == nil {
 				return errors.New("refusal without a review on an alerts topic")
 			}
-			if a, ok := s.board.Refuse(ev.Register, ev.Resolution.ReviewID, refusalDetail(ev)); ok {
+			why := refusalDetail(ev)
+			if why == board.BadPIN || why == board.PINGuessing {
+				s.pins.Wrong(pinKey(ev.Register, ev.Resolution.ReviewID))
+			} else {
+				s.pins.Right(pinKey(ev.Register, ev.Resolution.ReviewID))
+			}
+			if a, ok := s.board.Refuse(ev.Register, ev.Resolution.ReviewID, why); ok {
 				s.broadcast("alert", a)
 			}
 		default:

@@ -55,6 +55,10 @@ const (
 	RefusedBadPIN      = "wrong manager PIN"
 	RefusedRateLimited = "too many wrong PINs; try again later"
 	RefusedNoPINs      = "no manager PINs configured (managerPINs)"
+	// RefusedPINGuessing ends the alert a register raises when wrong PINs
+	// use up its limit for a review or for the register: someone may be
+	// guessing the manager PIN.
+	RefusedPINGuessing = "PIN guessing: too many wrong manager PINs"
 )
 
 // Code says, for programs, why a register refused a review resolution: a
@@ -69,11 +73,12 @@ const (
 	CodeNoPINs          Code = "no_pins"          // the register has no manager PINs configured
 	CodeUnknownReview   Code = "unknown_review"   // the register holds no review with that id
 	CodeAlreadyResolved Code = "already_resolved" // the review ended otherwise (approved, rejected, timed out)
+	CodePINGuessing     Code = "pin_guessing"     // wrong PINs used up a limit: the register's PIN guessing alert
 )
 
 // Codes lists every refusal code, in the order of the constants above.
 func Codes() []Code {
-	return []Code{CodeWrongPIN, CodeRateLimited, CodeNoPINs, CodeUnknownReview, CodeAlreadyResolved}
+	return []Code{CodeWrongPIN, CodeRateLimited, CodeNoPINs, CodeUnknownReview, CodeAlreadyResolved, CodePINGuessing}
 }
 
 // Check accepts a known code only.

@@ -82,6 +82,7 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	}
 
 	e.token(p.FailMode.InvalidToken, p.FailMode.UnknownToken)
+	e.checkRange()
 	for i := range p.Rules {
 		if r := &p.Rules[i]; r.eval != nil {
 			r.eval(e, r)
@@ -187,11 +188,14 @@ func inCategories(cats []string, c string) bool {
 // cartSums adds up the lines in the categories (all lines if none given).
 // matched says whether any line was in them, which gates most rules: a rule
 // on tobacco says nothing about an onigiri-only sale.
+// Sums saturate instead of wrapping; overflow says one did (or a line had
+// a negative number), and checkRange denies such a sale.
 type cartSums struct {
 	quantity int
 	amount   int64
 	units    int
 	matched  bool
+	overflow bool
 }
 
 func (e *evaluation) sums(cats []string, withUnits bool) cartSums {
@@ -209,9 +213,18 @@ func (e *evaluation) sums(cats []string, withUnits bool) cartSums {
 			continue
 		}
 		s.matched = true
-		s.quantity += l.Quantity
-		s.amount += int64(l.Quantity) * l.UnitPrice
-		s.units += units * l.Quantity
+		if l.Quantity < 0 || l.UnitPrice < 0 || units < 0 {
+			s.overflow = true // a negative line would lower the sums
+			continue
+		}
+		q := int64(l.Quantity)
+		amt, ok1 := mulSat(q, l.UnitPrice)
+		u, ok2 := mulSat(int64(units), q)
+		amount, ok3 := addSat(s.amount, amt)
+		qty, ok4 := addSat(int64(s.quantity), q)
+		un, ok5 := addSat(int64(s.units), u)
+		s.amount, s.quantity, s.units = amount, int(qty), int(un)
+		s.overflow = s.overflow || !(ok1 && ok2 && ok3 && ok4 && ok5)
 	}
 	return s
 }
@@ -294,6 +307,7 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 	e.d.FailMode = true
 	e.d.Offline = req.Offline
 	e.token(fm.InvalidToken, fm.UnknownToken)
+	e.checkRange()
 	action := fm.Action
 	if action != string(Deny) {
 		action = string(Review)

@@ -292,12 +292,14 @@ func (v *validator) itemData(p *Policy, path, name, category string, price int64
 	if price < 0 {
 		v.add(path+".unitPrice", "must be >= 0")
 	}
+	v.atMost(path+".unitPrice", price, MaxUnitPrice)
 	switch {
 	case *units < 0:
 		v.add(path+".units", "must be >= 1")
 	case *units == 0:
 		*units = 1
 	}
+	v.atMost(path+".units", int64(*units), MaxItemUnits)
 }
 
 func allDigits(s string) bool {
@@ -426,6 +428,7 @@ func (v *validator) offline(p *Policy) {
 	if o.MaxSaleAmount != nil && *o.MaxSaleAmount < 0 {
 		v.add("offline.maxSaleAmount", "must be >= 0")
 	}
+	v.maxAmount("offline.maxSaleAmount", o.MaxSaleAmount)
 	p.offlineIDs = make([]string, len(o.Categories))
 	for i, l := range o.Categories {
 		path := idx("offline.categories", i)
@@ -441,6 +444,8 @@ func (v *validator) offline(p *Policy) {
 		if l.MaxAmount != nil && *l.MaxAmount < 0 {
 			v.add(path+".maxAmount", "must be >= 0")
 		}
+		v.maxCount(path+".maxQuantity", l.MaxQuantity)
+		v.maxAmount(path+".maxAmount", l.MaxAmount)
 		p.offlineIDs[i] = "offline:" + l.Category
 	}
 }
@@ -462,6 +467,7 @@ func (v *validator) failMode(p *Policy) {
 	if f.MaxSaleAmount != nil && *f.MaxSaleAmount < 0 {
 		v.add("failMode.maxSaleAmount", "must be >= 0")
 	}
+	v.maxAmount("failMode.maxSaleAmount", f.MaxSaleAmount)
 	switch f.InvalidToken {
 	case "":
 		f.InvalidToken = string(Deny)

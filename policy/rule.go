@@ -136,13 +136,15 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 	r.eval = kind.eval
 }
 
-// limitSigns reports negative limits and minimums, whichever kind the
-// rule is: no count or amount below zero means anything.
+// limitSigns reports negative and out-of-bounds limits and minimums,
+// whichever kind the rule is: no count or amount below zero means anything,
+// and none above the bounds in bounds.go can be summed safely.
 func (v *validator) limitSigns(r *Rule, path string) {
 	nonNeg := func(name string, n *int) {
 		if n != nil && *n < 0 {
 			v.add(path+"."+name, "must be >= 0")
 		}
+		v.maxCount(path+"."+name, n)
 	}
 	nonNeg("maxQuantity", r.MaxQuantity)
 	nonNeg("maxUnits", r.MaxUnits)
@@ -157,6 +159,9 @@ func (v *validator) limitSigns(r *Rule, path string) {
 	if r.MinTopUp < 0 {
 		v.add(path+".minTopUp", "must be >= 0")
 	}
+	v.maxAmount(path+".maxAmount", r.MaxAmount)
+	v.maxAmount(path+".minAmount", &r.MinAmount)
+	v.maxAmount(path+".minTopUp", &r.MinTopUp)
 }
 
 // expressionEnv is the CEL environment of expr rules, built when the first

@@ -130,6 +130,9 @@ type Retention struct {
 	OutboxCap  int           `yaml:"outboxCap,omitempty"`
 }
 
+// MinPINCost is the lowest bcrypt cost accepted for a manager PIN hash.
+const MinPINCost = 10
+
 // SplitPIN reads a managerPINs entry: a bcrypt hash, or "NAME:HASH" so a
 // resolution records whose PIN confirmed it. A bcrypt hash never contains
 // ':', so the split is unambiguous.
@@ -376,8 +379,10 @@ func (c *Config) validate() problems {
 		name, h := SplitPIN(entry)
 		if strings.ContainsFunc(name, unicode.IsControl) || len(name) > 64 {
 			ps.add(key, "manager name %q: at most 64 printable characters", name)
-		} else if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		} else if cost, err := bcrypt.Cost([]byte(h)); err != nil {
 			ps.add(key, "not a bcrypt hash (make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`): %v", err)
+		} else if cost < MinPINCost {
+			ps.add(key, "bcrypt cost %d, at least %d (a 4-digit PIN hashed cheaply falls to a search of its 10,000 values; make one with `htpasswd -bnBC 10 \"\" PIN | tr -d ':\\n'`)", cost, MinPINCost)
 		}
 	}
 	if c.Retention.Keep < 24*time.Hour {

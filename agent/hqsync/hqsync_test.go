@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -228,6 +229,23 @@ func TestPolicyPushAppliedAndRefused(t *testing.T) {
 	wrongKey.Metadata.Version = 6
 	tampered := r.sign(&wrongKey, r.key)
 	tampered[len(tampered)-1] ^= 1
+	// Genuinely signed by HQ's key, but from 2030, and one with the
+	// largest version (which would make every later policy "not newer");
+	// SignPolicy refuses the latter, so it is signed raw.
+	future := *p
+	future.Metadata.Version = 10
+	future.Metadata.IssuedAt = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	future.Metadata.ExpiresAt = future.Metadata.IssuedAt.Add(24 * time.Hour)
+	huge := *p
+	huge.Metadata.Version = math.MaxInt64
+	canon, err := huge.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hugeBundle, err := bundle.Sign(r.key, "EdDSA", "hq1", bundle.TypePolicy, canon)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name, reason string
@@ -239,6 +257,8 @@ func TestPolicyPushAppliedAndRefused(t *testing.T) {
 		{"signed by an unknown key", "bad_signature", r.sign(&wrongKey, other)},
 		{"tampered", "bad_signature", tampered},
 		{"unsigned", "malformed", []byte(`{"apiVersion":"posguard/v1"}`)},
+		{"issued in 2030", "issued_in_future", r.sign(&future, r.key)},
+		{"version 2^63-1", "version_too_high", hugeBundle},
 	} {
 		r.push(tc.bundle)
 		waitFor(t, tc.name+" refused", func() bool {
@@ -260,7 +280,7 @@ func TestPolicyPushAppliedAndRefused(t *testing.T) {
 	// Each refusal is also an event for HQ.
 	waitFor(t, "refusal events at HQ", func() bool {
 		evs, _ := r.hqStore.Events(context.Background(), store.Query{Types: []event.Type{event.Refusal}})
-		return len(evs) == 6
+		return len(evs) == 8
 	})
 }
 

@@ -23,8 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/syncbuf"
@@ -52,10 +50,11 @@ func agentFiles(t *testing.T, dir string) string {
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	keyPath := write("hq1.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 	acctPath := write("account.key", []byte("cli-test-account-key-0123456789"))
-	h, err := bcrypt.GenerateFromPassword([]byte("4711"), bcrypt.MinCost)
+	h, err := os.ReadFile("../../agent/testdata/pin-4711.bcrypt") // cost 10, made once
 	if err != nil {
 		t.Fatal(err)
 	}
+	h = bytes.TrimSpace(h)
 	return write("agent.yaml", fmt.Appendf(nil, `store: S001
 register: R1
 state: %s

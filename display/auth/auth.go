@@ -259,3 +259,79 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	l.hits[key] = append(h, now)
 	return true
 }
+
+// Refund takes back one event of key that Allow recorded at at, for an
+// event that turns out not to count.
+func (l *Limiter) Refund(key string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.hits[key]
+	for i := range h {
+		if h[i].Equal(at) {
+			l.hits[key] = append(h[:i:i], h[i+1:]...)
+			return
+		}
+	}
+}
+
+// PINGuard limits manager PIN guesses per source at a display, which cannot
+// check a PIN itself: every resolution sent counts against its source until
+// the register answers that the PIN was right (or never looked at it). The
+// register also limits guesses, per review and per register whatever the
+// source; this limit is lower, so one device's guesses run out here before
+// they use up the register's attempts and lock the manager out.
+type PINGuard struct {
+	lim *Limiter
+
+	mu   sync.Mutex
+	sent map[string]sentPIN // review → the last PIN sent for it
+}
+
+type sentPIN struct {
+	source string
+	at     time.Time
+}
+
+// NewPINGuard allows each source max unanswered-or-wrong PINs per window.
+func NewPINGuard(max int, window time.Duration) *PINGuard {
+	return &PINGuard{lim: NewLimiter(max, window), sent: map[string]sentPIN{}}
+}
+
+// Send counts a PIN that source sends for review, or reports false when
+// the source has no guesses left.
+func (g *PINGuard) Send(source, review string, now time.Time) bool {
+	if !g.lim.Allow(source, now) {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.sent) >= MaxKeys {
+		for k, s := range g.sent {
+			if now.Sub(s.at) >= g.lim.window {
+				delete(g.sent, k)
+			}
+		}
+	}
+	g.sent[review] = sentPIN{source, now}
+	return true
+}
+
+// Right gives back the last PIN sent for review: the register took it, or
+// refused the resolution without comparing it, or it never left.
+func (g *PINGuard) Right(review string) {
+	g.mu.Lock()
+	s, ok := g.sent[review]
+	delete(g.sent, review)
+	g.mu.Unlock()
+	if ok {
+		g.lim.Refund(s.source, s.at)
+	}
+}
+
+// Wrong settles the last PIN sent for review as a wrong guess: it keeps
+// counting against its source for the window.
+func (g *PINGuard) Wrong(review string) {
+	g.mu.Lock()
+	delete(g.sent, review)
+	g.mu.Unlock()
+}

@@ -123,3 +123,43 @@ func TestLimiter(t *testing.T) {
 		}
 	}
 }
+
+// A PIN counts against its device until the register says it was right;
+// a wrong one keeps counting for the window; other devices are unaffected.
+func TestPINGuard(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	g := NewPINGuard(2, time.Minute)
+	type step struct {
+		op      string // send | right | wrong
+		source  string
+		review  string
+		at      time.Duration
+		allowed bool
+	}
+	steps := []step{
+		{"send", "dev1", "r1", 0, true},
+		{"right", "", "r1", 0, false}, // given back
+		{"send", "dev1", "r2", time.Second, true},
+		{"wrong", "", "r2", 0, false}, // keeps counting
+		{"send", "dev1", "r3", 2 * time.Second, true},
+		{"send", "dev1", "r3", 3 * time.Second, false}, // two unanswered-or-wrong in the window
+		{"send", "dev2", "r3", 3 * time.Second, true},  // another device
+		{"right", "", "r3", 0, false},                  // dev2's PIN was right: dev2 gets it back, dev1 does not
+		{"send", "dev2", "r4", 4 * time.Second, true},
+		{"send", "dev2", "r4", 5 * time.Second, true},
+		{"send", "dev1", "r4", 30 * time.Second, false},
+		{"send", "dev1", "r4", 62 * time.Second, true}, // the wrong PIN at 1s left the window
+	}
+	for i, s := range steps {
+		switch s.op {
+		case "send":
+			if got := g.Send(s.source, s.review, t0.Add(s.at)); got != s.allowed {
+				t.Errorf("step %d: Send(%s, %s) at %v = %v, want %v", i, s.source, s.review, s.at, got, s.allowed)
+			}
+		case "right":
+			g.Right(s.review)
+		case "wrong":
+			g.Wrong(s.review)
+		}
+	}
+}

@@ -228,7 +228,8 @@ const (
 	// stays until its deadline.
 	UnknownReview = "unknownReview"
 	AlreadyEnded  = "alreadyEnded"
-	Refused       = "refused" // any other reason
+	PINGuessing   = "pinGuessing" // too many wrong PINs: someone may be guessing
+	Refused       = "refused"     // any other reason
 )
 
 // Refuse records the register's report that it refused a resolution of a

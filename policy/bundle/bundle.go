@@ -74,6 +74,10 @@ const (
 	OutOfScope Reason = "out_of_scope"
 	NotNewer   Reason = "not_newer"
 	Expired    Reason = "expired"
+	// FromFuture: issuedAt is beyond the register's clock plus ClockSkew.
+	FromFuture Reason = "issued_in_future"
+	// VersionTooHigh: the version exceeds issuedAt in Unix seconds.
+	VersionTooHigh Reason = "version_too_high"
 )
 
 // Error is a refusal with its reason.

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,6 +284,12 @@ func TestVerifyPolicy(t *testing.T) {
 		{"wrong key", forged, "s042", 4, july, bundle.BadSignature},
 		{"unsigned canonical JSON", mustCanonical(t, p), "s042", 4, july, bundle.Malformed},
 		{"delta replayed as policy", delta, "s042", 4, july, bundle.WrongType},
+		{"issued within the skew", signed(func(q *policy.Policy) { q.Metadata.IssuedAt = july.Add(bundle.ClockSkew) }), "s042", 4, july, ""},
+		{"issued in 2030", signed(func(q *policy.Policy) {
+			q.Metadata.IssuedAt, q.Metadata.ExpiresAt = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+		}), "s042", 4, july, bundle.FromFuture},
+		{"issued just beyond the skew", signed(func(q *policy.Policy) { q.Metadata.IssuedAt = july.Add(bundle.ClockSkew + time.Second) }), "s042", 4, july, bundle.FromFuture},
+		{"version 2^63-1", rawSigned(t, k, p, func(q *policy.Policy) { q.Metadata.Version = math.MaxInt64 }), "s042", 4, july, bundle.VersionTooHigh},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,7 +298,7 @@ func TestVerifyPolicy(t *testing.T) {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if got.Metadata.Version != 5 || !got.Covers(tt.store) {
+				if got.Metadata.Version != p.Metadata.Version || !got.Covers(tt.store) {
 					t.Errorf("got %+v", got.Metadata)
 				}
 				return
@@ -303,6 +310,55 @@ func TestVerifyPolicy(t *testing.T) {
 				t.Errorf("reason %q, want %q (%v)", r, tt.reason, err)
 			}
 		})
+	}
+}
+
+// rawSigned signs a modified copy of p with bundle.Sign, bypassing
+// SignPolicy's own checks, as a careless or hostile signer could.
+func rawSigned(t testing.TB, k keys, p *policy.Policy, mod func(*policy.Policy)) []byte {
+	q := *p
+	mod(&q)
+	return mustSign(t, k.ed, bundle.AlgEdDSA, "hq-ed", bundle.TypePolicy, mustCanonical(t, &q))
+}
+
+// No single bundle can block every later update: the highest version a
+// register takes at time T is T+ClockSkew in Unix seconds, and a policy
+// issued after that, versioned by its issue time, replaces it.
+func TestPolicyVersionCannotBlockUpdates(t *testing.T) {
+	k := newKeys(t)
+	p := loadPolicy(t)
+	now := time.Date(2019, 7, 3, 10, 0, 0, 0, time.UTC)
+	sign := func(issued time.Time, version int64) []byte {
+		q := *p
+		q.Metadata.IssuedAt, q.Metadata.Version = issued, version
+		q.Metadata.ExpiresAt = issued.Add(30 * 24 * time.Hour)
+		b, err := bundle.SignPolicy(k.ed, bundle.AlgEdDSA, "hq-ed", &q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	q := *p
+	q.Metadata.Version = math.MaxInt64
+	if _, err := bundle.SignPolicy(k.ed, bundle.AlgEdDSA, "hq-ed", &q); bundle.ReasonOf(err) != bundle.VersionTooHigh {
+		t.Fatalf("SignPolicy of v2^63-1: %v, want %s", err, bundle.VersionTooHigh)
+	}
+	highest := now.Add(bundle.ClockSkew)
+	first, err := bundle.VerifyPolicy(sign(highest, highest.Unix()), k.trusted, "s042", 0, now)
+	if err != nil {
+		t.Fatalf("the highest version allowed now: %v", err)
+	}
+	above := rawSigned(t, k, p, func(q *policy.Policy) { q.Metadata.IssuedAt, q.Metadata.Version = highest, highest.Unix()+1 })
+	if _, err := bundle.VerifyPolicy(above, k.trusted, "s042", 0, now); bundle.ReasonOf(err) != bundle.VersionTooHigh {
+		t.Fatalf("one above issuedAt: %v, want %s", err, bundle.VersionTooHigh)
+	}
+	later := now.Add(time.Hour)
+	next, err := bundle.VerifyPolicy(sign(later, later.Unix()), k.trusted, "s042", first.Metadata.Version, later)
+	if err != nil {
+		t.Fatalf("a policy issued an hour later: %v", err)
+	}
+	if next.Metadata.Version <= first.Metadata.Version {
+		t.Fatalf("v%d did not replace v%d", next.Metadata.Version, first.Metadata.Version)
 	}
 }
 

@@ -234,7 +234,7 @@
     return d;
   }
 
-  const refusals = ["badPIN", "rateLimited", "noPINs", "unknownReview", "alreadyEnded", "refused"];
+  const refusals = ["badPIN", "rateLimited", "noPINs", "unknownReview", "alreadyEnded", "pinGuessing", "refused"];
 
   function reviewFooter(a) {
     const f = el("div", "actions");
