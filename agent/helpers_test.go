@@ -215,6 +215,9 @@ func (r *running) send(t testing.TB, method, path string, body []byte, hdr http.
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
