@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/internal/httpserve"
+	"github.com/posguard/posguard/internal/httpserve/httpservetest"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -109,39 +109,8 @@ func (r *running) sendHost(t testing.TB, method, path string, body []byte, hdr h
 func TestSlowClientsCannotHoldTheAPI(t *testing.T) {
 	f := newFixture(t)
 	r := start(t, f.config(""), agent.Options{HTTPLimits: httpserve.Limits{Read: 300 * time.Millisecond, ReadHeader: 300 * time.Millisecond, MaxConns: 8}})
-	addr := strings.TrimPrefix(r.url, "http://")
 	tok := f.mint("slow-body", nil)
-	full := fmt.Sprintf(`{"lines":[],"token":%q}`, tok)
-	const clients = 50
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i := range clients {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		// All but the closing brace: the request can never complete.
-		fmt.Fprintf(c, "POST /v1/decide HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", addr, len(full), full[:len(full)-1])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			b, err := io.ReadAll(c)
-			var ne net.Error
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				errs <- fmt.Errorf("client %d still connected after 30s", i)
-			case strings.Contains(string(b), "200 OK"):
-				errs <- fmt.Errorf("client %d decided without its whole body", i)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	httpservetest.SlowBodies(t, strings.TrimPrefix(r.url, "http://"), "/v1/decide", fmt.Sprintf(`{"lines":[],"token":%q}`, tok), 50, 30*time.Second)
 	if d := r.outboxDepth(t); d != 0 {
 		t.Fatalf("slow clients left %d decisions", d)
 	}

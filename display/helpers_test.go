@@ -146,7 +146,13 @@ var csrfRe = regexp.MustCompile(`data-csrf="([^"]+)"`)
 func (r *rig) open() *page {
 	r.t.Helper()
 	jar, _ := cookiejar.New(nil)
-	p := &page{t: r.t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second}, base: r.base}
+	return r.openWith(&http.Client{Jar: jar, Timeout: 20 * time.Second})
+}
+
+// openWith loads the page with client c (its cookies, its session).
+func (r *rig) openWith(c *http.Client) *page {
+	r.t.Helper()
+	p := &page{t: r.t, c: c, base: r.base}
 	res, err := p.c.Get(r.base + "/")
 	if err != nil {
 		r.t.Fatal(err)

@@ -8,10 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/posguard/posguard/internal/httpserve/httpservetest"
 )
 
 // serve runs h behind Server on 127.0.0.1:0 until the test ends and returns
@@ -30,19 +31,6 @@ func serve(t *testing.T, h http.Handler, l Limits, hook func(*http.Server)) stri
 	go func() { defer close(done); srv.Serve(lim) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 	return ln.Addr().String()
-}
-
-// slowBody opens a connection that sends a POST's headers and then one
-// byte of its promised body, and never the rest.
-func slowBody(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "POST /v1/decide HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", addr)
-	return c
 }
 
 // A client that trickles its body is cut off after Limits.Read, and no
@@ -75,34 +63,7 @@ func TestSlowBodiesAreCutOffAndCapped(t *testing.T) {
 		}
 	})
 	const clients = 50
-	conns := make([]net.Conn, clients)
-	for i := range conns {
-		conns[i] = slowBody(t, addr)
-	}
-	// Every slow client is disconnected by the server, never answered.
-	var wg sync.WaitGroup
-	errs := make(chan error, clients)
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.SetReadDeadline(time.Now().Add(30 * time.Second))
-			b, err := io.ReadAll(c)
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				errs <- fmt.Errorf("client %d: still connected after 30s", i)
-				return
-			}
-			if strings.Contains(string(b), "200 OK") {
-				errs <- fmt.Errorf("client %d: answered 200 without its body", i)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	httpservetest.SlowBodies(t, addr, "/v1/decide", `{"lines":[]}`, clients, 30*time.Second)
 	if p := peak.Load(); p > 8 {
 		t.Errorf("%d connections served at once, cap 8", p)
 	}
