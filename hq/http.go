@@ -11,18 +11,41 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/httpserve"
 )
 
-// Handler serves HQ's JSON API.
+// maxDenylistBody bounds POST /v1/denylist, the API's largest request.
+const maxDenylistBody = 4 << 20
+
+// exportWait bounds writing one page of an export to a slow reader.
+const exportWait = 30 * time.Second
+
+// APILimits are the limits to serve Handler with (httpserve.Server): the
+// defaults, with room for a denylist upload.
+func APILimits() httpserve.Limits {
+	return httpserve.Limits{MaxBodyBytes: maxDenylistBody}
+}
+
+// Handler serves HQ's JSON API. POST bodies must be application/json
+// (415), and requests naming another host than Config.APIListen's,
+// localhost or Config.APIHosts (421) or coming from another origin (403)
+// are refused, so a web page cannot change the denylist or, by DNS
+// rebinding, read the events.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/fleet", s.fleet)
 	mux.HandleFunc("GET /v1/alerts", s.events(event.Alert))
 	mux.HandleFunc("GET /v1/events", s.events())
-	mux.HandleFunc("POST /v1/denylist", s.denylistPost)
+	mux.Handle("POST /v1/denylist", httpserve.JSONOnly(http.HandlerFunc(s.denylistPost)))
 	mux.HandleFunc("GET /v1/denylist/status", s.denylistStatus)
-	return mux
+	return s.Guard(mux)
+}
+
+// Guard applies the API's Host and Origin checks to h (the metrics
+// endpoint served beside the API, say).
+func (s *Service) Guard(h http.Handler) http.Handler {
+	return httpserve.Guard(h, httpserve.Hosts{Listen: s.cfg.APIListen, Names: s.cfg.APIHosts, Setting: "--allow-host"})
 }
 
 // fleetEntry is one register in GET /v1/fleet.
@@ -112,6 +135,9 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) 
 	enc.SetEscapeHTML(false)
 	sent := 0
 	for {
+		// An export may outlast the server's write timeout; each page
+		// gets its own.
+		httpserve.Extend(w, exportWait)
 		q.Limit = store.DefaultLimit
 		if total > 0 {
 			q.Limit = min(q.Limit, total-sent)
@@ -149,7 +175,7 @@ type denylistRequest struct {
 
 func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 	var req denylistRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDenylistBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))

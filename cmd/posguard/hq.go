@@ -17,6 +17,7 @@ import (
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy/keyfile"
 )
@@ -37,6 +38,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	share := fs.String("share", "", "shared-subscription group, so several HQ instances split the load")
 	clientID := fs.String("client-id", "", `MQTT client id, stable across restarts so the broker keeps this instance's session (default "hq", or "hq-HOSTNAME" with --share: instances sharing a group need distinct ids)`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
+	allowHost := fs.String("allow-host", "", "further host names clients use for the HTTP API, comma-separated (others are refused against DNS rebinding)")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
 	var mc mqttconn.Config
 	addTLSFlags(fs, &mc, "hq")
@@ -86,7 +88,8 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 			*clientID = "hq-" + host
 		}
 	}
-	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log}
+	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log,
+		APIListen: *listen, APIHosts: hostList(*allowHost)}
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
 	if *denyKey != "" {
@@ -111,8 +114,8 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", svc.Handler())
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("GET /metrics", svc.Guard(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	srv, ln := httpserve.Server(ln, mux, hq.APILimits(), log)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server", "err", err)

@@ -193,3 +193,14 @@ func addTLSFlags(fs *flag.FlagSet, c *mqttconn.Config, identity string) {
 	fs.StringVar(&c.CertFile, "tls-cert", "", "PEM client certificate for the broker (CN "+identity+")")
 	fs.StringVar(&c.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 }
+
+// hostList splits a comma-separated --allow-host value.
+func hostList(s string) []string {
+	var hosts []string
+	for h := range strings.SplitSeq(s, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
