@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -59,7 +58,7 @@ func TestAPIRefusesWebPages(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, b := r.sendHost(t, tc.method, tc.path, body, tc.hdr)
+			code, _, b := r.send(t, tc.method, tc.path, body, tc.hdr)
 			if code != tc.want || !strings.Contains(string(b), tc.msg) {
 				t.Fatalf("%d %s, want %d with %q", code, b, tc.want, tc.msg)
 			}
@@ -70,37 +69,13 @@ func TestAPIRefusesWebPages(t *testing.T) {
 	}
 	// The register's own names and its own origin still work.
 	for _, host := range []string{"localhost:" + port, "register-1.store.example:" + port, "127.0.0.1:" + port} {
-		if code, _, b := r.sendHost(t, "GET", "/v1/events", nil, http.Header{"Host": {host}}); code != 200 {
+		if code, _, b := r.send(t, "GET", "/v1/events", nil, http.Header{"Host": {host}}); code != 200 {
 			t.Errorf("Host %s: %d %s", host, code, b)
 		}
 	}
-	if code, _, b := r.sendHost(t, "POST", "/v1/decide", body, http.Header{"Origin": {r.url}, "Content-Type": {"application/json; charset=utf-8"}}); code != 200 {
+	if code, _, b := r.send(t, "POST", "/v1/decide", body, http.Header{"Origin": {r.url}, "Content-Type": {"application/json; charset=utf-8"}}); code != 200 {
 		t.Fatalf("same-origin decide: %d %s", code, b)
 	}
-}
-
-// sendHost is send with the Host header taken from hdr.
-func (r *running) sendHost(t testing.TB, method, path string, body []byte, hdr http.Header) (int, http.Header, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, r.url+path, strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v[0]
-			continue
-		}
-		req.Header[k] = v
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
 }
 
 // Clients that send a decide's headers and then trickle its body are cut

@@ -2,7 +2,6 @@ package hq
 
 import (
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,40 +66,23 @@ func TestAPIRefusesWebPages(t *testing.T) {
 	_, port, _ := net.SplitHostPort(ts.Listener.Addr().String())
 	body := `{"add":["acct-stolen-1"]}`
 	tests := []struct {
-		name, method, path, host, origin, ctype string
-		want                                    int
-		msg                                     string
+		name, method, path string
+		hdr                http.Header
+		want               int
+		msg                string
 	}{
-		{"text/plain denylist", "POST", "/v1/denylist", "", "", "text/plain", 415, "send application/json"},
-		{"form denylist", "POST", "/v1/denylist", "", "", "application/x-www-form-urlencoded", 415, "send application/json"},
-		{"foreign origin denylist", "POST", "/v1/denylist", "", "http://evil.example", "application/json", 403, "cross-origin"},
-		{"rebound host events", "GET", "/v1/events", "evil.example:" + port, "", "", 421, "--allow-host"},
-		{"rebound host fleet", "GET", "/v1/fleet", "evil.example", "", "", 421, "not a name of this server"},
-		{"configured name", "GET", "/v1/events", "hq.chain.example:" + port, "", "", 200, "[]"},
-		{"localhost", "GET", "/v1/events", "localhost:" + port, "", "", 200, "[]"},
+		{"text/plain denylist", "POST", "/v1/denylist", http.Header{"Content-Type": {"text/plain"}}, 415, "send application/json"},
+		{"form denylist", "POST", "/v1/denylist", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, 415, "send application/json"},
+		{"foreign origin denylist", "POST", "/v1/denylist", http.Header{"Origin": {"http://evil.example"}, "Content-Type": {"application/json"}}, 403, "cross-origin"},
+		{"rebound host events", "GET", "/v1/events", http.Header{"Host": {"evil.example:" + port}}, 421, "--allow-host"},
+		{"rebound host fleet", "GET", "/v1/fleet", http.Header{"Host": {"evil.example"}}, 421, "not a name of this server"},
+		{"configured name", "GET", "/v1/events", http.Header{"Host": {"hq.chain.example:" + port}}, 200, "[]"},
+		{"localhost", "GET", "/v1/events", http.Header{"Host": {"localhost:" + port}}, 200, "[]"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(body))
-			if tc.host != "" {
-				req.Host = tc.host
-			}
-			if tc.origin != "" {
-				req.Header.Set("Origin", tc.origin)
-			}
-			if tc.ctype != "" {
-				req.Header.Set("Content-Type", tc.ctype)
-			}
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode != tc.want || !strings.Contains(string(b), tc.msg) {
-				t.Fatalf("%d %s, want %d with %q", res.StatusCode, b, tc.want, tc.msg)
-			}
-		})
+		if code, b := httpservetest.Do(t, tc.method, ts.URL+tc.path, body, tc.hdr); code != tc.want || !strings.Contains(b, tc.msg) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.name, code, b, tc.want, tc.msg)
+		}
 	}
 	if seq := denylistSeq(t, ts.URL); seq != 0 {
 		t.Fatalf("refused requests changed the denylist: seq %v", seq)

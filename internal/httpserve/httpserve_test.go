@@ -226,41 +226,32 @@ func TestGuardAndJSONOnly(t *testing.T) {
 	h := Guard(JSONOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) })),
 		Hosts{Listen: "127.0.0.1:0", Setting: "http.allowedHosts"})
 	addr := serve(t, h, Limits{}, nil)
+	port := strings.Split(addr, ":")[1]
+	json := func(h http.Header) http.Header {
+		h.Set("Content-Type", "application/json")
+		return h
+	}
 	tests := []struct {
-		name, host, origin, ctype string
-		want                      int
-		msg                       string
+		name string
+		hdr  http.Header
+		want int
+		msg  string
 	}{
-		{"same origin json", "", "http://" + addr, "application/json; charset=utf-8", 200, ""},
-		{"no origin json", "", "", "application/json", 200, ""},
-		{"text/plain", "", "", "text/plain", 415, "send application/json"},
-		{"form", "", "http://" + addr, "application/x-www-form-urlencoded", 415, "send application/json"},
-		{"no content type", "", "", "", 415, "send application/json"},
-		{"foreign origin", "", "http://evil.example", "application/json", 403, "cross-origin"},
-		{"null origin", "", "null", "application/json", 403, "cross-origin"},
-		{"other port on localhost", "", "http://localhost:3000", "application/json", 403, "cross-origin"},
-		{"rebinding host", "evil.example:" + strings.Split(addr, ":")[1], "", "application/json", 421, "http.allowedHosts"},
+		{"same origin json", http.Header{"Origin": {"http://" + addr}, "Content-Type": {"application/json; charset=utf-8"}}, 200, ""},
+		{"no origin json", json(http.Header{}), 200, ""},
+		{"text/plain", http.Header{"Content-Type": {"text/plain"}}, 415, "send application/json"},
+		{"form", http.Header{"Origin": {"http://" + addr}, "Content-Type": {"application/x-www-form-urlencoded"}}, 415, "send application/json"},
+		{"no content type", http.Header{}, 415, "send application/json"},
+		{"foreign origin", json(http.Header{"Origin": {"http://evil.example"}}), 403, "cross-origin"},
+		{"null origin", json(http.Header{"Origin": {"null"}}), 403, "cross-origin"},
+		{"other port on localhost", json(http.Header{"Origin": {"http://localhost:3000"}}), 403, "cross-origin"},
+		{"rebinding host", json(http.Header{"Host": {"evil.example:" + port}}), 421, "http.allowedHosts"},
 	}
 	for _, tc := range tests {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/decide", strings.NewReader("{}"))
-		if tc.host != "" {
-			req.Host = tc.host
-		}
-		if tc.origin != "" {
-			req.Header.Set("Origin", tc.origin)
-		}
-		if tc.ctype != "" {
-			req.Header.Set("Content-Type", tc.ctype)
-		}
 		before := reached.Load()
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != tc.want || !strings.Contains(string(b), tc.msg) {
-			t.Errorf("%s: %d %s, want %d with %q", tc.name, res.StatusCode, b, tc.want, tc.msg)
+		code, b := httpservetest.Do(t, "POST", "http://"+addr+"/v1/decide", "{}", tc.hdr)
+		if code != tc.want || !strings.Contains(b, tc.msg) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.name, code, b, tc.want, tc.msg)
 		}
 		if got := reached.Load() > before; got != (tc.want == 200) {
 			t.Errorf("%s: handler reached %v", tc.name, got)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -49,4 +50,33 @@ func SlowBodies(t testing.TB, addr, path, body string, n int, wait time.Duration
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// Do sends one request as a web page or a rebinding attacker would shape
+// it: hdr may carry Host (the Host header) besides ordinary headers.
+// Redirects are not followed. It returns the status and the body.
+func Do(t testing.TB, method, url, body string, hdr http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v[0]
+			continue
+		}
+		req.Header[k] = v
+	}
+	c := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
 }
