@@ -46,7 +46,7 @@ type Record struct {
 // POS anything before Commit returns nil. Replay is checked again inside the
 // transaction: of two commits of one token, exactly one succeeds, the other
 // gets ErrReplayed. When ctx has ended before the transaction takes the
-// write lock, nothing is written and the error wraps ctx's cause. It
+// write lock, nothing is written and the error wraps ctx.Err(). It
 // returns the decision event.
 func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 	if rec.Request == nil || rec.Decision == nil {

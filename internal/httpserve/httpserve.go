@@ -22,7 +22,9 @@ type Limits struct {
 	ReadHeader time.Duration
 	// Read bounds the whole request, body included (default 15s): a
 	// client that trickles its body is cut off instead of holding a
-	// connection and a goroutine indefinitely.
+	// connection and a goroutine indefinitely. Past it net/http also
+	// ends the request's context, so a handler still working then sees
+	// its caller as gone (long responses lift it with Extend).
 	Read time.Duration
 	// Write bounds the response, from the end of the request headers
 	// (default 30s). Long responses (streams, exports) extend it as they
