@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,29 +17,61 @@ import (
 )
 
 // serve runs h behind Server on 127.0.0.1:0 until the test ends and returns
-// its address and the server (to hook ConnState before the first request).
-func serve(t *testing.T, h http.Handler, l Limits, hook func(*http.Server)) string {
+// its address; wrap, if given, wraps the listener under Server's.
+func serve(t *testing.T, h http.Handler, l Limits, wrap func(net.Listener) net.Listener) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, lim := Server(ln, h, l, nil)
-	if hook != nil {
-		hook(srv)
+	inner := ln
+	if wrap != nil {
+		inner = wrap(ln)
 	}
+	srv, lim := Server(inner, h, l, nil)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Serve(lim) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 	return ln.Addr().String()
 }
 
+// counting counts the connections open at once, and their peak. It sits
+// under the cap: a connection counts until it is really closed, before the
+// cap hands its slot to the next.
+type counting struct {
+	net.Listener
+	open, peak atomic.Int64
+}
+
+func (c *counting) Accept() (net.Conn, error) {
+	conn, err := c.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	n := c.open.Add(1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	return &countedConn{Conn: conn, l: c}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *counting
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return err
+}
+
 // A client that trickles its body is cut off after Limits.Read, and no
 // more than MaxConns connections are ever served at once: 50 slow clients
 // neither pile up nor keep the server from answering afterwards.
 func TestSlowBodiesAreCutOffAndCapped(t *testing.T) {
-	var active, peak atomic.Int64
 	var cutOff atomic.Int64
+	cnt := &counting{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadAll(r.Body); err != nil {
 			var ne net.Error
@@ -50,21 +83,13 @@ func TestSlowBodiesAreCutOffAndCapped(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	addr := serve(t, h, Limits{Read: 200 * time.Millisecond, ReadHeader: 200 * time.Millisecond, MaxConns: 8}, func(s *http.Server) {
-		s.ConnState = func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				n := active.Add(1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-				}
-			case http.StateClosed, http.StateHijacked:
-				active.Add(-1)
-			}
-		}
+	addr := serve(t, h, Limits{Read: 200 * time.Millisecond, ReadHeader: 200 * time.Millisecond, MaxConns: 8}, func(ln net.Listener) net.Listener {
+		cnt.Listener = ln
+		return cnt
 	})
 	const clients = 50
 	httpservetest.SlowBodies(t, addr, "/v1/decide", `{"lines":[]}`, clients, 30*time.Second)
-	if p := peak.Load(); p > 8 {
+	if p := cnt.peak.Load(); p > 8 {
 		t.Errorf("%d connections served at once, cap 8", p)
 	}
 	if cutOff.Load() != clients {
