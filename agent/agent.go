@@ -28,6 +28,7 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/posout"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -44,6 +45,9 @@ type Options struct {
 	StateMaxSize int
 	// ScanQueue is how many scans may wait for the session (default 64).
 	ScanQueue int
+	// HTTPLimits bound the API's connections and requests (zero fields:
+	// httpserve.Defaults).
+	HTTPLimits httpserve.Limits
 }
 
 // Agent is one register daemon. Create it with New, start it with Run.
@@ -194,7 +198,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	addr := ln.Addr().String()
 	a.addr.Store(&addr)
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	srv, ln := httpserve.Server(ln, a.Handler(), a.opts.HTTPLimits, a.log)
 
 	// Background work runs until the scans and decisions have stopped.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))

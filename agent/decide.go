@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
@@ -73,6 +74,10 @@ type Result struct {
 // decision could not be stored.
 var ErrNotDurable = errors.New("decision not stored; payment refused")
 
+// ErrAbandoned: the caller's context ended before the decision was stored,
+// so none was made.
+var ErrAbandoned = errors.New("caller went away before the decision was stored; nothing decided")
+
 // Decide decides one payment over HTTP: the same pipeline and durability
 // as a token from the scanner, without the serial actions. With an
 // idempotency key already answered it returns that answer (Replayed) and
@@ -127,6 +132,11 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 	}
 	tok, verr := act.verifier.Verify(sale.Token, at, a.st)
 	req.Payment = token.PaymentFor(tok, verr)
+	// A token too long for any wallet is probing: it is decided and sent
+	// to HQ like any refused token, so the probing is seen, but always
+	// denied. Held for review (failMode.invalidToken: review) it would be
+	// stored whole, and an approval would forward it to the POS.
+	oversized := token.ReasonOf(verr) == token.TooLong
 	rec := state.Record{Request: &req}
 	if verr == nil && tok.ReplayKey != "" {
 		rec.ReplayKey = tok.ReplayKey
@@ -142,6 +152,9 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		if sale.Refuse != "" {
 			d.Rules = append(d.Rules, policy.Fired{ID: policy.RangeRuleID, Action: string(policy.Deny), Mode: policy.ModeEnforce, Reason: sale.Refuse})
 			d.Outcome = policy.Deny
+		}
+		if oversized {
+			d = denyToken(d)
 		}
 		rec.Decision = &d
 		rec.Review = nil
@@ -163,12 +176,13 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		return nil
 	}
 	err := evaluate()
-	// The commit must finish even when the caller goes away: a decision
-	// half made is worse than one nobody hears.
-	cctx := context.WithoutCancel(ctx)
+	// A caller that has gone away (its request context ended) gets no
+	// decision: Commit checks ctx under the write lock and writes nothing,
+	// so no allow is stored, and no token used, for a sale nobody
+	// completes. Once the transaction runs it finishes whatever ctx does.
 	var ev event.Event
 	if err == nil {
-		ev, err = a.st.Commit(cctx, rec)
+		ev, err = a.st.Commit(ctx, rec)
 	}
 	if errors.Is(err, state.ErrReplayed) {
 		// A concurrent decision used this token first.
@@ -176,7 +190,7 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		req.Payment.Invalid = string(token.Replayed)
 		rec.ReplayKey, rec.ReplayExpires = "", time.Time{}
 		if err = evaluate(); err == nil {
-			ev, err = a.st.Commit(cctx, rec)
+			ev, err = a.st.Commit(ctx, rec)
 		}
 	}
 	if errors.Is(err, state.ErrIdempotent) {
@@ -184,6 +198,12 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		if r, ok, aerr := a.answered(sale); ok || aerr != nil {
 			return r, aerr
 		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		a.log.Warn("caller went away before the decision was stored; nothing decided", "sale", req.SaleID, "would-be", res.Outcome, "err", err)
+		res.Outcome = policy.Deny
+		res.Error = ErrAbandoned.Error()
+		return res, fmt.Errorf("decide sale %s: %w: %w", req.SaleID, ErrAbandoned, err)
 	}
 	if err != nil {
 		a.m.commitErrors.Inc()
@@ -229,6 +249,22 @@ func (a *Agent) evaluate(act *active, req policy.Request) policy.Decision {
 	if act.p != nil {
 		d.Policy = policy.PolicyRef{Name: act.p.Metadata.Name, Version: act.p.Metadata.Version}
 	}
+	return d
+}
+
+// denyToken makes d a deny for a token refused outright: the token rule's
+// review, if failMode.invalidToken chose one, becomes a deny.
+func denyToken(d policy.Decision) policy.Decision {
+	if d.Outcome == policy.Deny {
+		return d
+	}
+	d.Rules = slices.Clone(d.Rules)
+	for i := range d.Rules {
+		if d.Rules[i].ID == policy.TokenRuleID && d.Rules[i].Mode == policy.ModeEnforce {
+			d.Rules[i].Action = string(policy.Deny)
+		}
+	}
+	d.Outcome = policy.Deny
 	return d
 }
 

@@ -121,7 +121,6 @@ func TestDecideBadRequests(t *testing.T) {
 		{"zero quantity", `{"token":"x","lines":[{"jan":"4901234200012","quantity":0}]}`, "lines[0].quantity"},
 		{"empty jan", `{"token":"x","lines":[{"jan":"","quantity":1}]}`, "lines[0].jan"},
 		{"trailing", `{"token":"x"} {}`, "trailing data"},
-		{"long token", `{"token":"` + strings.Repeat("A", 1100) + `"}`, "token: 1100 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

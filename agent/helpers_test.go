@@ -209,14 +209,22 @@ func (r *running) do(t testing.TB, method, path string, body []byte, out any) in
 	return code
 }
 
-// send makes one request with extra headers and reads the whole answer.
+// send makes one request with extra headers (Host among them) and reads
+// the whole answer.
 func (r *running) send(t testing.TB, method, path string, body []byte, hdr http.Header) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, r.url+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v[0]
+			continue
+		}
 		req.Header[k] = v
 	}
 	resp, err := r.client.Do(req)

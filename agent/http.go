@@ -19,8 +19,8 @@ import (
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/ascii"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/policy"
-	"github.com/posguard/posguard/policy/token"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -44,6 +44,10 @@ const (
 //	POST /v1/reviews/{id}       {"action":"approve|reject","pin":"1234","by":"name"}
 //	GET  /v1/events?after=SEQ   recent decisions (this process's last 1000)
 //	GET  /v1/outbox             outbox depth and oldest event time
+//
+// POST bodies must be sent as application/json (415 otherwise); requests
+// naming another host (421) or coming from another origin (403) are
+// refused, so web pages open on the register cannot use the API.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -52,16 +56,16 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.Status()) })
-	mux.HandleFunc("POST /v1/decide", a.httpDecide)
+	mux.Handle("POST /v1/decide", httpserve.JSONOnly(http.HandlerFunc(a.httpDecide)))
 	mux.HandleFunc("GET /v1/reviews", a.httpReviews)
 	mux.HandleFunc("GET /v1/reviews/{id}", a.httpReview)
-	mux.HandleFunc("POST /v1/reviews/{id}", a.httpResolve)
+	mux.Handle("POST /v1/reviews/{id}", httpserve.JSONOnly(http.HandlerFunc(a.httpResolve)))
 	mux.HandleFunc("GET /v1/events", a.httpEvents)
 	mux.HandleFunc("GET /v1/outbox", func(w http.ResponseWriter, _ *http.Request) {
 		depth, oldest := a.st.OutboxStats()
 		writeJSON(w, http.StatusOK, OutboxInfo{Depth: depth, Oldest: oldest, Dropped: a.st.Dropped()})
 	})
-	return mux
+	return httpserve.Guard(mux, httpserve.Hosts{Listen: a.base.HTTP.Listen, Names: a.base.HTTP.AllowedHosts, Setting: "http.allowedHosts"})
 }
 
 // apiError is every error body of the API.
@@ -126,13 +130,12 @@ func ParseDecideRequest(body []byte) (DecideRequest, error) {
 	return q, q.Validate()
 }
 
-// Validate checks the cart and the token.
+// Validate checks the cart and that there is a token. A token longer than
+// token.MaxTextLen is not refused here: it is decided (deny, invalid
+// too_long) so the attempt reaches HQ like any other refused token.
 func (q DecideRequest) Validate() error {
 	if q.Token == "" {
 		return errors.New("token: required")
-	}
-	if len(q.Token) > token.MaxTextLen {
-		return fmt.Errorf("token: %d bytes, limit %d", len(q.Token), token.MaxTextLen)
 	}
 	if len(q.Lines) > maxLines {
 		return fmt.Errorf("lines: %d lines, limit %d", len(q.Lines), maxLines)

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +35,7 @@ import (
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/push"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
@@ -258,8 +258,8 @@ func (r *rig) startHQ(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: r.hq.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
+	srv, lim := httpserve.Server(ln, r.hq.Handler(), hq.APILimits(), r.log)
+	go srv.Serve(lim)
 	go func() { <-ctx.Done(); srv.Close() }()
 	api := "http://" + ln.Addr().String()
 	r.urls = append(r.urls, "HQ API (fleet, alerts):  "+api+"/v1/fleet  "+api+"/v1/alerts")

@@ -23,6 +23,7 @@ import (
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/display/sse"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -42,6 +43,14 @@ type Config struct {
 	// PasswordHash is the bcrypt hash of the store login. Required when
 	// Listen is not a loopback address.
 	PasswordHash string
+	// Hosts are further names browsers use for the display in the Host
+	// header (its DNS name); others are refused against DNS rebinding.
+	// localhost, loopback addresses and the listen host always work, and
+	// every IP literal when Listen is 0.0.0.0 or [::].
+	Hosts []string
+	// HTTPLimits bound the page's connections and requests (zero fields:
+	// httpserve.Defaults).
+	HTTPLimits httpserve.Limits
 	// HTTPS, when set, serves the page over TLS (and marks the session
 	// cookie Secure). Recommended whenever Listen is beyond loopback: the
 	// login password and the PINs cross the network.
@@ -84,7 +93,6 @@ type Server struct {
 	resolveL *auth.Limiter
 	loginL   *auth.Limiter
 	pins     *auth.PINGuard
-	loopback bool
 	clientID string
 	inbox    chan inbound
 	mqtt     *mqttLink
@@ -114,6 +122,11 @@ func New(cfg Config) (*Server, error) {
 	loop, err := IsLoopback(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("display: listen address: %w", err)
+	}
+	for _, h := range cfg.Hosts {
+		if err := httpserve.CheckName(h); err != nil {
+			return nil, fmt.Errorf("display: allowed host: %w", err)
+		}
 	}
 	if !loop && cfg.PasswordHash == "" {
 		return nil, fmt.Errorf("display: listening on %s (beyond 127.0.0.1) requires a password hash", cfg.Listen)
@@ -154,7 +167,6 @@ func New(cfg Config) (*Server, error) {
 		resolveL: auth.NewLimiter(cfg.ResolveLimit, time.Minute),
 		loginL:   auth.NewLimiter(10, time.Minute),
 		pins:     auth.NewPINGuard(pinGuessesPerSource, pinGuessWindow),
-		loopback: loop,
 		// Two displays of one store must not share a client id, or the
 		// broker would disconnect one for the other in a loop.
 		clientID: wire.DisplayUsername(cfg.Store) + "/" + hex.EncodeToString(suffix),
@@ -213,6 +225,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	s.mqtt = link
+	srv, ln := httpserve.Server(ln, s.Handler(), s.cfg.HTTPLimits, s.log)
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	if s.cfg.HTTPS != nil {
 		ln = tls.NewListener(ln, s.cfg.HTTPS)
 	}
@@ -221,12 +235,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); s.pump(ctx) }()
 	go func() { defer wg.Done(); s.tick(ctx) }()
 
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("display serving", "addr", ln.Addr().String(), "broker", s.cfg.Broker, "login", s.sessions.LoginRequired())

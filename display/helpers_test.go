@@ -150,7 +150,13 @@ func (r *rig) open() *page { return r.openAs(nil) }
 func (r *rig) openAs(transport http.RoundTripper) *page {
 	r.t.Helper()
 	jar, _ := cookiejar.New(nil)
-	p := &page{t: r.t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: transport}, base: r.base}
+	return r.openWith(&http.Client{Jar: jar, Timeout: 20 * time.Second, Transport: transport})
+}
+
+// openWith loads the page with client c (its cookies, its session).
+func (r *rig) openWith(c *http.Client) *page {
+	r.t.Helper()
+	p := &page{t: r.t, c: c, base: r.base}
 	res, err := p.c.Get(r.base + "/")
 	if err != nil {
 		r.t.Fatal(err)

@@ -12,15 +12,14 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/display/i18n"
 	"github.com/posguard/posguard/display/sse"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -54,44 +53,19 @@ func (s *Server) Handler() http.Handler {
 	return s.guard(mux)
 }
 
-// guard adds the headers and checks every response needs: a strict content
-// security policy (no inline script, nothing from elsewhere), a Host check
-// against DNS rebinding while bound to loopback, and an Origin check on
-// POSTs.
+// guard adds the headers every response needs, a strict content security
+// policy (no inline script, nothing from elsewhere) among them, and refuses
+// requests naming another host (DNS rebinding) or coming from another
+// origin.
 func (s *Server) guard(next http.Handler) http.Handler {
+	checked := httpserve.Guard(next, httpserve.Hosts{Listen: s.cfg.Listen, Names: s.cfg.Hosts, Setting: "-allow-host"})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
-		if s.loopback && !loopbackHost(r.Host) {
-			http.Error(w, "display: host not allowed", http.StatusMisdirectedRequest)
-			return
-		}
-		if r.Method == http.MethodPost {
-			if o := r.Header.Get("Origin"); o != "" {
-				u, err := url.Parse(o)
-				if err != nil || u.Host != r.Host {
-					http.Error(w, "display: cross-origin request refused", http.StatusForbidden)
-					return
-				}
-			}
-		}
-		next.ServeHTTP(w, r)
+		checked.ServeHTTP(w, r)
 	})
-}
-
-func loopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // lang picks the page language: ?lang= first (the switch on the page), then
@@ -204,7 +178,7 @@ func (s *Server) handleResolve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, ResolveResponse{Error: "missing or wrong CSRF token"})
 		return
 	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+	if !httpserve.IsJSON(r) {
 		writeJSON(w, http.StatusUnsupportedMediaType, ResolveResponse{Error: "want application/json"})
 		return
 	}

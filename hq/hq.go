@@ -19,6 +19,7 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
 )
@@ -41,6 +42,12 @@ type Config struct {
 	Now       func() time.Time
 	// BatchSize bounds how many events are stored (and acked) together.
 	BatchSize int
+	// APIListen is the HTTP API's listen address; its host is accepted
+	// in Host headers, like localhost and loopback addresses (and every
+	// IP literal when it is 0.0.0.0). APIHosts are further names clients
+	// use for HQ. Any other Host is refused against DNS rebinding.
+	APIListen string
+	APIHosts  []string
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
@@ -74,6 +81,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ShareGroup != "" {
 		if err := wire.ValidateShareGroup(cfg.ShareGroup); err != nil {
 			return nil, fmt.Errorf("hq: %w", err)
+		}
+	}
+	for _, h := range cfg.APIHosts {
+		if err := httpserve.CheckName(h); err != nil {
+			return nil, fmt.Errorf("hq: API host: %w", err)
 		}
 	}
 	if cfg.ClientID == "" {

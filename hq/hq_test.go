@@ -74,7 +74,7 @@ func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	done := make(chan struct{})
 	go func() { svc.Run(ctx); close(done) }()
 	f.svc = svc
-	f.http = httptest.NewServer(svc.Handler())
+	f.http = serveAPI(t, svc, APILimits())
 	f.stop = func() { cancel(); <-done; f.http.Close() }
 	t.Cleanup(func() {
 		select {

@@ -13,11 +13,28 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/httpserve"
 )
+
+// maxDenylistBody bounds POST /v1/denylist, the API's largest request.
+const maxDenylistBody = 4 << 20
+
+// exportWait bounds writing one page of an export to a slow reader.
+const exportWait = 30 * time.Second
+
+// APILimits are the limits to serve Handler with (httpserve.Server): the
+// defaults, with room for a denylist upload.
+func APILimits() httpserve.Limits {
+	return httpserve.Limits{MaxBodyBytes: maxDenylistBody}
+}
 
 // Handler serves HQ's JSON API. Every endpoint but /healthz needs a caller
 // authenticated by cfg.Auth (when set) with the role it names; extra
-// handlers (metrics) are served with the read role.
+// handlers (metrics) are served with the read role. POST bodies must be
+// application/json (415), and requests naming another host than
+// Config.APIListen's, localhost or Config.APIHosts (421) or coming from
+// another origin (403) are refused, so a web page cannot change the
+// denylist or, by DNS rebinding, read the events.
 func (s *Service) Handler(extra ...Route) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -27,13 +44,18 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		// denied) and, once resolved, its resolution: who, how and when.
 		{"GET /v1/alerts", apiauth.Read, list(s, s.cfg.Store.Alerts, event.Alert)},
 		{"GET /v1/events", apiauth.Read, list(s, s.cfg.Store.Events)},
-		{"POST /v1/denylist", apiauth.Admin, http.HandlerFunc(s.denylistPost)},
+		{"POST /v1/denylist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
 	}
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, apiauth.Require(s.cfg.Auth, rt.Role, rt.Handler))
 	}
-	return mux
+	return s.Guard(mux)
+}
+
+// Guard applies the API's Host and Origin checks to h.
+func (s *Service) Guard(h http.Handler) http.Handler {
+	return httpserve.Guard(h, httpserve.Hosts{Listen: s.cfg.APIListen, Names: s.cfg.APIHosts, Setting: "--allow-host"})
 }
 
 // Route is one endpoint of the API and the role it needs.
@@ -151,6 +173,9 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) 
 	enc.SetEscapeHTML(false)
 	sent := 0
 	for {
+		// An export may outlast the server's write timeout; each page
+		// gets its own.
+		httpserve.Extend(w, exportWait)
 		q.Limit = store.DefaultLimit
 		if total > 0 {
 			q.Limit = min(q.Limit, total-sent)
@@ -189,7 +214,7 @@ type denylistRequest struct {
 
 func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 	var req denylistRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDenylistBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))

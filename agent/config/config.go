@@ -22,6 +22,7 @@ import (
 
 	"github.com/posguard/posguard/firmware-bridge/posout"
 	"github.com/posguard/posguard/firmware-bridge/scanner"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/yamlpath"
 	"github.com/posguard/posguard/policy/bundle"
@@ -107,6 +108,11 @@ type HTTPConfig struct {
 	// reviews and takes payments: keep it on the register unless a
 	// firewall protects it.
 	AllowRemote bool `yaml:"allowRemote,omitempty"`
+	// AllowedHosts are further names clients use for the register in
+	// the Host header (its DNS name). Any other name is refused, so a web
+	// page cannot rebind its own name to the register and read the API;
+	// localhost, loopback addresses and the listen address always work.
+	AllowedHosts []string `yaml:"allowedHosts,omitempty"`
 }
 
 // SessionConfig bounds a scan session (one customer's cart).
@@ -404,6 +410,11 @@ func checkListen(h HTTPConfig) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return fmt.Errorf("http.listen: port %q is not a number 0-65535", port)
+	}
+	for i, n := range h.AllowedHosts {
+		if err := httpserve.CheckName(n); err != nil {
+			return fmt.Errorf("http.allowedHosts[%d]: %w", i, err)
+		}
 	}
 	if h.AllowRemote {
 		return nil

@@ -74,6 +74,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"no account key", "accountKeyFile: /etc/posguard/account.key", "accountKeyFile: ''", "tokens.accountKeyFile: required"},
 		{"bad broker", "broker: tcp://127.0.0.1:1883", "broker: http://x", "hq.broker: scheme"},
 		{"remote listen", "listen: 127.0.0.1:8088", "listen: 0.0.0.0:8088", "http.listen: \"0.0.0.0:8088\" is not a loopback"},
+		{"allowed host with port", "listen: 127.0.0.1:8088", "listen: 127.0.0.1:8088\n  allowedHosts: [register-1, 'register-1:8088']", "http.allowedHosts[1]: host name \"register-1:8088\""},
 		{"bad listen", "listen: 127.0.0.1:8088", "listen: nowhere", "http.listen:"},
 		{"bad pin hash", "  - $2a$10$", "  - '1234'\n  - $2a$10$", "managerPINs[0]: not a bcrypt hash"},
 		{"bad named pin hash", "  - $2a$10$", "  - 'sato:1234'\n  - $2a$10$", "managerPINs[0]: not a bcrypt hash"},

@@ -45,7 +45,9 @@ type Record struct {
 // event and (for review and deny) an alert event. The agent must not tell the
 // POS anything before Commit returns nil. Replay is checked again inside the
 // transaction: of two commits of one token, exactly one succeeds, the other
-// gets ErrReplayed. It returns the decision event.
+// gets ErrReplayed. When ctx has ended before the transaction takes the
+// write lock, nothing is written and the error wraps ctx.Err(). It
+// returns the decision event.
 func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 	if rec.Request == nil || rec.Decision == nil {
 		return event.Event{}, errors.New("commit: request and decision are required")
@@ -99,9 +101,17 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 		ev         event.Event
 		replayed   bool
 		idemExists bool
+		abandoned  bool
 	)
 	fn := func(tx *bolt.Tx) error {
-		replayed, idemExists = false, false
+		replayed, idemExists, abandoned = false, false, false
+		// Checked again here, where the write lock is held: the wait for
+		// it is where a caller gives up, and a decision nobody hears
+		// must not be made (an allow would use the token for nothing).
+		if ctx.Err() != nil {
+			abandoned = true
+			return nil
+		}
 		// The key first: a retry racing its original must get the
 		// original's answer, not be decided again as a replayed token.
 		if i := rec.Idempotent; i != nil {
@@ -168,6 +178,9 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 	if err := s.write(fn); err != nil {
 		s.log.Error("commit failed", "sale", req.SaleID, "err", err)
 		return event.Event{}, fmt.Errorf("commit sale %s to %s: %w", req.SaleID, s.path, err)
+	}
+	if abandoned {
+		return event.Event{}, fmt.Errorf("commit sale %s: %w", req.SaleID, ctx.Err())
 	}
 	if idemExists {
 		return event.Event{}, fmt.Errorf("commit sale %s: %w", req.SaleID, ErrIdempotent)

@@ -392,3 +392,40 @@ func TestPendingReportsDamagedEntry(t *testing.T) {
 		t.Fatalf("Pending over a damaged entry: %v", err)
 	}
 }
+
+// A caller that gives up while its commit waits for the write lock gets
+// nothing written: no decision event, no history, no used token.
+func TestCommitAbandonedWhileWaiting(t *testing.T) {
+	s, _ := newStore(t)
+	holding, release := make(chan struct{}), make(chan struct{})
+	go s.db.Update(func(*bolt.Tx) error {
+		close(holding)
+		<-release
+		return nil
+	})
+	<-holding
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(ctx, Record{Request: newSale("s1", "a1", t0, "tobacco", 1, 5400), Decision: decision(policy.Allow), ReplayKey: "pg1:cti-s1"})
+		done <- err
+	}()
+	for s.inflight.Load() == 0 { // past Commit's first check, waiting for the lock
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	close(release)
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit after its caller left: %v, want context.Canceled", err)
+	}
+	if evs := pending(t, s); len(evs) != 0 {
+		t.Errorf("abandoned commit left events: %s", types(evs))
+	}
+	if s.Seen("pg1:cti-s1") || s.AccountSales("a1", t0, nil).Sales != 0 {
+		t.Error("abandoned commit used the token or stored the sale")
+	}
+	// The token is still good for a sale somebody completes.
+	if _, err := s.Commit(context.Background(), Record{Request: newSale("s2", "a1", t0, "tobacco", 1, 5400), Decision: decision(policy.Allow), ReplayKey: "pg1:cti-s1"}); err != nil {
+		t.Fatalf("commit after the abandoned one: %v", err)
+	}
+}

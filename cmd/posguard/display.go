@@ -38,6 +38,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	httpsKey := fs.String("https-key", "", "PEM private key of -https-cert")
 	reviewTimeout := fs.Duration("review-timeout", 0, "how long registers hold a review (the countdown); 0 means 2m, set it to the registers' value")
 	stateFile := fs.String("state", "", "file keeping open reviews, recent alerts and the broker session across restarts, so alerts sent while down still arrive; empty: a restart forgets them")
+	allowHost := fs.String("allow-host", "", "further host names browsers use for the display, comma-separated (others are refused against DNS rebinding)")
 	hashPassword := fs.Bool("hash-password", false, "read a password from stdin, print its bcrypt hash and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -85,7 +86,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	srv, err := display.New(display.Config{
 		Store: *store, Broker: *broker, TLS: brokerTLS, Listen: *listen,
 		PasswordHash: *hash, HTTPS: https, ReviewTimeout: *reviewTimeout,
-		StateFile: *stateFile, Log: newLogger(std.err),
+		StateFile: *stateFile, Log: newLogger(std.err), Hosts: hostList(*allowHost),
 	})
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy/keyfile"
 )
@@ -52,6 +53,7 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	share := fs.String("share", "", "shared-subscription group, so several HQ instances split the load")
 	clientID := fs.String("client-id", "", `MQTT client id, stable across restarts so the broker keeps this instance's session (default "hq", or "hq-HOSTNAME" with --share: instances sharing a group need distinct ids)`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
+	allowHost := fs.String("allow-host", "", "further host names clients use for the HTTP API, comma-separated (others are refused against DNS rebinding)")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
 	var mc mqttconn.Config
 	addTLSFlags(fs, &mc, "hq")
@@ -125,7 +127,8 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 			*clientID = "hq-" + host
 		}
 	}
-	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log, Auth: auth}
+	cfg := hq.Config{MQTT: mc, ClientID: *clientID, ShareGroup: *share, Store: st, Logger: log, Auth: auth,
+		APIListen: *listen, APIHosts: hostList(*allowHost)}
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
 	if *denyKey != "" {
@@ -149,10 +152,11 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
 	handler := svc.Handler(hq.Route{Pattern: "GET /metrics", Role: apiauth.Read, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf}
+	srv, ln := httpserve.Server(ln, handler, hq.APILimits(), log)
 	scheme := "http"
 	if tlsConf != nil {
 		scheme = "https"
+		srv.TLSConfig = tlsConf
 		ln = tls.NewListener(ln, tlsConf)
 	}
 	go func() {

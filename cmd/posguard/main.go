@@ -260,3 +260,14 @@ them (go run, a build outside a VCS checkout).`)
 	_, err := io.WriteString(std.out, version.Read().Text("posguard"))
 	return err
 }
+
+// hostList splits a comma-separated --allow-host value.
+func hostList(s string) []string {
+	var hosts []string
+	for h := range strings.SplitSeq(s, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}

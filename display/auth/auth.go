@@ -4,11 +4,17 @@
 //
 // Every page gets a session, login or not, because even a display bound to
 // 127.0.0.1 can be posted to by any web page open in the same browser; the
-// CSRF token is what stops that.
+// CSRF token is what stops that. Only a login stores a session: without a
+// password the session lives in its cookie alone (the CSRF token is a MAC
+// of its id), and with one a visitor who has not logged in gets none. So
+// no number of cookie-less requests can fill the table and evict the
+// manager's session.
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -23,8 +29,8 @@ import (
 // CookieName is the session cookie.
 const CookieName = "posguard_display"
 
-// MaxSessions bounds the session table so a flood of cookie-less requests
-// cannot grow it without limit; the oldest sessions are evicted first.
+// MaxSessions bounds the table of logged-in sessions; the oldest are
+// evicted first. Only logins (rate limited per client) add to it.
 const MaxSessions = 1024
 
 // ErrWrongPassword is returned by Login for a bad password.
@@ -34,8 +40,8 @@ var ErrWrongPassword = errors.New("wrong password")
 type Session struct {
 	ID      string
 	CSRF    string
-	Authed  bool // logged in, or no login configured
-	Expires time.Time
+	Authed  bool      // logged in, or no login configured
+	Expires time.Time // zero without a login: the cookie lives as long as the browser session
 }
 
 // Manager holds the sessions. Safe for concurrent use.
@@ -44,6 +50,9 @@ type Manager struct {
 	ttl    time.Duration
 	secure bool
 	now    func() time.Time
+	// key makes the CSRF tokens of the stateless sessions used without
+	// a login.
+	key []byte
 
 	mu       sync.Mutex
 	sessions map[string]Session
@@ -70,6 +79,10 @@ func New(o Options) (*Manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.key = make([]byte, 32)
+	if _, err := rand.Read(m.key); err != nil {
+		return nil, fmt.Errorf("session key: %w", err)
+	}
 	if o.PasswordHash != "" {
 		if _, err := bcrypt.Cost([]byte(o.PasswordHash)); err != nil {
 			return nil, fmt.Errorf("password hash: not a bcrypt hash: %w", err)
@@ -88,6 +101,12 @@ func (m *Manager) Get(r *http.Request) (Session, bool) {
 	if err != nil || c.Value == "" {
 		return Session{}, false
 	}
+	if m.hash == nil {
+		if b, err := base64.RawURLEncoding.DecodeString(c.Value); err != nil || len(b) != tokenBytes {
+			return Session{}, false
+		}
+		return m.stateless(c.Value), true
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[c.Value]
@@ -104,14 +123,30 @@ func (m *Manager) Get(r *http.Request) (Session, bool) {
 	return s, true
 }
 
-// Ensure returns the request's session, starting an unauthenticated one
-// (authenticated when no login is configured) and setting its cookie if
-// there is none.
+// Ensure returns the request's session. Without a login it starts one if
+// there is none, setting its cookie and storing nothing; with a login a
+// request that has none gets an unauthenticated Session and nothing is
+// stored or set: only Login makes sessions.
 func (m *Manager) Ensure(w http.ResponseWriter, r *http.Request) (Session, error) {
 	if s, ok := m.Get(r); ok {
 		return s, nil
 	}
-	return m.start(w, !m.LoginRequired())
+	if m.LoginRequired() {
+		return Session{}, nil
+	}
+	id, err := randomToken()
+	if err != nil {
+		return Session{}, err
+	}
+	http.SetCookie(w, m.cookie(id, 0))
+	return m.stateless(id), nil
+}
+
+// stateless is the session of id when no login is configured.
+func (m *Manager) stateless(id string) Session {
+	mac := hmac.New(sha256.New, m.key)
+	mac.Write([]byte(id))
+	return Session{ID: id, CSRF: base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), Authed: true}
 }
 
 // Login checks password and, if right, starts a fresh authenticated session
@@ -128,7 +163,7 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, password string)
 		delete(m.sessions, c.Value)
 		m.mu.Unlock()
 	}
-	return m.start(w, true)
+	return m.start(w)
 }
 
 // Logout ends the request's session and clears the cookie.
@@ -150,7 +185,8 @@ func (m *Manager) CheckCSRF(r *http.Request, token string) bool {
 	return subtle.ConstantTimeCompare([]byte(s.CSRF), []byte(token)) == 1
 }
 
-func (m *Manager) start(w http.ResponseWriter, authed bool) (Session, error) {
+// start stores a fresh logged-in session and sets its cookie.
+func (m *Manager) start(w http.ResponseWriter) (Session, error) {
 	id, err := randomToken()
 	if err != nil {
 		return Session{}, err
@@ -160,7 +196,7 @@ func (m *Manager) start(w http.ResponseWriter, authed bool) (Session, error) {
 		return Session{}, err
 	}
 	now := m.now()
-	s := Session{ID: id, CSRF: csrf, Authed: authed, Expires: now.Add(m.ttl)}
+	s := Session{ID: id, CSRF: csrf, Authed: true, Expires: now.Add(m.ttl)}
 	m.mu.Lock()
 	m.evict(now)
 	m.sessions[id] = s
@@ -203,8 +239,11 @@ func (m *Manager) cookie(value string, maxAge int) *http.Cookie {
 	}
 }
 
+// tokenBytes is the size of session ids and CSRF tokens.
+const tokenBytes = 32
+
 func randomToken() (string, error) {
-	b := make([]byte, 32)
+	b := make([]byte, tokenBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("session token: %w", err)
 	}

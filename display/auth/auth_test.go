@@ -91,12 +91,66 @@ func TestNewRejectsBadHash(t *testing.T) {
 }
 
 func TestSessionTableBounded(t *testing.T) {
-	m, _ := New(Options{})
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	m, _ := New(Options{PasswordHash: string(hash)})
 	for i := 0; i < MaxSessions+50; i++ {
-		m.Ensure(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+		// What Login does after the password check, without a bcrypt
+		// comparison each time.
+		if _, err := m.start(httptest.NewRecorder()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := len(m.sessions); n > MaxSessions {
 		t.Fatalf("%d sessions, bound %d", n, MaxSessions)
+	}
+}
+
+// Requests without a cookie store nothing, with or without a login, so a
+// flood of them cannot evict the manager's session.
+func TestCookielessRequestsStoreNothing(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	for _, o := range []Options{{}, {PasswordHash: string(hash)}} {
+		m, _ := New(o)
+		w := httptest.NewRecorder()
+		mgr, err := m.Login(w, httptest.NewRequest("POST", "/login", nil), "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range MaxSessions + 100 {
+			flood := httptest.NewRecorder()
+			s, err := m.Ensure(flood, httptest.NewRequest("GET", "/", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.PasswordHash != "" && (s.Authed || len(flood.Result().Cookies()) != 0) {
+				t.Fatalf("cookie-less request got session %+v, cookies %v", s, flood.Result().Cookies())
+			}
+		}
+		if n := len(m.sessions); n > 1 {
+			t.Errorf("login %v: %d stored sessions after the flood, want at most the login's", m.LoginRequired(), n)
+		}
+		if s, ok := m.Get(request(w)); !ok || s.ID != mgr.ID || !m.CheckCSRF(request(w), mgr.CSRF) {
+			t.Errorf("login %v: the manager's session did not survive the flood", m.LoginRequired())
+		}
+	}
+}
+
+// Without a login the session is the cookie alone: a cookie the display did
+// not make (wrong size) is no session, and its CSRF token is worthless.
+func TestStatelessSessionRefusesForgedCookies(t *testing.T) {
+	m, _ := New(Options{})
+	for _, v := range []string{"x", "AAAA", "not base64 at all!"} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.AddCookie(&http.Cookie{Name: CookieName, Value: v})
+		if s, ok := m.Get(r); ok {
+			t.Errorf("cookie %q accepted as %+v", v, s)
+		}
+	}
+	other, _ := New(Options{})
+	w := httptest.NewRecorder()
+	s, _ := other.Ensure(w, httptest.NewRequest("GET", "/", nil))
+	if got, ok := m.Get(request(w)); !ok || m.CheckCSRF(request(w), s.CSRF) || got.CSRF == s.CSRF {
+		t.Error("another display's CSRF token is accepted (the key must be per display)")
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/posguard/posguard/internal/httpserve"
 )
 
 // Message is one SSE event. Data must not contain newlines; JSON from
@@ -94,12 +96,18 @@ func (h *Hub) Len() int {
 	return len(h.clients)
 }
 
+// writeWait bounds one write of a stream to a page.
+const writeWait = 10 * time.Second
+
 // Stream writes first, then everything from ch, to w as an SSE response
 // until ch closes, the request ends or done closes. A comment line every
 // heartbeat keeps proxies from closing an idle stream and lets the browser
-// notice a dead server.
+// notice a dead server. The stream outlives the server's read and write
+// timeouts: each write gets writeWait, so a page that stops reading is cut
+// off while one that reads stays connected.
 func Stream(w http.ResponseWriter, r *http.Request, first []Message, ch <-chan Message, heartbeat time.Duration, done <-chan struct{}) error {
 	rc := http.NewResponseController(w)
+	httpserve.Extend(w, writeWait)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
@@ -130,10 +138,12 @@ func Stream(w http.ResponseWriter, r *http.Request, first []Message, ch <-chan M
 			if !ok {
 				return nil
 			}
+			httpserve.Extend(w, writeWait)
 			if err := Write(w, m); err != nil {
 				return err
 			}
 		case <-tick.C:
+			httpserve.Extend(w, writeWait)
 			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
 				return fmt.Errorf("write sse heartbeat: %w", err)
 			}

@@ -265,7 +265,7 @@ func TestVerifyRejections(t *testing.T) {
 			c.IssuedAt, c.ExpiresAt = testNow.Add(-6*time.Minute), testNow.Add(time.Hour)
 		}), nil, TooOld, "maximum age"},
 		{"replayed", good, ledger, Replayed, "already used"},
-		{"oversized", []byte(PG1Prefix + strings.Repeat("A", MaxTextLen)), nil, Malformed, "more than 1024"},
+		{"oversized", []byte(PG1Prefix + strings.Repeat("A", MaxTextLen)), nil, TooLong, "more than 1024"},
 		{"duplicate claim keys", craft(t, f.ed, crafted{prot: edProt, payload: dup}), nil, Malformed, "duplicate"},
 		{"duplicate header keys", func() []byte {
 			raw, _ := Base45Decode(craft(t, f.ed, crafted{prot: map[any]any{1: -8, 5: []byte("ed1")}, payload: claimsPayload(t, nil)})[4:])
@@ -313,7 +313,7 @@ func TestVerifyRejections(t *testing.T) {
 			}
 			// Claims are only handed back once the signature has checked out.
 			switch {
-			case tc.name == "retired key" || tc.want == Malformed || tc.want == UnknownIssuer ||
+			case tc.name == "retired key" || tc.want == Malformed || tc.want == TooLong || tc.want == UnknownIssuer ||
 				tc.want == UnknownKey || tc.want == AlgMismatch || tc.want == BadSignature:
 				if tok.Account != "" || tok.Subject != "" || tok.ReplayKey != "" {
 					t.Errorf("unverified claims returned: %+v", tok)

@@ -38,6 +38,7 @@ type Reason string
 
 const (
 	Malformed     Reason = "malformed"
+	TooLong       Reason = "too_long" // longer than MaxTextLen: no wallet makes such a code
 	UnknownIssuer Reason = "unknown_issuer"
 	UnknownKey    Reason = "unknown_key"
 	AlgMismatch   Reason = "alg_mismatch"
@@ -241,7 +242,7 @@ func Classify(text []byte) Kind {
 // no Account or ReplayKey.
 func Decode(text []byte) (*Token, error) {
 	if len(text) > MaxTextLen {
-		return nil, errorf(Malformed, "token text is %d bytes, more than %d", len(text), MaxTextLen)
+		return nil, errorf(TooLong, "token text is %d bytes, more than %d", len(text), MaxTextLen)
 	}
 	switch Classify(text) {
 	case KindPG1:
@@ -272,7 +273,7 @@ func (v *Verifier) Verify(text []byte, now time.Time, ledger Ledger) (*Token, er
 
 func (v *Verifier) verify(text []byte, now time.Time, ledger Ledger) (*Token, error) {
 	if len(text) > MaxTextLen {
-		return nil, errorf(Malformed, "token text is %d bytes, more than %d", len(text), MaxTextLen)
+		return nil, errorf(TooLong, "token text is %d bytes, more than %d", len(text), MaxTextLen)
 	}
 	switch Classify(text) {
 	case KindPG1:
