@@ -40,7 +40,9 @@ type Config struct {
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
-// dropped, unacked, and their registers resend them.
+// dropped unacknowledged: the broker delivers them again on the next
+// connection and their registers resend them. A broker that limits the
+// messages in flight to a client (mochi: 65,535 at most) never fills it.
 const ingestQueue = 100_000
 
 // Service is a running HQ instance.
@@ -96,18 +98,17 @@ func New(cfg Config) (*Service, error) {
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	opts, err := cfg.MQTT.Options(cfg.ClientID)
+	// The handler is installed before connecting: the broker delivers the
+	// events queued in HQ's session the moment it is back, before any
+	// subscription is made again. It only enqueues, never blocking, and
+	// leaves the broker's acknowledgement to ingest, once stored.
+	opts, err := cfg.MQTT.Options(mqttconn.Client{
+		ID: cfg.ClientID, Handler: func(_ paho.Client, m paho.Message) { s.in.Push(m) }, ManualAck: true,
+		OnConnect: s.onConnect, OnLost: func(error) { s.m.connected.Set(0) }, Log: s.log,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	opts.SetOnConnectHandler(s.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			s.m.connected.Set(0)
-			s.log.Warn("broker connection lost; reconnecting", "err", err)
-		}).
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			s.log.Warn("message on an unexpected topic", "topic", m.Topic())
-		})
 	s.client = paho.NewClient(opts)
 	return s, nil
 }
@@ -128,7 +129,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	// Stop the flow, then store what already arrived. Anything that comes
-	// later is never acked, so its register sends it again.
+	// later is never acknowledged, so the broker delivers it again.
 	go s.client.Disconnect(1000)
 	close(stop)
 	<-done
@@ -137,21 +138,16 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) onConnect(c paho.Client) {
 	s.m.connected.Set(1)
-	s.log.Info("connected to broker")
 	filters := make(map[string]byte)
 	for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
 		filters[f] = 1
 	}
-	// The handler only enqueues, never blocking: storing (and acking)
-	// happens on the ingest goroutine, so paho's router is never held up
-	// by the database or by our own publishes.
-	handler := func(_ paho.Client, m paho.Message) { s.in.Push(m) }
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
 		// connection is retried, or HQ would sit connected and deaf.
 		for attempt := 1; c.IsConnectionOpen(); attempt++ {
-			tok := c.SubscribeMultiple(filters, handler)
+			tok := c.SubscribeMultiple(filters, nil) // the default handler takes them
 			if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
 				s.readyOnce.Do(func() { close(s.ready) })
 				return
@@ -171,11 +167,11 @@ func (s *Service) ingest(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			// Store what paho already handed over, waiting briefly for
-			// the last deliveries; anything later is never acked, so its
-			// register sends it again.
+			// the last deliveries; anything later is never acknowledged,
+			// so the broker delivers it again on the next connection.
 			for {
 				if batch := s.in.Take(s.cfg.BatchSize); len(batch) > 0 {
-					s.handle(ctx, batch)
+					s.handle(ctx, batch, stop)
 					continue
 				}
 				select {
@@ -186,13 +182,16 @@ func (s *Service) ingest(stop <-chan struct{}) {
 			}
 		case <-s.in.Ready():
 			for batch := s.in.Take(s.cfg.BatchSize); len(batch) > 0; batch = s.in.Take(s.cfg.BatchSize) {
-				s.handle(ctx, batch)
+				s.handle(ctx, batch, stop)
 			}
 		}
 	}
 }
 
-func (s *Service) handle(ctx context.Context, msgs []paho.Message) {
+// handle stores one batch and only then acknowledges its messages to the
+// broker, in the order they came (MQTT's order of PUBACKs). A message that
+// is refused is acknowledged too: it would be refused every time.
+func (s *Service) handle(ctx context.Context, msgs []paho.Message, stop <-chan struct{}) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -233,7 +232,12 @@ func (s *Service) handle(ctx context.Context, msgs []paho.Message) {
 			s.command(m)
 		}
 	}
-	s.saveAndAck(ctx, evs)
+	if !s.saveAndAck(ctx, evs, stop) {
+		return
+	}
+	for _, m := range msgs {
+		m.Ack()
+	}
 }
 
 func (s *Service) reject(m paho.Message, err error) {
@@ -242,17 +246,27 @@ func (s *Service) reject(m paho.Message, err error) {
 }
 
 // saveAndAck stores events, then acknowledges each register's ids. Nothing
-// is acked that is not stored; a failure leaves the events unacked and the
-// registers resend them.
-func (s *Service) saveAndAck(ctx context.Context, evs []event.Event) {
+// is acknowledged that is not stored: a failed store is retried (HQ stops
+// taking messages meanwhile, and the broker keeps the rest) until it works
+// or HQ stops; then it reports false and the events stay unacknowledged, so
+// the broker and the registers send them again.
+func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan struct{}) bool {
 	if len(evs) == 0 {
-		return
+		return true
 	}
-	n, err := s.cfg.Store.SaveEvents(ctx, evs)
-	if err != nil {
+	var n int
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		var err error
+		if n, err = s.cfg.Store.SaveEvents(ctx, evs); err == nil {
+			break
+		}
 		s.m.storeErrors.Inc()
-		s.log.Error("store events; registers will resend", "events", len(evs), "err", err)
-		return
+		s.log.Error("store events; retrying, nothing acknowledged meanwhile", "events", len(evs), "retryIn", wait, "err", err)
+		select {
+		case <-stop:
+			return false
+		case <-time.After(wait):
+		}
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
@@ -275,6 +289,7 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event) {
 			s.client.Publish(wire.AckTopic(k[0], k[1]), 1, false, b)
 		}
 	}
+	return true
 }
 
 func (s *Service) command(m paho.Message) {

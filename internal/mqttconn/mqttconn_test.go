@@ -18,6 +18,10 @@ func TestValidate(t *testing.T) {
 		{Config{Broker: "http://broker"}, `scheme "http"`},
 		{Config{Broker: "tcp://"}, "has no host"},
 		{Config{Broker: "tcp://b:1883", CertFile: "c.pem"}, "give both or neither"},
+		{Config{Broker: "127.0.0.1:1883"}, `broker: "127.0.0.1:1883" has no scheme: write tcp://127.0.0.1:1883 (or ssl://… for TLS)`},
+		{Config{Broker: "localhost:1883"}, `broker: "localhost:1883" has no scheme: write tcp://localhost:1883`},
+		{Config{Broker: "hq:s3cret@broker:1883"}, `broker: "broker:1883" has no scheme: write tcp://broker:1883`},
+		{Config{Broker: "tcp://hq:s3cret@[::1"}, "is not a URL"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -26,6 +30,8 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%+v: %v", tt.cfg, err)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%+v: error %v, want one containing %q", tt.cfg, err, tt.want)
+		case err != nil && strings.Contains(err.Error(), "s3cret"):
+			t.Errorf("%+v: error %v shows the password", tt.cfg, err)
 		}
 	}
 }
@@ -45,5 +51,20 @@ func TestTLSFiles(t *testing.T) {
 	}
 	if _, err := (Config{CertFile: notPEM, KeyFile: notPEM}).TLS(); err == nil || !strings.Contains(err.Error(), "client certificate") {
 		t.Fatalf("bad client certificate: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"tcp://127.0.0.1:1883":         "tcp://127.0.0.1:1883",
+		"ssl://hq:s3cret@broker:8883":  "ssl://broker:8883",
+		"tcp://hq@broker:1883":         "tcp://broker:1883",
+		"tcp://hq:s3cret@[::1":         "tcp://[::1",
+		"hq:s3cret@broker:1883":        "broker:1883",
+		"tcp://hq:s3cr@t@broker:1883/": "tcp://broker:1883/",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
