@@ -1,0 +1,155 @@
+package hq
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
+)
+
+// countingStore counts what HQ's store really inserted, and every id it was
+// asked to save more than once.
+type countingStore struct {
+	store.Store
+	mu       sync.Mutex
+	inserted int
+	again    int
+	saves    int
+	busy     time.Duration // in SaveEvents
+}
+
+func (c *countingStore) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
+	t0 := time.Now()
+	n, err := c.Store.SaveEvents(ctx, evs)
+	c.mu.Lock()
+	c.saves++
+	c.busy += time.Since(t0)
+	c.inserted += n
+	c.again += len(evs) - n
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *countingStore) counts() (inserted, again int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inserted, c.again
+}
+
+// TestRestartDeliversQueuedSession restarts HQ over a backlog the broker
+// queued in HQ's persistent session while it was down (no register
+// resends here: the broker's copy is the only one). The broker delivers it
+// the moment HQ connects, before HQ subscribes again; every event must be
+// stored, once, within 10 s, every round. POSGUARD_HQ_RESTART_ROUNDS sets
+// the rounds (scripts/reliability.sh runs 20).
+func TestRestartDeliversQueuedSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts HQ over 10,000 queued events per round")
+	}
+	rounds := 3
+	if v := os.Getenv("POSGUARD_HQ_RESTART_ROUNDS"); v != "" {
+		var err error
+		if rounds, err = strconv.Atoi(v); err != nil || rounds < 1 {
+			t.Fatalf("POSGUARD_HQ_RESTART_ROUNDS=%q: want a positive number", v)
+		}
+	}
+	const n = 10_000
+	b, err := broker.Start(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	bolt, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bolt.Close() })
+	st := &countingStore{Store: bolt}
+
+	start := func() (stop func()) {
+		t.Helper()
+		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { svc.Run(ctx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	// The first start makes HQ's session and subscriptions at the broker.
+	svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	select {
+	case <-svc.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("HQ did not connect and subscribe")
+	}
+	cancel()
+	<-done
+
+	began := time.Now()
+	var slowest time.Duration
+	for round := 1; round <= rounds; round++ {
+		reg := fmt.Sprintf("r%d", round)
+		for i := 1; i <= n; i++ {
+			p, err := event.Marshal(decision("s1", reg, uint64(i), policy.Allow))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Server().Publish(wire.EventsTopic("s1", reg), p, false, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		restarted := time.Now()
+		stop := start()
+		want := round * n
+		for {
+			got, again := st.counts()
+			if got == want {
+				break
+			}
+			if got > want || time.Since(restarted) > 10*time.Second {
+				stop()
+				t.Fatalf("round %d: %d of %d events stored %v after the restart (%d saved again)", round, got-(round-1)*n, n, time.Since(restarted).Round(time.Millisecond), again)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		took := time.Since(restarted)
+		slowest = max(slowest, took)
+		stop()
+		if got, _ := st.counts(); got != want {
+			t.Fatalf("round %d: %d events stored, want %d", round, got, want)
+		}
+		stored, err := bolt.Events(context.Background(), store.Query{Store: "s1", Register: reg, Limit: 2 * n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make(map[string]bool, n)
+		for _, ev := range stored {
+			ids[ev.ID] = true
+		}
+		if len(stored) != n || len(ids) != n {
+			t.Fatalf("round %d: store lists %d events (%d ids) of %s, want %d", round, len(stored), len(ids), reg, n)
+		}
+	}
+	_, again := st.counts()
+	t.Logf("%d restarts over %d queued events each: slowest %v, all %v; %d events delivered again and skipped; %d saves took %v",
+		rounds, n, slowest.Round(time.Millisecond), time.Since(began).Round(time.Millisecond), again, st.saves, st.busy.Round(time.Millisecond))
+}
