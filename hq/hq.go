@@ -130,9 +130,14 @@ func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 	// Stop the flow, then store what already arrived. Anything that comes
 	// later is never acknowledged, so the broker delivers it again.
-	go s.client.Disconnect(1000)
+	disconnected := make(chan struct{})
+	go func() {
+		s.client.Disconnect(1000)
+		close(disconnected)
+	}()
 	close(stop)
 	<-done
+	<-disconnected
 	return nil
 }
 

@@ -49,6 +49,12 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 	if *brokerURL == "" && *embed == "" {
 		return usagef("give --broker or --embed-broker")
 	}
+	if *brokerURL != "" {
+		// Before anything is opened or created.
+		if err := mqttconn.ValidateBroker(*brokerURL); err != nil {
+			return err
+		}
+	}
 	log := newLogger(std.err)
 
 	if *embed != "" {

@@ -85,7 +85,11 @@ func (l *lifecycle) failed(err error) {
 		return
 	}
 	l.warned, l.lastErr = now, msg
-	l.log.Warn("MQTT broker unreachable; retrying", "broker", l.broker, "err", msg, "down", now.Sub(l.since).Round(time.Second).String())
+	if down := now.Sub(l.since).Round(time.Second); down > 0 {
+		l.log.Warn("MQTT broker unreachable; retrying", "broker", l.broker, "err", msg, "down", down.String())
+		return
+	}
+	l.log.Warn("MQTT broker unreachable; retrying", "broker", l.broker, "err", msg)
 }
 
 func (l *lifecycle) connected() {
