@@ -146,6 +146,7 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 		}
 		took := time.Since(restarted)
 		slowest = max(slowest, took)
+		t.Logf("round %d: %d events stored %v after the restart", round, n, took.Round(time.Millisecond))
 		stop()
 		if got, _ := st.counts(); got != want {
 			t.Fatalf("round %d: %d events stored, want %d", round, got, want)

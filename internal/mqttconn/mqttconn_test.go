@@ -1,10 +1,17 @@
 package mqttconn
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posguard/posguard/internal/brokertest"
 )
 
 func TestValidate(t *testing.T) {
@@ -65,6 +72,60 @@ func TestRedact(t *testing.T) {
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// What a persistent session queued while the client was away arrives the
+// moment it connects, before OnConnect has subscribed again: Handler must
+// take it then. OnConnect is held here until every message is in, so the
+// test does not depend on who wins the race.
+func TestQueuedSessionReachesHandlerBeforeOnConnect(t *testing.T) {
+	b := brokertest.Start(t)
+	cfg := Config{Broker: b.URL()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o, err := cfg.Options(Client{ID: "c1", Handler: func(paho.Client, paho.Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Wait(ctx, c.Subscribe("t/#", 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect(100)
+	const n = 5
+	for i := range n {
+		if err := b.Publish(fmt.Sprintf("t/%d", i), []byte("queued"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := make(chan string, n)
+	release := make(chan struct{})
+	defer close(release)
+	o, err = cfg.Options(Client{ID: "c1",
+		Handler:   func(_ paho.Client, m paho.Message) { got <- m.Topic() },
+		OnConnect: func(paho.Client) { <-release },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(100)
+	seen := map[string]bool{}
+	for len(seen) < n {
+		select {
+		case topic := <-got:
+			seen[topic] = true
+		case <-ctx.Done():
+			t.Fatalf("%d of %d queued messages reached the handler: %v", len(seen), n, seen)
 		}
 	}
 }
