@@ -77,7 +77,7 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 	t.Cleanup(func() { bolt.Close() })
 	st := &countingStore{Store: bolt}
 
-	start := func() (stop func()) {
+	start := func() (svc *Service, stop func()) {
 		t.Helper()
 		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st})
 		if err != nil {
@@ -86,28 +86,20 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { svc.Run(ctx); close(done) }()
-		return func() {
+		return svc, func() {
 			cancel()
 			<-done
 			brokerSeesHQGone(t, b)
 		}
 	}
 	// The first start makes HQ's session and subscriptions at the broker.
-	svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
+	svc, stop := start()
 	select {
 	case <-svc.Ready():
 	case <-time.After(10 * time.Second):
 		t.Fatal("HQ did not connect and subscribe")
 	}
-	cancel()
-	<-done
-	brokerSeesHQGone(t, b)
+	stop()
 
 	began := time.Now()
 	var slowest time.Duration
@@ -123,7 +115,7 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 			}
 		}
 		restarted := time.Now()
-		stop := start()
+		_, stop := start()
 		want := round * n
 		for {
 			got, again := st.counts()

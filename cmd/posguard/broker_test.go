@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,33 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/posguard/posguard/hq/broker"
 )
 
-// lockedLog is a stderr the test reads while the command writes it.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // waitLine waits for a stderr line holding every one of parts.
-func waitLine(t *testing.T, log *lockedLog, within time.Duration, parts ...string) string {
+func waitLine(t *testing.T, log *lockedBuf, within time.Duration, parts ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -93,7 +73,7 @@ func TestBrokerUnreachableIsSaid(t *testing.T) {
 			addr := ln.Addr().String()
 			ln.Close() // a closed port: connection refused
 			url := "tcp://" + addr
-			var stderr lockedLog
+			var stderr lockedBuf
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int, 1)
 			go func() {
