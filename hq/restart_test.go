@@ -2,7 +2,9 @@ package hq
 
 import (
 	"context"
+	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,9 +79,11 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 	t.Cleanup(func() { bolt.Close() })
 	st := &countingStore{Store: bolt}
 
+	var hqLog lockedBuffer // HQ's log, shown when a round fails
 	start := func() (svc *Service, stop func()) {
 		t.Helper()
-		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st})
+		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st,
+			Logger: slog.New(slog.NewTextHandler(&hqLog, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,8 +135,8 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 					inflight = cl.State.Inflight.Len()
 				}
 				stop()
-				t.Fatalf("round %d: %d of %d events stored %v after the restart (%d saved again); 20 s later %d, broker holds %d for HQ",
-					round, got-(round-1)*n, n, time.Since(restarted).Round(time.Millisecond), again, later-(round-1)*n, inflight)
+				t.Fatalf("round %d: %d of %d events stored %v after the restart (%d saved again); 20 s later %d, broker holds %d for HQ; HQ's log:\n%s",
+					round, got-(round-1)*n, n, time.Since(restarted).Round(time.Millisecond), again, later-(round-1)*n, inflight, hqLog.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -176,4 +180,21 @@ func brokerSeesHQGone(t *testing.T, b *broker.Broker) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
