@@ -108,9 +108,11 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 	began := time.Now()
 	var slowest time.Duration
 	for round := 1; round <= rounds; round++ {
+		// Later rounds carry later events, as a real backlog does: the
+		// store's time index grows at its end.
 		reg := fmt.Sprintf("r%d", round)
 		for i := 1; i <= n; i++ {
-			p, err := event.Marshal(decision("s1", reg, uint64(i), policy.Allow))
+			p, err := event.Marshal(decision("s1", reg, uint64((round-1)*n+i), policy.Allow))
 			if err != nil {
 				t.Fatal(err)
 			}
