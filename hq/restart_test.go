@@ -1,8 +1,8 @@
 package hq
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
