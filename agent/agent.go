@@ -180,7 +180,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.m.links.WithLabelValues("pos").Set(0)
 	if cfg.HQ != nil {
 		a.hq, err = hqsync.New(hqsync.Config{
-			MQTT: cfg.HQ.Config, Store: cfg.Store, Register: cfg.Register, State: st,
+			MQTT: cfg.HQ.Config, ResendAfter: cfg.HQ.ResendAfter, Store: cfg.Store, Register: cfg.Register, State: st,
 			Trusted: cfg.TrustedKeys, Version: a.version(), Logger: a.log, Now: a.now,
 			ActivePolicy: func() int64 { return a.pol.Load().version() },
 			OnPolicy:     func(p *policy.Policy) { a.setPolicy(p, SourceSigned) },

@@ -267,7 +267,7 @@ func (r *rig) startHQ(ctx context.Context) error {
 }
 
 func (r *rig) startDisplay(ctx context.Context) error {
-	d, err := display.New(display.Config{Store: storeID, Broker: r.broker.URL(), Listen: r.o.DisplayListen,
+	d, err := display.New(display.Config{Store: storeID, MQTT: mqttconn.Config{Broker: r.broker.URL()}, Listen: r.o.DisplayListen,
 		ReviewTimeout: 10 * time.Minute, StateFile: filepath.Join(r.dir, "display-"+storeID+".json"), Log: r.log})
 	if err != nil {
 		return err

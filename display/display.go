@@ -20,10 +20,13 @@ import (
 	"sync"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/posguard/posguard/display/auth"
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/display/sse"
 	"github.com/posguard/posguard/internal/httpserve"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -33,11 +36,11 @@ const DefaultListen = "127.0.0.1:8090"
 
 // Config is everything the display needs; the CLI fills it from flags.
 type Config struct {
-	Store  string // store id, as in the topics
-	Broker string // tcp://host:1883, ssl://host:8883, ws://…
-	// TLS configures the broker connection (CA, client certificate); nil
-	// means none.
-	TLS *tls.Config
+	Store string // store id, as in the topics
+	// MQTT is the broker and the TLS files. Without a client certificate
+	// the username defaults to the display's (display/STORE); with one,
+	// the broker takes the certificate's CN. MaxReconnect defaults to 5s.
+	MQTT mqttconn.Config
 	// Listen is the HTTP address; empty means DefaultListen.
 	Listen string
 	// PasswordHash is the bcrypt hash of the store login. Required when
@@ -95,6 +98,7 @@ type Server struct {
 	pins     *auth.PINGuard
 	clientID string
 	inbox    chan inbound
+	mqttOpts *paho.ClientOptions
 	mqtt     *mqttLink
 	// saved is the alerts as last written to StateFile; only tick and the
 	// end of Serve touch it, one after the other.
@@ -113,8 +117,15 @@ func New(cfg Config) (*Server, error) {
 	if err := wire.ValidateStore(cfg.Store); err != nil {
 		return nil, fmt.Errorf("display: %w", err)
 	}
-	if cfg.Broker == "" {
-		return nil, errors.New("display: broker URL is required")
+	if cfg.MQTT.Username == "" && cfg.MQTT.CertFile == "" {
+		cfg.MQTT.Username = wire.DisplayUsername(cfg.Store)
+	}
+	if cfg.MQTT.MaxReconnect == 0 {
+		// The page shows "broker lost" until the display is back.
+		cfg.MQTT.MaxReconnect = 5 * time.Second
+	}
+	if err := cfg.MQTT.Validate(); err != nil {
+		return nil, fmt.Errorf("display: %w", err)
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
@@ -177,6 +188,13 @@ func New(cfg Config) (*Server, error) {
 		if err := s.loadState(); err != nil {
 			return nil, err
 		}
+	}
+	// Built now, with the client id the state file may have restored, so
+	// a bad broker URL or TLS file fails the start, not the first connect.
+	if s.mqttOpts, err = s.mqttOptions(); err != nil {
+		return nil, fmt.Errorf("display: %w", err)
+	}
+	if cfg.StateFile != "" {
 		// Written at once, so the client id (the broker session) is kept
 		// even if the display is killed before its first change, and an
 		// unwritable path fails the start instead of every later save.
@@ -219,11 +237,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	link, err := s.dial()
-	if err != nil {
-		ln.Close()
-		return err
-	}
+	link := s.dial()
 	s.mqtt = link
 	srv, ln := httpserve.Server(ln, s.Handler(), s.cfg.HTTPLimits, s.log)
 	srv.BaseContext = func(net.Listener) context.Context { return ctx }
@@ -237,8 +251,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("display serving", "addr", ln.Addr().String(), "broker", s.cfg.Broker, "login", s.sessions.LoginRequired())
+	s.log.Info("display serving", "addr", ln.Addr().String(), "broker", mqttconn.Redact(s.cfg.MQTT.Broker), "login", s.sessions.LoginRequired())
 
+	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:

@@ -20,6 +20,7 @@ import (
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/golden"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -117,7 +118,7 @@ func TestOtherStoresNeverAppear(t *testing.T) {
 }
 
 func TestApplyRejects(t *testing.T) {
-	srv, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,10 +361,10 @@ func TestResolveRefusals(t *testing.T) {
 }
 
 func TestLoginAndCSRFBeyondLoopback(t *testing.T) {
-	if _, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", Listen: "0.0.0.0:8090"}); err == nil || !strings.Contains(err.Error(), "requires a password hash") {
+	if _, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, Listen: "0.0.0.0:8090"}); err == nil || !strings.Contains(err.Error(), "requires a password hash") {
 		t.Fatalf("New beyond loopback without hash: %v", err)
 	}
-	if _, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", Listen: "0.0.0.0:8090", PasswordHash: "plain"}); err == nil || !strings.Contains(err.Error(), "bcrypt") {
+	if _, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, Listen: "0.0.0.0:8090", PasswordHash: "plain"}); err == nil || !strings.Contains(err.Error(), "bcrypt") {
 		t.Fatalf("New with a non-bcrypt hash: %v", err)
 	}
 	hash, _ := bcrypt.GenerateFromPassword([]byte("store-pass"), bcrypt.MinCost)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -18,7 +19,7 @@ import (
 func FuzzApply(f *testing.F) {
 	f.Add(wire.AlertsTopic(testStore, "R1"), []byte(`{"id":"S001/R1/e/1"}`))
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
-		srv, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		srv, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +55,7 @@ func FuzzParseResolve(f *testing.F) {
 // queue: strict parse, checks, board update and the JSON for the pages
 // (fan-out itself is sse.BenchmarkPublish).
 func BenchmarkApplyAlert(b *testing.B) {
-	srv, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}

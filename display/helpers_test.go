@@ -19,6 +19,7 @@ import (
 	"github.com/posguard/posguard/display/sse"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/brokertest"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -40,7 +41,7 @@ func startRig(t *testing.T, mod func(*Config)) *rig {
 	t.Helper()
 	b := brokertest.Start(t)
 	cfg := Config{
-		Store: testStore, Broker: b.URL(), ReviewTimeout: 2 * time.Minute,
+		Store: testStore, MQTT: mqttconn.Config{Broker: b.URL()}, ReviewTimeout: 2 * time.Minute,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if mod != nil {

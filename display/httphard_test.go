@@ -13,6 +13,7 @@ import (
 
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/httpserve/httpservetest"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -125,7 +126,7 @@ func TestHostCheckBeyondLoopback(t *testing.T) {
 			t.Errorf("Host %s: %d %s, want %d", host, code, b, want)
 		}
 	}
-	if _, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", Hosts: []string{"http://display"}}); err == nil {
+	if _, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, Hosts: []string{"http://display"}}); err == nil {
 		t.Error("New accepted an allowed host with a scheme")
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -24,51 +25,38 @@ type mqttLink struct {
 	client paho.Client
 }
 
-// dial starts the paho client. With ConnectRetry the first connection is
+// mqttOptions builds the client. With ConnectRetry the first connection is
 // retried in the background, so a display started before its broker comes
 // up by itself; AutoReconnect does the same after a drop. Subscriptions are
-// made in the on-connect handler so they come back after every reconnect.
+// made in the on-connect handler so they come back after every reconnect;
+// the handler that takes the messages is there before the first
+// connection, for what a persistent session delivers at once.
 // With a state file the session is persistent under the client id kept
 // there: the broker queues the alerts (QoS 1) published while the display
 // is down, and the board, restored from the file, settles their deadlines.
 // Without one it is clean, as nothing would carry the id to the next start.
-func (s *Server) dial() (*mqttLink, error) {
-	opts := paho.NewClientOptions().
-		AddBroker(s.cfg.Broker).
-		SetClientID(s.clientID).
-		SetCleanSession(s.cfg.StateFile == "").
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(5 * time.Second).
-		SetConnectTimeout(5 * time.Second).
-		SetKeepAlive(10 * time.Second).
-		SetPingTimeout(5 * time.Second).
+func (s *Server) mqttOptions() (*paho.ClientOptions, error) {
+	return s.cfg.MQTT.Options(mqttconn.Client{
+		ID:    s.clientID,
+		Clean: s.cfg.StateFile == "",
 		// In order: a resolution must not overtake the alert it resolves.
 		// The handler only copies into a channel, so order costs nothing.
-		SetOrderMatters(true).
-		SetDefaultPublishHandler(s.onMessage).
-		SetOnConnectHandler(s.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			s.log.Warn("broker connection lost", "err", err)
-			s.setConnected(false)
-		}).
-		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
-			s.log.Info("reconnecting to broker", "broker", s.cfg.Broker)
-		})
-	if s.cfg.TLS != nil {
-		opts.SetTLSConfig(s.cfg.TLS)
-	}
-	if s.cfg.TLS == nil || len(s.cfg.TLS.Certificates) == 0 {
-		// Without a client certificate the username is the identity (the
-		// embedded broker on loopback); with one, the broker takes its CN.
-		opts.SetUsername(wire.DisplayUsername(s.cfg.Store))
-	}
-	c := paho.NewClient(opts)
-	// With ConnectRetry the token completes only once connected; do not
-	// wait for it, the page shows "broker lost" meanwhile.
+		Handler:   s.onMessage,
+		OnConnect: s.onConnect,
+		OnLost:    func(error) { s.setConnected(false) },
+		// Short, so the page says "broker lost" soon after it is.
+		KeepAlive: 10 * time.Second,
+		Log:       s.log,
+	})
+}
+
+// dial starts the client; with ConnectRetry its token completes only once
+// connected, so it is not waited for: the page shows "broker lost"
+// meanwhile.
+func (s *Server) dial() *mqttLink {
+	c := paho.NewClient(s.mqttOpts)
 	c.Connect()
-	return &mqttLink{client: c}, nil
+	return &mqttLink{client: c}
 }
 
 func (l *mqttLink) close() { l.client.Disconnect(250) }
@@ -78,7 +66,7 @@ func (s *Server) onConnect(c paho.Client) {
 	for _, f := range wire.DisplayFilters(s.cfg.Store) {
 		filters[f] = 1
 	}
-	tok := c.SubscribeMultiple(filters, s.onMessage)
+	tok := c.SubscribeMultiple(filters, nil) // the default handler takes them
 	// Waiting here would hold paho's connect path; check in the
 	// background and mark the link up only once subscribed, so the page
 	// never shows "live" while nothing can arrive.
@@ -90,7 +78,7 @@ func (s *Server) onConnect(c paho.Client) {
 		if !c.IsConnectionOpen() {
 			return // lost again meanwhile; the next connect tries again
 		}
-		s.log.Info("subscribed to store topics", "broker", s.cfg.Broker)
+		s.log.Info("subscribed to store topics")
 		s.setConnected(true)
 	}()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/display/board"
+	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -213,7 +214,7 @@ func readFile(t *testing.T, path string) []byte {
 // start with the reason, rather than losing every later save.
 func TestStateFileUnwritable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no-such-dir", "display.json")
-	_, err := New(Config{Store: testStore, Broker: "tcp://127.0.0.1:1", StateFile: path,
+	_, err := New(Config{Store: testStore, MQTT: mqttconn.Config{Broker: "tcp://127.0.0.1:1"}, StateFile: path,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil || !strings.Contains(err.Error(), "save state") || !strings.Contains(err.Error(), "no-such-dir") {
 		t.Errorf("New with an unwritable state file: %v", err)

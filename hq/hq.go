@@ -51,7 +51,9 @@ type Config struct {
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
-// dropped, unacked, and their registers resend them.
+// dropped unacknowledged: the broker delivers them again on the next
+// connection and their registers resend them. A broker that limits the
+// messages in flight to a client (mochi: 65,535 at most) never fills it.
 const ingestQueue = 100_000
 
 // Service is a running HQ instance.
@@ -113,18 +115,17 @@ func New(cfg Config) (*Service, error) {
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	opts, err := cfg.MQTT.Options(cfg.ClientID)
+	// The handler is installed before connecting: the broker delivers the
+	// events queued in HQ's session the moment it is back, before any
+	// subscription is made again. It only enqueues, never blocking, and
+	// leaves the broker's acknowledgement to ingest, once stored.
+	opts, err := cfg.MQTT.Options(mqttconn.Client{
+		ID: cfg.ClientID, Handler: s.receive, ManualAck: true,
+		OnConnect: s.onConnect, OnLost: func(error) { s.m.connected.Set(0) }, Log: s.log,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	opts.SetOnConnectHandler(s.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			s.m.connected.Set(0)
-			s.log.Warn("broker connection lost; reconnecting", "err", err)
-		}).
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			s.log.Warn("message on an unexpected topic", "topic", m.Topic())
-		})
 	s.client = paho.NewClient(opts)
 	return s, nil
 }
@@ -145,31 +146,37 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	<-ctx.Done()
 	// Stop the flow, then store what already arrived. Anything that comes
-	// later is never acked, so its register sends it again.
-	go s.client.Disconnect(1000)
+	// later is never acknowledged, so the broker delivers it again.
+	disconnected := make(chan struct{})
+	go func() {
+		s.client.Disconnect(1000)
+		close(disconnected)
+	}()
 	close(stop)
 	<-done
+	// A connected client is gone within the quiesce time; one still
+	// trying to connect finishes its attempt first (up to the connect
+	// timeout), which shutdown need not wait for.
+	select {
+	case <-disconnected:
+	case <-time.After(2 * time.Second):
+	}
 	return nil
 }
 
 func (s *Service) onConnect(c paho.Client) {
 	s.m.connected.Set(1)
-	s.log.Info("connected to broker")
 	filters := make(map[string]byte)
 	for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
 		filters[f] = 1
 	}
 	filters[s.live.topic] = 1
-	// The handler only enqueues, never blocking: storing (and acking)
-	// happens on the ingest goroutine, so paho's router is never held up
-	// by the database or by our own publishes.
-	handler := s.receive
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
 		// connection is retried, or HQ would sit connected and deaf.
 		for attempt := 1; c.IsConnectionOpen(); attempt++ {
-			tok := c.SubscribeMultiple(filters, handler)
+			tok := c.SubscribeMultiple(filters, nil) // the default handler takes them
 			if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
 				s.readyOnce.Do(func() { close(s.ready) })
 				return
@@ -182,10 +189,17 @@ func (s *Service) onConnect(c paho.Client) {
 }
 
 // receive is HQ's paho message handler.
+// It only enqueues, never blocking: storing (and acking) happens on the
+// ingest goroutine, so paho's router is never held up by the database or by
+// our own publishes. A message the live fleet view consumes whole (HQ's own
+// sync token, a status repeated byte for byte) has nothing to store and is
+// acknowledged at once.
 func (s *Service) receive(_ paho.Client, m paho.Message) {
-	if !s.live.observe(m, s.cfg.Now()) { // fleet.go
-		s.in.Push(m)
+	if s.live.observe(m, s.cfg.Now()) { // fleet.go
+		m.Ack()
+		return
 	}
+	s.in.Push(m)
 }
 
 // ingest stores messages in batches: events once by id then acked, status
@@ -196,11 +210,11 @@ func (s *Service) ingest(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			// Store what paho already handed over, waiting briefly for
-			// the last deliveries; anything later is never acked, so its
-			// register sends it again.
+			// the last deliveries; anything later is never acknowledged,
+			// so the broker delivers it again on the next connection.
 			for {
 				if batch := s.in.Take(s.cfg.BatchSize); len(batch) > 0 {
-					s.handle(ctx, batch)
+					s.handle(ctx, batch, stop)
 					continue
 				}
 				select {
@@ -211,13 +225,16 @@ func (s *Service) ingest(stop <-chan struct{}) {
 			}
 		case <-s.in.Ready():
 			for batch := s.in.Take(s.cfg.BatchSize); len(batch) > 0; batch = s.in.Take(s.cfg.BatchSize) {
-				s.handle(ctx, batch)
+				s.handle(ctx, batch, stop)
 			}
 		}
 	}
 }
 
-func (s *Service) handle(ctx context.Context, msgs []paho.Message) {
+// handle stores one batch and only then acknowledges its messages to the
+// broker, in the order they came (MQTT's order of PUBACKs). A message that
+// is refused is acknowledged too: it would be refused every time.
+func (s *Service) handle(ctx context.Context, msgs []paho.Message, stop <-chan struct{}) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -258,7 +275,12 @@ func (s *Service) handle(ctx context.Context, msgs []paho.Message) {
 			s.command(m)
 		}
 	}
-	s.saveAndAck(ctx, evs)
+	if !s.saveAndAck(ctx, evs, stop) {
+		return
+	}
+	for _, m := range msgs {
+		m.Ack()
+	}
 }
 
 func (s *Service) reject(m paho.Message, err error) {
@@ -267,17 +289,27 @@ func (s *Service) reject(m paho.Message, err error) {
 }
 
 // saveAndAck stores events, then acknowledges each register's ids. Nothing
-// is acked that is not stored; a failure leaves the events unacked and the
-// registers resend them.
-func (s *Service) saveAndAck(ctx context.Context, evs []event.Event) {
+// is acknowledged that is not stored: a failed store is retried (HQ stops
+// taking messages meanwhile, and the broker keeps the rest) until it works
+// or HQ stops; then it reports false and the events stay unacknowledged, so
+// the broker and the registers send them again.
+func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan struct{}) bool {
 	if len(evs) == 0 {
-		return
+		return true
 	}
-	n, err := s.cfg.Store.SaveEvents(ctx, evs)
-	if err != nil {
+	var n int
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		var err error
+		if n, err = s.cfg.Store.SaveEvents(ctx, evs); err == nil {
+			break
+		}
 		s.m.storeErrors.Inc()
-		s.log.Error("store events; registers will resend", "events", len(evs), "err", err)
-		return
+		s.log.Error("store events; retrying, nothing acknowledged meanwhile", "events", len(evs), "retryIn", wait, "err", err)
+		select {
+		case <-stop:
+			return false
+		case <-time.After(wait):
+		}
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
@@ -300,6 +332,7 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event) {
 			s.client.Publish(wire.AckTopic(k[0], k[1]), 1, false, b)
 		}
 	}
+	return true
 }
 
 func (s *Service) command(m paho.Message) {

@@ -19,6 +19,9 @@
 #            with the machine's PostgreSQL binaries), or the one named by
 #            POSGUARD_TEST_PG with POSGUARD_PG_RESTART_CMD; without either,
 #            only HQ and its connection restart;
+#   hqsession HQ restarted 20 times (HQ_RESTART_ROUNDS) over 10,000 events
+#            queued in its broker session each time (hq
+#            TestRestartDeliversQueuedSession; go test runs 3 rounds);
 #   serial   the scanner's serial port unplugged and replugged under load.
 # Each prints what it tried and what was lost (must be nothing). Exit 1 if
 # any step failed or a crasher was found.
@@ -133,6 +136,10 @@ if want hqdb; then
 	run hqdb "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilityHQRestart$' -v ./reliability
 	record "HQ and its database server restarted under load" $? ""
 	[ -n "$PG_STOP" ] && sh -c "$PG_STOP" >/dev/null 2>&1
+fi
+if want hqsession; then
+	run hqsession "$ROOT" env POSGUARD_HQ_RESTART_ROUNDS="${HQ_RESTART_ROUNDS:-20}" go test -count=1 -run '^TestRestartDeliversQueuedSession$' -v ./hq
+	record "HQ restarted over its queued session" $? "(${HQ_RESTART_ROUNDS:-20} rounds of 10,000 queued events)"
 fi
 if want serial; then
 	run serial "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilitySerialUnplug$' -v ./reliability

@@ -35,6 +35,7 @@ const (
 	DefaultIdleTimeout  = 2 * time.Minute
 	DefaultReviewTO     = 2 * time.Minute
 	DefaultOfflineAfter = 10 * time.Minute
+	DefaultResendAfter  = 30 * time.Second
 	DefaultKeep         = 7 * 24 * time.Hour
 	DefaultPruneEvery   = time.Hour
 	DefaultOutboxCap    = 100_000
@@ -99,6 +100,9 @@ type HQConfig struct {
 	// OfflineAfter is how long without HQ contact before the policy's
 	// offline limits apply.
 	OfflineAfter time.Duration `yaml:"offlineAfter,omitempty"`
+	// ResendAfter is how long an event may wait for HQ's ack before the
+	// outbox is sent again from its oldest unacknowledged event.
+	ResendAfter time.Duration `yaml:"resendAfter,omitempty"`
 }
 
 // HTTPConfig is the local API.
@@ -299,6 +303,9 @@ func (c *Config) defaults() {
 	if c.HQ != nil && c.HQ.OfflineAfter == 0 {
 		c.HQ.OfflineAfter = DefaultOfflineAfter
 	}
+	if c.HQ != nil && c.HQ.ResendAfter == 0 {
+		c.HQ.ResendAfter = DefaultResendAfter
+	}
 	if c.Retention.Keep == 0 {
 		c.Retention.Keep = DefaultKeep
 	}
@@ -369,6 +376,10 @@ func (c *Config) validate() problems {
 		}
 		if c.HQ.OfflineAfter < 0 {
 			ps.add("hq.offlineAfter", "must be > 0, got %v", c.HQ.OfflineAfter)
+		}
+		// Below a second every slow ack would resend the whole window.
+		if c.HQ.ResendAfter < time.Second {
+			ps.add("hq.resendAfter", "must be at least 1s, got %v", c.HQ.ResendAfter)
 		}
 	}
 	if err := checkListen(c.HTTP); err != nil {

@@ -32,13 +32,20 @@ func TestParseFull(t *testing.T) {
 	}
 	if c.Store != "S001" || c.Register != "R1" || c.Scanner.Baud != 115200 || string(c.Scanner.Suffix) != "\r" ||
 		!c.Scanner.AIM || c.Scanner.ReconnectMin != 200*time.Millisecond || string(c.Scanner.Feedback.Good) != "\a" ||
-		string(c.POS.Suffix) != "\r\n" || c.HQ.OfflineAfter != 5*time.Minute || c.Session.IdleTimeout != 90*time.Second ||
+		string(c.POS.Suffix) != "\r\n" || c.HQ.OfflineAfter != 5*time.Minute || c.HQ.ResendAfter != 10*time.Second || c.Session.IdleTimeout != 90*time.Second ||
 		c.Review.Timeout != 3*time.Minute || c.Session.VoidBarcode != "VOID" || len(c.ManagerPINs) != 1 {
 		t.Fatalf("decoded %+v", c)
 	}
 	// Defaults of what the file leaves out.
 	if c.Retention.PruneEvery != DefaultPruneEvery || c.Retention.OutboxCap != DefaultOutboxCap {
 		t.Fatalf("defaults not applied: %+v", c.Retention)
+	}
+	c, err = Parse([]byte(strings.Replace(readFull(t), "  resendAfter: 10s\n", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HQ.ResendAfter != DefaultResendAfter {
+		t.Fatalf("hq.resendAfter default %v, want %v", c.HQ.ResendAfter, DefaultResendAfter)
 	}
 }
 
@@ -73,6 +80,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"kid missing", "{kid: hq1, file: /etc/posguard/hq1.pub}", "{file: /etc/posguard/hq1.pub}", "policy.trustedKeys[0].kid: required"},
 		{"no account key", "accountKeyFile: /etc/posguard/account.key", "accountKeyFile: ''", "tokens.accountKeyFile: required"},
 		{"bad broker", "broker: tcp://127.0.0.1:1883", "broker: http://x", "hq.broker: scheme"},
+		{"broker without scheme", "broker: tcp://127.0.0.1:1883", "broker: 127.0.0.1:1883", `hq.broker: "127.0.0.1:1883" has no scheme: write tcp://127.0.0.1:1883`},
+		{"broker password not echoed", "broker: tcp://127.0.0.1:1883", "broker: hq:s3cret@127.0.0.1:1883", `hq.broker: "127.0.0.1:1883" has no scheme`},
+		{"resend too soon", "resendAfter: 10s", "resendAfter: 10ms", "hq.resendAfter: must be at least 1s"},
 		{"remote listen", "listen: 127.0.0.1:8088", "listen: 0.0.0.0:8088", "http.listen: \"0.0.0.0:8088\" is not a loopback"},
 		{"allowed host with port", "listen: 127.0.0.1:8088", "listen: 127.0.0.1:8088\n  allowedHosts: [register-1, 'register-1:8088']", "http.allowedHosts[1]: host name \"register-1:8088\""},
 		{"bad listen", "listen: 127.0.0.1:8088", "listen: nowhere", "http.listen:"},

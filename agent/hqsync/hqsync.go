@@ -107,23 +107,26 @@ func New(cfg Config) (*Client, error) {
 		cfg: cfg, log: cfg.Logger, start: cfg.Now(),
 		in: mqttconn.NewQueue(10_000), kick: make(chan struct{}, 1), status: make(chan struct{}, 1),
 	}
-	opts, err := cfg.MQTT.Options(wire.ClientID(cfg.Store, cfg.Register))
-	if err != nil {
-		return nil, fmt.Errorf("hqsync: %w", err)
-	}
 	will, err := wire.Offline(cfg.Store, cfg.Register, c.version(), cfg.Now().UTC()).Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("hqsync: last will: %w", err)
 	}
-	opts.SetBinaryWill(wire.StatusTopic(cfg.Store, cfg.Register), will, 1, true).
-		SetOnConnectHandler(c.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
+	// The handler is installed before connecting: acks, commands and
+	// denylist deltas queued in the register's session arrive before the
+	// subscriptions are made again.
+	opts, err := cfg.MQTT.Options(mqttconn.Client{
+		ID: wire.ClientID(cfg.Store, cfg.Register), Handler: func(_ paho.Client, m paho.Message) { c.enqueue(m) },
+		OnConnect: c.onConnect, Log: c.log,
+		OnLost: func(error) {
 			c.mu.Lock()
 			c.connected = false
 			c.mu.Unlock()
-			c.log.Warn("HQ link lost; reconnecting", "err", err)
-		}).
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { c.enqueue(m) })
+		},
+		Will: &mqttconn.Will{Topic: wire.StatusTopic(cfg.Store, cfg.Register), Payload: will, Retain: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hqsync: %w", err)
+	}
 	c.client = paho.NewClient(opts)
 	return c, nil
 }
@@ -186,12 +189,11 @@ func (c *Client) onConnect(pc paho.Client) {
 	c.mu.Lock()
 	c.connected, c.reconnected = true, true
 	c.mu.Unlock()
-	c.log.Info("HQ link up")
 	filters := make(map[string]byte)
 	for _, f := range wire.AgentFilters(c.cfg.Store, c.cfg.Register) {
 		filters[f] = 1
 	}
-	tok := pc.SubscribeMultiple(filters, func(_ paho.Client, m paho.Message) { c.enqueue(m) })
+	tok := pc.SubscribeMultiple(filters, nil) // the default handler takes them
 	go func() {
 		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 			c.log.Error("subscribe to HQ topics failed", "err", tok.Error())

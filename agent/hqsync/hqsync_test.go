@@ -563,3 +563,61 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCommandWhileDownArrivesAfterRestart: a display's resolve command sent
+// while the register is stopped waits in its persistent session, and the
+// broker delivers it the moment the register is back, before the register
+// subscribes again; the handler must already be there to take it.
+func TestCommandWhileDownArrivesAfterRestart(t *testing.T) {
+	r := newRig(t)
+	st, err := state.Open(filepath.Join(t.TempDir(), "r2.db"), state.Options{Store: "s1", Register: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cmds := make(chan wire.Command, 1)
+	cfg := r.sync.cfg
+	cfg.Register, cfg.State, cfg.MQTT.Username = "r2", st, ""
+	cfg.OnCommand = func(_ context.Context, c wire.Command) error { cmds <- c; return nil }
+	start := func() (stop func()) {
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { c.Run(ctx); close(done) }()
+		waitFor(t, "r2 connected", c.Connected)
+		return func() { cancel(); <-done }
+	}
+	session := func() (subs int, connected bool) {
+		cl, ok := r.b.Server().Clients.Get(wire.ClientID("s1", "r2"))
+		if !ok {
+			return 0, false
+		}
+		return len(cl.State.Subscriptions.GetAll()), !cl.Closed()
+	}
+	stop := start()
+	waitFor(t, "r2 subscribed", func() bool { n, _ := session(); return n == len(wire.AgentFilters("s1", "r2")) })
+	stop()
+	waitFor(t, "the broker to see r2 gone", func() bool { _, up := session(); return !up })
+
+	cmd := wire.Command{ID: "s1/r2/display/1", Type: wire.CmdResolve, Store: "s1", Register: "r2", ReviewID: "sale-7",
+		Action: wire.Approve, PIN: "4711", By: "display/s1", At: now}
+	b, err := cmd.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.b.Server().Publish(wire.CmdTopic("s1", "r2"), b, false, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(start())
+	select {
+	case got := <-cmds:
+		if got.ID != cmd.ID || got.ReviewID != "sale-7" {
+			t.Fatalf("command %+v, want %+v", got, cmd)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command queued while the register was down never reached it")
+	}
+}

@@ -71,10 +71,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	if (*httpsCert == "") != (*httpsKey == "") {
 		return usagef("-https-cert and -https-key go together")
 	}
-	brokerTLS, err := mc.TLS()
-	if err != nil {
-		return err
-	}
+	mc.Broker = *broker
 	var https *tls.Config
 	if *httpsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*httpsCert, *httpsKey)
@@ -84,7 +81,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 		https = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	srv, err := display.New(display.Config{
-		Store: *store, Broker: *broker, TLS: brokerTLS, Listen: *listen,
+		Store: *store, MQTT: mc, Listen: *listen,
 		PasswordHash: *hash, HTTPS: https, ReviewTimeout: *reviewTimeout,
 		StateFile: *stateFile, Log: newLogger(std.err), Hosts: hostList(*allowHost),
 	})

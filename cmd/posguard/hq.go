@@ -66,6 +66,12 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	if *brokerURL == "" && *embed == "" {
 		return usagef("give --broker or --embed-broker")
 	}
+	if *brokerURL != "" {
+		// Before anything is opened or created.
+		if err := mqttconn.ValidateBroker(*brokerURL); err != nil {
+			return err
+		}
+	}
 	log := newLogger(std.err)
 	var auth *apiauth.Tokens
 	if *tokensFile != "" {

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -61,7 +62,13 @@ func Start(opts Options) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := mqtt.New(&mqtt.Options{Logger: log.With("component", "broker"), InlineClient: true})
+	caps := mqtt.NewDefaultServerCapabilities()
+	// HQ's persistent session holds the events that arrive while HQ
+	// restarts; mochi's default of 8,192 per client would drop the rest of
+	// a busy minute (registers resend them, but only after their resend
+	// interval). 65,535 is the most mochi takes.
+	caps.MaximumInflight = math.MaxUint16
+	srv := mqtt.New(&mqtt.Options{Logger: log.With("component", "broker"), InlineClient: true, Capabilities: caps})
 	if err := srv.AddHook(&aclHook{tlsIdentity: opts.TLS != nil}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}

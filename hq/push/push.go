@@ -60,13 +60,12 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.MQTT.Username == "" && o.MQTT.CertFile == "" {
 		o.MQTT.Username = wire.HQUsername
 	}
-	opts, err := o.MQTT.Options(o.ClientID)
+	// A one-shot tool: no session to keep, and no endless retry if the
+	// broker is not there.
+	opts, err := o.MQTT.Options(mqttconn.Client{ID: o.ClientID, Clean: true, OneShot: true})
 	if err != nil {
 		return Report{}, err
 	}
-	// A one-shot tool: no session to keep, and no endless retry if the
-	// broker is not there.
-	opts.SetCleanSession(true).SetConnectRetry(false)
 	w := &watch{o: o, regs: make(map[string]wire.Status), changed: make(chan struct{}, 1)}
 	client, err := mqttconn.Connect(ctx, opts)
 	if err != nil {

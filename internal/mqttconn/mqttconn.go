@@ -1,7 +1,8 @@
-// Package mqttconn builds paho MQTT client options the same way for every
-// posguard program (agent, HQ, display, policy push): broker URL, TLS with a
-// client certificate, capped reconnect backoff, and a connect that honours a
-// context.
+// Package mqttconn builds every posguard MQTT client (agent, HQ, display,
+// policy push) the same way: broker URL checked once, TLS with a client
+// certificate, capped reconnect backoff, routes installed before the first
+// connection, and the connection's life (unreachable, connected, lost)
+// logged in the same words by every program.
 package mqttconn
 
 import (
@@ -11,8 +12,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -32,14 +35,22 @@ type Config struct {
 	MaxReconnect time.Duration `yaml:"maxReconnect"`
 }
 
-// Validate checks the broker URL and that the TLS files come as a set.
-func (c Config) Validate() error {
-	if c.Broker == "" {
+// ValidateBroker checks a broker URL as every posguard program takes it.
+// Errors quote the URL without its credentials.
+func ValidateBroker(raw string) error {
+	if raw == "" {
 		return errors.New("broker: required")
 	}
-	u, err := url.Parse(c.Broker)
+	if !strings.Contains(raw, "://") {
+		// url.Parse reads "127.0.0.1:1883" as a path with a colon, or
+		// "localhost:1883" as scheme "localhost": neither says what is
+		// wrong.
+		shown := Redact("tcp://" + raw)
+		return fmt.Errorf("broker: %q has no scheme: write %s (or ssl://… for TLS)", strings.TrimPrefix(shown, "tcp://"), shown)
+	}
+	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("broker: %w", err)
+		return fmt.Errorf("broker: %q is not a URL", Redact(raw))
 	}
 	switch u.Scheme {
 	case "tcp", "mqtt", "ssl", "tls", "mqtts":
@@ -47,7 +58,36 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: scheme %q: want tcp://, ssl://, tls://, mqtt:// or mqtts://", u.Scheme)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("broker: %q has no host", c.Broker)
+		return fmt.Errorf("broker: %q has no host", Redact(raw))
+	}
+	return nil
+}
+
+// Redact returns a broker URL fit for logs and errors: any user and
+// password in it are cut out.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		u.User = nil
+		return u.String()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if ok {
+		return scheme + "://" + rest
+	}
+	return rest
+}
+
+// Validate checks the broker URL and that the TLS files come as a set.
+func (c Config) Validate() error {
+	if err := ValidateBroker(c.Broker); err != nil {
+		return err
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("certFile and keyFile: give both or neither")
@@ -82,10 +122,58 @@ func (c Config) TLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Options returns paho options with posguard's defaults: persistent session
-// (QoS 1 messages queued while away), auto-reconnect with capped backoff,
-// handlers run in order on paho's router (our handlers only enqueue).
-func (c Config) Options(clientID string) (*paho.ClientOptions, error) {
+// Will is a last will: published by the broker when the client vanishes.
+type Will struct {
+	Topic   string
+	Payload []byte
+	Retain  bool
+}
+
+// Client is what one program's client needs beyond the broker: identity,
+// session, handlers.
+type Client struct {
+	ID string
+	// Clean asks for a clean session. Without it the session persists:
+	// QoS 1 messages published while the client is away are queued by
+	// the broker and delivered as soon as it is back, before any
+	// subscription is made again, so Handler is installed before the
+	// first connection and every message has somewhere to go.
+	Clean bool
+	// Handler takes every message; it must not block (hand it to a
+	// worker, see Queue). Required for clients that subscribe.
+	Handler paho.MessageHandler
+	// ManualAck leaves the broker's acknowledgement to the caller
+	// (paho.Message.Ack), for a client that must not acknowledge a
+	// message before it has stored it: the broker keeps an unacknowledged
+	// message and delivers it again on the next connection.
+	ManualAck bool
+	// OnConnect runs after every (re)connection, on its own goroutine:
+	// subscribe here, so subscriptions come back after a broker restart.
+	OnConnect func(paho.Client)
+	// OnLost runs when an established connection drops (paho reconnects).
+	OnLost func(error)
+	// OneShot is for a command that connects once and exits: a broker
+	// that is not there is an error, not something to wait for.
+	OneShot bool
+	// KeepAlive is the ping interval (default 30s).
+	KeepAlive time.Duration
+	Will      *Will
+	// Log receives the connection's life; nil discards it.
+	Log *slog.Logger
+	// WarnAfter is how long a first connection may take before the
+	// broker is reported unreachable even without an error yet (a
+	// silently dropped SYN takes ConnectTimeout); default 3s.
+	WarnAfter time.Duration
+}
+
+// ConnectTimeout bounds one connection attempt.
+const ConnectTimeout = 10 * time.Second
+
+// Options returns paho options with posguard's defaults: auto-reconnect
+// and connect retry with capped backoff (paho's own: a program starts while
+// its broker is down and connects when it is up), handlers run in order on
+// paho's router, and the connection's life logged (see Client).
+func (c Config) Options(cl Client) (*paho.ClientOptions, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -93,22 +181,35 @@ func (c Config) Options(clientID string) (*paho.ClientOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	broker := c.Broker
-	if u, _ := url.Parse(broker); u != nil && (u.Scheme == "mqtts" || u.Scheme == "tls") && tlsCfg == nil {
+	if u, _ := url.Parse(c.Broker); u != nil && (u.Scheme == "mqtts" || u.Scheme == "tls") && tlsCfg == nil {
 		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	lc := newLifecycle(Redact(c.Broker), cl)
 	o := paho.NewClientOptions().
-		AddBroker(broker).
-		SetClientID(clientID).
-		SetCleanSession(false).
+		AddBroker(c.Broker).
+		SetClientID(cl.ID).
+		SetCleanSession(cl.Clean).
 		SetAutoReconnect(true).
-		SetConnectRetry(true).
+		SetConnectRetry(!cl.OneShot).
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(cmp.Or(c.MaxReconnect, 10*time.Second)).
-		SetConnectTimeout(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
+		SetConnectTimeout(ConnectTimeout).
+		SetKeepAlive(cmp.Or(cl.KeepAlive, 30*time.Second)).
+		SetPingTimeout(10 * time.Second).
 		SetWriteTimeout(10 * time.Second).
-		SetOrderMatters(true)
+		SetOrderMatters(true).
+		SetAutoAckDisabled(cl.ManualAck).
+		SetConnectionNotificationHandler(lc.notify).
+		SetConnectionLostHandler(lc.lost)
+	if cl.Handler != nil {
+		o.SetDefaultPublishHandler(cl.Handler)
+	}
+	if cl.OnConnect != nil {
+		o.SetOnConnectHandler(cl.OnConnect)
+	}
+	if cl.Will != nil {
+		o.SetBinaryWill(cl.Will.Topic, cl.Will.Payload, 1, cl.Will.Retain)
+	}
 	if tlsCfg != nil {
 		o.SetTLSConfig(tlsCfg)
 	}

@@ -1,10 +1,17 @@
 package mqttconn
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posguard/posguard/internal/brokertest"
 )
 
 func TestValidate(t *testing.T) {
@@ -18,6 +25,10 @@ func TestValidate(t *testing.T) {
 		{Config{Broker: "http://broker"}, `scheme "http"`},
 		{Config{Broker: "tcp://"}, "has no host"},
 		{Config{Broker: "tcp://b:1883", CertFile: "c.pem"}, "give both or neither"},
+		{Config{Broker: "127.0.0.1:1883"}, `broker: "127.0.0.1:1883" has no scheme: write tcp://127.0.0.1:1883 (or ssl://… for TLS)`},
+		{Config{Broker: "localhost:1883"}, `broker: "localhost:1883" has no scheme: write tcp://localhost:1883`},
+		{Config{Broker: "hq:s3cret@broker:1883"}, `broker: "broker:1883" has no scheme: write tcp://broker:1883`},
+		{Config{Broker: "tcp://hq:s3cret@[::1"}, "is not a URL"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -26,6 +37,8 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%+v: %v", tt.cfg, err)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%+v: error %v, want one containing %q", tt.cfg, err, tt.want)
+		case err != nil && strings.Contains(err.Error(), "s3cret"):
+			t.Errorf("%+v: error %v shows the password", tt.cfg, err)
 		}
 	}
 }
@@ -45,5 +58,74 @@ func TestTLSFiles(t *testing.T) {
 	}
 	if _, err := (Config{CertFile: notPEM, KeyFile: notPEM}).TLS(); err == nil || !strings.Contains(err.Error(), "client certificate") {
 		t.Fatalf("bad client certificate: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"tcp://127.0.0.1:1883":         "tcp://127.0.0.1:1883",
+		"ssl://hq:s3cret@broker:8883":  "ssl://broker:8883",
+		"tcp://hq@broker:1883":         "tcp://broker:1883",
+		"tcp://hq:s3cret@[::1":         "tcp://[::1",
+		"hq:s3cret@broker:1883":        "broker:1883",
+		"tcp://hq:s3cr@t@broker:1883/": "tcp://broker:1883/",
+	} {
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// What a persistent session queued while the client was away arrives the
+// moment it connects, before OnConnect has subscribed again: Handler must
+// take it then. OnConnect is held here until every message is in, so the
+// test does not depend on who wins the race.
+func TestQueuedSessionReachesHandlerBeforeOnConnect(t *testing.T) {
+	b := brokertest.Start(t)
+	cfg := Config{Broker: b.URL()}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	o, err := cfg.Options(Client{ID: "c1", Handler: func(paho.Client, paho.Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Wait(ctx, c.Subscribe("t/#", 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect(100)
+	const n = 5
+	for i := range n {
+		if err := b.Publish(fmt.Sprintf("t/%d", i), []byte("queued"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := make(chan string, n)
+	release := make(chan struct{})
+	defer close(release)
+	o, err = cfg.Options(Client{ID: "c1",
+		Handler:   func(_ paho.Client, m paho.Message) { got <- m.Topic() },
+		OnConnect: func(paho.Client) { <-release },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(100)
+	seen := map[string]bool{}
+	for len(seen) < n {
+		select {
+		case topic := <-got:
+			seen[topic] = true
+		case <-ctx.Done():
+			t.Fatalf("%d of %d queued messages reached the handler: %v", len(seen), n, seen)
+		}
 	}
 }
