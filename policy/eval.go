@@ -84,8 +84,14 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	e.token(p.FailMode.InvalidToken, p.FailMode.UnknownToken)
 	e.checkRange()
 	for i := range p.Rules {
-		if r := &p.Rules[i]; r.eval != nil {
-			r.eval(e, r)
+		r := &p.Rules[i]
+		eval := r.eval
+		if eval == nil {
+			// A rule Load has not seen: a Policy built or extended by hand.
+			eval = ruleKinds[r.Kind].eval
+		}
+		if eval != nil {
+			eval(e, r)
 		}
 	}
 	if req.Offline {

@@ -395,3 +395,13 @@ func TestUnloadedPolicy(t *testing.T) {
 		t.Errorf("got %+v", d)
 	}
 }
+
+// TestRuleAddedByHand: a rule Load never saw is still judged by its kind.
+func TestRuleAddedByHand(t *testing.T) {
+	p := testPolicy(t, `{id: r, kind: foreign_login, action: review}`)
+	p.Rules = append(p.Rules, Rule{ID: "d", Kind: KindDenylist, Action: "deny", Mode: ModeEnforce}, Rule{ID: "x", Kind: "no_such_kind", Action: "deny"})
+	d := Evaluate(p, Request{At: t0, Lines: []Line{onigiri(1)}, Payment: pay("bad")}, NewMemoryHistory(nil, []string{"bad"}))
+	if d.Outcome != Deny || fmt.Sprint(firedIDs(d)) != "[d]" {
+		t.Errorf("got %+v, want rule d to deny", d)
+	}
+}

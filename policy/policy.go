@@ -129,7 +129,7 @@ type Rule struct {
 
 	label string      // Label or the category labels joined, built at load
 	prog  cel.Program // expr only, compiled at load
-	eval  ruleEval    // the kind's evaluation, set at load; nil skips the rule
+	eval  ruleEval    // the kind's evaluation, set at load
 }
 
 // Offline holds the limits that apply while the register cannot reach HQ
