@@ -9,9 +9,7 @@ package display
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +35,10 @@ type Config struct {
 	// TLS configures the broker connection (CA, client certificate); nil
 	// means none.
 	TLS *tls.Config
+	// MQTTPassword is the password of the display's identity
+	// (display/STORE) for a broker with a password file; unused with a
+	// client certificate.
+	MQTTPassword string
 	// Listen is the HTTP address; empty means DefaultListen.
 	Listen string
 	// PasswordHash is the bcrypt hash of the store login. Required when
@@ -132,10 +134,6 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("display: %w", err)
 	}
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		return nil, fmt.Errorf("display: client id: %w", err)
-	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Log.With("store", cfg.Store),
@@ -146,9 +144,9 @@ func New(cfg Config) (*Server, error) {
 		resolveL: auth.NewLimiter(cfg.ResolveLimit, time.Minute),
 		loginL:   auth.NewLimiter(10, time.Minute),
 		loopback: loop,
-		// Two displays of one store must not share a client id, or the
-		// broker would disconnect one for the other in a loop.
-		clientID: wire.DisplayUsername(cfg.Store) + "/" + hex.EncodeToString(suffix),
+		// Brokers bind the client id to the identity, so a store has one
+		// display process (any number of browsers look at it).
+		clientID: wire.DisplayUsername(cfg.Store),
 		inbox:    make(chan inbound, 1024),
 		done:     make(chan struct{}),
 	}

@@ -62,6 +62,9 @@ func (s *Server) dial() (*mqttLink, error) {
 		// Without a client certificate the username is the identity (the
 		// embedded broker on loopback); with one, the broker takes its CN.
 		opts.SetUsername(wire.DisplayUsername(s.cfg.Store))
+		if s.cfg.MQTTPassword != "" {
+			opts.SetPassword(s.cfg.MQTTPassword)
+		}
 	}
 	c := paho.NewClient(opts)
 	// With ConnectRetry the token completes only once connected; do not

@@ -74,6 +74,10 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	mqttPassword, err := mc.ReadPassword()
+	if err != nil {
+		return err
+	}
 	var https *tls.Config
 	if *httpsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*httpsCert, *httpsKey)
@@ -83,7 +87,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 		https = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	srv, err := display.New(display.Config{
-		Store: *store, Broker: *broker, TLS: brokerTLS, Listen: *listen,
+		Store: *store, Broker: *broker, TLS: brokerTLS, MQTTPassword: mqttPassword, Listen: *listen,
 		PasswordHash: *hash, HTTPS: https, ReviewTimeout: *reviewTimeout,
 		StateFile: *stateFile, Log: newLogger(std.err),
 	})
