@@ -142,9 +142,10 @@ func HashLine(user, password string) (string, error) {
 	return user + ":" + string(h), nil
 }
 
-// With returns a copy of p (nil: an empty table) with user's password set, for a client living
-// in the broker's own process (HQ with --embed-broker) whose password is
-// made at start and never written anywhere. user must not be in p: the
+// With returns a copy of p (nil: an empty table) with user's password
+// set, for a client living in the broker's own process (HQ with
+// --embed-broker) whose password is made at start and never written
+// anywhere. user must not be in p: the
 // file's owner would otherwise find their entry silently overridden.
 func (p *Passwords) With(user, password string) (*Passwords, error) {
 	line, err := HashLine(user, password)
