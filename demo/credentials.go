@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,8 +13,7 @@ import (
 )
 
 // credentials are the demo's broker identities and their passwords, made
-// fresh each run: the embedded broker refuses anonymous clients, so the
-// demo provisions its parts as an operator would with a password file.
+// fresh each run: the embedded broker refuses anonymous clients.
 type credentials struct {
 	dir       string
 	passwords map[string]string
@@ -27,28 +25,23 @@ func demoIdentities() []string {
 		wire.Username(storeID, "r1"), wire.Username(storeID, "r2")}
 }
 
-// newCredentials writes dir/passwd (identity:bcrypt-hash, what the broker
-// reads) and one password file per identity (what each part reads).
+// newCredentials makes a secret per identity for the broker's table and
+// writes each to the file its part reads (the agents' hq.passwordFile).
+// Made by the demo and never typed by a person, the secrets need no bcrypt
+// file: see broker.Passwords.WithSecret.
 func newCredentials(dir string) (*credentials, *broker.Passwords, error) {
 	c := &credentials{dir: dir, passwords: make(map[string]string)}
-	var lines []string
+	var table *broker.Passwords
 	for _, id := range demoIdentities() {
-		c.passwords[id] = rand.Text()
-		line, err := broker.HashLine(id, c.passwords[id])
-		if err != nil {
+		var err error
+		if table, c.passwords[id], err = table.WithSecret(id); err != nil {
 			return nil, nil, err
 		}
-		lines = append(lines, line)
 		if err := os.WriteFile(c.passwordFile(id), []byte(c.passwords[id]+"\n"), 0o600); err != nil {
 			return nil, nil, fmt.Errorf("demo credentials: %w", err)
 		}
 	}
-	path := filepath.Join(dir, "passwd")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		return nil, nil, fmt.Errorf("demo credentials: %w", err)
-	}
-	table, err := broker.LoadPasswords(path)
-	return c, table, err
+	return c, table, nil
 }
 
 // passwordFile is where identity's password is kept.

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -81,8 +80,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 			// HQ in the broker's own process: a password made now and
 			// known only to this process, so one-machine setups need no
 			// file entry for HQ.
-			mc.Password = rand.Text()
-			if opts.Passwords, err = opts.Passwords.With(id, mc.Password); err != nil {
+			if opts.Passwords, mc.Password, err = opts.Passwords.WithSecret(id); err != nil {
 				return fmt.Errorf("--embed-passwords: %w (give HQ --mqtt-password-file, or another --identity)", err)
 			}
 			if opts.TLS != nil {

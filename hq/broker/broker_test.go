@@ -219,6 +219,27 @@ func TestAuthentication(t *testing.T) {
 	}
 }
 
+// TestPasswordFileOverBroker: a bcrypt password file, as an operator
+// writes one, through a running broker. (One identity: under the race
+// detector each cost-10 bcrypt takes seconds.)
+func TestPasswordFileOverBroker(t *testing.T) {
+	a := embedtest.NewFile(t, "s1/r1")
+	b := a.Start("")
+	for pw, ok := range map[string]bool{a.Password("s1/r1"): true, "guess": false} {
+		o := paho.NewClientOptions().SetClientID("s1/r1").SetUsername("s1/r1").SetPassword(pw).
+			AddBroker(b.URL()).SetConnectTimeout(time.Minute).SetAutoReconnect(false)
+		c := paho.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(time.Minute) {
+			t.Fatal("connect timed out")
+		}
+		if (tok.Error() == nil) != ok {
+			t.Errorf("password %q: connect error %v, want ok=%v", pw, tok.Error(), ok)
+		}
+		c.Disconnect(0)
+	}
+}
+
 // TestClientIDCannotTakeOverASession replays the attack: the identity
 // s1/r1, connecting with s1/r2's client id, received s1/r2's queued
 // resolve command with a manager PIN in it.

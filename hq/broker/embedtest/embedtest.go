@@ -1,7 +1,7 @@
 // Package embedtest runs the embedded broker (hq/broker) for tests the way
-// a one-machine setup does: with a bcrypt password file naming each
-// identity the test uses, so tests connect with credentials and the ACL
-// applies to them as in production.
+// a one-machine setup does: every identity the test names has a password,
+// so tests connect with credentials and the ACL applies to them as in
+// production.
 package embedtest
 
 import (
@@ -16,7 +16,7 @@ import (
 	"github.com/posguard/posguard/internal/mqttconn"
 )
 
-// Auth is a password file and the passwords in it.
+// Auth is a broker's password table and the passwords in it.
 type Auth struct {
 	tb        testing.TB
 	dir       string
@@ -24,9 +24,24 @@ type Auth struct {
 	table     *broker.Passwords
 }
 
-// New makes a random password for each identity (hq, hq-NAME,
-// display/STORE, STORE/REG) and the password file holding their hashes.
+// New makes a random secret for each identity (hq, hq-NAME,
+// display/STORE, STORE/REG) with broker.Passwords.WithSecret: no bcrypt,
+// which under the race detector would take seconds per connect.
 func New(tb testing.TB, identities ...string) *Auth {
+	tb.Helper()
+	a := &Auth{tb: tb, dir: tb.TempDir(), passwords: make(map[string]string)}
+	for _, id := range identities {
+		var err error
+		if a.table, a.passwords[id], err = a.table.WithSecret(id); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return a
+}
+
+// NewFile makes a random password for each identity and the bcrypt
+// password file holding their hashes (File), as an operator would.
+func NewFile(tb testing.TB, identities ...string) *Auth {
 	tb.Helper()
 	a := &Auth{tb: tb, dir: tb.TempDir(), passwords: make(map[string]string)}
 	var lines []string
@@ -50,10 +65,10 @@ func New(tb testing.TB, identities ...string) *Auth {
 	return a
 }
 
-// File is the password file's path.
+// File is the password file's path (NewFile only).
 func (a *Auth) File() string { return filepath.Join(a.dir, "passwd") }
 
-// Passwords is the parsed password file, for broker.Options.
+// Passwords is the password table, for broker.Options.
 func (a *Auth) Passwords() *broker.Passwords { return a.table }
 
 // Password is identity's password.
