@@ -69,7 +69,7 @@ func TestHQEmbeddedBrokerAuthenticates(t *testing.T) {
 		}
 	}()
 	dial := func(user, password string) error {
-		o := paho.NewClientOptions().AddBroker("tcp://"+addr).SetClientID(user).SetConnectTimeout(time.Minute).
+		o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(user).SetConnectTimeout(time.Minute).
 			SetAutoReconnect(false).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond)
 		if user != "" {
 			o.SetUsername(user).SetPassword(password)
@@ -92,7 +92,7 @@ func TestHQEmbeddedBrokerAuthenticates(t *testing.T) {
 	if err := dial("", ""); err == nil {
 		t.Error("an anonymous client connected")
 	}
-	o := paho.NewClientOptions().AddBroker("tcp://"+addr).SetClientID("hq").SetUsername("hq").
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("hq").SetUsername("hq").
 		SetConnectTimeout(time.Minute).SetAutoReconnect(false)
 	c := paho.NewClient(o)
 	if tok := c.Connect(); tok.WaitTimeout(time.Minute) && tok.Error() == nil {
