@@ -84,6 +84,7 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 		"certfile":             "certfile " + filepath.Join(certs, "server.crt"),
 		"keyfile":              "keyfile " + filepath.Join(certs, "server.key"),
 		"acl_file":             "acl_file " + filepath.Join(certs, "acl"),
+		"plugin":               "plugin " + buildPlugin(t),
 		"persistence_location": "persistence_location " + state + "/",
 		"log_dest":             "log_dest stderr",
 	}
@@ -120,6 +121,42 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 	}
 	return path
 }
+
+// buildPlugin compiles the shipped posguard_share_acl.c, once per test
+// binary. Without a C compiler and the mosquitto-dev headers the test
+// skips (fails under POSGUARD_INTEGRATION=1), as without mosquitto.
+func buildPlugin(t *testing.T) string {
+	t.Helper()
+	pluginOnce.Do(func() {
+		src, err := filepath.Abs("plugin/posguard_share_acl.c")
+		if err != nil {
+			pluginErr = err
+			return
+		}
+		if _, err := os.ReadFile(src); err != nil { // for go test's cache
+			pluginErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "posguard-plugin-")
+		if err != nil {
+			pluginErr = err
+			return
+		}
+		pluginPath = filepath.Join(dir, "posguard_share_acl.so")
+		out, err := exec.Command("cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", pluginPath, src).CombinedOutput()
+		if err != nil {
+			pluginErr = fmt.Errorf("cc posguard_share_acl.c: %v\n%s", err, out)
+		}
+	})
+	testenv.Need(t, "a C compiler with the mosquitto-dev headers", pluginErr)
+	return pluginPath
+}
+
+var (
+	pluginOnce sync.Once
+	pluginPath string
+	pluginErr  error
+)
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -372,6 +409,37 @@ func TestShippedBrokerConfig(t *testing.T) {
 		r2.publish(t, wire.EventsTopic("s042", "r2"), "shared", false)
 		hq2.expect(t, msg{wire.EventsTopic("s042", "r2"), "shared"})
 		hq.expect(t, msg{wire.EventsTopic("s042", "r2"), "shared"})
+	})
+
+	// The attack of issue 13: a register in HQ's share group was dealt
+	// every other event and, not allowed to read it, made the broker drop
+	// it. The plugin refuses the subscription; HQ gets every event.
+	t.Run("register cannot join HQ's share group", func(t *testing.T) {
+		group := wire.HQEventsFilter("ingest")
+		hqShare := newClient(t, addr, certs, "hq-b")
+		hqShare.subscribe(t, group)
+		for _, name := range []string{"reg.s042.r3", "display.s042"} {
+			c := newClient(t, addr, certs, name)
+			tok := c.Subscribe(group, 1, func(_ mqtt.Client, m mqtt.Message) {
+				t.Errorf("%s in HQ's share group got %s", name, m.Topic())
+			})
+			if !tok.WaitTimeout(wait) || tok.Error() != nil {
+				t.Fatalf("%s subscribe: %v", name, tok.Error())
+			}
+			for _, code := range tok.(*mqtt.SubscribeToken).Result() {
+				if code != 0x80 {
+					t.Errorf("%s joining HQ's share group: return code %#x, want 0x80 (refused)", name, code)
+				}
+			}
+			c.Disconnect(0)
+		}
+		for i := range 4 {
+			ev := msg{wire.EventsTopic("s042", "r1"), fmt.Sprint("shared ", i)}
+			r1.publish(t, ev.topic, ev.payload, false)
+			hqShare.expect(t, ev)
+			hq.expect(t, ev)
+		}
+		hqShare.Disconnect(0)
 	})
 
 	t.Run("register cannot publish outside its subtree", func(t *testing.T) {
