@@ -83,7 +83,7 @@ an MQTT broker runs in this process, for a one-machine setup.`)
 			if opts.Passwords, mc.Password, err = opts.Passwords.WithSecret(id); err != nil {
 				return fmt.Errorf("--embed-passwords: %w (give HQ --mqtt-password-file, or another --identity)", err)
 			}
-			if opts.TLS != nil {
+			if opts.TLS != nil && opts.TLS.ClientCAs != nil {
 				opts.TLS.ClientAuth = tls.VerifyClientCertIfGiven
 			}
 		}
@@ -184,7 +184,10 @@ func embeddedBroker(addr, passwords, cert, key, clientCA string) (broker.Options
 				return opts, fmt.Errorf("--embed-client-ca %s: no PEM certificate in it", clientCA)
 			}
 		}
-		if passwords != "" {
+		switch {
+		case clientCA == "": // TLS only to protect the passwords
+			opts.TLS.ClientAuth = tls.NoClientCert
+		case passwords != "":
 			opts.TLS.ClientAuth = tls.VerifyClientCertIfGiven
 		}
 	}

@@ -66,6 +66,11 @@ func Start(opts Options) (*Broker, error) {
 	if opts.TLS != nil && opts.Passwords == nil && opts.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
 		return nil, errors.New("embedded broker: TLS without a password file must require client certificates")
 	}
+	// Without ClientCAs Go would verify client certificates against the
+	// system's roots: any public CA could then issue a certificate for "hq".
+	if opts.TLS != nil && opts.TLS.ClientAuth >= tls.VerifyClientCertIfGiven && opts.TLS.ClientCAs == nil {
+		return nil, errors.New("embedded broker: client certificates need ClientCAs, the CA that issues them")
+	}
 	if opts.TLS == nil && !opts.AllowRemote {
 		host, _, err := net.SplitHostPort(opts.Addr)
 		if err != nil {
@@ -140,9 +145,9 @@ func (h *aclHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool
 	if cl.Net.Inline {
 		return true
 	}
-	user, how, ok := h.identity(cl, pk)
+	user, why, ok := h.identity(cl, pk)
 	if !ok {
-		h.log.Warn("broker refused a client", "remote", cl.Net.Remote, "username", string(pk.Connect.Username), "client_id", cl.ID, "reason", how)
+		h.log.Warn("broker refused a client", "remote", cl.Net.Remote, "username", string(pk.Connect.Username), "client_id", cl.ID, "reason", why)
 		return false
 	}
 	// Bound to the identity, a client id cannot be used to take over
@@ -164,7 +169,7 @@ func (h *aclHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool
 
 // identity is the client's authenticated identity: its verified
 // certificate's CN, else the username whose password it gave.
-func (h *aclHook) identity(cl *mqtt.Client, pk packets.Packet) (user, how string, ok bool) {
+func (h *aclHook) identity(cl *mqtt.Client, pk packets.Packet) (user, why string, ok bool) {
 	if tc, isTLS := cl.Net.Conn.(*tls.Conn); isTLS {
 		// VerifiedChains, not PeerCertificates: only a chain to the
 		// configured CA makes the CN mean anything.

@@ -382,9 +382,12 @@ func TestStartRefuses(t *testing.T) {
 	pki := brokertest.NewPKI(t, t.TempDir(), "hq")
 	noClientCerts := pki.ServerTLS.Clone()
 	noClientCerts.ClientAuth = tls.NoClientCert
+	systemRoots := pki.ServerTLS.Clone()
+	systemRoots.ClientCAs = nil
 	for name, o := range map[string]broker.Options{
 		"no authentication":                 {},
 		"TLS without client certificates":   {TLS: noClientCerts},
+		"client certificates of any CA":     {TLS: systemRoots, Passwords: a.Passwords()},
 		"plain TCP beyond loopback":         {Addr: "0.0.0.0:0", Passwords: a.Passwords()},
 		"plain TCP on a name, not loopback": {Addr: "example.com:0", Passwords: a.Passwords()},
 	} {
