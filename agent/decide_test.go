@@ -15,7 +15,7 @@ import (
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
-	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
 )
@@ -233,13 +233,10 @@ func TestOffline(t *testing.T) {
 		}
 	})
 	t.Run("HQ silent behind a live broker", func(t *testing.T) {
-		b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
+		b, auth := embedtest.Start(t, "S001/R1")
+		hqYAML := "hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile("S001/R1") + "\n"
 		f := newFixture(t)
-		r := start(t, f.config(fmt.Sprintf("hq:\n  broker: %s\n  offlineAfter: 100ms\n", b.URL())), agent.Options{})
+		r := start(t, f.config(hqYAML+"  offlineAfter: 100ms\n"), agent.Options{})
 		waitFor(t, "the broker connection", func() bool {
 			var st agent.Status
 			r.do(t, "GET", "/v1/status", nil, &st)

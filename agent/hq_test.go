@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +13,7 @@ import (
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
-	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
@@ -27,18 +26,15 @@ import (
 // policy replaces the bootstrap file, and a display's resolve command on
 // the register's cmd topic approves a held sale.
 func TestWithHQ(t *testing.T) {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, auth := embedtest.Start(t, "hq", "hq-push", "display/S001", "S001/R1")
+	hqYAML := "hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile("S001/R1") + "\n"
 	f := newFixture(t)
 	hqStore, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hqStore.Close() })
-	svc, err := hq.New(hq.Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: "hq", MaxReconnect: 500 * time.Millisecond},
+	svc, err := hq.New(hq.Config{MQTT: hqMQTT(auth, b.URL()),
 		Store: hqStore, Signer: f.hqKey, SignerAlg: "EdDSA", SignerKID: "hq1"})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +45,7 @@ func TestWithHQ(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	<-svc.Ready()
 
-	r := start(t, f.config(fmt.Sprintf("hq:\n  broker: %s\n  maxReconnect: 500ms\n", b.URL())), agent.Options{})
+	r := start(t, f.config(hqYAML+"  maxReconnect: 500ms\n"), agent.Options{})
 	waitFor(t, "HQ link", func() bool {
 		var st agent.Status
 		r.do(t, "GET", "/v1/status", nil, &st)
@@ -80,17 +76,18 @@ func TestWithHQ(t *testing.T) {
 	// A quiet register hears nothing from HQ while all is well: connected
 	// with nothing waiting for an ack, it is not offline however long the
 	// silence.
-	quiet := f.config(fmt.Sprintf("hq:\n  broker: %s\n  offlineAfter: 1ms\n", b.URL()))
+	quiet := f.config(hqYAML + "  offlineAfter: 1ms\n")
 	r.Reload(quiet)
 	time.Sleep(5 * time.Millisecond)
 	if res, _ := r.decide(t, f.mint("hq-quiet", nil), line(onigiri, 1)); res.Decision.Offline {
 		t.Fatalf("connected register decided offline: %+v", res.Decision)
 	}
-	r.Reload(f.config(fmt.Sprintf("hq:\n  broker: %s\n", b.URL())))
+	r.Reload(f.config(hqYAML + ""))
 	waitFor(t, "HQ to store the quiet sale", func() bool { return len(hqEvents(event.Decision)) == 3 })
 
 	// The display resolves the held sale through the broker.
-	disp := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("display-S001").SetUsername(wire.DisplayUsername("S001")))
+	disp := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID(wire.DisplayUsername("S001")).
+		SetUsername(wire.DisplayUsername("S001")).SetPassword(auth.Password("display/S001")))
 	if tok := disp.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("display connect: %v", tok.Error())
 	}
@@ -193,7 +190,7 @@ func TestWithHQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pusher := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("pusher").SetUsername("hq"))
+	pusher := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("hq-push").SetUsername("hq-push").SetPassword(auth.Password("hq-push")))
 	if tok := pusher.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -222,11 +219,17 @@ func TestWithHQ(t *testing.T) {
 	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := f.config(fmt.Sprintf("hq:\n  broker: %s\n", b.URL()))
+	cfg := f.config(hqYAML + "")
 	cfg.Policy.Bootstrap = f.path("missing.yaml")
 	r2 := start(t, cfg, agent.Options{})
 	var st agent.Status
 	if r2.do(t, "GET", "/v1/status", nil, &st); st.Policy == nil || st.Policy.Version != 7 || st.Policy.Source != agent.SourceSigned || st.FailMode {
 		t.Fatalf("status after restart %+v", st.Policy)
 	}
+}
+
+func hqMQTT(auth *embedtest.Auth, url string) mqttconn.Config {
+	c := auth.MQTT(url, "hq")
+	c.MaxReconnect = 500 * time.Millisecond
+	return c
 }

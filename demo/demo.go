@@ -40,6 +40,7 @@ import (
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/policy/token"
+	"github.com/posguard/posguard/wire"
 )
 
 // Options configure a demo run.
@@ -95,6 +96,7 @@ type rig struct {
 	wallet  ed25519.PrivateKey
 	policy  *policy.Policy
 	broker  *broker.Broker
+	creds   *credentials
 	hq      *hq.Service
 	hqStore store.Store
 	regs    map[string]*register
@@ -170,7 +172,12 @@ func (r *rig) start(ctx context.Context) error {
 	if err := r.makePolicy(); err != nil {
 		return err
 	}
-	if r.broker, err = broker.Start(broker.Options{Logger: r.log}); err != nil {
+	creds, table, err := newCredentials(r.dir)
+	if err != nil {
+		return err
+	}
+	r.creds = creds
+	if r.broker, err = broker.Start(broker.Options{Passwords: table, Logger: r.log}); err != nil {
 		return err
 	}
 	go func() { <-ctx.Done(); r.broker.Close() }()
@@ -197,7 +204,7 @@ func (r *rig) start(ctx context.Context) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	rep, err := push.Run(pctx, push.Options{MQTT: mqttconn.Config{Broker: r.broker.URL()}, Scope: "all",
+	rep, err := push.Run(pctx, push.Options{MQTT: r.creds.mqtt(r.broker.URL(), push.PushUsername), Scope: "all",
 		Bundle: signed, Version: r.policy.Metadata.Version, Expect: len(r.regs)})
 	if err != nil {
 		return fmt.Errorf("push the policy: %w (%+v)", err, rep)
@@ -243,7 +250,7 @@ func (r *rig) startHQ(ctx context.Context) error {
 		return err
 	}
 	go func() { <-ctx.Done(); r.wg.Wait(); r.hqStore.Close() }()
-	r.hq, err = hq.New(hq.Config{MQTT: mqttconn.Config{Broker: r.broker.URL(), Username: "hq", MaxReconnect: time.Second},
+	r.hq, err = hq.New(hq.Config{MQTT: r.hqMQTT(),
 		Store: r.hqStore, Signer: r.hqKey, SignerAlg: bundle.AlgEdDSA, SignerKID: hqKID, Logger: r.log})
 	if err != nil {
 		return err
@@ -266,8 +273,14 @@ func (r *rig) startHQ(ctx context.Context) error {
 	return nil
 }
 
+func (r *rig) hqMQTT() mqttconn.Config {
+	c := r.creds.mqtt(r.broker.URL(), wire.HQUsername)
+	c.MaxReconnect = time.Second
+	return c
+}
+
 func (r *rig) startDisplay(ctx context.Context) error {
-	d, err := display.New(display.Config{Store: storeID, MQTT: mqttconn.Config{Broker: r.broker.URL()}, Listen: r.o.DisplayListen,
+	d, err := display.New(display.Config{Store: storeID, MQTT: mqttconn.Config{Broker: r.broker.URL(), Password: r.creds.passwords[wire.DisplayUsername(storeID)]}, Listen: r.o.DisplayListen,
 		ReviewTimeout: 10 * time.Minute, StateFile: filepath.Join(r.dir, "display-"+storeID+".json"), Log: r.log})
 	if err != nil {
 		return err
@@ -385,6 +398,7 @@ tokens:
   accountKeyFile: %s
 hq:
   broker: %s
+  passwordFile: %s
   maxReconnect: 1s
 http:
   listen: 127.0.0.1:0
@@ -394,7 +408,7 @@ review:
   timeout: 10m
 managerPINs: ["%s"]
 `, storeID, reg.id, filepath.Join(r.dir, reg.id+".db"), reg.scanner.Path(), reg.pos.Path(),
-		hqKID, pubPath, acctPath, r.broker.URL(), pin)
+		hqKID, pubPath, acctPath, r.broker.URL(), r.creds.passwordFile(wire.Username(storeID, reg.id)), pin)
 	path := filepath.Join(r.dir, "agent-"+reg.id+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -9,9 +9,7 @@ package display
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -164,10 +162,6 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("display: %w", err)
 	}
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		return nil, fmt.Errorf("display: client id: %w", err)
-	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Log.With("store", cfg.Store),
@@ -178,9 +172,9 @@ func New(cfg Config) (*Server, error) {
 		resolveL: auth.NewLimiter(cfg.ResolveLimit, time.Minute),
 		loginL:   auth.NewLimiter(10, time.Minute),
 		pins:     auth.NewPINGuard(pinGuessesPerSource, pinGuessWindow),
-		// Two displays of one store must not share a client id, or the
-		// broker would disconnect one for the other in a loop.
-		clientID: wire.DisplayUsername(cfg.Store) + "/" + hex.EncodeToString(suffix),
+		// Brokers bind the client id to the identity, so a store has one
+		// display process (any number of browsers look at it).
+		clientID: wire.DisplayUsername(cfg.Store),
 		inbox:    make(chan inbound, 1024),
 		done:     make(chan struct{}),
 	}

@@ -73,10 +73,14 @@ func parseState(data []byte, store string) (stateDoc, error) {
 	return doc, nil
 }
 
-// checkClientID accepts the ids New makes: the store's display username,
-// a slash, and a short suffix of visible ASCII.
+// checkClientID accepts the ids displays have used: the store's display
+// username, and (before brokers bound client ids to identities) it plus a
+// slash and a short suffix of visible ASCII.
 func checkClientID(id, store string) error {
 	prefix := wire.DisplayUsername(store) + "/"
+	if id == wire.DisplayUsername(store) {
+		return nil
+	}
 	if !strings.HasPrefix(id, prefix) || len(id) == len(prefix) || len(id) > 128 {
 		return fmt.Errorf("client id %q is not one of store %q's displays", id, store)
 	}
@@ -133,9 +137,8 @@ func (s *Server) loadState() error {
 		s.log.Error("state file unreadable; moved aside, starting with an empty board", "file", path, "moved-to", aside, "err", err)
 		return nil
 	}
-	if doc.ClientID != "" {
-		s.clientID = doc.ClientID
-	}
+	// The client id is the identity now; an id saved by an older display
+	// (display/STORE/suffix) is not reused.
 	n := s.board.Restore(doc.Alerts, s.now())
 	s.log.Info("board restored", "file", path, "alerts", n, "client-id", s.clientID)
 	return nil

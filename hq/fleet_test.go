@@ -11,7 +11,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posguard/posguard/hq/push"
-	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -24,7 +23,7 @@ func TestFleetAgreesWithPush(t *testing.T) {
 	version.Store(1)
 	regs := []string{"r1", "r2", "r3"}
 	for _, id := range regs {
-		c, _ := register(t, f.b.URL(), "s1", id)
+		c, _ := register(t, f.auth, f.b.URL(), "s1", id)
 		status := func() {
 			b, _ := json.Marshal(wire.Status{Store: "s1", Register: id, Online: true, Version: "test",
 				Policy: &wire.PolicyInfo{Name: "chain", Version: version.Load()}, Links: wire.Links{Scanner: wire.LinkUp, POS: wire.LinkUp}, At: time.Now()})
@@ -44,7 +43,7 @@ func TestFleetAgreesWithPush(t *testing.T) {
 	for v := int64(2); v <= 4; v++ {
 		version.Store(v)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		rep, err := push.Run(ctx, push.Options{MQTT: mqttconn.Config{Broker: f.b.URL()}, Scope: wire.ScopeAll,
+		rep, err := push.Run(ctx, push.Options{MQTT: f.auth.MQTT(f.b.URL(), push.PushUsername), Scope: wire.ScopeAll,
 			Bundle: []byte(fmt.Sprintf("bundle v%d", v)), Version: v, Expect: len(regs)})
 		cancel()
 		if err != nil || len(rep.Applied) != len(regs) {

@@ -28,7 +28,7 @@ import (
 // ingests but cannot publish denylist changes.
 type Config struct {
 	MQTT       mqttconn.Config
-	ClientID   string // default "hq"
+	ClientID   string // default: the identity (certificate CN, else MQTT.Username, else "hq")
 	ShareGroup string // "$share/GROUP/" subscriptions to split load across HQ instances
 	Store      store.Store
 	// Auth authenticates API callers; nil serves everyone as apiauth.Open,
@@ -91,7 +91,13 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	if cfg.ClientID == "" {
-		cfg.ClientID = "hq"
+		// Brokers bind the client id to the identity (its certificate's
+		// CN, or its username).
+		id, err := cfg.MQTT.Identity(wire.HQUsername)
+		if err != nil {
+			return nil, fmt.Errorf("hq: %w", err)
+		}
+		cfg.ClientID = id
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -21,8 +21,8 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
-	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
@@ -31,8 +31,9 @@ import (
 var t0 = time.Date(2019, 7, 3, 10, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	auth    *apiauth.Tokens // the API's tokens; nil: open
+	api     *apiauth.Tokens // the API's tokens; nil: open
 	b       *broker.Broker
+	auth    *embedtest.Auth
 	st      store.Store
 	svc     *Service
 	http    *httptest.Server
@@ -43,20 +44,16 @@ type fixture struct {
 
 func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
 
-func startWith(t *testing.T, auth *apiauth.Tokens) *fixture {
+func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
 	t.Helper()
-	b, err := broker.Start(broker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, auth := embedtest.Start(t, "hq", "hq-push", "s1/r1", "s1/r2", "s1/r3")
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	f := &fixture{auth: auth, b: b, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}}
+	f := &fixture{api: api, b: b, auth: auth, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}}
 	f.run(t, priv)
 	return f
 }
@@ -64,7 +61,7 @@ func startWith(t *testing.T, auth *apiauth.Tokens) *fixture {
 // run starts (or restarts) the HQ service on the fixture's broker and store.
 func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	t.Helper()
-	svc, err := New(Config{MQTT: mqttconn.Config{Broker: f.b.URL(), Username: "hq"}, Store: f.st, Auth: f.auth,
+	svc, err := New(Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api,
 		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1",
 		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
 	if err != nil {
@@ -102,10 +99,11 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 // register is a test MQTT client with a register's identity.
-func register(t *testing.T, url, store, reg string) (paho.Client, chan wire.Ack) {
+func register(t *testing.T, auth *embedtest.Auth, url, store, reg string) (paho.Client, chan wire.Ack) {
 	t.Helper()
 	acks := make(chan wire.Ack, 100)
-	o := paho.NewClientOptions().AddBroker(url).SetClientID(store + "/" + reg).SetUsername(store + "/" + reg)
+	id := wire.Username(store, reg)
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(id).SetUsername(id).SetPassword(auth.Password(id))
 	c := paho.NewClient(o)
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("register connect: %v", tok.Error())
@@ -163,7 +161,7 @@ func collectAcks(t *testing.T, acks chan wire.Ack, want int) []string {
 
 func TestIngestStoresOnceAndAcks(t *testing.T) {
 	f := start(t)
-	c, acks := register(t, f.b.URL(), "s1", "r1")
+	c, acks := register(t, f.auth, f.b.URL(), "s1", "r1")
 	evs := []event.Event{decision("s1", "r1", 1, policy.Allow), decision("s1", "r1", 2, policy.Deny)}
 	for _, ev := range evs {
 		publish(t, c, wire.EventsTopic("s1", "r1"), ev)
@@ -189,7 +187,7 @@ func TestIngestStoresOnceAndAcks(t *testing.T) {
 
 func TestIngestRefusesSpoofedEvent(t *testing.T) {
 	f := start(t)
-	c, acks := register(t, f.b.URL(), "s1", "r1")
+	c, acks := register(t, f.auth, f.b.URL(), "s1", "r1")
 	// On its own topic, but claiming to be another register.
 	publish(t, c, wire.EventsTopic("s1", "r1"), decision("s1", "r9", 1, policy.Allow))
 	publish(t, c, wire.EventsTopic("s1", "r1"), "not an event")
@@ -221,7 +219,7 @@ func getJSON(t *testing.T, url string, v any) {
 
 func TestFleetAndQueries(t *testing.T) {
 	f := start(t)
-	c, acks := register(t, f.b.URL(), "s1", "r1")
+	c, acks := register(t, f.auth, f.b.URL(), "s1", "r1")
 	st := wire.Status{Store: "s1", Register: "r1", Online: true, Version: "test", OutboxDepth: 4,
 		Policy: &wire.PolicyInfo{Name: "chain-default", Version: 3}, Links: wire.Links{Scanner: wire.LinkUp, POS: wire.LinkUp}, At: t0}
 	publish(t, c, wire.StatusTopic("s1", "r1"), st)
@@ -286,7 +284,7 @@ func TestFleetAndQueries(t *testing.T) {
 
 func TestDenylistPushAndResync(t *testing.T) {
 	f := start(t)
-	c, _ := register(t, f.b.URL(), "s1", "r1")
+	c, _ := register(t, f.auth, f.b.URL(), "s1", "r1")
 	deltas, snaps := make(chan wire.Delta, 10), make(chan wire.Snapshot, 10)
 	c.Subscribe(wire.DenylistDelta, 1, func(_ paho.Client, m paho.Message) {
 		d, err := bundle.VerifyDelta(m.Payload(), f.trusted)
@@ -371,7 +369,7 @@ func TestDenylistPushAndResync(t *testing.T) {
 // acked, not stored twice.
 func TestRestartLosesNothing(t *testing.T) {
 	f := start(t)
-	c, acks := register(t, f.b.URL(), "s1", "r1")
+	c, acks := register(t, f.auth, f.b.URL(), "s1", "r1")
 	const n = 300
 	unacked := make(map[string]event.Event)
 	for i := 1; i <= n; i++ {
@@ -463,11 +461,7 @@ func TestExportJSONL(t *testing.T) {
 // on one broker and one store: each event is stored once and acked, and
 // both instances take part.
 func TestSharedSubscriptionSplitsLoad(t *testing.T) {
-	b, err := broker.Start(broker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, auth := embedtest.Start(t, "hq-a", "hq-b", "s1/r1")
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +469,7 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 	defer st.Close()
 	var svcs []*Service
 	for _, id := range []string{"hq-a", "hq-b"} {
-		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: "hq"}, ClientID: id, ShareGroup: "ingest", Store: st})
+		svc, err := New(Config{MQTT: auth.MQTT(b.URL(), id), ShareGroup: "ingest", Store: st})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -490,7 +484,7 @@ func TestSharedSubscriptionSplitsLoad(t *testing.T) {
 		}
 		svcs = append(svcs, svc)
 	}
-	c, acks := register(t, b.URL(), "s1", "r1")
+	c, acks := register(t, auth, b.URL(), "s1", "r1")
 	const n = 200
 	for i := 1; i <= n; i++ {
 		publish(t, c, wire.EventsTopic("s1", "r1"), decision("s1", "r1", uint64(i), policy.Allow))

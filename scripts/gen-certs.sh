@@ -3,21 +3,26 @@
 # server certificate, and client certificates whose CN is the MQTT username
 # (Mosquitto use_identity_as_username):
 #   hq.crt                  CN hq
+#   hq-NAME.crt             CN hq-NAME (another HQ instance, policy push)
 #   display.STORE.crt       CN display/STORE
 #   reg.STORE.REG.crt       CN STORE/REG
-# and the ACL file (scripts/mosquitto/acl plus one block per display found in
-# the output directory). Keys are P-256, mode 0600. An existing CA in the
+# and the ACL file (scripts/mosquitto/acl plus one block per display and per
+# further HQ identity found in the output directory). Keys are P-256, mode 0600. An existing CA in the
 # output directory is reused, so the script can be run again to add
 # registers; existing certificates are left alone.
 set -euo pipefail
 
 usage() {
 	cat <<USAGE
-Usage: gen-certs.sh -o DIR [-n NAME]... [-d STORE]... [-r STORE/REG]... [-D DAYS] [-a ACL]
+Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-r STORE/REG]... [-D DAYS] [-a ACL]
 
   -o DIR        output directory (created; keys are written 0600)
   -n NAME       a DNS name or IP address of the broker for its server
                 certificate (repeatable; default localhost and 127.0.0.1)
+  -q NAME       make a certificate for the HQ identity hq-NAME: one per
+                further HQ instance (--share) and one for policy push
+                (-q push; posguard policy push connects as hq-push), so none
+                takes over another's session (repeatable)
   -d STORE      make a display certificate for STORE (repeatable)
   -r STORE/REG  make a register certificate (repeatable)
   -D DAYS       validity of new certificates (default 825)
@@ -29,11 +34,12 @@ USAGE
 
 here=$(cd "$(dirname "$0")" && pwd)
 out="" days=825 acl_template="$here/mosquitto/acl"
-names=() displays=() registers=()
-while getopts ":o:n:d:r:D:a:h" opt; do
+names=() hqs=() displays=() registers=()
+while getopts ":o:n:q:d:r:D:a:h" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	n) names+=("$OPTARG") ;;
+	q) hqs+=("$OPTARG") ;;
 	d) displays+=("$OPTARG") ;;
 	r) registers+=("$OPTARG") ;;
 	D) days=$OPTARG ;;
@@ -63,6 +69,7 @@ check_id() { # kind id
 	fi
 }
 for s in "${displays[@]+"${displays[@]}"}"; do check_id store "$s"; done
+for q in "${hqs[@]+"${hqs[@]}"}"; do check_id hq-NAME "$q"; done
 for sr in "${registers[@]+"${registers[@]}"}"; do
 	[[ $sr == */* ]] || { echo "gen-certs.sh: -r $sr: want STORE/REG" >&2; exit 2; }
 	check_id store "${sr%%/*}"
@@ -117,13 +124,18 @@ keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=${san%,}"
 leaf hq hq "$client_ext"
+for q in "${hqs[@]+"${hqs[@]}"}"; do leaf "hq-$q" "hq-$q" "$client_ext"; done
 for s in "${displays[@]+"${displays[@]}"}"; do leaf "display.$s" "display/$s" "$client_ext"; done
 for sr in "${registers[@]+"${registers[@]}"}"; do leaf "reg.${sr%%/*}.${sr#*/}" "$sr" "$client_ext"; done
 
-# The ACL: the template plus a block for every display certificate here
-# (including ones made by earlier runs).
+# The ACL: the template plus a block for every further HQ and every display
+# certificate here (including ones made by earlier runs).
 {
 	cat "$acl_template"
+	for crt in hq-*.crt; do
+		[ -e "$crt" ] || continue
+		printf '\nuser %s\ntopic readwrite posguard/#\n' "${crt%.crt}"
+	done
 	for crt in display.*.crt; do
 		[ -e "$crt" ] || continue
 		s=${crt#display.}

@@ -35,8 +35,22 @@ const (
 	KindCmd    = "cmd"
 )
 
-// HQUsername is the certificate CN (and so the MQTT username) of HQ.
+// HQUsername is the certificate CN (and so the MQTT username and client
+// id) of a single HQ. Further HQ identities (instances sharing the load,
+// policy push) are "hq-NAME"; see IsHQUsername.
 const HQUsername = "hq"
+
+// IsHQUsername reports whether u is an HQ identity: "hq", or "hq-" and a
+// name by the rules of a register id. Brokers grant these every posguard
+// topic and HQ's shared subscriptions; since register and display
+// usernames always contain a slash, none of them can be mistaken for HQ.
+func IsHQUsername(u string) bool {
+	if u == HQUsername {
+		return true
+	}
+	name, ok := strings.CutPrefix(u, HQUsername+"-")
+	return ok && validateID(name) == nil
+}
 
 // displayUserPrefix starts a display's username: display/{store}.
 const displayUserPrefix = "display"

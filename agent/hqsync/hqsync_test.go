@@ -21,6 +21,7 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/testenv"
@@ -35,6 +36,7 @@ var now = time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
 type rig struct {
 	t       *testing.T
 	b       *broker.Broker
+	auth    *embedtest.Auth
 	addr    string
 	hqStore store.Store
 	hq      *hq.Service
@@ -57,6 +59,7 @@ func newRigWith(t *testing.T, hqStore store.Store) *rig {
 	r := &rig{t: t, applied: make(chan *policy.Policy, 10), cmds: make(chan wire.Command, 10)}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	r.key, r.trusted = priv, []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}
+	r.auth = embedtest.New(t, "hq", "hq-push", "s1/r1", "s1/r2", "s2/r1")
 	r.startBroker("127.0.0.1:0")
 	var err error
 	r.hqStore = hqStore
@@ -74,7 +77,7 @@ func newRigWith(t *testing.T, hqStore store.Store) *rig {
 	}
 	t.Cleanup(func() { r.st.Close() })
 	r.sync, err = New(Config{
-		MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, MaxReconnect: 500 * time.Millisecond}, Store: "s1", Register: "r1", State: r.st,
+		MQTT: r.mqtt("s1/r1"), Store: "s1", Register: "r1", State: r.st,
 		Trusted: r.trusted, Now: func() time.Time { return now }, ResendAfter: 2 * time.Second,
 		ActivePolicy: func() int64 { return r.active.Load() },
 		OnPolicy:     func(p *policy.Policy) { r.active.Store(p.Metadata.Version); r.applied <- p },
@@ -96,7 +99,7 @@ func (r *rig) startHQ(hqStore store.Store) {
 	r.t.Helper()
 	var err error
 	r.hqStore = hqStore
-	r.hq, err = hq.New(hq.Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr, Username: "hq", MaxReconnect: 500 * time.Millisecond}, Store: hqStore,
+	r.hq, err = hq.New(hq.Config{MQTT: r.mqtt("hq"), Store: hqStore,
 		Signer: r.key, SignerAlg: "EdDSA", SignerKID: "hq1", Now: func() time.Time { return now.Add(time.Duration(r.hqSkew.Load())) }})
 	if err != nil {
 		r.t.Fatal(err)
@@ -106,12 +109,15 @@ func (r *rig) startHQ(hqStore store.Store) {
 }
 
 func (r *rig) startBroker(addr string) {
-	b, err := broker.Start(broker.Options{Addr: addr})
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	b := r.auth.Start(addr)
 	r.b, r.addr = b, b.Addr()
-	r.t.Cleanup(func() { b.Close() })
+}
+
+// mqtt is identity's client configuration for the rig's broker.
+func (r *rig) mqtt(identity string) mqttconn.Config {
+	c := r.auth.MQTT("tcp://"+r.addr, identity)
+	c.MaxReconnect = 500 * time.Millisecond
+	return c
 }
 
 // run runs f until the test ends or the returned stop is called.
@@ -183,7 +189,7 @@ func loadPolicy(t *testing.T) *policy.Policy {
 // push publishes a bundle retained on the all scope as `policy push` does.
 func (r *rig) push(b []byte) {
 	r.t.Helper()
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + r.addr).SetClientID("pusher").SetUsername("hq"))
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + r.addr).SetClientID("hq-push").SetUsername("hq-push").SetPassword(r.auth.Password("hq-push")))
 	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		r.t.Fatal(tok.Error())
 	}
@@ -431,7 +437,7 @@ func TestDenylistReachesEveryRegister(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		c, err := New(Config{MQTT: mqttconn.Config{Broker: "tcp://" + r.addr}, Store: id[0], Register: id[1], State: st,
+		c, err := New(Config{MQTT: r.auth.MQTT("tcp://"+r.addr, id[0]+"/"+id[1]), Store: id[0], Register: id[1], State: st,
 			Trusted: r.trusted, Now: func() time.Time { return now },
 			ActivePolicy: func() int64 { return 0 }, OnPolicy: func(*policy.Policy) {},
 			Status: func() wire.Status { return wire.Status{} }})

@@ -11,9 +11,8 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
-	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
-	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
@@ -43,12 +42,8 @@ func startMQTT(tb testing.TB, n int) *mqttRig {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	br, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { br.Close() })
-	svc, err := hq.New(hq.Config{MQTT: mqttconn.Config{Broker: br.URL(), Username: "hq"}, Store: st})
+	br, auth := embedtest.Start(tb, "hq", "s1/r1")
+	svc, err := hq.New(hq.Config{MQTT: auth.MQTT(br.URL(), "hq"), Store: st})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,7 +58,7 @@ func startMQTT(tb testing.TB, n int) *mqttRig {
 	}
 
 	r := &mqttRig{st: st, acks: make(chan wire.Ack, n+1)}
-	o := paho.NewClientOptions().AddBroker(br.URL()).SetClientID("s1/r1").SetUsername("s1/r1").
+	o := paho.NewClientOptions().AddBroker(br.URL()).SetClientID("s1/r1").SetUsername("s1/r1").SetPassword(auth.Password("s1/r1")).
 		SetAutoReconnect(false)
 	r.pub = paho.NewClient(o)
 	if tok := r.pub.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/testenv"
@@ -61,6 +62,7 @@ type fleet struct {
 	addr    string
 	mu      sync.Mutex
 	b       *broker.Broker
+	auth    *embedtest.Auth
 	hqStore store.Store
 	openHQ  func() store.Store
 	hqStop  func()
@@ -70,7 +72,7 @@ type fleet struct {
 }
 
 func newFleet(t *testing.T, openHQ func() store.Store) *fleet {
-	f := &fleet{t: t, openHQ: openHQ}
+	f := &fleet{t: t, openHQ: openHQ, auth: embedtest.New(t, wire.HQUsername, "S001/R1")}
 	_, f.key, _ = ed25519.GenerateKey(nil)
 	f.startBroker("127.0.0.1:0")
 	t.Cleanup(func() { f.mu.Lock(); f.b.Close(); f.mu.Unlock() })
@@ -84,7 +86,7 @@ func newFleet(t *testing.T, openHQ func() store.Store) *fleet {
 	}
 	t.Cleanup(func() { f.st.Close() })
 	f.sync, err = hqsync.New(hqsync.Config{
-		MQTT:  mqttconn.Config{Broker: "tcp://" + f.addr, MaxReconnect: 300 * time.Millisecond},
+		MQTT:  f.mqtt("S001/R1"),
 		Store: "S001", Register: "R1", State: f.st, Now: time.Now, ResendAfter: time.Second, // a real clock: resends are timed by it
 		ActivePolicy: func() int64 { return 1 },
 		OnPolicy:     func(*policy.Policy) {},
@@ -103,7 +105,7 @@ func newFleet(t *testing.T, openHQ func() store.Store) *fleet {
 }
 
 func (f *fleet) startBroker(addr string) {
-	b, err := broker.Start(broker.Options{Addr: addr})
+	b, err := broker.Start(broker.Options{Addr: addr, Passwords: f.auth.Passwords()})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -112,9 +114,16 @@ func (f *fleet) startBroker(addr string) {
 	f.mu.Unlock()
 }
 
+// mqtt is identity's client configuration for the fleet's broker.
+func (f *fleet) mqtt(identity string) mqttconn.Config {
+	c := f.auth.MQTT("tcp://"+f.addr, identity)
+	c.MaxReconnect = 300 * time.Millisecond
+	return c
+}
+
 func (f *fleet) startHQ() {
 	f.hqStore = f.openHQ()
-	svc, err := hq.New(hq.Config{MQTT: mqttconn.Config{Broker: "tcp://" + f.addr, Username: wire.HQUsername, MaxReconnect: 300 * time.Millisecond},
+	svc, err := hq.New(hq.Config{MQTT: f.mqtt(wire.HQUsername),
 		Store: f.hqStore, Signer: f.key, SignerAlg: "EdDSA", SignerKID: "hq1", Now: func() time.Time { return now }})
 	if err != nil {
 		f.t.Fatal(err)

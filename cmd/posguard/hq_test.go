@@ -1,115 +1,102 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"io"
-	"net/http"
+	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-func TestHQCLIArgs(t *testing.T) {
+// bcrypt (cost 10) of "secret".
+const secretHash = "$2a$10$nof.Yjds/RKisSvlCknWbepTWg39XGH/5tjejrHmSuupdoprXtf0G"
+
+func TestHQEmbeddedBrokerFlagsRefused(t *testing.T) {
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad-tokens")
-	os.WriteFile(bad, []byte("ops root cert\n"), 0o600)
-	cases := []struct {
-		name    string
-		args    []string
-		code    int
-		wantErr string
+	cheap := filepath.Join(dir, "cheap")
+	os.WriteFile(cheap, []byte("S001/R1:$2a$04$WhQ4varkj/kIBvyM8JELSun9rTkAvcGHuoOMh7K4udGLK2L/Wq8iS\n"), 0o600)
+	good := filepath.Join(dir, "passwd")
+	os.WriteFile(good, []byte("hq:"+secretHash+"\n"), 0o600)
+	state := filepath.Join(dir, "hq.db")
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
 	}{
-		{"beyond loopback without tokens", []string{"hq", "--embed-broker", "127.0.0.1:0", "--listen", "0.0.0.0:0"}, 2, "beyond loopback: give --api-tokens"},
-		{"all interfaces without tokens", []string{"hq", "--embed-broker", "127.0.0.1:0", "--listen", ":8080"}, 2, "beyond loopback"},
-		{"client CA without TLS", []string{"hq", "--embed-broker", "127.0.0.1:0", "--api-client-ca", "ca.pem"}, 2, "--api-client-ca needs --api-tls-cert"},
-		{"cert without key", []string{"hq", "--embed-broker", "127.0.0.1:0", "--api-tls-cert", "c.pem"}, 2, "together"},
-		{"bad tokens file", []string{"hq", "--embed-broker", "127.0.0.1:0", "--api-tokens", bad}, 1, `line 1: role "root"`},
-		{"token without name", []string{"hq-token", "--file", filepath.Join(dir, "t")}, 2, "give --file and --name"},
-		{"token with a bad role", []string{"hq-token", "--file", filepath.Join(dir, "t"), "--name", "ops", "--role", "root"}, 2, `role "root"`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			code, _, stderr := runCLI(t, "", c.args...)
-			if code != c.code || !strings.Contains(stderr, c.wantErr) {
-				t.Fatalf("exit %d, stderr %q; want %d mentioning %q", code, stderr, c.code, c.wantErr)
-			}
-		})
+		{[]string{"--embed-broker", "127.0.0.1:0"}, 2, "refuses anonymous clients"},
+		{[]string{"--embed-broker", "127.0.0.1:0", "--embed-passwords", cheap}, 1, "bcrypt cost 4 below the minimum 10"},
+		{[]string{"--embed-broker", "127.0.0.1:0", "--embed-passwords", good, "--identity", "admin"}, 2, `identity "admin"`},
+		// The file already names hq: the in-process HQ needs its password.
+		{[]string{"--embed-broker", "127.0.0.1:0", "--embed-passwords", good}, 1, "identity hq is already in the password file"},
+		{[]string{"--embed-broker", "127.0.0.1:0", "--embed-cert", "x.pem"}, 2, "--embed-cert and --embed-key"},
+	} {
+		code, _, stderr := runCLI(t, "", append([]string{"hq", "--state", state, "--listen", "127.0.0.1:0"}, tt.args...)...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) {
+			t.Errorf("hq %v: exit %d, %q; want exit %d with %q", tt.args, code, stderr, tt.code, tt.want)
+		}
 	}
 }
 
-// hq-token writes only the hash, 0600; HQ started with the file answers
-// the token and nothing else, metrics included.
-func TestHQTokenAndAuthenticatedAPI(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "api-tokens")
-	code, admin, stderr := runCLI(t, "", "hq-token", "--file", file, "--name", "fraud-desk", "--role", "admin")
-	if code != 0 {
-		t.Fatalf("hq-token: exit %d: %s", code, stderr)
-	}
-	admin = strings.TrimSpace(admin)
-	if code, _, stderr := runCLI(t, "", "hq-token", "--file", file, "--name", "fraud-desk"); code != 1 || !strings.Contains(stderr, "already named") {
-		t.Fatalf("a second token of the same name: exit %d %s", code, stderr)
-	}
-	fi, err := os.Stat(file)
+// TestHQEmbeddedBrokerAuthenticates runs `posguard hq --embed-broker
+// --embed-passwords`: a register with its password connects, an anonymous
+// client and one claiming "hq" do not.
+func TestHQEmbeddedBrokerAuthenticates(t *testing.T) {
+	dir := t.TempDir()
+	passwd := filepath.Join(dir, "passwd")
+	os.WriteFile(passwd, []byte("# one register\nS001/R1:"+secretHash+"\n"), 0o600)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := os.ReadFile(file)
-	if fi.Mode().Perm() != 0o600 || strings.Contains(string(body), admin) || !strings.HasPrefix(string(body), "fraud-desk admin sha256:") {
-		t.Fatalf("tokens file %v: %q", fi.Mode(), body)
-	}
-
+	addr := l.Addr().String()
+	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
 	done := make(chan int, 1)
+	var out, errb bytes.Buffer
 	go func() {
-		done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: pw}, []string{"hq", "--embed-broker", "127.0.0.1:0",
-			"--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0", "--api-tokens", file})
-		pw.Close()
+		done <- run(ctx, stdio{in: strings.NewReader(""), out: &out, err: &errb}, []string{"hq", "--embed-broker", addr,
+			"--embed-passwords", passwd, "--state", filepath.Join(dir, "hq.db"), "--listen", "127.0.0.1:0"})
 	}()
-	t.Cleanup(func() {
+	defer func() {
 		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("hq did not stop")
+		if code := <-done; code != 0 {
+			t.Errorf("hq exit %d: %s", code, errb.String())
 		}
-	})
-	sc := bufio.NewScanner(pr)
-	var url string
-	for url == "" && sc.Scan() {
-		if strings.Contains(sc.Text(), "HQ API listening") {
-			url = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(sc.Text())
+	}()
+	dial := func(user, password string) error {
+		o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(user).SetConnectTimeout(time.Minute).
+			SetAutoReconnect(false).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond)
+		if user != "" {
+			o.SetUsername(user).SetPassword(password)
+		} else {
+			o.SetClientID("anon").SetConnectRetry(false)
 		}
+		c := paho.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(time.Minute) {
+			c.Disconnect(0)
+			return context.DeadlineExceeded
+		}
+		defer c.Disconnect(0)
+		return tok.Error()
 	}
-	go io.Copy(io.Discard, pr)
-	if url == "" {
-		t.Fatal("hq printed no API address")
+	// With ConnectRetry the first dial also waits for the broker to be up.
+	if err := dial("S001/R1", "secret"); err != nil {
+		t.Fatalf("register with its password: %v", err)
 	}
-	for _, c := range []struct {
-		path, token string
-		want        int
-	}{
-		{"/healthz", "", 200},
-		{"/v1/events", "", 401},
-		{"/metrics", "", 401},
-		{"/v1/events", admin, 200},
-		{"/metrics", admin, 200},
-	} {
-		req, _ := http.NewRequest("GET", url+c.path, nil)
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("GET %s (token %v): %d, want %d", c.path, c.token != "", resp.StatusCode, c.want)
-		}
+	if err := dial("", ""); err == nil {
+		t.Error("an anonymous client connected")
+	}
+	o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("hq").SetUsername("hq").
+		SetConnectTimeout(time.Minute).SetAutoReconnect(false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); tok.WaitTimeout(time.Minute) && tok.Error() == nil {
+		c.Disconnect(0)
+		t.Error(`a client claiming "hq" without a password connected`)
 	}
 }

@@ -244,6 +244,7 @@ func addTLSFlags(fs *flag.FlagSet, c *mqttconn.Config, identity string) {
 	fs.StringVar(&c.CAFile, "tls-ca", "", "PEM CA certificate that signed the broker's certificate")
 	fs.StringVar(&c.CertFile, "tls-cert", "", "PEM client certificate for the broker (CN "+identity+")")
 	fs.StringVar(&c.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.PasswordFile, "mqtt-password-file", "", "file whose first line is the MQTT password (brokers with a password file, such as posguard hq --embed-passwords); the username is "+identity)
 }
 
 func runVersion(ctx context.Context, std stdio, args []string) error {

@@ -11,7 +11,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/posguard/posguard/agent/config"
-	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 )
@@ -58,13 +58,10 @@ func TestPolicySign(t *testing.T) {
 }
 
 func TestPolicyPushNoRegisters(t *testing.T) {
-	b, err := broker.Start(broker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, auth := embedtest.Start(t, "hq-push")
 	dir := hqKey(t)
 	code, _, stderr := cli(t, beforeExpiry, "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
+		"--mqtt-password-file", auth.PasswordFile("hq-push"),
 		"--timeout", "10s", "../../policy/testdata/chain-default.yaml")
 	if code != 0 || !strings.Contains(stderr, "no register has reported yet") {
 		t.Fatalf("push with no registers: exit %d: %s", code, stderr)

@@ -6,10 +6,12 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -21,16 +23,24 @@ import (
 	"github.com/posguard/posguard/wire"
 )
 
-// Options configure an embedded broker.
+// Options configure an embedded broker. Every client must authenticate:
+// with a TLS client certificate signed by a CA in TLS.ClientCAs (its
+// CommonName is the identity, Mosquitto's use_identity_as_username), or
+// with a username and password from Passwords. Start refuses a broker with
+// neither, and the broker refuses anonymous clients and a client id other
+// than the identity (Mosquitto's use_username_as_clientid), so no client
+// can take over another's session.
 type Options struct {
 	// Addr is host:port to listen on; port 0 picks a free one.
 	Addr string
-	// TLS, when set, requires TLS; with ClientAuth set to require a
-	// certificate, the certificate's CommonName becomes the MQTT username
-	// (Mosquitto's use_identity_as_username).
+	// TLS, when set, makes the listener TLS. With ClientAuth
+	// tls.RequireAndVerifyClientCert (or VerifyClientCertIfGiven and
+	// Passwords for clients without one) certificates authenticate.
 	TLS *tls.Config
-	// AllowRemote permits a plain-TCP listener on a non-loopback address.
-	// Without TLS anybody can claim any username, so this is off by default.
+	// Passwords authenticates clients without a certificate.
+	Passwords *Passwords
+	// AllowRemote permits a plain-TCP listener on a non-loopback address,
+	// where passwords would cross the network in clear; off by default.
 	AllowRemote bool
 	Logger      *slog.Logger
 }
@@ -49,13 +59,26 @@ func Start(opts Options) (*Broker, error) {
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
 	}
+	certs := opts.TLS != nil && (opts.TLS.ClientAuth == tls.RequireAndVerifyClientCert ||
+		opts.TLS.ClientAuth == tls.VerifyClientCertIfGiven) && opts.TLS.ClientCAs != nil
+	if !certs && opts.Passwords == nil {
+		return nil, errors.New("embedded broker: no way to authenticate clients: give a password file or TLS with client certificates (ClientCAs and RequireAndVerifyClientCert)")
+	}
+	if opts.TLS != nil && opts.Passwords == nil && opts.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return nil, errors.New("embedded broker: TLS without a password file must require client certificates")
+	}
+	// Without ClientCAs Go would verify client certificates against the
+	// system's roots: any public CA could then issue a certificate for "hq".
+	if opts.TLS != nil && opts.TLS.ClientAuth >= tls.VerifyClientCertIfGiven && opts.TLS.ClientCAs == nil {
+		return nil, errors.New("embedded broker: client certificates need ClientCAs, the CA that issues them")
+	}
 	if opts.TLS == nil && !opts.AllowRemote {
 		host, _, err := net.SplitHostPort(opts.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("embedded broker address %q: %w", opts.Addr, err)
 		}
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("embedded broker address %q: plain TCP only on loopback; configure TLS with client certificates to listen beyond", opts.Addr)
+			return nil, fmt.Errorf("embedded broker address %q: plain TCP only on loopback (passwords would cross the network in clear); configure TLS to listen beyond", opts.Addr)
 		}
 	}
 	log := opts.Logger
@@ -69,7 +92,8 @@ func Start(opts Options) (*Broker, error) {
 	// interval). 65,535 is the most mochi takes.
 	caps.MaximumInflight = math.MaxUint16
 	srv := mqtt.New(&mqtt.Options{Logger: log.With("component", "broker"), InlineClient: true, Capabilities: caps})
-	if err := srv.AddHook(&aclHook{tlsIdentity: opts.TLS != nil}, nil); err != nil {
+	hook := &aclHook{passwords: opts.Passwords, bcrypt: make(chan struct{}, max(1, runtime.NumCPU()/2)), log: log}
+	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "posguard", Address: opts.Addr, TLSConfig: opts.TLS})
@@ -107,11 +131,15 @@ func (b *Broker) Close() error {
 // in the same process.
 func (b *Broker) Server() *mqtt.Server { return b.srv }
 
-// aclHook authenticates by certificate identity when TLS is on and confines
-// every client to the topics its username may use.
+// aclHook authenticates every client, binds its client id to its
+// identity and confines it to the topics that identity may use.
 type aclHook struct {
 	mqtt.HookBase
-	tlsIdentity bool
+	passwords *Passwords
+	// bcrypt bounds the password checks running at once: each costs tens
+	// of milliseconds of CPU, and anyone who can connect can ask for one.
+	bcrypt chan struct{}
+	log    *slog.Logger
 }
 
 func (h *aclHook) ID() string { return "posguard-acl" }
@@ -124,19 +152,56 @@ func (h *aclHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool
 	if cl.Net.Inline {
 		return true
 	}
-	if !h.tlsIdentity {
-		return len(cl.Properties.Username) > 0
-	}
-	tc, ok := cl.Net.Conn.(*tls.Conn)
+	user, why, ok := h.identity(cl, pk)
 	if !ok {
+		h.log.Warn("broker refused a client", "remote", cl.Net.Remote, "username", string(pk.Connect.Username), "client_id", cl.ID, "reason", why)
 		return false
 	}
-	certs := tc.ConnectionState().PeerCertificates
-	if len(certs) == 0 || certs[0].Subject.CommonName == "" {
+	// Bound to the identity, a client id cannot be used to take over
+	// another client's session or read the commands queued in it.
+	if cl.ID != user {
+		h.log.Warn("broker refused a client", "remote", cl.Net.Remote, "identity", user, "client_id", cl.ID, "reason", "client id is not the identity")
 		return false
 	}
-	cl.Properties.Username = []byte(certs[0].Subject.CommonName)
+	// mochi publishes a will without an ACL check, so a will on a topic
+	// the identity may not write (another register's status, the retained
+	// policy) is refused here, at connect.
+	if pk.Connect.WillFlag && !Allowed(user, pk.Connect.WillTopic, true) {
+		h.log.Warn("broker refused a client", "remote", cl.Net.Remote, "identity", user, "will_topic", pk.Connect.WillTopic, "reason", "will on a topic it may not write")
+		return false
+	}
+	cl.Properties.Username = []byte(user)
 	return true
+}
+
+// identity is the client's authenticated identity: its verified
+// certificate's CN, else the username whose password it gave.
+func (h *aclHook) identity(cl *mqtt.Client, pk packets.Packet) (user, why string, ok bool) {
+	if tc, isTLS := cl.Net.Conn.(*tls.Conn); isTLS {
+		// VerifiedChains, not PeerCertificates: only a chain to the
+		// configured CA makes the CN mean anything.
+		if chains := tc.ConnectionState().VerifiedChains; len(chains) > 0 {
+			cn := chains[0][0].Subject.CommonName
+			if err := CheckIdentity(cn); err != nil {
+				return "", "certificate: " + err.Error(), false
+			}
+			return cn, "certificate", true
+		}
+	}
+	if h.passwords == nil {
+		return "", "no client certificate", false
+	}
+	if !pk.Connect.UsernameFlag || !pk.Connect.PasswordFlag || len(pk.Connect.Username) == 0 {
+		return "", "no username and password", false
+	}
+	user = string(pk.Connect.Username)
+	h.bcrypt <- struct{}{}
+	good := h.passwords.check(user, pk.Connect.Password)
+	<-h.bcrypt
+	if !good {
+		return "", "wrong username or password", false
+	}
+	return user, "password", true
 }
 
 func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
@@ -147,17 +212,23 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 // Allowed is the posguard topic ACL, the same rules as scripts/mosquitto's
-// ACL file: "hq" may do anything; "display/{s}" reads its store's alerts and
-// status and writes its store's registers' cmd topics; a register "{s}/{r}"
-// writes only under its own reg topic and reads policy, denylist, its own cmd
-// and its own ack topic. topic may be a subscription filter. Ids are checked
-// with wire's rules, so a username can never widen its own rules with a
-// wildcard or separator.
+// ACL file: an HQ identity (wire.IsHQUsername: "hq", "hq-NAME") may do
+// anything, shared subscriptions included; "display/{s}" reads its store's
+// alerts and status and writes its store's registers' cmd topics; a
+// register "{s}/{r}" writes only under its own reg topic and reads policy,
+// denylist, its own cmd and its own ack topic. topic may be a subscription
+// filter. No one but HQ may join a shared subscription: a member of HQ's
+// group takes its turn of HQ's messages, and one that may not read them
+// would make the broker drop every Nth event. Ids are checked with wire's
+// rules, so a username can never widen its own rules with a wildcard or
+// separator.
 func Allowed(user, topic string, write bool) bool {
-	if user == wire.HQUsername {
+	if wire.IsHQUsername(user) {
 		return true
 	}
-	topic = stripShare(topic)
+	if strings.HasPrefix(topic, "$") {
+		return false
+	}
 	if store, ok := strings.CutPrefix(user, "display/"); ok {
 		if wire.ValidateStore(store) != nil {
 			return false
@@ -205,13 +276,4 @@ func matches(rule, topic string) bool {
 		}
 	}
 	return len(rs) == len(ts)
-}
-
-func stripShare(topic string) string {
-	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
-		if _, filter, ok := strings.Cut(rest, "/"); ok {
-			return filter
-		}
-	}
-	return topic
 }

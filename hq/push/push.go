@@ -15,10 +15,14 @@ import (
 	"github.com/posguard/posguard/wire"
 )
 
+// PushUsername is the default identity of policy push: an HQ identity
+// (wire.IsHQUsername) of its own.
+const PushUsername = "hq-push"
+
 // Options describe one push.
 type Options struct {
 	MQTT     mqttconn.Config
-	ClientID string // default "posguard-push-<pid-ish>"
+	ClientID string // default: the identity (certificate CN, else MQTT.Username, else PushUsername)
 	Scope    string // "all" or a store id
 	Bundle   []byte // signed policy bundle
 	Version  int64  // the bundle's policy version
@@ -54,11 +58,17 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := wire.ValidateScope(o.Scope); err != nil {
 		return Report{}, err
 	}
-	if o.ClientID == "" {
-		o.ClientID = fmt.Sprintf("posguard-push-%d", time.Now().UnixNano())
-	}
+	// Its own HQ identity: as "hq" it would take HQ's session over (the
+	// broker binds client ids to identities) and be kicked back in turn.
 	if o.MQTT.Username == "" && o.MQTT.CertFile == "" {
-		o.MQTT.Username = wire.HQUsername
+		o.MQTT.Username = PushUsername
+	}
+	if o.ClientID == "" {
+		id, err := o.MQTT.Identity(PushUsername)
+		if err != nil {
+			return Report{}, err
+		}
+		o.ClientID = id
 	}
 	// A one-shot tool: no session to keep, and no endless retry if the
 	// broker is not there.

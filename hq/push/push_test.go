@@ -11,8 +11,7 @@ import (
 
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/hq/broker"
-	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
@@ -21,7 +20,7 @@ import (
 var now = time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
 
 // startRegister runs a real agent-side sync client with its own state file.
-func startRegister(t *testing.T, url, store, reg string, trusted []bundle.TrustedKey) *atomic.Int64 {
+func startRegister(t *testing.T, auth *embedtest.Auth, url, store, reg string, trusted []bundle.TrustedKey) *atomic.Int64 {
 	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "agent.db"), state.Options{Store: store, Register: reg})
 	if err != nil {
@@ -30,7 +29,7 @@ func startRegister(t *testing.T, url, store, reg string, trusted []bundle.Truste
 	t.Cleanup(func() { st.Close() })
 	active := new(atomic.Int64)
 	c, err := hqsync.New(hqsync.Config{
-		MQTT: mqttconn.Config{Broker: url}, Store: store, Register: reg, State: st, Trusted: trusted,
+		MQTT: auth.MQTT(url, wire.Username(store, reg)), Store: store, Register: reg, State: st, Trusted: trusted,
 		Now:          func() time.Time { return now },
 		ActivePolicy: active.Load,
 		OnPolicy:     func(p *policy.Policy) { active.Store(p.Metadata.Version) },
@@ -53,16 +52,12 @@ func startRegister(t *testing.T, url, store, reg string, trusted []bundle.Truste
 }
 
 func TestPushReachesEveryRegister(t *testing.T) {
-	b, err := broker.Start(broker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, auth := embedtest.Start(t, "hq-push", "s1/r1", "s1/r2", "s1/r3")
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	trusted := []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}
 	var regs []*atomic.Int64
 	for i := 1; i <= 3; i++ {
-		regs = append(regs, startRegister(t, b.URL(), "s1", fmt.Sprintf("r%d", i), trusted))
+		regs = append(regs, startRegister(t, auth, b.URL(), "s1", fmt.Sprintf("r%d", i), trusted))
 	}
 	p, err := policy.LoadFile("../../policy/testdata/chain-default.yaml")
 	if err != nil {
@@ -76,7 +71,7 @@ func TestPushReachesEveryRegister(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var progress int
-	rep, err := Run(ctx, Options{MQTT: mqttconn.Config{Broker: b.URL()}, Scope: "all", Bundle: signed, Version: 7, Expect: 3,
+	rep, err := Run(ctx, Options{MQTT: auth.MQTT(b.URL(), PushUsername), Scope: "all", Bundle: signed, Version: 7, Expect: 3,
 		Progress: func(Report) { progress++ }})
 	if err != nil {
 		t.Fatalf("push: %v (report %+v)", err, rep)
@@ -97,7 +92,7 @@ func TestPushReachesEveryRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err = Run(ctx, Options{MQTT: mqttconn.Config{Broker: b.URL()}, Scope: "all", Bundle: older, Version: 6})
+	rep, err = Run(ctx, Options{MQTT: auth.MQTT(b.URL(), PushUsername), Scope: "all", Bundle: older, Version: 6})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,14 @@ type Config struct {
 	CertFile string `yaml:"certFile"` // client certificate; its CN is the MQTT identity
 	KeyFile  string `yaml:"keyFile"`
 	// Username is sent when no client certificate is used (the embedded
-	// broker on loopback); with certificates the broker takes the CN.
+	// broker's password file); with certificates the broker takes the CN.
 	Username string `yaml:"username"`
+	// PasswordFile holds the password for Username (its first line), so
+	// the secret is in neither the config nor the command line.
+	PasswordFile string `yaml:"passwordFile"`
+	// Password is the password itself, for callers in one process with
+	// the broker (the demo, tests); takes precedence over PasswordFile.
+	Password string `yaml:"-"`
 	// MaxReconnect caps the reconnect backoff (default 10s): a register
 	// must be back soon after the broker is.
 	MaxReconnect time.Duration `yaml:"maxReconnect"`
@@ -216,7 +222,48 @@ func (c Config) Options(cl Client) (*paho.ClientOptions, error) {
 	if c.Username != "" {
 		o.SetUsername(c.Username)
 	}
+	pw, err := c.ReadPassword()
+	if err != nil {
+		return nil, err
+	}
+	if pw != "" {
+		o.SetPassword(pw)
+	}
 	return o, nil
+}
+
+// ReadPassword is Password, or the first line of PasswordFile ("" for
+// neither).
+func (c Config) ReadPassword() (string, error) {
+	if c.Password != "" || c.PasswordFile == "" {
+		return c.Password, nil
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("broker password: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	if pw = strings.TrimSuffix(pw, "\r"); pw == "" {
+		return "", fmt.Errorf("broker password file %s: empty first line", c.PasswordFile)
+	}
+	return pw, nil
+}
+
+// Identity is who this client is to the broker, and so its client id:
+// its certificate's CN when it has one, else Username, else def.
+func (c Config) Identity(def string) (string, error) {
+	if c.CertFile == "" {
+		return cmp.Or(c.Username, def), nil
+	}
+	cfg, err := c.TLS()
+	if err != nil {
+		return "", err
+	}
+	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	if err != nil {
+		return "", fmt.Errorf("broker client certificate %s: %w", c.CertFile, err)
+	}
+	return leaf.Subject.CommonName, nil
 }
 
 // Connect starts the client and waits for the first connection or ctx. With

@@ -21,14 +21,14 @@ import (
 )
 
 // TestFlowOverTLS runs the real programs' MQTT sides through Mosquitto with
-// the shipped TLS/ACL configuration: HQ and a register authenticate with
-// their certificates only; a policy push is applied and shows in status; a
+// the shipped TLS/ACL configuration: HQ, policy push (hq-push) and a
+// register authenticate with their certificates only; a policy push is applied and shows in status; a
 // decision reaches HQ's store and is acked out of the register's outbox; a
 // denylist change reaches the register.
 func TestFlowOverTLS(t *testing.T) {
 	bin := mosquittoBinary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-n", "127.0.0.1", "-r", "s1/r1")
+	genCerts(t, certs, "-n", "127.0.0.1", "-q", "push", "-r", "s1/r1")
 	addr, _ := startBroker(t, bin, certs)
 	now := time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
 	tlsFor := func(name string) mqttconn.Config {
@@ -50,7 +50,7 @@ func TestFlowOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hqStore.Close()
-	svc, err := hq.New(hq.Config{MQTT: tlsFor("hq"), ClientID: "hq-test", Store: hqStore,
+	svc, err := hq.New(hq.Config{MQTT: tlsFor("hq"), Store: hqStore,
 		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestFlowOverTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	defer cancel()
-	rep, err := push.Run(ctx, push.Options{MQTT: tlsFor("hq"), Scope: "all", Bundle: signed, Version: 3, Expect: 1})
+	rep, err := push.Run(ctx, push.Options{MQTT: tlsFor("hq-push"), Scope: "all", Bundle: signed, Version: 3, Expect: 1})
 	if err != nil || len(rep.Applied) != 1 || rep.Applied[0] != "s1/r1" {
 		t.Fatalf("push over TLS: %+v, %v", rep, err)
 	}

@@ -84,6 +84,7 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 		"certfile":             "certfile " + filepath.Join(certs, "server.crt"),
 		"keyfile":              "keyfile " + filepath.Join(certs, "server.key"),
 		"acl_file":             "acl_file " + filepath.Join(certs, "acl"),
+		"plugin":               "plugin " + buildPlugin(t),
 		"persistence_location": "persistence_location " + state + "/",
 		"log_dest":             "log_dest stderr",
 	}
@@ -104,7 +105,7 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 			t.Fatalf("shipped mosquitto.conf has %d %q lines, want 1", seen[key], key)
 		}
 	}
-	for _, want := range []string{"require_certificate true", "use_identity_as_username true", "allow_anonymous false"} {
+	for _, want := range []string{"require_certificate true", "use_identity_as_username true", "use_username_as_clientid true", "allow_anonymous false"} {
 		if !strings.Contains(string(src), "\n"+want+"\n") {
 			t.Fatalf("shipped mosquitto.conf lacks %q", want)
 		}
@@ -120,6 +121,42 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 	}
 	return path
 }
+
+// buildPlugin compiles the shipped posguard_share_acl.c, once per test
+// binary. Without a C compiler and the mosquitto-dev headers the test
+// skips (fails under POSGUARD_INTEGRATION=1), as without mosquitto.
+func buildPlugin(t *testing.T) string {
+	t.Helper()
+	pluginOnce.Do(func() {
+		src, err := filepath.Abs("plugin/posguard_share_acl.c")
+		if err != nil {
+			pluginErr = err
+			return
+		}
+		if _, err := os.ReadFile(src); err != nil { // for go test's cache
+			pluginErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "posguard-plugin-")
+		if err != nil {
+			pluginErr = err
+			return
+		}
+		pluginPath = filepath.Join(dir, "posguard_share_acl.so")
+		out, err := exec.Command("cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", pluginPath, src).CombinedOutput()
+		if err != nil {
+			pluginErr = fmt.Errorf("cc posguard_share_acl.c: %v\n%s", err, out)
+		}
+	})
+	testenv.Need(t, "a C compiler with the mosquitto-dev headers", pluginErr)
+	return pluginPath
+}
+
+var (
+	pluginOnce sync.Once
+	pluginPath string
+	pluginErr  error
+)
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -288,10 +325,14 @@ var clientSeq atomic.Int64
 
 func newClient(t *testing.T, addr, certs, name string) *client {
 	t.Helper()
-	// Client ids must differ: the broker closes an old connection when a
-	// new one takes its id.
-	id := fmt.Sprintf("test-%s-%d", name, clientSeq.Add(1))
-	c, err := connect(t, addr, tlsConfig(t, certs, certs, name), id)
+	// Its identity as client id, as the posguard programs connect: the
+	// client id a hijacker would borrow.
+	cfg := tlsConfig(t, certs, certs, name)
+	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := connect(t, addr, cfg, leaf.Subject.CommonName)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -335,13 +376,16 @@ func (c *client) expect(t *testing.T, want msg) {
 func TestShippedBrokerConfig(t *testing.T) {
 	bin := mosquittoBinary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-d", "s042", "-d", "s043", "-r", "s042/r1", "-r", "s042/r2", "-r", "s043/r1")
+	genCerts(t, certs, "-q", "b", "-d", "s042", "-d", "s043", "-r", "s042/r1", "-r", "s042/r2", "-r", "s042/r3", "-r", "s043/r1")
 	addr, logs := startBroker(t, bin, certs)
 
 	// HQ sees everything posguard; every negative case below is "HQ never
 	// received it", proven by a sentinel that the same client sends right
 	// after: the broker keeps one publisher's messages in order, so the
 	// sentinel arriving first means the forbidden message was dropped.
+	// The broker makes every client id the certificate's CN, so each
+	// connection below has an identity of its own: a second connection
+	// with the same certificate would take the first one's place.
 	hq := newClient(t, addr, certs, "hq")
 	hq.subscribe(t, "posguard/#")
 	r1 := newClient(t, addr, certs, "reg.s042.r1")
@@ -360,11 +404,42 @@ func TestShippedBrokerConfig(t *testing.T) {
 	})
 
 	t.Run("HQ shared subscription", func(t *testing.T) {
-		hq2 := newClient(t, addr, certs, "hq")
+		hq2 := newClient(t, addr, certs, "hq-b")
 		hq2.subscribe(t, wire.HQEventsFilter("hqgroup"))
 		r2.publish(t, wire.EventsTopic("s042", "r2"), "shared", false)
 		hq2.expect(t, msg{wire.EventsTopic("s042", "r2"), "shared"})
 		hq.expect(t, msg{wire.EventsTopic("s042", "r2"), "shared"})
+	})
+
+	// The attack of issue 13: a register in HQ's share group was dealt
+	// every other event and, not allowed to read it, made the broker drop
+	// it. The plugin refuses the subscription; HQ gets every event.
+	t.Run("register cannot join HQ's share group", func(t *testing.T) {
+		group := wire.HQEventsFilter("ingest")
+		hqShare := newClient(t, addr, certs, "hq-b")
+		hqShare.subscribe(t, group)
+		for _, name := range []string{"reg.s042.r3", "display.s042"} {
+			c := newClient(t, addr, certs, name)
+			tok := c.Subscribe(group, 1, func(_ mqtt.Client, m mqtt.Message) {
+				t.Errorf("%s in HQ's share group got %s", name, m.Topic())
+			})
+			if !tok.WaitTimeout(wait) || tok.Error() != nil {
+				t.Fatalf("%s subscribe: %v", name, tok.Error())
+			}
+			for _, code := range tok.(*mqtt.SubscribeToken).Result() {
+				if code != 0x80 {
+					t.Errorf("%s joining HQ's share group: return code %#x, want 0x80 (refused)", name, code)
+				}
+			}
+			c.Disconnect(0)
+		}
+		for i := range 4 {
+			ev := msg{wire.EventsTopic("s042", "r1"), fmt.Sprint("shared ", i)}
+			r1.publish(t, ev.topic, ev.payload, false)
+			hqShare.expect(t, ev)
+			hq.expect(t, ev)
+		}
+		hqShare.Disconnect(0)
 	})
 
 	t.Run("register cannot publish outside its subtree", func(t *testing.T) {
@@ -387,10 +462,10 @@ func TestShippedBrokerConfig(t *testing.T) {
 		}
 		// Nothing forged was retained either: a new subscriber to the
 		// policy and denylist topics finds them empty, and sees HQ's.
-		late := newClient(t, addr, certs, "reg.s042.r2")
+		late := newClient(t, addr, certs, "reg.s042.r3")
 		late.subscribe(t, wire.PolicyTopic(wire.ScopeAll), wire.DenylistSnapshot)
 		hqPolicy := msg{wire.PolicyTopic(wire.ScopeAll), "signed by hq"}
-		newClient(t, addr, certs, "hq").publish(t, hqPolicy.topic, hqPolicy.payload, true)
+		hq.publish(t, hqPolicy.topic, hqPolicy.payload, true)
 		late.expect(t, hqPolicy)
 		r1.expect(t, hqPolicy)
 		hq.expect(t, hqPolicy)
@@ -399,15 +474,12 @@ func TestShippedBrokerConfig(t *testing.T) {
 	})
 
 	t.Run("register reads only its own commands and acks", func(t *testing.T) {
-		spy := newClient(t, addr, certs, "reg.s042.r1")
-		spy.subscribe(t, wire.CmdTopic("s042", "r2"), wire.AckTopic("s042", "r2"), wire.AckTopic("s042", "r1"))
-		hqc := newClient(t, addr, certs, "hq")
-		hqc.publish(t, wire.CmdTopic("s042", "r2"), "cmd r2", false)
-		hqc.publish(t, wire.AckTopic("s042", "r2"), "ack r2", false)
-		hqc.publish(t, wire.AckTopic("s042", "r1"), "ack r1", false)
+		r1.subscribe(t, wire.CmdTopic("s042", "r2"), wire.AckTopic("s042", "r2"))
+		hq.publish(t, wire.CmdTopic("s042", "r2"), "cmd r2", false)
+		hq.publish(t, wire.AckTopic("s042", "r2"), "ack r2", false)
+		hq.publish(t, wire.AckTopic("s042", "r1"), "ack r1", false)
 		r2.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd r2"})
 		r2.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
-		spy.expect(t, msg{wire.AckTopic("s042", "r1"), "ack r1"})
 		r1.expect(t, msg{wire.AckTopic("s042", "r1"), "ack r1"})
 		hq.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd r2"})
 		hq.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
@@ -448,6 +520,33 @@ func TestShippedBrokerConfig(t *testing.T) {
 		r1.expect(t, msg{cmd.topic, "sentinel"})
 	})
 
+	// The attacks of issue 13: a register certificate connecting with
+	// client id "hq" kicked HQ off; one using another register's client id
+	// would take over its session and the commands queued in it.
+	t.Run("client id is the certificate's identity", func(t *testing.T) {
+		for _, id := range []string{"hq", "s042/r2"} {
+			c, err := connect(t, addr, tlsConfig(t, certs, certs, "reg.s042.r3"), id)
+			if err != nil {
+				continue // refused: as good
+			}
+			// Still connected as s042/r3 and nothing else: it reads no
+			// command of r2's, and HQ and r2 keep their connections.
+			c.Subscribe(wire.CmdTopic("s042", "r2"), 1, func(_ mqtt.Client, m mqtt.Message) {
+				t.Errorf("s042/r3 with client id %s got %s %q", id, m.Topic(), m.Payload())
+			}).WaitTimeout(wait)
+			hq.publish(t, wire.CmdTopic("s042", "r2"), "cmd for r2 only", false)
+			hq.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd for r2 only"})
+			r2.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd for r2 only"})
+			c.Disconnect(0)
+		}
+		if !hq.IsConnectionOpen() || !r2.IsConnectionOpen() {
+			t.Fatalf("a borrowed client id took a session over: HQ connected %v, s042/r2 connected %v", hq.IsConnectionOpen(), r2.IsConnectionOpen())
+		}
+		sentinel := msg{wire.EventsTopic("s042", "r1"), "after client id attempts"}
+		r1.publish(t, sentinel.topic, sentinel.payload, false)
+		hq.expect(t, sentinel)
+	})
+
 	t.Run("last will marks the register offline", func(t *testing.T) {
 		will, err := wire.Offline("s042", "r2", "test", time.Date(2019, 7, 3, 0, 0, 0, 0, time.UTC)).Marshal()
 		if err != nil {
@@ -474,12 +573,14 @@ func TestShippedBrokerConfig(t *testing.T) {
 
 	t.Run("a will on another register's topic never arrives", func(t *testing.T) {
 		will, _ := wire.Offline("s043", "r1", "test", time.Now()).Marshal()
-		conn, id, err := connectWithWill(t, addr, certs, "reg.s042.r2", wire.StatusTopic("s043", "r1"), will)
+		// s042/r3: the only identity whose connection has not been
+		// closed before, so the log line below is this one's.
+		conn, _, err := connectWithWill(t, addr, certs, "reg.s042.r3", wire.StatusTopic("s043", "r1"), will)
 		if err != nil {
 			return // refused at connect: as good
 		}
 		conn.Close()
-		waitLog(t, logs, "Client "+id+" closed its connection")
+		waitLog(t, logs, "Client s042/r3 closed its connection")
 		sentinel := msg{wire.EventsTopic("s042", "r1"), "after forged will"}
 		r1.publish(t, sentinel.topic, sentinel.payload, false)
 		hq.expect(t, sentinel)

@@ -23,12 +23,14 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +129,9 @@ type register struct {
 	done   chan struct{}
 }
 
+// fleetID is register i's identity: four registers a store.
+func fleetID(i int) string { return fmt.Sprintf("S%04d/R%d", i/4, i%4+1) }
+
 // run connects the registers, times the pushes and writes one benchmark
 // line per push to out; progress notes go to logw.
 func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw io.Writer) (err error) {
@@ -135,7 +140,25 @@ func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw 
 		return fmt.Errorf("hq key: %w", err)
 	}
 	trusted := []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
+	// The broker authenticates every client: one password (one bcrypt
+	// hash, made once) for the whole fleet keeps the set-up quick; each
+	// connect still costs one bcrypt check, as in production.
+	password := rand.Text()
+	line, err := broker.HashLine(wire.HQUsername, password)
+	if err != nil {
+		return err
+	}
+	hash := strings.TrimPrefix(line, wire.HQUsername+":")
+	var file strings.Builder
+	file.WriteString(line + "\n")
+	for i := range nClients {
+		fmt.Fprintf(&file, "%s:%s\n", fleetID(i), hash)
+	}
+	passwords, err := broker.ParsePasswords([]byte(file.String()))
+	if err != nil {
+		return err
+	}
+	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0", Passwords: passwords})
 	if err != nil {
 		return err
 	}
@@ -176,7 +199,7 @@ func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw 
 	for lo := 0; lo < nClients; lo += batch {
 		hi := min(lo+batch, nClients)
 		for i := lo; i < hi; i++ {
-			store, reg := fmt.Sprintf("S%04d", i/4), fmt.Sprintf("R%d", i%4+1)
+			store, reg, _ := strings.Cut(fleetID(i), "/")
 			r := &register{name: store + "/" + reg}
 			r.st, err = state.Open(filepath.Join(dir, store+"-"+reg+".db"), state.Options{Store: store, Register: reg})
 			if err != nil {
@@ -184,7 +207,7 @@ func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw 
 			}
 			regs[i] = r
 			r.sync, err = hqsync.New(hqsync.Config{
-				MQTT: mqttconn.Config{Broker: b.URL()}, Store: store, Register: reg, State: r.st, Trusted: trusted,
+				MQTT: mqttconn.Config{Broker: b.URL(), Password: password}, Store: store, Register: reg, State: r.st, Trusted: trusted,
 				Now:          func() time.Time { return now },
 				ActivePolicy: r.active.Load,
 				OnPolicy: func(p *policy.Policy) {
@@ -219,7 +242,7 @@ func run(ctx context.Context, p *policy.Policy, nClients, pushes int, out, logw 
 	}
 	fmt.Fprintf(logw, "fanout: %d registers connected in %s\n", nClients, time.Since(start).Round(time.Millisecond))
 
-	hq := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("hq").SetUsername(wire.HQUsername))
+	hq := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID(wire.HQUsername).SetUsername(wire.HQUsername).SetPassword(password))
 	if tok := hq.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("hq connect: %v", tok.Error())
 	}
