@@ -16,7 +16,7 @@ import (
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/event"
-	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -45,15 +45,11 @@ func (r *running) resolveFrom(t testing.TB, ip, id, pin string) int {
 // commands), and using up a limit raises a PIN guessing alert on the
 // alerts topic, which displays and HQ follow.
 func TestPINGuessing(t *testing.T) {
-	b, err := broker.Start(broker.Options{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, auth := embedtest.Start(t, "display/S001", "S001/R1")
 	f := newFixture(t)
 	var skew atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	r := start(t, f.config(fmt.Sprintf("hq:\n  broker: %s\n  maxReconnect: 500ms\nreview: {timeout: 2h}\n", b.URL())), agent.Options{Now: clock})
+	r := start(t, f.config(fmt.Sprintf("hq:\n  broker: %s\n  passwordFile: %s\n  maxReconnect: 500ms\nreview: {timeout: 2h}\n", b.URL(), auth.PasswordFile("S001/R1"))), agent.Options{Now: clock})
 	held := func(acct string) string {
 		t.Helper()
 		res, _ := r.decide(t, f.mint(acct, nil), line(carton, 2))
@@ -64,7 +60,8 @@ func TestPINGuessing(t *testing.T) {
 	}
 	revA, revB, revC := held("guess-a"), held("guess-b"), held("guess-c")
 
-	disp := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("display-S001").SetUsername(wire.DisplayUsername("S001")))
+	disp := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID(wire.DisplayUsername("S001")).
+		SetUsername(wire.DisplayUsername("S001")).SetPassword(auth.Password(wire.DisplayUsername("S001"))))
 	if tok := disp.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("display connect: %v", tok.Error())
 	}

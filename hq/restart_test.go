@@ -13,8 +13,8 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
-	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -70,11 +70,7 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 	if raceDetector {
 		n = 1_000 // the same path; the 10 s bound is for an uninstrumented HQ
 	}
-	b, err := broker.Start(broker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, auth := embedtest.Start(t, wire.HQUsername)
 	bolt, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +80,7 @@ func TestRestartDeliversQueuedSession(t *testing.T) {
 
 	start := func() (svc *Service, stop func()) {
 		t.Helper()
-		svc, err := New(Config{MQTT: mqttconn.Config{Broker: b.URL(), Username: wire.HQUsername}, Store: st,
+		svc, err := New(Config{MQTT: auth.MQTT(b.URL(), wire.HQUsername), Store: st,
 			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -583,7 +583,7 @@ func TestCommandWhileDownArrivesAfterRestart(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	cmds := make(chan wire.Command, 1)
 	cfg := r.sync.cfg
-	cfg.Register, cfg.State, cfg.MQTT.Username = "r2", st, ""
+	cfg.Register, cfg.State, cfg.MQTT = "r2", st, r.mqtt("s1/r2")
 	cfg.OnCommand = func(_ context.Context, c wire.Command) error { cmds <- c; return nil }
 	start := func() (stop func()) {
 		c, err := New(cfg)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/internal/syncbuf"
 )
 
@@ -43,22 +43,24 @@ func waitLine(t *testing.T, log *syncbuf.Buffer, within time.Duration, parts ...
 func TestBrokerUnreachableIsSaid(t *testing.T) {
 	tests := []struct {
 		name string
-		args func(t *testing.T, url string) []string
+		args func(t *testing.T, url string, auth *embedtest.Auth) []string
 	}{
-		{"hq", func(t *testing.T, url string) []string {
-			return []string{"hq", "--broker", url, "--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0"}
+		{"hq", func(t *testing.T, url string, auth *embedtest.Auth) []string {
+			return []string{"hq", "--broker", url, "--mqtt-password-file", auth.PasswordFile("hq"),
+				"--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0"}
 		}},
-		{"display", func(t *testing.T, url string) []string {
-			return []string{"display", "-broker", url, "-store", "S001", "-listen", "127.0.0.1:0"}
+		{"display", func(t *testing.T, url string, auth *embedtest.Auth) []string {
+			return []string{"display", "-broker", url, "-mqtt-password-file", auth.PasswordFile("display/S001"),
+				"-store", "S001", "-listen", "127.0.0.1:0"}
 		}},
-		{"agent", func(t *testing.T, url string) []string {
+		{"agent", func(t *testing.T, url string, auth *embedtest.Auth) []string {
 			dir := t.TempDir()
 			cfg := agentFiles(t, dir)
 			b, err := os.ReadFile(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b = fmt.Appendf(b, "hq: {broker: %q}\n", url)
+			b = fmt.Appendf(b, "hq: {broker: %q, passwordFile: %q}\n", url, auth.PasswordFile("S001/R1"))
 			if err := os.WriteFile(cfg, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -74,11 +76,12 @@ func TestBrokerUnreachableIsSaid(t *testing.T) {
 			addr := ln.Addr().String()
 			ln.Close() // a closed port: connection refused
 			url := "tcp://" + addr
+			auth := embedtest.New(t, "hq", "display/S001", "S001/R1")
 			var stderr syncbuf.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int, 1)
 			go func() {
-				done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, tc.args(t, url))
+				done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, tc.args(t, url, auth))
 			}()
 			t.Cleanup(func() {
 				cancel()
@@ -95,11 +98,7 @@ func TestBrokerUnreachableIsSaid(t *testing.T) {
 			default:
 			}
 
-			b, err := broker.Start(broker.Options{Addr: addr})
-			if err != nil {
-				t.Fatalf("broker on %s: %v", addr, err)
-			}
-			defer b.Close()
+			auth.Start(addr)
 			waitLine(t, &stderr, 15*time.Second, "level=INFO", "connected to MQTT broker", "broker="+url)
 		})
 	}
