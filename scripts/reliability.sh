@@ -23,6 +23,10 @@
 #            queued in its broker session each time (hq
 #            TestRestartDeliversQueuedSession; go test runs 3 rounds);
 #   serial   the scanner's serial port unplugged and replugged under load.
+#   attacks  every attack of the security review (issue "Identity and
+#            authorization everywhere") replayed by its test: one line per
+#            attack, "refused" when the test passes (the attack did not get
+#            through), "GOT THROUGH" when it fails.
 # Each prints what it tried and what was lost (must be nothing). Exit 1 if
 # any step failed or a crasher was found.
 set -uo pipefail
@@ -144,6 +148,38 @@ fi
 if want serial; then
 	run serial "$ROOT/bench" env POSGUARD_RELIABILITY=1 go test -count=1 -run '^TestReliabilitySerialUnplug$' -v ./reliability
 	record "serial unplug/replug under load" $? ""
+fi
+
+if want attacks; then
+	# attack | package | test regexp (anchored by go test -run)
+	while IFS='|' read -r what pkg tests; do
+		[ -n "$what" ] || continue
+		log="$OUT/attack-$(echo "$what" | tr -c 'A-Za-z0-9' '_' | cut -c1-60).log"
+		(cd "$ROOT" && POSGUARD_INTEGRATION=${POSGUARD_INTEGRATION:-1} timeout "$STEP_TIMEOUT" go test -count=1 -run "$tests" $pkg) >"$log" 2>&1
+		rc=$?
+		if [ "$rc" -eq 0 ]; then outcome=refused; else outcome="GOT THROUGH (see $log)"; failed=1; fi
+		results+=("$(printf 'attack: %-70s %s' "$what" "$outcome")")
+		echo "  $what: $outcome"
+	done <<'ATTACKS'
+anyone on the network changes the HQ denylist or reads events|./hq|^(TestAPINeedsAuthentication|TestDenylistChangeIsRecorded)$
+HQ listens beyond loopback without authentication|./cmd/posguard|^TestHQCLIArgs$
+a web page POSTs text/plain or rebinds DNS to the agent, display or HQ|./agent ./hq ./display|^(TestAPIRefusesWebPages|TestHostCheckBeyondLoopback|TestResolveNeedsJSON)$
+1,000 slow-body connections hold an HTTP server|./agent ./hq ./display ./internal/httpserve|^(TestSlowClientsCannotHoldTheAPI|TestDisplaySlowClients|TestSlowBodiesAreCutOffAndCapped|TestSlowHeadersAreCutOff)$
+a decide commits after its client gave up|./agent ./agent/state|^(TestDecideAbandonedStoresNothing|TestCommitAbandonedWhileWaiting)$
+cookie-less GETs evict the manager's display session|./display ./display/auth|^(TestCookielessFloodKeepsLogin|TestCookielessRequestsStoreNothing|TestStatelessSessionRefusesForgedCookies)$
+a token over 1 KiB probes the register unseen by HQ|./agent|^(TestOversizedTokenRecorded|TestOversizedTokenFromScanner)$
+40 concurrent wrong manager PINs from rotating 127.x addresses|./agent|^(TestPINGuessing|TestRightPINsDoNotCount)$
+an attacker's PIN guesses lock out the manager at the display|./display|^(TestPINGuessesLimitedPerDevice|TestPINGuessesLoopbackIsOneDevice)$
+a policy bundle issued in 2030 or with version 2^63-1 blocks updates|./policy/bundle ./agent/hqsync ./agent|^(TestPolicyVersionCannotBlockUpdates|TestPolicyPushAppliedAndRefused|TestStoredPolicyOutOfBoundsNotUsed)$
+a replaced or restored HQ store makes registers skip denylist changes|./agent/hqsync ./agent/state ./hq/store|^(TestDenylistAcrossHQStores|TestDenylist|TestDenylistWithoutEpochResyncs|TestDenylistEpochKept)$
+a unit price of 4.6e18 wraps the total and allows the sale|./policy ./agent|^(TestLintBounds|TestEvaluateHugePrice|TestSumsOverflow|TestCartBeyondBoundsDenied)$
+anonymous or self-declared clients on the embedded broker|./hq/broker ./cmd/posguard|^(TestAuthentication|TestPasswordFileOverBroker|TestCertificateIdentity|TestHQEmbeddedBrokerAuthenticates)$
+a register takes another client's id and its queued PIN command|./hq/broker|^TestClientIDCannotTakeOverASession$
+a register joins HQ's shared subscription and stalls ingest|./hq/broker|^TestRegisterCannotJoinHQsShareGroup$
+a will published on another identity's topic|./hq/broker|^TestWillOnForeignTopicRefused$
+the same attacks on Mosquitto with the shipped TLS and ACL config|./scripts/mosquitto|^TestShippedBrokerConfig$
+HQ acknowledges queued messages before storing them|./internal/mqttconn ./hq ./agent/hqsync|^(TestQueuedSessionReachesHandlerBeforeOnConnect|TestRestartDeliversQueuedSession|TestCommandWhileDownArrivesAfterRestart)$
+ATTACKS
 fi
 
 echo
