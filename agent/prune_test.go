@@ -38,7 +38,7 @@ func TestPruneOnSchedule(t *testing.T) {
 		}
 		defer st.Close()
 		depth, _ = st.OutboxStats()
-		return st.Seen(replayKey), st.AccountSales("prune-me", time.Time{}, nil).Sales, depth
+		return st.Seen(replayKey), st.AccountSales("prune-me", "S001", "", time.Time{}, nil).Sales, depth
 	}
 	if seen, sales, depth := inspect(); !seen || sales != 1 || depth != 1 {
 		t.Fatalf("after the sale: seen %v, sales %d, outbox %d", seen, sales, depth)

@@ -336,6 +336,6 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 
 type emptyHistory struct{}
 
-func (emptyHistory) AccountSales(string, time.Time, []string) Totals                  { return Totals{} }
-func (emptyHistory) RegisterAccounts(string, string, time.Time, []string, string) int { return 0 }
+func (emptyHistory) AccountSales(string, string, string, time.Time, []string) Totals  { return Totals{} }
+func (emptyHistory) DistinctAccounts(string, string, time.Time, []string, string) int { return 0 }
 func (emptyHistory) Denylisted(string) bool                                           { return false }

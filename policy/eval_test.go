@@ -100,13 +100,24 @@ func TestIncidentGolden(t *testing.T) {
 			t.Errorf("reason %q", f.Reason)
 		}
 	})
-	t.Run("8th account at one register", func(t *testing.T) {
+	t.Run("8th account at one register, one more at the other till", func(t *testing.T) {
 		d := Evaluate(p, readRequest(t, "register-8th"), h)
 		if d.Outcome != Deny {
 			t.Errorf("outcome %s, want deny", d.Outcome)
 		}
-		if f, _ := findFired(d, "register-accounts"); f.Reason != "8 accounts at register R1 in 30m0s > limit 3" {
+		// The example counts the store: acct-9's cartons at R2 are in.
+		if f, _ := findFired(d, "register-accounts"); f.Reason != "9 accounts at store S001 in 30m0s > limit 3" {
 			t.Errorf("reason %q (%v)", f.Reason, d.Rules)
+		}
+		q := loadExample(t)
+		for i := range q.Rules {
+			if q.Rules[i].ID == "register-accounts" {
+				q.Rules[i].Scope = ScopeRegister
+			}
+		}
+		d = Evaluate(q, readRequest(t, "register-8th"), h)
+		if f, _ := findFired(d, "register-accounts"); f.Reason != "8 accounts at register R1 in 30m0s > limit 3" {
+			t.Errorf("register scope: reason %q (%v)", f.Reason, d.Rules)
 		}
 	})
 	t.Run("onigiri and coffee after a top-up", func(t *testing.T) {
@@ -182,6 +193,13 @@ func repeatLine(l Line, n int) []Line {
 
 func pastSale(acct string, ago time.Duration, lines ...Line) PastSale {
 	return PastSale{At: t0.Add(-ago), Account: acct, Store: "S1", Register: "R1", Lines: lines}
+}
+
+// refusedSale is a denied attempt at S1/R1.
+func refusedSale(acct string, ago time.Duration, lines ...Line) PastSale {
+	s := pastSale(acct, ago, lines...)
+	s.Denied = true
+	return s
 }
 
 // TestNothingFiredEncodesEmptyRules: a decision where no rule fired lists

@@ -83,8 +83,10 @@ type celToken struct {
 }
 
 // historyVal is the "history" variable: an opaque handle whose member
-// functions query the History for the sale's account and register, so an
-// expression cannot ask about other accounts.
+// functions query the History for the sale's account, store and register,
+// so an expression cannot ask about other accounts or stores. The
+// account's totals are store-wide, the default scope of the account rule
+// kinds; distinct accounts come per register and per store.
 type historyVal struct {
 	h   History
 	req *Request
@@ -94,6 +96,11 @@ const historyTypeName = "posguard.History"
 
 // historyType is built once: Type is asked on every call through history.
 var historyType = types.NewOpaqueType(historyTypeName)
+
+// accountSales is the paying account's sales at this store.
+func (h *historyVal) accountSales(since time.Time, cats []string) Totals {
+	return h.h.AccountSales(h.req.Payment.Account, h.req.Store, "", since, cats)
+}
 
 func (h *historyVal) ConvertToNative(reflect.Type) (any, error) {
 	return nil, errors.New("history cannot leave the expression")
@@ -137,16 +144,19 @@ func newCELEnv() (*celEnv, error) {
 		cel.ParserExpressionSizeLimit(exprMaxLength),
 		cel.ParserRecursionLimit(exprRecursionLimit),
 		histInt("accountSales", func(h *historyVal, since time.Time, cats []string) int64 {
-			return int64(h.h.AccountSales(h.req.Payment.Account, since, cats).Sales)
+			return int64(h.accountSales(since, cats).Sales)
 		}),
 		histInt("accountAmount", func(h *historyVal, since time.Time, cats []string) int64 {
-			return h.h.AccountSales(h.req.Payment.Account, since, cats).Amount
+			return h.accountSales(since, cats).Amount
 		}),
 		histInt("accountQuantity", func(h *historyVal, since time.Time, cats []string) int64 {
-			return int64(h.h.AccountSales(h.req.Payment.Account, since, cats).Quantity)
+			return int64(h.accountSales(since, cats).Quantity)
 		}),
 		histInt("registerAccounts", func(h *historyVal, since time.Time, cats []string) int64 {
-			return int64(h.h.RegisterAccounts(h.req.Store, h.req.Register, since, cats, h.req.Payment.Account))
+			return int64(h.h.DistinctAccounts(h.req.Store, h.req.Register, since, cats, h.req.Payment.Account))
+		}),
+		histInt("storeAccounts", func(h *historyVal, since time.Time, cats []string) int64 {
+			return int64(h.h.DistinctAccounts(h.req.Store, "", since, cats, h.req.Payment.Account))
 		}),
 		cel.Function("denylisted", cel.MemberOverload("history_denylisted",
 			[]*cel.Type{histT}, cel.BoolType,

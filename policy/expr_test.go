@@ -163,6 +163,7 @@ func TestCostBoundHolds(t *testing.T) {
 		"sale.quantities.exists(k, k.endsWith('carton') && sale.quantities[k] > 2)",
 		"sale.id + sale.store + sale.register + token.kind + token.issuer + token.account + token.deviceId == 'x'",
 		"history.accountSales(duration('1h'), ['tobacco-carton']) + history.registerAccounts(duration('30m'), []) > 100 || history.denylisted()",
+		"history.storeAccounts(duration('30m'), ['tobacco-carton']) + history.accountAmount(duration('24h'), []) > 100",
 		"[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, a + b > 0))",
 	}
 	for _, src := range exprs {

@@ -119,9 +119,10 @@ func FuzzLoadHistory(f *testing.F) {
 			return
 		}
 		at := time.Date(2026, 7, 4, 15, 0, 0, 0, time.UTC)
-		h.AccountSales("acct-1", at.Add(-time.Hour), nil)
-		h.AccountSales("acct-1", at.Add(-time.Hour), []string{"tobacco-carton", "unknown"})
-		h.RegisterAccounts("S001", "R1", at.Add(-30*time.Minute), []string{"tobacco-carton"}, "acct-2")
+		h.AccountSales("acct-1", "S001", "", at.Add(-time.Hour), nil)
+		h.AccountSales("acct-1", "S001", "R1", at.Add(-time.Hour), []string{"tobacco-carton", "unknown"})
+		h.DistinctAccounts("S001", "R1", at.Add(-30*time.Minute), []string{"tobacco-carton"}, "acct-2")
+		h.DistinctAccounts("S001", "", at.Add(-30*time.Minute), nil, "acct-2")
 		h.Denylisted("acct-flagged-1")
 	})
 }

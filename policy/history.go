@@ -21,7 +21,7 @@ type PastSale struct {
 	// Denied marks a refused attempt, as agent/state records a denied sale:
 	// it did not happen, so it adds nothing to the account's sales, amount
 	// or quantity, but the account still counts among the distinct accounts
-	// seen at the register.
+	// seen at the register and the store.
 	Denied bool `json:"denied,omitempty"`
 }
 
@@ -33,23 +33,25 @@ type HistoryFile struct {
 
 // MemoryHistory is a History held in memory: for `policy eval`, tests and
 // backtests. Each sale is kept once, with its totals per category worked
-// out when it is added, in a time-ordered list per account and per
-// register; lookups walk a list back from its newest sale to the start of
-// the window and allocate nothing. RegisterAccounts counts distinct accounts
-// with a stamp per account id instead of a set, so it is linear in the
-// window and allocation-free too.
+// out when it is added, in a time-ordered list per account, per register
+// and per store; lookups walk a list back from its newest sale to the
+// start of the window and allocate nothing (an account's list is filtered
+// by store and register on the way). DistinctAccounts counts distinct
+// accounts with a stamp per account id instead of a set, so it is linear
+// in the window and allocation-free too.
 //
 // It is safe for concurrent use. All methods take one Mutex (not an
-// RWMutex): RegisterAccounts writes the stamps, so no lookup is read-only.
+// RWMutex): DistinctAccounts writes the stamps, so no lookup is read-only.
 type MemoryHistory struct {
 	mu        sync.Mutex
 	ids       map[string]uint32 // account → id, from 1; never reused
 	byAccount map[string][]*memSale
 	byReg     map[regKey][]*memSale
+	byStore   map[string][]*memSale
 	deny      map[string]bool
-	held      int // sales held (each is in one account and one register list)
+	held      int // sales held (each is in one list of each index)
 	// stamp[id] == call marks the account as counted in the current
-	// RegisterAccounts call.
+	// DistinctAccounts call.
 	stamp []uint32
 	call  uint32
 }
@@ -61,6 +63,7 @@ type memSale struct {
 	at     time.Time
 	id     uint32
 	denied bool
+	place  regKey // where it was made, to filter an account's list
 	cats   []catTotal
 }
 
@@ -77,6 +80,7 @@ func NewMemoryHistory(sales []PastSale, denylist []string) *MemoryHistory {
 		ids:       map[string]uint32{},
 		byAccount: map[string][]*memSale{},
 		byReg:     map[regKey][]*memSale{},
+		byStore:   map[string][]*memSale{},
 		deny:      map[string]bool{},
 		stamp:     []uint32{0}, // id 0 is no account
 	}
@@ -133,7 +137,7 @@ func (h *MemoryHistory) add(s *PastSale) {
 	if s.Account == "" {
 		return
 	}
-	m := &memSale{at: s.At, denied: s.Denied}
+	m := &memSale{at: s.At, denied: s.Denied, place: regKey{s.Store, s.Register}}
 	for i := range s.Lines {
 		l := &s.Lines[i]
 		c := l.Category
@@ -162,8 +166,8 @@ func (h *MemoryHistory) add(s *PastSale) {
 	}
 	m.id = id
 	h.byAccount[s.Account] = insertSale(h.byAccount[s.Account], m)
-	k := regKey{s.Store, s.Register}
-	h.byReg[k] = insertSale(h.byReg[k], m)
+	h.byReg[m.place] = insertSale(h.byReg[m.place], m)
+	h.byStore[s.Store] = insertSale(h.byStore[s.Store], m)
 	h.held++
 }
 
@@ -205,12 +209,19 @@ func (h *MemoryHistory) Prune(before time.Time) {
 		}
 	}
 	for k, list := range h.byReg {
-		kept := keep(list)
-		h.held -= len(list) - len(kept)
-		if len(kept) == 0 {
+		if kept := keep(list); len(kept) == 0 {
 			delete(h.byReg, k)
 		} else {
 			h.byReg[k] = kept
+		}
+	}
+	for st, list := range h.byStore {
+		kept := keep(list)
+		h.held -= len(list) - len(kept)
+		if len(kept) == 0 {
+			delete(h.byStore, st)
+		} else {
+			h.byStore[st] = kept
 		}
 	}
 }
@@ -246,14 +257,14 @@ func (m *memSale) match(categories []string) (qty int, amount int64, hit bool) {
 
 // AccountSales implements History: Sales counts the sales with at least one
 // line in the categories. Denied sales do not count.
-func (h *MemoryHistory) AccountSales(account string, since time.Time, categories []string) Totals {
+func (h *MemoryHistory) AccountSales(account, store, register string, since time.Time, categories []string) Totals {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var t Totals
 	list := h.byAccount[account]
 	for i := len(list) - 1; i >= 0 && !list[i].at.Before(since); i-- {
 		m := list[i]
-		if m.denied {
+		if m.denied || m.place.store != store || (register != "" && m.place.register != register) {
 			continue
 		}
 		if q, a, hit := m.match(categories); hit {
@@ -265,9 +276,9 @@ func (h *MemoryHistory) AccountSales(account string, since time.Time, categories
 	return t
 }
 
-// RegisterAccounts implements History. Denied attempts count: a crew trying
+// DistinctAccounts implements History. Denied attempts count: a crew trying
 // account after account is what the rule is for.
-func (h *MemoryHistory) RegisterAccounts(store, register string, since time.Time, categories []string, exclude string) int {
+func (h *MemoryHistory) DistinctAccounts(store, register string, since time.Time, categories []string, exclude string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.call++
@@ -277,7 +288,10 @@ func (h *MemoryHistory) RegisterAccounts(store, register string, since time.Time
 	}
 	excludeID := h.ids[exclude] // 0, which no sale has, when unknown
 	n := 0
-	list := h.byReg[regKey{store, register}]
+	list := h.byStore[store]
+	if register != "" {
+		list = h.byReg[regKey{store, register}]
+	}
 	for i := len(list) - 1; i >= 0 && !list[i].at.Before(since); i-- {
 		m := list[i]
 		if m.id == excludeID || h.stamp[m.id] == h.call {

@@ -26,30 +26,30 @@ func TestMemoryHistoryOrderDeniedPrune(t *testing.T) {
 			}
 		}
 	}
-	if got := h.AccountSales("a", t0.Add(-35*time.Minute), []string{"tobacco-carton"}); got.Sales != 2 || got.Quantity != 2 {
+	if got := h.AccountSales("a", "S1", "R1", t0.Add(-35*time.Minute), []string{"tobacco-carton"}); got.Sales != 2 || got.Quantity != 2 {
 		t.Errorf("a since 35m: %+v", got)
 	}
-	if got := h.AccountSales("c", t0.Add(-time.Hour), nil); got != (Totals{}) {
+	if got := h.AccountSales("c", "S1", "", t0.Add(-time.Hour), nil); got != (Totals{}) {
 		t.Errorf("denied sale counted for c: %+v", got)
 	}
-	if got := h.RegisterAccounts("S1", "R1", t0.Add(-time.Hour), nil, "a"); got != 2 {
+	if got := h.DistinctAccounts("S1", "R1", t0.Add(-time.Hour), nil, "a"); got != 2 {
 		t.Errorf("register accounts besides a: %d, want 2 (b and the denied c)", got)
 	}
 	if n := h.Len(); n != 7 {
 		t.Errorf("Len %d, want 7", n)
 	}
 	h.Prune(t0.Add(-25 * time.Minute))
-	if n, r := h.Len(), len(h.byReg[regKey{"S1", "R1"}]); n != 4 || r != 4 {
-		t.Errorf("after prune Len %d, register list %d, want 4", n, r)
+	if n, r, s := h.Len(), len(h.byReg[regKey{"S1", "R1"}]), len(h.byStore["S1"]); n != 4 || r != 4 || s != 4 {
+		t.Errorf("after prune Len %d, register list %d, store list %d, want 4", n, r, s)
 	}
-	if got := h.AccountSales("a", time.Time{}, nil); got.Sales != 1 {
+	if got := h.AccountSales("a", "S1", "", time.Time{}, nil); got.Sales != 1 {
 		t.Errorf("a after prune: %+v", got)
 	}
 	if _, ok := h.byAccount["b"]; !ok {
 		t.Error("b's recent sale pruned")
 	}
 	h.Prune(t0.Add(time.Hour))
-	if h.Len() != 0 || len(h.byAccount) != 0 || len(h.byReg) != 0 {
+	if h.Len() != 0 || len(h.byAccount) != 0 || len(h.byReg) != 0 || len(h.byStore) != 0 {
 		t.Errorf("everything pruned, still %d sales", h.Len())
 	}
 }
@@ -59,11 +59,78 @@ func TestMemoryHistoryLookupsDoNotAllocate(t *testing.T) {
 	at := time.Date(2026, 7, 4, 15, 0, 0, 0, time.UTC)
 	cats := []string{"tobacco-carton"}
 	if n := testing.AllocsPerRun(100, func() {
-		h.AccountSales("acct-1", at.Add(-time.Hour), cats)
-		h.RegisterAccounts("S001", "R1", at.Add(-30*time.Minute), cats, "acct-2")
-		h.RegisterAccounts("S001", "R1", at.Add(-30*time.Minute), nil, "nobody")
+		h.AccountSales("acct-1", "S001", "R1", at.Add(-time.Hour), cats)
+		h.AccountSales("acct-1", "S001", "", at.Add(-time.Hour), cats)
+		h.DistinctAccounts("S001", "R1", at.Add(-30*time.Minute), cats, "acct-2")
+		h.DistinctAccounts("S001", "", at.Add(-30*time.Minute), nil, "nobody")
 		h.Denylisted("acct-flagged-1")
 	}); n != 0 {
 		t.Errorf("lookups allocate %v times", n)
+	}
+}
+
+// TestMemoryHistoryScopes: with sales at two registers of one store and at
+// another store, a register lookup sees its till, a store lookup every
+// till of its store, and neither sees the other store.
+func TestMemoryHistoryScopes(t *testing.T) {
+	at := func(acct, store, reg string, ago time.Duration, denied bool, lines ...Line) PastSale {
+		return PastSale{At: t0.Add(-ago), Account: acct, Store: store, Register: reg, Lines: lines, Denied: denied}
+	}
+	h := NewMemoryHistory([]PastSale{
+		at("a", "S1", "R1", 20*time.Minute, false, cartons(1)),
+		at("a", "S1", "R2", 10*time.Minute, false, cartons(2), onigiri(1)),
+		at("a", "S2", "R1", 5*time.Minute, false, cartons(4)),
+		at("b", "S1", "R2", 15*time.Minute, false, packs(3)),
+		at("c", "S1", "R2", 2*time.Minute, true, cartons(9)), // refused: counts among the accounts only
+		at("d", "S2", "R1", time.Minute, false, cartons(1)),
+		at("e", "S1", "R1", time.Minute, false, onigiri(2)),
+	}, nil)
+	since := t0.Add(-time.Hour)
+	cartonsOnly := []string{"tobacco-carton"}
+	for _, tt := range []struct {
+		account, store, register string
+		cats                     []string
+		want                     Totals
+	}{
+		{"a", "S1", "R1", cartonsOnly, Totals{Sales: 1, Quantity: 1, Amount: 6000}},
+		{"a", "S1", "R2", cartonsOnly, Totals{Sales: 1, Quantity: 2, Amount: 12000}},
+		{"a", "S1", "", cartonsOnly, Totals{Sales: 2, Quantity: 3, Amount: 18000}},
+		{"a", "S1", "", nil, Totals{Sales: 2, Quantity: 4, Amount: 18200}},
+		{"a", "S2", "", cartonsOnly, Totals{Sales: 1, Quantity: 4, Amount: 24000}},
+		{"a", "S2", "R2", nil, Totals{}},
+		{"a", "S3", "", nil, Totals{}},
+		{"c", "S1", "", nil, Totals{}},
+	} {
+		if got := h.AccountSales(tt.account, tt.store, tt.register, since, tt.cats); got != tt.want {
+			t.Errorf("AccountSales(%s, %s/%s, %v) = %+v, want %+v", tt.account, tt.store, tt.register, tt.cats, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		store, register string
+		cats            []string
+		exclude         string
+		want            int
+	}{
+		{"S1", "R1", nil, "", 2},            // a, e
+		{"S1", "R2", nil, "", 3},            // a, b, the refused c
+		{"S1", "", nil, "", 4},              // a, b, c, e: a counted once across its tills
+		{"S1", "", cartonsOnly, "", 2},      // a, c
+		{"S1", "", cartonsOnly, "a", 1},     // the payer is not counted
+		{"S1", "", []string{"food"}, "", 2}, // a's onigiri at R2, e at R1
+		{"S2", "", nil, "", 2},              // a, d: the other store
+		{"S2", "R2", nil, "", 0},            // no such till
+		{"S3", "", nil, "", 0},              // no such store
+	} {
+		if got := h.DistinctAccounts(tt.store, tt.register, since, tt.cats, tt.exclude); got != tt.want {
+			t.Errorf("DistinctAccounts(%s/%s, %v, %q) = %d, want %d", tt.store, tt.register, tt.cats, tt.exclude, got, tt.want)
+		}
+	}
+	// The store list forgets with the others.
+	h.Prune(t0.Add(-12 * time.Minute))
+	if got := h.DistinctAccounts("S1", "", since, nil, ""); got != 3 {
+		t.Errorf("after prune: %d accounts at S1, want 3 (a at R2, c, e)", got)
+	}
+	if n := h.Len(); n != 5 {
+		t.Errorf("after prune Len %d, want 5", n)
 	}
 }

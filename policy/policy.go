@@ -124,6 +124,10 @@ type Rule struct {
 	Window    Duration `yaml:"window,omitempty" json:"window,omitempty"`
 	MinAge    Duration `yaml:"minAge,omitempty" json:"minAge,omitempty"`
 
+	// Scope says where the history a rule reads was made: ScopeStore
+	// (every till of the store, the default) or ScopeRegister (this till).
+	Scope string `yaml:"scope,omitempty" json:"scope,omitempty"`
+
 	Expr   string `yaml:"expr,omitempty" json:"expr,omitempty"`
 	Reason string `yaml:"reason,omitempty" json:"reason,omitempty"`
 

@@ -4,16 +4,19 @@ import "strconv"
 
 // KindAccountVelocity caps what the paying account buys within window,
 // this sale included: sales (maxSales), yen (maxAmount) or items
-// (maxQuantity), of the categories if any.
+// (maxQuantity), of the categories if any. Scope store (the default) sums
+// the account's sales at every till of the store, scope register at this
+// till only.
 const KindAccountVelocity = "account_velocity"
 
 var accountVelocityKind = ruleKind{
-	fields: []string{"window", "maxSales", "maxAmount", "maxQuantity"},
+	fields: []string{"window", "maxSales", "maxAmount", "maxQuantity", "scope"},
 	check: func(c *ruleCheck) {
 		c.positive("window", c.r.Window)
 		if c.r.MaxSales == nil && c.r.MaxAmount == nil && c.r.MaxQuantity == nil {
 			c.add("", "account_velocity needs maxSales, maxAmount or maxQuantity")
 		}
+		c.scope()
 	},
 	eval: evalAccountVelocity,
 }
@@ -27,17 +30,18 @@ func evalAccountVelocity(e *evaluation, r *Rule) {
 	if len(r.Categories) > 0 && !s.matched {
 		return
 	}
-	t := e.hist.AccountSales(pm.Account, e.req.At.Add(-r.Window.D()), r.Categories)
+	t := e.hist.AccountSales(pm.Account, e.req.Store, e.scopeRegister(r), e.req.At.Add(-r.Window.D()), r.Categories)
 	t.Sales++
 	t.Amount += s.amount
 	t.Quantity += s.quantity
 	// Reason text is built only once a limit is exceeded: the quiet path
 	// must not allocate.
 	in := func() string {
+		by := " by the account " + e.scopePlace(r) + " in " + r.Window.D().String() + " > limit "
 		if len(r.Categories) > 0 {
-			return " of " + r.label + " by the account in " + r.Window.D().String() + " > limit "
+			return " of " + r.label + by
 		}
-		return " by the account in " + r.Window.D().String() + " > limit "
+		return by
 	}
 	var reason string
 	if r.MaxSales != nil && t.Sales > *r.MaxSales {

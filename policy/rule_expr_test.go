@@ -30,6 +30,12 @@ func TestExprRule(t *testing.T) {
 		{name: "history and claims", rule: `{id: r, kind: expr, action: deny, expr: "history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"}`,
 			lines: []Line{onigiri(1)}, pay: Payment{Kind: TokenPG1, Account: "a", ForeignLogin: true}, past: []PastSale{pastSale("z", time.Minute, onigiri(1))}, want: Deny,
 			reason: "expression is true: history.denylisted() || (token.foreignLogin && history.registerAccounts(duration('30m'), []) >= 1)"},
+		{name: "store-wide accounts: the other till counts, the other store does not", rule: `{id: r, kind: expr, action: deny, expr: "history.storeAccounts(duration('30m'), ['tobacco-carton']) >= 2", reason: crew}`,
+			lines: []Line{cartons(1)}, pay: pay("a"), past: crewAtTwoTills(), want: Deny, reason: "crew"},
+		{name: "register accounts: this till only", rule: `{id: r, kind: expr, action: deny, expr: "history.registerAccounts(duration('30m'), ['tobacco-carton']) >= 2"}`,
+			lines: []Line{cartons(1)}, pay: pay("a"), past: crewAtTwoTills(), want: Allow},
+		{name: "account totals are store-wide", rule: `{id: r, kind: expr, action: deny, expr: "history.accountSales(duration('1h'), []) == 2 && history.accountQuantity(duration('1h'), []) == 3 && history.accountAmount(duration('1h'), []) == 18000", reason: both tills}`,
+			lines: []Line{cartons(1)}, pay: pay("a"), past: crewAtTwoTills(), want: Deny, reason: "both tills"},
 		{name: "not the category: not run", rule: `{id: r, kind: expr, action: deny, categories: [tobacco], expr: "sale.amount / 0 > 0"}`,
 			lines: []Line{onigiri(1)}, pay: pay("a"), want: Allow},
 		{name: "shadow is listed and does not decide", rule: `{id: r, kind: expr, action: deny, mode: shadow, expr: "sale.amount > 100", reason: big}`,
@@ -50,4 +56,17 @@ func TestExprRuleLint(t *testing.T) {
 			"rules[0].maxAmount: not used by kind expr",
 		}},
 	})
+}
+
+// crewAtTwoTills: account a bought at both tills of S1 and at S2; b at R1,
+// c at R2 and d at S2 bought cartons too.
+func crewAtTwoTills() []PastSale {
+	return []PastSale{
+		pastSale("a", 20*time.Minute, cartons(1)),
+		pastAt("S1", "R2", pastSale("a", 10*time.Minute, cartons(2))),
+		pastAt("S2", "R1", pastSale("a", 5*time.Minute, cartons(4))),
+		pastSale("b", 15*time.Minute, cartons(1)),
+		pastAt("S1", "R2", pastSale("c", 5*time.Minute, cartons(1))),
+		pastAt("S2", "R1", pastSale("d", 5*time.Minute, cartons(1))),
+	}
 }

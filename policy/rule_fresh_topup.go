@@ -2,13 +2,18 @@ package policy
 
 // KindFreshTopUp catches the 7pay pattern of spending a top-up at once: the
 // token's top-up of at least minTopUp yen was at most within before the
-// sale, and the sale (of the categories, if any) is at least minAmount.
+// sale, and what the account spent on the categories (if any) since the
+// top-up, this sale included, is at least minAmount. Scope store (the
+// default) counts the account's sales at every till of the store since the
+// top-up, so splitting the spend between tills does not hide it; scope
+// register counts this till's only.
 const KindFreshTopUp = "fresh_topup"
 
 var freshTopUpKind = ruleKind{
-	fields: []string{"within", "minAmount", "minTopUp"},
+	fields: []string{"within", "minAmount", "minTopUp", "scope"},
 	check: func(c *ruleCheck) {
 		c.positive("within", c.r.Within)
+		c.scope()
 	},
 	eval: evalFreshTopUp,
 }
@@ -26,12 +31,27 @@ func evalFreshTopUp(e *evaluation, r *Rule) {
 		return
 	}
 	s := e.sums(r.Categories, false)
-	if (len(r.Categories) > 0 && !s.matched) || s.amount < r.MinAmount {
+	if len(r.Categories) > 0 && !s.matched {
 		return
+	}
+	// The account's earlier spending since the top-up is asked for only
+	// when this sale alone is under minAmount: it can only add.
+	var before int64
+	if s.amount < r.MinAmount {
+		if pm.Account == "" {
+			return
+		}
+		before = e.hist.AccountSales(pm.Account, e.req.Store, e.scopeRegister(r), e.req.At.Add(-age), r.Categories).Amount
+		if s.amount+before < r.MinAmount {
+			return
+		}
 	}
 	reason := "top-up " + yen(pm.TopUpAmount) + " " + span(age) + " before a " + yen(s.amount) + " sale"
 	if len(r.Categories) > 0 {
 		reason += " of " + r.label
+	}
+	if before > 0 {
+		reason += ", " + yen(s.amount+before) + " by the account " + e.scopePlace(r) + " since the top-up"
 	}
 	reason += " (within " + r.Within.D().String()
 	if r.MinAmount > 0 {

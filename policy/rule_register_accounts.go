@@ -3,17 +3,21 @@ package policy
 import "strconv"
 
 // KindRegisterAccounts caps the distinct accounts paying for the
-// categories at this store and register within window, this one counted
-// (maxAccounts): the Shinjuku crew's many accounts at one till.
+// categories within window, this one counted (maxAccounts): the Shinjuku
+// crew's many accounts. With scope store (the default) it counts across
+// every till of the store, so the crew cannot split its accounts between
+// tills; scope register counts at this till only. The kind keeps its name
+// from when each register guarded only itself.
 const KindRegisterAccounts = "register_accounts"
 
 var registerAccountsKind = ruleKind{
-	fields: []string{"window", "maxAccounts"},
+	fields: []string{"window", "maxAccounts", "scope"},
 	check: func(c *ruleCheck) {
 		c.positive("window", c.r.Window)
 		if c.r.MaxAccounts == nil {
 			c.add("maxAccounts", "is required for register_accounts")
 		}
+		c.scope()
 	},
 	eval: evalRegisterAccounts,
 }
@@ -24,8 +28,8 @@ func evalRegisterAccounts(e *evaluation, r *Rule) {
 		return
 	}
 	req := &e.req
-	n := e.hist.RegisterAccounts(req.Store, req.Register, req.At.Add(-r.Window.D()), r.Categories, req.Payment.Account) + 1
+	n := e.hist.DistinctAccounts(req.Store, e.scopeRegister(r), req.At.Add(-r.Window.D()), r.Categories, req.Payment.Account) + 1
 	if n > *r.MaxAccounts {
-		e.fire(r.ID, r.Action, r.Mode, strconv.Itoa(n)+" accounts at register "+req.Register+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts))
+		e.fire(r.ID, r.Action, r.Mode, strconv.Itoa(n)+" accounts "+e.scopePlace(r)+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts))
 	}
 }

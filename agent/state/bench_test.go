@@ -53,12 +53,16 @@ func BenchmarkCommit(b *testing.B) {
 }
 
 // BenchmarkHistoryLookup is the decision hot path: a window lookup per
-// rule on a register with a day of sales.
+// rule on a register with a day of sales, half of them made at the store's
+// other till, asked per register and per store.
 func BenchmarkHistoryLookup(b *testing.B) {
 	s, _ := newStore(b)
 	ctx := context.Background()
 	for i := range 2000 {
 		req := newSale(fmt.Sprint("s", i), fmt.Sprint("acct-", i%300), t0.Add(time.Duration(i)*40*time.Second), "tobacco", 1, 5400)
+		if i%2 == 0 {
+			req.Register = "r1" // the store's other till
+		}
 		if _, err := s.Commit(ctx, Record{Request: req, Decision: decision(policy.Allow)}); err != nil {
 			b.Fatal(err)
 		}
@@ -68,13 +72,25 @@ func BenchmarkHistoryLookup(b *testing.B) {
 	b.Run("AccountSales", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s.AccountSales("acct-7", now.Add(-24*time.Hour), cats)
+			s.AccountSales("acct-7", "shinjuku-01", "", now.Add(-24*time.Hour), cats)
+		}
+	})
+	b.Run("AccountSalesRegister", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.AccountSales("acct-7", "shinjuku-01", "r2", now.Add(-24*time.Hour), cats)
 		}
 	})
 	b.Run("RegisterAccounts", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s.RegisterAccounts("shinjuku-01", "r2", now.Add(-time.Hour), cats, "acct-7")
+			s.DistinctAccounts("shinjuku-01", "r2", now.Add(-time.Hour), cats, "acct-7")
+		}
+	})
+	b.Run("StoreAccounts", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			s.DistinctAccounts("shinjuku-01", "", now.Add(-time.Hour), cats, "acct-7")
 		}
 	})
 	b.Run("Denylisted", func(b *testing.B) {

@@ -81,10 +81,10 @@ func TestCommitOutcomes(t *testing.T) {
 			if tc.outcome == policy.Deny {
 				wantSales = 0
 			}
-			if got := s.AccountSales("a1", t0, nil).Sales; got != wantSales {
+			if got := s.AccountSales("a1", "shinjuku-01", "", t0, nil).Sales; got != wantSales {
 				t.Errorf("AccountSales = %d, want %d", got, wantSales)
 			}
-			if got := s.RegisterAccounts("shinjuku-01", "r2", t0, nil, ""); got != 1 {
+			if got := s.DistinctAccounts("shinjuku-01", "r2", t0, nil, ""); got != 1 {
 				t.Errorf("RegisterAccounts = %d, want 1", got)
 			}
 		})
@@ -134,7 +134,7 @@ func TestCommitReplaySequential(t *testing.T) {
 	if !errors.Is(err, ErrReplayed) {
 		t.Fatalf("second commit of a token: %v, want ErrReplayed", err)
 	}
-	if got := s.AccountSales("a1", t0, nil).Sales; got != 1 {
+	if got := s.AccountSales("a1", "shinjuku-01", "", t0, nil).Sales; got != 1 {
 		t.Errorf("the refused commit changed the history: %d sales", got)
 	}
 	s.Close()
@@ -185,7 +185,7 @@ func TestCommitConcurrentSameToken(t *testing.T) {
 	if evs := pending(t, s); len(evs) != 1 {
 		t.Errorf("outbox holds %d events", len(evs))
 	}
-	if got := s.RegisterAccounts("shinjuku-01", "r2", t0, nil, ""); got != 1 {
+	if got := s.DistinctAccounts("shinjuku-01", "r2", t0, nil, ""); got != 1 {
 		t.Errorf("history has %d accounts, want the winner's only", got)
 	}
 }
@@ -218,7 +218,7 @@ func TestCommitConcurrentDistinct(t *testing.T) {
 			t.Fatalf("event %d has seq %d: gaps or disorder", i, e.Seq)
 		}
 	}
-	if got := s.RegisterAccounts("shinjuku-01", "r2", t0, nil, ""); got != n {
+	if got := s.DistinctAccounts("shinjuku-01", "r2", t0, nil, ""); got != n {
 		t.Errorf("RegisterAccounts = %d, want %d", got, n)
 	}
 }
@@ -421,7 +421,7 @@ func TestCommitAbandonedWhileWaiting(t *testing.T) {
 	if evs := pending(t, s); len(evs) != 0 {
 		t.Errorf("abandoned commit left events: %s", types(evs))
 	}
-	if s.Seen("pg1:cti-s1") || s.AccountSales("a1", t0, nil).Sales != 0 {
+	if s.Seen("pg1:cti-s1") || s.AccountSales("a1", "shinjuku-01", "", t0, nil).Sales != 0 {
 		t.Error("abandoned commit used the token or stored the sale")
 	}
 	// The token is still good for a sale somebody completes.

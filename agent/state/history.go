@@ -19,9 +19,13 @@ type sale struct {
 	id      uint32 // the account's number in historyIndex.ids, for cheap dedup
 	// counts is false for denied sales: they did not happen, so they do not
 	// add to the account's spending, but the attempt still counts towards
-	// the distinct accounts seen at the register (the Shinjuku pattern).
+	// the distinct accounts seen at the register and the store (the
+	// Shinjuku pattern).
 	counts bool
-	cats   []catTotal
+	// store and register say where it was made (this till or a peer), so
+	// an account's list can be read per register or per store.
+	store, register string
+	cats            []catTotal
 }
 
 type catTotal struct {
@@ -53,17 +57,21 @@ func (sl *sale) match(categories []string) (qty int, amount int64, hit bool) {
 }
 
 // historyIndex is the in-memory view of the history bucket, each list sorted
-// by time. Registers are keyed by nested maps so lookups need no key
-// concatenation (and no allocation).
+// by time: per account, per register and per store, so a distinct-account
+// count walks only the window of the till or the store it is asked about.
+// Registers are keyed by nested maps so lookups need no key concatenation
+// (and no allocation).
 type historyIndex struct {
 	accounts  map[string][]*sale
 	registers map[string]map[string][]*sale
+	stores    map[string][]*sale
 	ids       map[string]uint32 // account -> number (from 1) while it has sales
 	lastID    uint32
 }
 
 func newHistoryIndex() historyIndex {
-	return historyIndex{accounts: map[string][]*sale{}, registers: map[string]map[string][]*sale{}, ids: map[string]uint32{}}
+	return historyIndex{accounts: map[string][]*sale{}, registers: map[string]map[string][]*sale{},
+		stores: map[string][]*sale{}, ids: map[string]uint32{}}
 }
 
 func insertSorted(list []*sale, sl *sale) []*sale {
@@ -90,7 +98,9 @@ func (h *historyIndex) add(sl *sale, store, register string) {
 		h.ids[sl.account] = id
 	}
 	sl.id = id
+	sl.store, sl.register = store, register
 	h.accounts[sl.account] = insertSorted(h.accounts[sl.account], sl)
+	h.stores[store] = insertSorted(h.stores[store], sl)
 	regs := h.registers[store]
 	if regs == nil {
 		regs = map[string][]*sale{}
@@ -135,18 +145,27 @@ func (h *historyIndex) prune(cutoff int64) int {
 			delete(h.registers, store)
 		}
 	}
+	for store, list := range h.stores {
+		if kept := pruneList(list, cutoff); len(kept) == 0 {
+			delete(h.stores, store)
+		} else {
+			h.stores[store] = kept
+		}
+	}
 	return n
 }
 
 // AccountSales implements policy.History. Denied sales are not counted.
-func (s *Store) AccountSales(account string, since time.Time, categories []string) policy.Totals {
+// An account's list is short (its own sales in the retention), so it is
+// filtered by store and register as it is walked.
+func (s *Store) AccountSales(account, store, register string, since time.Time, categories []string) policy.Totals {
 	from := nanos(since)
 	var t policy.Totals
 	s.mu.RLock()
 	list := s.hist.accounts[account]
 	for i := len(list) - 1; i >= 0 && list[i].at >= from; i-- {
 		sl := list[i]
-		if !sl.counts {
+		if !sl.counts || sl.store != store || (register != "" && sl.register != register) {
 			continue
 		}
 		if q, amt, hit := sl.match(categories); hit {
@@ -159,14 +178,17 @@ func (s *Store) AccountSales(account string, since time.Time, categories []strin
 	return t
 }
 
-// RegisterAccounts implements policy.History. Every decided attempt counts,
+// DistinctAccounts implements policy.History. Every decided attempt counts,
 // denied ones included.
-func (s *Store) RegisterAccounts(store, register string, since time.Time, categories []string, exclude string) int {
+func (s *Store) DistinctAccounts(store, register string, since time.Time, categories []string, exclude string) int {
 	from := nanos(since)
 	var set idSet
 	s.mu.RLock()
 	excludeID := s.hist.ids[exclude] // 0 when unknown: no sale has id 0
-	list := s.hist.registers[store][register]
+	list := s.hist.stores[store]
+	if register != "" {
+		list = s.hist.registers[store][register]
+	}
 	for i := len(list) - 1; i >= 0 && list[i].at >= from; i-- {
 		sl := list[i]
 		if sl.id == excludeID {

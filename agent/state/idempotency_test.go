@@ -44,7 +44,7 @@ func TestCommitIdempotent(t *testing.T) {
 	if evs, _ := s.Pending(0, 10); len(evs) != 1 {
 		t.Errorf("outbox has %d events after the retry, want 1", len(evs))
 	}
-	if tot := s.AccountSales("a1", t0.Add(-time.Hour), nil); tot.Sales != 1 {
+	if tot := s.AccountSales("a1", "shinjuku-01", "", t0.Add(-time.Hour), nil); tot.Sales != 1 {
 		t.Errorf("history has %d sales of a1, want 1", tot.Sales)
 	}
 

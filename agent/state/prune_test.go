@@ -63,8 +63,9 @@ func TestPruneRemovesWhatExpired(t *testing.T) {
 		{"old token mark gone", !s.Seen("emv:emv-1:3")},
 		{"recent token mark kept", s.Seen("pg1:new")},
 		{"old ATC gone", func() bool { _, ok := s.LastATC("emv-1"); return !ok }()},
-		{"old sale out of the history", s.RegisterAccounts("shinjuku-01", "r2", time.Time{}, nil, "") == 1},
-		{"recent sale kept", s.AccountSales("acct-2", time.Time{}, nil).Sales == 1},
+		{"old sale out of the history", s.DistinctAccounts("shinjuku-01", "r2", time.Time{}, nil, "") == 1},
+		{"old sale out of the store's list too", s.DistinctAccounts("shinjuku-01", "", time.Time{}, nil, "") == 1},
+		{"recent sale kept", s.AccountSales("acct-2", "shinjuku-01", "", time.Time{}, nil).Sales == 1},
 		{"resolved review gone", func() bool { _, ok, _ := s.Review("rv-old"); return !ok }()},
 		{"open review kept, however old", func() bool { _, ok, _ := s.Review("rv-open"); return ok }()},
 	}
@@ -79,7 +80,7 @@ func TestPruneRemovesWhatExpired(t *testing.T) {
 	}
 	s.Close()
 	s = openT(t, path, testOptions())
-	if s.Seen("emv:emv-1:3") || s.RegisterAccounts("shinjuku-01", "r2", time.Time{}, nil, "") != 1 {
+	if s.Seen("emv:emv-1:3") || s.DistinctAccounts("shinjuku-01", "r2", time.Time{}, nil, "") != 1 {
 		t.Error("pruned entries came back after reopen")
 	}
 }

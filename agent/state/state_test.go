@@ -80,7 +80,7 @@ func TestOpenCreatesAndReopens(t *testing.T) {
 	if ev2.Seq != 2 || !strings.HasPrefix(ev2.ID, strings.TrimSuffix(ev.ID, "1")) {
 		t.Errorf("after reopen: id %q seq %d, want same epoch and seq 2", ev2.ID, ev2.Seq)
 	}
-	if got := s2.AccountSales("a1", t0, nil); got.Sales != 2 || got.Amount != 3*5400 {
+	if got := s2.AccountSales("a1", "shinjuku-01", "", t0, nil); got.Sales != 2 || got.Amount != 3*5400 {
 		t.Errorf("history after reopen: %+v", got)
 	}
 	// A new file gets a new epoch, so its ids never collide with the old one's.

@@ -103,8 +103,8 @@ func TestCommitWriteFailure(t *testing.T) {
 			if !errors.Is(lastErr, tc.cause) || !strings.Contains(lastErr.Error(), "commit sale "+failed.SaleID) {
 				t.Fatalf("error %v, want a wrapped %v", lastErr, tc.cause)
 			}
-			if s.Seen("k"+failed.SaleID) || s.AccountSales(failed.Payment.Account, t0, nil).Sales != 0 ||
-				s.RegisterAccounts("shinjuku-01", "r2", t0, nil, "") != len(okIDs)+countBefore(tc.name) {
+			if s.Seen("k"+failed.SaleID) || s.AccountSales(failed.Payment.Account, "shinjuku-01", "", t0, nil).Sales != 0 ||
+				s.DistinctAccounts("shinjuku-01", "r2", t0, nil, "") != len(okIDs)+countBefore(tc.name) {
 				t.Error("the failed commit shows in memory")
 			}
 			s.Close()

@@ -465,8 +465,11 @@ func (t *ruleTable) list() []RuleStats {
 //   - a denied sale is recorded as a denied attempt (policy.PastSale.Denied):
 //     it adds nothing to the account's sales, amount or quantity
 //     (account_velocity) but still counts among the distinct accounts seen
-//     at the register (register_accounts: a crew trying account after
-//     account is exactly what that rule is for);
+//     at the register and the store (register_accounts: a crew trying
+//     account after account is exactly what that rule is for);
+//   - each sale keeps its store and register, so a store-scoped rule sees
+//     the store's every till, as a register does once its peers' sales
+//     reach it, and no rule sees another store;
 //   - sales older than the retention are forgotten, as the agent prunes.
 //
 // Sales arrive in time order (Read sorts them), so each add is an append.

@@ -1,0 +1,40 @@
+package policy
+
+// History scopes of the rules that read past sales (register_accounts,
+// account_velocity, fresh_topup). A crew that walks to the next till is
+// still at the same store, so store is every such kind's default; register
+// keeps a limit meant for one till, say on a store with many.
+const (
+	ScopeStore    = "store"
+	ScopeRegister = "register"
+)
+
+// scope reports a Rule.Scope that is neither register nor store; empty is
+// the default, store.
+func (c *ruleCheck) scope() {
+	switch c.r.Scope {
+	case "", ScopeStore, ScopeRegister:
+	default:
+		c.add("scope", "must be register or store, not %q", c.r.Scope)
+	}
+}
+
+// scopeRegister is the register argument of r's History lookups: this
+// sale's register for register scope, "" (the whole store) otherwise. A
+// request without a register is asked about the whole store, the stricter
+// reading.
+func (e *evaluation) scopeRegister(r *Rule) string {
+	if r.Scope == ScopeRegister {
+		return e.req.Register
+	}
+	return ""
+}
+
+// scopePlace names where r counted, for its reason: "at register R1" or
+// "at store S001". Built only when the rule fires.
+func (e *evaluation) scopePlace(r *Rule) string {
+	if reg := e.scopeRegister(r); reg != "" {
+		return "at register " + reg
+	}
+	return "at store " + e.req.Store
+}
