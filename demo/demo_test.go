@@ -90,11 +90,11 @@ func TestDemo(t *testing.T) {
 		t.Errorf("outcomes do not add up: %+v", sum)
 	}
 	for _, line := range []string{
-		"tobacco cartons 15 > limit 2",               // the Saitama victim
-		"top-up ¥90,000 40m0s before",                // the fresh top-up, measured
-		"accounts at register r1 in 30m0s > limit 3", // the Shinjuku crew
-		"token rejected: replayed",                   // the screenshot
-		"account is on the HQ denylist",              // HQ's denylist at the other till
+		"tobacco cartons 15 > limit 2",            // the Saitama victim
+		"top-up ¥90,000 40m0s before",             // the fresh top-up, measured
+		"accounts at store s1 in 30m0s > limit 3", // the Shinjuku crew, counted store-wide
+		"token rejected: replayed",                // the screenshot
+		"account is on the HQ denylist",           // HQ's denylist at the other till
 		"fraudulent sales stopped: 12 of 12",
 		"REJECTED",                   // the manager's resolution, as the display shows it
 		"store display: 2 registers", // the display saw both registers' status
