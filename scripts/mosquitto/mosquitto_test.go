@@ -312,6 +312,7 @@ type client struct {
 	mqtt.Client
 	name string
 	got  chan msg
+	seen map[msg]bool // what expectAll received
 }
 
 func connect(t *testing.T, addr string, cfg *tls.Config, id string) (mqtt.Client, error) {
