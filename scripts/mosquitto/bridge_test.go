@@ -102,6 +102,33 @@ func (c *client) expectAll(t *testing.T, timeout time.Duration, want ...msg) {
 	}
 }
 
+// awaitInbound waits until the bridge has subscribed at HQ: until an ack
+// HQ publishes for s1/r1 reaches reg, connected to the store broker.
+func awaitInbound(t *testing.T, hq, reg *client) {
+	t.Helper()
+	for i := 0; ; i++ {
+		hq.publish(t, wire.AckTopic("s1", "r1"), fmt.Sprint("probe ", i), false)
+		select {
+		case m := <-reg.got:
+			if !strings.HasPrefix(m.payload, "probe ") {
+				t.Fatalf("s1/r1 got %s %q, want an ack probe", m.topic, m.payload)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if i < 50 {
+				continue
+			}
+			t.Fatal("no ack from HQ reached the store")
+		}
+		break
+	}
+	hq.publish(t, wire.AckTopic("s1", "r1"), "probed", false)
+	for m := range reg.got {
+		if m.payload == "probed" {
+			break
+		}
+	}
+}
+
 // TestStoreBridge runs a store broker bridged to HQ's broker, both real
 // Mosquitto with the shipped configuration, ACL and certificates: the tills
 // share facts at the store; their events, facts and status reach HQ; HQ's
@@ -126,28 +153,7 @@ func TestStoreBridge(t *testing.T) {
 	r2.subscribe(t, append(wire.AgentFilters("s1", "r2"), wire.FactsFilter("s1"))...)
 	waitLog(t, hqBroker.logs, "as bridge/s1")
 
-	// From HQ in: acks, once the bridge has subscribed at HQ.
-	for i := 0; ; i++ {
-		hq.publish(t, wire.AckTopic("s1", "r1"), fmt.Sprint("probe ", i), false)
-		select {
-		case m := <-r1.got:
-			if !strings.HasPrefix(m.payload, "probe ") {
-				t.Fatalf("s1/r1 got %s %q, want an ack probe", m.topic, m.payload)
-			}
-		case <-time.After(200 * time.Millisecond):
-			if i < 50 {
-				continue
-			}
-			t.Fatal("no ack from HQ reached the store")
-		}
-		break
-	}
-	hq.publish(t, wire.AckTopic("s1", "r1"), "probed", false)
-	for m := range r1.got {
-		if m.payload == "probed" {
-			break
-		}
-	}
+	awaitInbound(t, hq, r1)
 	// A policy HQ pushes stays retained at the store broker, for a till
 	// connecting later.
 	policy := msg{wire.PolicyTopic(wire.ScopeAll), "policy v1"}
