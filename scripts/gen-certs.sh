@@ -156,22 +156,26 @@ for sr in "${registers[@]+"${registers[@]}"}"; do leaf "reg.${sr%%/*}.${sr#*/}" 
 # checks a user's own lines before the patterns, so the denies keep the
 # %u patterns (posguard/v1/reg/%u/#, written for registers) from giving a
 # display or bridge the subtree of a store named like its username.
+# stores_of KIND: the STORE of every KIND.STORE.crt here (ids hold no
+# space, so the list splits safely).
+stores_of() {
+	local crt s
+	for crt in "$1".*.crt; do
+		[ -e "$crt" ] || continue
+		s=${crt#"$1".}
+		echo "${s%.crt}"
+	done
+}
 {
 	cat "$acl_template"
 	for crt in hq-*.crt; do
 		[ -e "$crt" ] || continue
 		printf '\nuser %s\ntopic readwrite posguard/#\n' "${crt%.crt}"
 	done
-	for crt in display.*.crt; do
-		[ -e "$crt" ] || continue
-		s=${crt#display.}
-		s=${s%.crt}
+	for s in $(stores_of display); do
 		printf '\nuser display/%s\ntopic deny posguard/v1/reg/display/#\ntopic read posguard/v1/reg/%s/+/alerts\ntopic read posguard/v1/reg/%s/+/status\ntopic write posguard/v1/reg/%s/+/cmd\n' "$s" "$s" "$s" "$s"
 	done
-	for crt in bridge.*.crt; do
-		[ -e "$crt" ] || continue
-		s=${crt#bridge.}
-		s=${s%.crt}
+	for s in $(stores_of bridge); do
 		printf '\nuser bridge/%s\ntopic deny posguard/v1/reg/bridge/#\ntopic write posguard/v1/reg/%s/#\ntopic write posguard/v1/store/%s/facts/+\ntopic read posguard/v1/ack/%s/+\n' "$s" "$s" "$s" "$s"
 	done
 	for crt in reg.*.*.crt; do

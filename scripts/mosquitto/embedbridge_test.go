@@ -2,9 +2,6 @@ package mosquitto_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/posguard/posguard/hq/broker"
@@ -20,19 +17,10 @@ func TestStoreBridgeToEmbeddedHQ(t *testing.T) {
 	bin := mosquittoBinary(t)
 	certs := t.TempDir()
 	genCerts(t, certs, "-b", "s1", "-r", "s1/r1", "-r", "s1/r2")
-	caPEM, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("bad ca.crt")
-	}
-	server, err := tls.LoadX509KeyPair(filepath.Join(certs, "server.crt"), filepath.Join(certs, "server.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.Start(broker.Options{TLS: &tls.Config{Certificates: []tls.Certificate{server}, ClientCAs: pool,
+	// The server's certificate and the CA, as HQ would configure them
+	// (--embed-cert, --embed-key, --embed-client-ca).
+	server := tlsConfig(t, certs, certs, "server")
+	b, err := broker.Start(broker.Options{TLS: &tls.Config{Certificates: server.Certificates, ClientCAs: server.RootCAs,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
 	if err != nil {
 		t.Fatal(err)
