@@ -151,7 +151,7 @@ func TestStoreBridge(t *testing.T) {
 	r1.subscribe(t, append(wire.AgentFilters("s1", "r1"), wire.FactsFilter("s1"))...)
 	r2 := newClient(t, store.addr, certs, "reg.s1.r2")
 	r2.subscribe(t, append(wire.AgentFilters("s1", "r2"), wire.FactsFilter("s1"))...)
-	waitLog(t, hqBroker.logs, "as bridge/s1")
+	waitLog(t, hqBroker.logs, "as "+wire.BridgeUsername("s1"))
 
 	awaitInbound(t, hq, r1)
 	// A policy HQ pushes stays retained at the store broker, for a till
