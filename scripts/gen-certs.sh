@@ -5,16 +5,19 @@
 #   hq.crt                  CN hq
 #   hq-NAME.crt             CN hq-NAME (another HQ instance, policy push)
 #   display.STORE.crt       CN display/STORE
+#   bridge.STORE.crt        CN bridge/STORE (a store broker's bridge to HQ)
 #   reg.STORE.REG.crt       CN STORE/REG
-# and the ACL file (scripts/mosquitto/acl plus one block per display and per
-# further HQ identity found in the output directory). Keys are P-256, mode 0600. An existing CA in the
+# the ACL file (scripts/mosquitto/acl plus one block per display, per
+# register, per store bridge and per further HQ identity found in the output
+# directory) and, per store bridge, store-bridge.STORE.conf
+# (scripts/mosquitto/store-bridge.conf for that store). Keys are P-256, mode 0600. An existing CA in the
 # output directory is reused, so the script can be run again to add
 # registers; existing certificates are left alone.
 set -euo pipefail
 
 usage() {
 	cat <<USAGE
-Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-r STORE/REG]... [-D DAYS] [-a ACL]
+Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-b STORE]... [-r STORE/REG]... [-D DAYS] [-a ACL]
 
   -o DIR        output directory (created; keys are written 0600)
   -n NAME       a DNS name or IP address of the broker for its server
@@ -24,23 +27,28 @@ Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-r STORE/REG
                 (-q push; posguard policy push connects as hq-push), so none
                 takes over another's session (repeatable)
   -d STORE      make a display certificate for STORE (repeatable)
+  -b STORE      make the certificate of STORE's bridge (its store broker's
+                connection to HQ's broker) and store-bridge.STORE.conf
+                (repeatable)
   -r STORE/REG  make a register certificate (repeatable)
   -D DAYS       validity of new certificates (default 825)
   -a ACL        ACL template (default: mosquitto/acl next to this script)
 
-Ids are 1 to 32 of A-Z a-z 0-9 _ -; "all" and "display" are not store ids.
+Ids are 1 to 32 of A-Z a-z 0-9 _ -; "all", "display", "bridge" and "hq" are
+not store ids.
 USAGE
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
-out="" days=825 acl_template="$here/mosquitto/acl"
-names=() hqs=() displays=() registers=()
-while getopts ":o:n:q:d:r:D:a:h" opt; do
+out="" days=825 acl_template="$here/mosquitto/acl" bridge_template="$here/mosquitto/store-bridge.conf"
+names=() hqs=() displays=() bridges=() registers=()
+while getopts ":o:n:q:d:b:r:D:a:h" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	n) names+=("$OPTARG") ;;
 	q) hqs+=("$OPTARG") ;;
 	d) displays+=("$OPTARG") ;;
+	b) bridges+=("$OPTARG") ;;
 	r) registers+=("$OPTARG") ;;
 	D) days=$OPTARG ;;
 	a) acl_template=$OPTARG ;;
@@ -63,12 +71,13 @@ check_id() { # kind id
 		echo "gen-certs.sh: $1 id \"$2\": want 1 to 32 of A-Z a-z 0-9 _ -" >&2
 		exit 2
 	fi
-	if [ "$1" = store ] && { [ "$2" = all ] || [ "$2" = display ]; }; then
+	if [ "$1" = store ] && { [ "$2" = all ] || [ "$2" = display ] || [ "$2" = bridge ] || [ "$2" = hq ]; }; then
 		echo "gen-certs.sh: store id \"$2\" is reserved" >&2
 		exit 2
 	fi
 }
 for s in "${displays[@]+"${displays[@]}"}"; do check_id store "$s"; done
+for s in "${bridges[@]+"${bridges[@]}"}"; do check_id store "$s"; done
 for q in "${hqs[@]+"${hqs[@]}"}"; do check_id hq-NAME "$q"; done
 for sr in "${registers[@]+"${registers[@]}"}"; do
 	[[ $sr == */* ]] || { echo "gen-certs.sh: -r $sr: want STORE/REG" >&2; exit 2; }
@@ -76,6 +85,10 @@ for sr in "${registers[@]+"${registers[@]}"}"; do
 	check_id register "${sr#*/}"
 done
 [ -r "$acl_template" ] || { echo "gen-certs.sh: ACL template $acl_template not readable" >&2; exit 1; }
+if [ ${#bridges[@]} -gt 0 ] && [ ! -r "$bridge_template" ]; then
+	echo "gen-certs.sh: bridge template $bridge_template not readable" >&2
+	exit 1
+fi
 
 umask 077
 mkdir -p "$out"
@@ -126,21 +139,51 @@ subjectAltName=${san%,}"
 leaf hq hq "$client_ext"
 for q in "${hqs[@]+"${hqs[@]}"}"; do leaf "hq-$q" "hq-$q" "$client_ext"; done
 for s in "${displays[@]+"${displays[@]}"}"; do leaf "display.$s" "display/$s" "$client_ext"; done
+for s in "${bridges[@]+"${bridges[@]}"}"; do
+	leaf "bridge.$s" "bridge/$s" "$client_ext"
+	if [ ! -e "store-bridge.$s.conf" ]; then
+		conf=$(<"$bridge_template")
+		printf '%s\n' "${conf//\{STORE\}/$s}" >"store-bridge.$s.conf"
+		chmod 0644 "store-bridge.$s.conf"
+		echo "wrote store-bridge.$s.conf"
+	fi
+done
 for sr in "${registers[@]+"${registers[@]}"}"; do leaf "reg.${sr%%/*}.${sr#*/}" "$sr" "$client_ext"; done
 
-# The ACL: the template plus a block for every further HQ and every display
-# certificate here (including ones made by earlier runs).
+# The ACL: the template plus a block for every further HQ, display, store
+# bridge and register certificate here (including ones made by earlier
+# runs). Ids hold no dot, so a file name splits on its dots. Mosquitto
+# checks a user's own lines before the patterns, so the denies keep the
+# %u patterns (posguard/v1/reg/%u/#, written for registers) from giving a
+# display or bridge the subtree of a store named like its username.
+# stores_of KIND: the STORE of every KIND.STORE.crt here (ids hold no
+# space, so the list splits safely).
+stores_of() {
+	local crt s
+	for crt in "$1".*.crt; do
+		[ -e "$crt" ] || continue
+		s=${crt#"$1".}
+		echo "${s%.crt}"
+	done
+}
 {
 	cat "$acl_template"
 	for crt in hq-*.crt; do
 		[ -e "$crt" ] || continue
 		printf '\nuser %s\ntopic readwrite posguard/#\n' "${crt%.crt}"
 	done
-	for crt in display.*.crt; do
-		[ -e "$crt" ] || continue
-		s=${crt#display.}
-		s=${s%.crt}
+	for s in $(stores_of display); do
 		printf '\nuser display/%s\ntopic deny posguard/v1/reg/display/#\ntopic read posguard/v1/reg/%s/+/alerts\ntopic read posguard/v1/reg/%s/+/status\ntopic write posguard/v1/reg/%s/+/cmd\n' "$s" "$s" "$s" "$s"
+	done
+	for s in $(stores_of bridge); do
+		printf '\nuser bridge/%s\ntopic deny posguard/v1/reg/bridge/#\ntopic write posguard/v1/reg/%s/#\ntopic write posguard/v1/store/%s/facts/+\ntopic read posguard/v1/ack/%s/+\n' "$s" "$s" "$s" "$s"
+	done
+	for crt in reg.*.*.crt; do
+		[ -e "$crt" ] || continue
+		sr=${crt#reg.}
+		sr=${sr%.crt}
+		s=${sr%%.*} r=${sr#*.}
+		printf '\nuser %s/%s\ntopic write posguard/v1/store/%s/facts/%s\ntopic read posguard/v1/store/%s/facts/+\n' "$s" "$r" "$s" "$r" "$s"
 	done
 } >acl.new
 chmod 0644 acl.new

@@ -177,6 +177,7 @@ anonymous or self-declared clients on the embedded broker|./hq/broker ./cmd/posg
 a register takes another client's id and its queued PIN command|./hq/broker|^TestClientIDCannotTakeOverASession$
 a register joins HQ's shared subscription and stalls ingest|./hq/broker|^TestRegisterCannotJoinHQsShareGroup$
 a will published on another identity's topic|./hq/broker|^TestWillOnForeignTopicRefused$
+a register forges another till's facts or reads another store's|./hq/broker|^TestFactsOverBroker$
 the same attacks on Mosquitto with the shipped TLS and ACL config|./scripts/mosquitto|^TestShippedBrokerConfig$
 HQ acknowledges queued messages before storing them|./internal/mqttconn ./hq ./agent/hqsync|^(TestQueuedSessionReachesHandlerBeforeOnConnect|TestRestartDeliversQueuedSession|TestCommandWhileDownArrivesAfterRestart)$
 ATTACKS

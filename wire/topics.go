@@ -58,20 +58,21 @@ const displayUserPrefix = "display"
 // MaxIDLen bounds a store or register id so topics and usernames stay short.
 const MaxIDLen = 32
 
-// ValidateStore checks a store id. Store ids become topic levels and half of a
-// certificate CN, so they are limited to [A-Za-z0-9_-] and must not be one of
-// the names that would collide with another topic or username: "all" (the
-// policy scope of every store) and "display" (display/{store} is a display's
-// username, so a store called display would make its registers look like
-// displays to the broker's ACL).
 // hqStore is the store of HQ's own events (event.HQStore): no register's.
 const hqStore = "hq"
 
+// ValidateStore checks a store id. Store ids become topic levels and half of a
+// certificate CN, so they are limited to [A-Za-z0-9_-] and must not be one of
+// the names that would collide with another topic or username: "all" (the
+// policy scope of every store), "display" and "bridge" (display/{store} is a
+// display's username and bridge/{store} a store bridge's, so a store called
+// display or bridge would make its registers look like them to the broker's
+// ACL) and "hq".
 func ValidateStore(id string) error {
 	if err := validateID(id); err != nil {
 		return fmt.Errorf("store id %q: %w", id, err)
 	}
-	if id == ScopeAll || id == displayUserPrefix || id == hqStore {
+	if id == ScopeAll || id == displayUserPrefix || id == bridgeUserPrefix || id == hqStore {
 		return fmt.Errorf("store id %q: reserved name", id)
 	}
 	return nil
@@ -161,6 +162,14 @@ func ClientID(store, reg string) string { return Username(store, reg) }
 
 // DisplayUsername is a store display's MQTT username and certificate CN.
 func DisplayUsername(store string) string { return displayUserPrefix + "/" + store }
+
+// bridgeUserPrefix starts a store bridge's username: bridge/{store}.
+const bridgeUserPrefix = "bridge"
+
+// BridgeUsername is the MQTT username and certificate CN of a store
+// broker's bridge to HQ's broker (scripts/mosquitto/store-bridge.conf): it
+// publishes at HQ for every register of its store and reads their acks.
+func BridgeUsername(store string) string { return bridgeUserPrefix + "/" + store }
 
 // SharePrefix returns "$share/GROUP/" for a non-empty group, or "" so a
 // single HQ subscribes plainly.

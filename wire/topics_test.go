@@ -67,6 +67,7 @@ func TestParseRegTopic(t *testing.T) {
 		{topic: "posguard/v1/reg/s/r/ack", err: "unknown kind"},
 		{topic: "posguard/v1/reg/all/r/events", err: "reserved"},
 		{topic: "posguard/v1/reg/display/r/events", err: "reserved"},
+		{topic: "posguard/v1/reg/bridge/r/events", err: "reserved"},
 		{topic: "posguard/v1/reg/" + strings.Repeat("a", 33) + "/r/events", err: "longer"},
 		{topic: "posguard/v1/reg/s.1/r/events", err: "not allowed"},
 		{topic: "", err: "not under"},

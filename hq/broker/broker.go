@@ -215,8 +215,11 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // ACL file: an HQ identity (wire.IsHQUsername: "hq", "hq-NAME") may do
 // anything, shared subscriptions included; "display/{s}" reads its store's
 // alerts and status and writes its store's registers' cmd topics; a
-// register "{s}/{r}" writes only under its own reg topic and reads policy,
-// denylist, its own cmd and its own ack topic. topic may be a subscription
+// register "{s}/{r}" writes only under its own reg topic and its own facts
+// topic, and reads policy, denylist, its own cmd and ack topics and its own
+// store's facts; "bridge/{s}", a store broker's bridge, writes what the
+// registers of its store write and reads what they read from HQ (policy,
+// denylist, their acks). topic may be a subscription
 // filter. No one but HQ may join a shared subscription: a member of HQ's
 // group takes its turn of HQ's messages, and one that may not read them
 // would make the broker drop every Nth event. Ids are checked with wire's
@@ -238,17 +241,31 @@ func Allowed(user, topic string, write bool) bool {
 		}
 		return matches(wire.AlertsTopic(store, "+"), topic) || matches(wire.StatusTopic(store, "+"), topic)
 	}
+	if store, ok := strings.CutPrefix(user, "bridge/"); ok {
+		if wire.ValidateStore(store) != nil {
+			return false
+		}
+		if write {
+			return matches(wire.Prefix+"/reg/"+store+"/#", topic) || matches(wire.FactsFilter(store), topic)
+		}
+		return readsFromHQ(topic) || matches(wire.AckTopic(store, "+"), topic)
+	}
 	store, reg, ok := strings.Cut(user, "/")
 	if !ok || wire.ValidateStore(store) != nil || wire.ValidateRegister(reg) != nil {
 		return false
 	}
 	if write {
-		return matches(wire.Prefix+"/reg/"+user+"/#", topic)
+		return matches(wire.Prefix+"/reg/"+user+"/#", topic) || matches(wire.FactsTopic(store, reg), topic)
 	}
-	return matches(wire.Prefix+"/policy/#", topic) ||
-		matches(wire.Prefix+"/denylist/#", topic) ||
+	return readsFromHQ(topic) ||
 		matches(wire.CmdTopic(store, reg), topic) ||
-		matches(wire.AckTopic(store, reg), topic)
+		matches(wire.AckTopic(store, reg), topic) ||
+		matches(wire.FactsFilter(store), topic)
+}
+
+// readsFromHQ: the signed policy and denylist, which every register reads.
+func readsFromHQ(topic string) bool {
+	return matches(wire.Prefix+"/policy/#", topic) || matches(wire.Prefix+"/denylist/#", topic)
 }
 
 // matches reports whether rule covers topic, where topic may itself be a

@@ -13,6 +13,7 @@ import (
 	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/internal/brokertest"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/wire"
 )
 
 func TestAllowed(t *testing.T) {
@@ -63,8 +64,46 @@ func TestAllowed(t *testing.T) {
 		{"display/s1", "posguard/v1/reg/s2/r1/cmd", true, false},
 		{"display/s1", "posguard/v1/reg/s1/r1/alerts", true, false},
 		{"display/+", "posguard/v1/reg/x/+/alerts", false, false},
+		// Facts: a register writes only its own, reads its own store's.
+		{"s1/r1", "posguard/v1/store/s1/facts/r1", true, true},
+		{"s1/r1", "posguard/v1/store/s1/facts/r2", true, false},
+		{"s1/r1", "posguard/v1/store/s1/facts/+", true, false},
+		{"s1/r1", "posguard/v1/store/s2/facts/r1", true, false},
+		{"s1/r1", "posguard/v1/store/s1/facts/+", false, true},
+		{"s1/r1", "posguard/v1/store/s1/facts/r2", false, true},
+		{"s1/r1", "posguard/v1/store/s1/facts/#", false, false},
+		{"s1/r1", "posguard/v1/store/s2/facts/+", false, false},
+		{"s1/r1", "posguard/v1/store/+/facts/+", false, false},
+		{"s1/r1", "posguard/v1/store/#", false, false},
+		{"display/s1", "posguard/v1/store/s1/facts/+", false, false},
+		{"display/s1", "posguard/v1/store/s1/facts/r1", true, false},
+		{"hq", "posguard/v1/store/+/facts/+", false, true},
+		// A store bridge speaks for its store's registers at HQ and
+		// reads what HQ sends them, nothing of another store.
+		{"bridge/s1", "posguard/v1/reg/s1/r1/events", true, true},
+		{"bridge/s1", "posguard/v1/reg/s1/r9/status", true, true},
+		{"bridge/s1", "posguard/v1/reg/s1/r1/cmd", true, true},
+		{"bridge/s1", "posguard/v1/store/s1/facts/r2", true, true},
+		{"bridge/s1", "posguard/v1/reg/s2/r1/events", true, false},
+		{"bridge/s1", "posguard/v1/store/s2/facts/r1", true, false},
+		{"bridge/s1", "posguard/v1/ack/s1/r1", true, false},
+		{"bridge/s1", "posguard/v1/policy/all", true, false},
+		{"bridge/s1", "posguard/v1/denylist/delta", true, false},
+		{"bridge/s1", "posguard/v1/reg/bridge/s1/events", true, false},
+		{"bridge/s1", "posguard/v1/policy/all", false, true},
+		{"bridge/s1", "posguard/v1/policy/s1", false, true},
+		{"bridge/s1", "posguard/v1/denylist/#", false, true},
+		{"bridge/s1", "posguard/v1/ack/s1/+", false, true},
+		{"bridge/s1", "posguard/v1/ack/s2/+", false, false},
+		{"bridge/s1", "posguard/v1/ack/+/+", false, false},
+		{"bridge/s1", "posguard/v1/reg/s1/+/events", false, false},
+		{"bridge/s1", "posguard/v1/store/s1/facts/+", false, false},
+		{"bridge/s1", "$share/g/posguard/v1/ack/s1/+", false, false},
+		{"bridge/+", "posguard/v1/reg/x/r1/events", true, false},
+		{"bridge/all", "posguard/v1/reg/all/r1/events", true, false},
 		// Reserved and malformed ids, by wire's rules.
 		{"all/r1", "posguard/v1/reg/all/r1/events", true, false},
+		{"bridge/r1", "posguard/v1/reg/bridge/r1/events", true, false},
 		{"display/all", "posguard/v1/reg/all/+/alerts", false, false},
 		{"s.1/r1", "posguard/v1/reg/s.1/r1/events", true, false},
 	}
@@ -396,4 +435,46 @@ func TestStartRefuses(t *testing.T) {
 			t.Errorf("%s: started", name)
 		}
 	}
+}
+
+// TestFactsOverBroker: the registers of a store share facts through a
+// running broker; a register of another store reads none of them and no
+// register can publish facts in another's name.
+func TestFactsOverBroker(t *testing.T) {
+	b, a := embedtest.Start(t, "hq", "s1/r1", "s1/r2", "s2/r1")
+	hqGot, r1Got, r2Got, spyGot := make(chan string, 16), make(chan string, 16), make(chan string, 16), make(chan string, 16)
+	subscribe(t, connect(t, b, a, "hq"), wire.HQFactsFilter, hqGot)
+	r1 := connect(t, b, a, "s1/r1")
+	subscribe(t, r1, wire.FactsFilter("s1"), r1Got)
+	r2 := connect(t, b, a, "s1/r2")
+	subscribe(t, r2, wire.FactsFilter("s1"), r2Got)
+	spy := connect(t, b, a, "s2/r1")
+	for _, filter := range []string{wire.FactsFilter("s1"), wire.FactsTopic("s1", "r1"), wire.HQFactsFilter, "posguard/v1/store/#", "#"} {
+		if code := subscribe(t, spy, filter, spyGot); code != 0x80 {
+			t.Errorf("s2/r1 subscribing to %s: return code %#x, want 0x80 (refused)", filter, code)
+		}
+	}
+	subscribe(t, spy, wire.FactsFilter("s2"), spyGot)
+
+	// QoS 0 for the forgeries: mochi disconnects a 3.1.1 client whose
+	// QoS 1 publish it refuses. The allowed publish goes last, so its
+	// arrival proves the forgeries were dropped, not delayed.
+	for _, topic := range []string{wire.FactsTopic("s1", "r2"), wire.FactsTopic("s2", "r1"), "posguard/v1/store/s1/facts"} {
+		r1.Publish(topic, 0, false, "forged").WaitTimeout(wait)
+	}
+	own := wire.FactsTopic("s1", "r1")
+	if tok := r1.Publish(own, 1, false, "r1 facts"); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("publish own facts: %v", tok.Error())
+	}
+	for who, got := range map[string]chan string{"HQ": hqGot, "s1/r1": r1Got, "s1/r2": r2Got} {
+		expect(t, who, got, own+" r1 facts")
+	}
+	if tok := r2.Publish(wire.FactsTopic("s1", "r2"), 1, false, "r2 facts"); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("publish own facts: %v", tok.Error())
+	}
+	expect(t, "s1/r1", r1Got, wire.FactsTopic("s1", "r2")+" r2 facts")
+	expect(t, "HQ", hqGot, wire.FactsTopic("s1", "r2")+" r2 facts")
+	expect(t, "s1/r2", r2Got, wire.FactsTopic("s1", "r2")+" r2 facts")
+	silent(t, "s2/r1", spyGot)
+	silent(t, "HQ", hqGot)
 }

@@ -106,7 +106,8 @@ func checkHash(hash string) error {
 }
 
 // CheckIdentity accepts the usernames the ACL knows: HQ ("hq", "hq-NAME"),
-// a store display ("display/STORE") and a register ("STORE/REG").
+// a store display ("display/STORE"), a store broker's bridge
+// ("bridge/STORE") and a register ("STORE/REG").
 func CheckIdentity(user string) error {
 	if wire.IsHQUsername(user) {
 		return nil
@@ -117,9 +118,15 @@ func CheckIdentity(user string) error {
 		}
 		return nil
 	}
+	if store, ok := strings.CutPrefix(user, "bridge/"); ok {
+		if err := wire.ValidateStore(store); err != nil {
+			return fmt.Errorf("bridge identity %q: %w", user, err)
+		}
+		return nil
+	}
 	store, reg, ok := strings.Cut(user, "/")
 	if !ok {
-		return fmt.Errorf("identity %q: want hq, hq-NAME, display/STORE or STORE/REG", user)
+		return fmt.Errorf("identity %q: want hq, hq-NAME, display/STORE, bridge/STORE or STORE/REG", user)
 	}
 	if err := wire.ValidateStore(store); err != nil {
 		return fmt.Errorf("identity %q: %w", user, err)

@@ -20,7 +20,7 @@ func TestParsePasswords(t *testing.T) {
 		name, file string
 		want       string // error substring; "" for valid
 	}{
-		{"every kind of identity", "hq:" + hash10 + "\nhq-push:" + hash10 + "\r\ndisplay/S001:" + hash10 + "\nS001/R1:" + hash10y + "\n", ""},
+		{"every kind of identity", "hq:" + hash10 + "\nhq-push:" + hash10 + "\r\ndisplay/S001:" + hash10 + "\nbridge/S001:" + hash10 + "\nS001/R1:" + hash10y + "\n", ""},
 		{"comments and blank lines", "# made by posguard demo\n\nhq:" + hash10 + "\n\n", ""},
 		{"empty", "", "no identity in it"},
 		{"only comments", "# nothing\n", "no identity in it"},
@@ -31,7 +31,9 @@ func TestParsePasswords(t *testing.T) {
 		{"truncated hash", "hq:" + hash10[:50], "too short"},
 		{"trailing bytes", "hq:" + hash10 + "x", "want 60"},
 		{"duplicate", "hq:" + hash10 + "\nhq:" + hash10, `line 2: identity "hq" listed twice`},
-		{"unknown kind of identity", "admin:" + hash10, `identity "admin": want hq, hq-NAME, display/STORE or STORE/REG`},
+		{"unknown kind of identity", "admin:" + hash10, `identity "admin": want hq, hq-NAME, display/STORE, bridge/STORE or STORE/REG`},
+		{"bridge of a bad store", "bridge/a b:" + hash10, "bridge identity"},
+		{"bridge of no store", "bridge/:" + hash10, "bridge identity"},
 		{"wildcard in a register", "S001/+:" + hash10, `register id "+"`},
 		{"reserved store", "all/R1:" + hash10, `store id "all": reserved`},
 		{"display of a bad store", "display/a b:" + hash10, "display identity"},

@@ -74,11 +74,22 @@ func genCerts(t *testing.T, dir string, args ...string) {
 // test runs the real configuration, not one of its own.
 func renderConfig(t *testing.T, certs, state string, port int) string {
 	t.Helper()
+	conf := renderBrokerConfig(t, certs, state, port)
+	path := filepath.Join(state, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// renderBrokerConfig is the text of renderConfig's file.
+func renderBrokerConfig(t *testing.T, certs, state string, port int) string {
+	t.Helper()
 	src, err := os.ReadFile("mosquitto.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	replace := map[string]string{
+	b := replaceSettings(t, "mosquitto.conf", src, map[string]string{
 		"listener":             fmt.Sprintf("listener %d 127.0.0.1", port),
 		"cafile":               "cafile " + filepath.Join(certs, "ca.crt"),
 		"certfile":             "certfile " + filepath.Join(certs, "server.crt"),
@@ -87,7 +98,24 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 		"plugin":               "plugin " + buildPlugin(t),
 		"persistence_location": "persistence_location " + state + "/",
 		"log_dest":             "log_dest stderr",
+	})
+	for _, want := range []string{"require_certificate true", "use_identity_as_username true", "use_username_as_clientid true", "allow_anonymous false"} {
+		if !strings.Contains(string(src), "\n"+want+"\n") {
+			t.Fatalf("shipped mosquitto.conf lacks %q", want)
+		}
 	}
+	// Running as root, mosquitto would drop to user mosquitto, which cannot
+	// read the test's temp directory.
+	if u, err := user.Current(); err == nil {
+		b += "user " + u.Username + "\n"
+	}
+	return b
+}
+
+// replaceSettings replaces the lines of a shipped configuration that set
+// the keys of replace, each of which must be set exactly once.
+func replaceSettings(t *testing.T, name string, src []byte, replace map[string]string) string {
+	t.Helper()
 	seen := map[string]int{}
 	var b strings.Builder
 	sc := bufio.NewScanner(bytes.NewReader(src))
@@ -102,24 +130,10 @@ func renderConfig(t *testing.T, certs, state string, port int) string {
 	}
 	for key := range replace {
 		if seen[key] != 1 {
-			t.Fatalf("shipped mosquitto.conf has %d %q lines, want 1", seen[key], key)
+			t.Fatalf("shipped %s has %d %q lines, want 1", name, seen[key], key)
 		}
 	}
-	for _, want := range []string{"require_certificate true", "use_identity_as_username true", "use_username_as_clientid true", "allow_anonymous false"} {
-		if !strings.Contains(string(src), "\n"+want+"\n") {
-			t.Fatalf("shipped mosquitto.conf lacks %q", want)
-		}
-	}
-	// Running as root, mosquitto would drop to user mosquitto, which cannot
-	// read the test's temp directory.
-	if u, err := user.Current(); err == nil {
-		b.WriteString("user " + u.Username + "\n")
-	}
-	path := filepath.Join(state, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return b.String()
 }
 
 // buildPlugin compiles the shipped posguard_share_acl.c, once per test
@@ -190,44 +204,70 @@ func startBroker(t *testing.T, bin, certs string) (string, *lockedBuffer) {
 	t.Helper()
 	state := t.TempDir()
 	port := freePort(t)
-	conf := renderConfig(t, certs, state, port)
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
+	m := runMosquitto(t, bin, renderConfig(t, certs, state, port), port, "mosquitto")
+	return m.addr, m.logs
+}
+
+// mosquittoProc is a running mosquitto.
+type mosquittoProc struct {
+	addr string
+	logs *lockedBuffer
+	cmd  *exec.Cmd
+	// exited is closed once the process has ended, with err.
+	exited chan struct{}
+	err    error
+}
+
+// runMosquitto starts mosquitto on conf, which listens on port, waits until
+// it does, and stops it when the test ends unless stopped before.
+func runMosquitto(t *testing.T, bin, conf string, port int, name string) *mosquittoProc {
+	t.Helper()
+	m := &mosquittoProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), logs: &lockedBuffer{}, exited: make(chan struct{})}
+	m.cmd = exec.Command(bin, "-c", conf)
+	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	if err := m.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { m.err = m.cmd.Wait(); close(m.exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(wait):
-			cmd.Process.Kill()
-			<-done
-		}
+		m.stop()
 		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", logs.String())
+			t.Logf("%s log:\n%s", name, m.logs.String())
 		}
 	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(wait)
 	for {
 		select {
-		case err := <-done:
-			t.Fatalf("mosquitto exited: %v\n%s", err, logs.String())
+		case <-m.exited:
+			t.Fatalf("%s exited: %v\n%s", name, m.err, m.logs.String())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", m.addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr, logs
+			return m
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto not listening on %s: %v\n%s", addr, err, logs.String())
+			t.Fatalf("%s not listening on %s: %v\n%s", name, m.addr, err, m.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends mosquitto as an operator would (SIGTERM: it saves its
+// persistence file); stopping twice is harmless.
+func (m *mosquittoProc) stop() {
+	select {
+	case <-m.exited:
+		return
+	default:
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+	case <-time.After(wait):
+		m.cmd.Process.Kill()
+		<-m.exited
 	}
 }
 
@@ -272,6 +312,7 @@ type client struct {
 	mqtt.Client
 	name string
 	got  chan msg
+	seen map[msg]bool // what expectAll received
 }
 
 func connect(t *testing.T, addr string, cfg *tls.Config, id string) (mqtt.Client, error) {
@@ -376,7 +417,7 @@ func (c *client) expect(t *testing.T, want msg) {
 func TestShippedBrokerConfig(t *testing.T) {
 	bin := mosquittoBinary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-q", "b", "-d", "s042", "-d", "s043", "-r", "s042/r1", "-r", "s042/r2", "-r", "s042/r3", "-r", "s043/r1")
+	genCerts(t, certs, "-q", "b", "-d", "s042", "-d", "s043", "-b", "s042", "-r", "s042/r1", "-r", "s042/r2", "-r", "s042/r3", "-r", "s043/r1")
 	addr, logs := startBroker(t, bin, certs)
 
 	// HQ sees everything posguard; every negative case below is "HQ never
@@ -484,6 +525,73 @@ func TestShippedBrokerConfig(t *testing.T) {
 		hq.expect(t, msg{wire.CmdTopic("s042", "r2"), "cmd r2"})
 		hq.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
 		hq.expect(t, msg{wire.AckTopic("s042", "r1"), "ack r1"})
+	})
+
+	t.Run("tills of a store see each other's facts", func(t *testing.T) {
+		r1.subscribe(t, wire.FactsFilter("s042"))
+		r2.subscribe(t, wire.FactsFilter("s042"))
+		for _, f := range []msg{{wire.FactsTopic("s042", "r1"), "r1 facts"}, {wire.FactsTopic("s042", "r2"), "r2 facts"}} {
+			c := r1
+			if f.topic == wire.FactsTopic("s042", "r2") {
+				c = r2
+			}
+			c.publish(t, f.topic, f.payload, false)
+			r1.expect(t, f)
+			r2.expect(t, f)
+			hq.expect(t, f)
+		}
+	})
+
+	t.Run("a register of another store sees no facts of this one", func(t *testing.T) {
+		other.subscribe(t, wire.FactsFilter("s042"), wire.FactsTopic("s042", "r1"), wire.HQFactsFilter, "posguard/v1/store/#")
+		f := msg{wire.FactsTopic("s042", "r1"), "not for s043"}
+		r1.publish(t, f.topic, f.payload, false)
+		r1.expect(t, f)
+		r2.expect(t, f)
+		hq.expect(t, f) // routed by now, to every subscriber it will reach
+		// Its own store's facts reach it (four of its subscriptions
+		// match), and nothing of s042's came first.
+		sentinel := msg{wire.FactsTopic("s043", "r1"), "s043 sentinel"}
+		hq.publish(t, sentinel.topic, sentinel.payload, false)
+		hq.expect(t, sentinel)
+		for range 2 {
+			other.expect(t, sentinel)
+		}
+	})
+
+	t.Run("register cannot publish another's facts", func(t *testing.T) {
+		for _, topic := range []string{wire.FactsTopic("s042", "r2"), wire.FactsTopic("s043", "r1"), "posguard/v1/store/s042/facts"} {
+			r1.publish(t, topic, "forged", false)
+		}
+		sentinel := msg{wire.FactsTopic("s042", "r1"), "after forged facts"}
+		r1.publish(t, sentinel.topic, sentinel.payload, false)
+		r1.expect(t, sentinel)
+		r2.expect(t, sentinel)
+		hq.expect(t, sentinel)
+	})
+
+	t.Run("store bridge speaks for its own store only", func(t *testing.T) {
+		b := newClient(t, addr, certs, "bridge.s042")
+		b.subscribe(t, wire.AckTopic("s042", "+"), wire.AckTopic("s043", "r1"), wire.HQFactsFilter, "posguard/v1/reg/+/+/events")
+		for _, topic := range []string{wire.EventsTopic("s043", "r1"), wire.FactsTopic("s043", "r1"),
+			wire.AckTopic("s042", "r1"), wire.PolicyTopic(wire.ScopeAll), wire.DenylistDelta, "posguard/v1/reg/bridge/s042/events"} {
+			b.publish(t, topic, "forged by the bridge", false)
+		}
+		for _, m := range []msg{{wire.EventsTopic("s042", "r3"), "via the bridge"}, {wire.FactsTopic("s042", "r3"), "facts via the bridge"}} {
+			b.publish(t, m.topic, m.payload, false)
+			hq.expect(t, m)
+		}
+		r1.expect(t, msg{wire.FactsTopic("s042", "r3"), "facts via the bridge"})
+		r2.expect(t, msg{wire.FactsTopic("s042", "r3"), "facts via the bridge"})
+		for _, ack := range []msg{{wire.AckTopic("s043", "r1"), "ack s043"}, {wire.AckTopic("s042", "r2"), "ack r2"}} {
+			hq.publish(t, ack.topic, ack.payload, false)
+			hq.expect(t, ack)
+		}
+		other.expect(t, msg{wire.AckTopic("s043", "r1"), "ack s043"})
+		r2.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
+		// Neither the events, the facts nor s043's ack came first.
+		b.expect(t, msg{wire.AckTopic("s042", "r2"), "ack r2"})
+		b.Disconnect(0)
 	})
 
 	t.Run("display reads its store only and commands its registers only", func(t *testing.T) {
