@@ -38,6 +38,7 @@ func goldenValues() map[string]any {
 		"delta.json":           wire.Delta{Epoch: "e1f0a9", Seq: 42, Add: []string{"acct-a", "acct-b"}, Remove: []string{"acct-c"}, IssuedAt: at},
 		"snapshot.json":        wire.Snapshot{Epoch: "e1f0a9", Seq: 42, Accounts: []string{"acct-a", "acct-b"}, IssuedAt: at},
 		"snapshot_empty.json":  wire.Snapshot{Epoch: "e1f0a9", Seq: 0, Accounts: []string{}, IssuedAt: at},
+		"facts.json":           goodFacts(),
 	}
 }
 
@@ -55,6 +56,8 @@ func parse(name string, data []byte) (any, error) {
 		return wire.ParseDelta(data)
 	case strings.HasPrefix(name, "snapshot"):
 		return wire.ParseSnapshot(data)
+	case name == "facts.json":
+		return wire.ParseFacts(factsTopic, data)
 	}
 	panic("no parser for " + name)
 }
