@@ -29,6 +29,7 @@ func goldenValues() map[string]any {
 			Links:        wire.Links{Scanner: wire.LinkUp, POS: wire.LinkDown},
 			LastDecision: &wire.DecisionSummary{SaleID: "s042-r1-000123", Outcome: "deny", Rules: []string{"tobacco-cartons", "fresh-topup"}, At: at},
 			DenylistSeq:  41,
+			Peers:        &wire.Peers{Reachable: true, LastFactAt: at.Add(-2 * time.Second), Pending: 1},
 			At:           at,
 		},
 		"offline.json":         wire.Offline("s042", "r1", "0.1.0", at),

@@ -243,9 +243,10 @@ func Allowed(user, topic string, write bool) bool {
 		return false
 	}
 	if write {
-		return matches(wire.Prefix+"/reg/"+user+"/#", topic)
+		return matches(wire.Prefix+"/reg/"+user+"/#", topic) || matches(wire.FactsTopic(store, reg), topic)
 	}
-	return matches(wire.Prefix+"/policy/#", topic) ||
+	return matches(wire.FactsFilter(store), topic) ||
+		matches(wire.Prefix+"/policy/#", topic) ||
 		matches(wire.Prefix+"/denylist/#", topic) ||
 		matches(wire.CmdTopic(store, reg), topic) ||
 		matches(wire.AckTopic(store, reg), topic)
