@@ -37,17 +37,7 @@ func (f *facts) send() {
 		return
 	}
 	now := time.Now() // transport timing: the wall clock, as the event outbox
-	c.mu.Lock()
-	restart := c.factsRestart
-	c.factsRestart = false
-	c.mu.Unlock()
-	for _, sent := range f.inflight {
-		if now.Sub(sent) >= c.cfg.ResendAfter {
-			restart = true
-			break
-		}
-	}
-	if restart {
+	if restartDue(c, &c.factsRestart, f.inflight, now) {
 		f.after = 0
 		clear(f.inflight)
 	}
