@@ -98,7 +98,7 @@ func (f *facts) drain(first uint64) {
 	f.send()
 }
 
-// peer applies a peer's facts. Own facts come back on the store filter
+// peerFacts applies a peer's facts. Own facts come back on the store filter
 // and are skipped before parsing; anything that does not parse, claims
 // another register than its topic or another store is logged and dropped.
 func (c *Client) peerFacts(topic string, payload []byte) {
