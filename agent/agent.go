@@ -136,6 +136,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	st, err := state.Open(cfg.State, state.Options{
 		Store: cfg.Store, Register: cfg.Register, Retention: cfg.Retention.Keep,
 		OutboxCap: cfg.Retention.OutboxCap, MaxSize: a.opts.StateMaxSize, Logger: a.log,
+		// The store's registers share facts over the HQ broker link.
+		ShareFacts: cfg.HQ != nil,
 	})
 	if err != nil {
 		return err

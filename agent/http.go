@@ -387,6 +387,8 @@ type StatusHQ struct {
 	LastContact time.Time     `json:"lastContact,omitzero"`
 	Offline     bool          `json:"offline"` // offline limits apply
 	Refusal     *wire.Refusal `json:"refusal,omitempty"`
+	// Peers is the store facts link, which travels over the same broker.
+	Peers *wire.Peers `json:"peers,omitempty"`
 }
 
 // Status reports the agent's state.
@@ -402,7 +404,7 @@ func (a *Agent) Status() Status {
 	}
 	if a.hq != nil {
 		s.HQ = StatusHQ{Configured: true, Connected: a.hq.Connected(), LastContact: a.hq.LastContact(),
-			Offline: a.offline(now), Refusal: a.hq.Refusal()}
+			Offline: a.offline(now), Refusal: a.hq.Refusal(), Peers: a.hq.Peers()}
 	}
 	if a.scn != nil {
 		s.Scanner = &StatusScanner{PartialsDropped: make(map[string]int64)}

@@ -57,6 +57,9 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			return sum, fmt.Errorf("%s at %s: %w", st.who, st.register, err)
 		}
 		decided[st.who] = ev
+		if err := r.waitPeers(ctx, st.register, ev.At); err != nil {
+			return sum, err
+		}
 		r.tally(&sum, st, ev)
 		fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), st.register, st.who,
 			yen(total(ev.Request)), strings.ToUpper(string(ev.Decision.Outcome)))
@@ -94,6 +97,35 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 		return err
 	}
 	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), "disp", st.note, "", strings.ToUpper(want))
+	return nil
+}
+
+// waitPeers waits until every other register has applied the facts of
+// the sale decided at reg at: in a store the next customer reaches the other
+// till seconds later, which is far longer than a fact takes to cross the
+// store (docs/DESIGN.md, "Store facts"); at --speed 0 the next sale would
+// otherwise race it.
+func (r *rig) waitPeers(ctx context.Context, reg string, at time.Time) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for id, peer := range r.regs {
+		if id == reg {
+			continue
+		}
+		for {
+			p := peer.agent.Status().HQ.Peers
+			if p != nil && !p.LastFactAt.Before(at) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("register %s did not get the facts of %s's sale at %s", id, reg, at.Format(time.RFC3339Nano))
+			}
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
 	return nil
 }
 

@@ -74,24 +74,37 @@ func scenario() []step {
 			items: []item{{sevenStarsCarton, 1}}, pay: regular("acct-sato")},
 		{after: time.Minute, register: "r1", who: "card holder paying by EMV QR", label: "legit",
 			items: []item{{onigiri, 1}}, pay: wallet{account: "emv", emvPAN: "5413330089020011"}},
-		{after: 3 * time.Minute, register: "r1", who: "Saitama victim: ¥90,000 top-up 40 min ago, ¥90,400 of tobacco", label: "fraud",
-			items: []item{{sevenStarsCarton, 15}, {onigiri, 2}}, pay: takenOver("acct-victim-saitama", 40*time.Minute, 90000)},
-		{after: 2 * time.Minute, register: "r2", who: "¥100,200 of tobacco at once", label: "fraud",
-			items: []item{{sevenStarsCarton, 16}, {sevenStarsPack, 7}}, pay: takenOver("acct-bulk", 20*time.Minute, 100000)},
 	}
-	// The Shinjuku crew: 8 taken-over accounts in a row at one register,
-	// two cartons each.
-	for i := 1; i <= 8; i++ {
-		s = append(s, step{after: 90 * time.Second, register: "r1", label: "fraud",
-			who:   crewStep(i),
-			items: []item{{sevenStarsCarton, 2}}, pay: takenOver(crewAccount(i), 30*time.Minute, 15000)})
-		if i == 1 {
-			s = append(s, step{after: 30 * time.Second, resolve: crewStep(1), action: "reject",
-				note: "manager at the back-office display rejects the held sale of crew account 1 (PIN)"})
+	// The Shinjuku crew: 8 taken-over accounts in a row, two cartons
+	// each, while other stolen accounts shop too. Halfway through the crew
+	// moves to the other till; the registers share their sales, so the
+	// store counts every account.
+	crew := func(i int, after time.Duration) step {
+		st := step{after: after, register: "r1", label: "fraud", who: crewStep(i),
+			items: []item{{sevenStarsCarton, 2}}, pay: takenOver(crewAccount(i), 30*time.Minute, 15000)}
+		if i >= 5 {
+			st.register = "r2"
+			if i == 5 {
+				st.who = "crew, account 5 of 8, moves to the other till: two cartons"
+			}
 		}
+		return st
 	}
 	s = append(s,
-		step{after: time.Minute, register: "r1", who: "screenshot of the office worker's QR, shown again", label: "fraud",
+		crew(1, 2*time.Minute),
+		step{after: 30 * time.Second, resolve: crewStep(1), action: "reject",
+			note: "manager at the back-office display rejects the held sale of crew account 1 (PIN)"},
+		crew(2, 90*time.Second),
+		step{after: time.Minute, register: "r1", who: "Saitama victim: ¥90,000 top-up 40 min ago, ¥90,400 of tobacco", label: "fraud",
+			items: []item{{sevenStarsCarton, 15}, {onigiri, 2}}, pay: takenOver("acct-victim-saitama", 40*time.Minute, 90000)},
+		step{after: 2 * time.Minute, register: "r2", who: "¥100,200 of tobacco at once", label: "fraud",
+			items: []item{{sevenStarsCarton, 16}, {sevenStarsPack, 7}}, pay: takenOver("acct-bulk", 20*time.Minute, 100000)},
+	)
+	for i := 3; i <= 8; i++ {
+		s = append(s, crew(i, 90*time.Second))
+	}
+	s = append(s,
+		step{after: time.Minute, register: "r2", who: "screenshot of the office worker's QR, at the other till", label: "fraud",
 			items: []item{{icedCoffee, 1}}, replayOf: "office worker: onigiri and coffee"},
 		step{after: 2 * time.Minute, denylist: crewAccounts(),
 			note: "HQ: the crew's 8 accounts are reported stolen and denylisted"},

@@ -122,5 +122,8 @@ func tileFrom(s wire.Status) board.Tile {
 	if s.Refusal != nil {
 		t.Refusal = s.Refusal.Subject + ": " + s.Refusal.Reason
 	}
+	// A register that predates store facts says nothing about peers: only
+	// an explicit false is shown.
+	t.PeersUnreachable = s.Online && s.Peers != nil && !s.Peers.Reachable
 	return t
 }

@@ -531,3 +531,27 @@ func TestResolveWhileBrokerDown(t *testing.T) {
 		t.Fatalf("state %q after a failed send, want open", a.State)
 	}
 }
+
+// A register that cannot share facts with its peers says so on its tile;
+// one that predates store facts (no peers in its status) does not, nor one
+// that is offline (its tile says offline already).
+func TestTilePeersUnreachable(t *testing.T) {
+	at := time.Now()
+	for _, tc := range []struct {
+		name   string
+		online bool
+		peers  *wire.Peers
+		want   bool
+	}{
+		{"sharing", true, &wire.Peers{Reachable: true}, false},
+		{"unreachable", true, &wire.Peers{Reachable: false}, true},
+		{"older register", true, nil, false},
+		{"offline", false, &wire.Peers{Reachable: false}, false},
+	} {
+		st := status(testStore, "R1", tc.online, at)
+		st.Peers = tc.peers
+		if got := tileFrom(st).PeersUnreachable; got != tc.want {
+			t.Errorf("%s: peersUnreachable %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

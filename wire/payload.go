@@ -184,7 +184,26 @@ type Status struct {
 	// snapshot of another epoch or an older sequence: HQ's list changed
 	// identity (new store, restored backup) and the register healed.
 	DenylistReset *DenylistReset `json:"denylistReset,omitempty"`
-	At            time.Time      `json:"at"`
+	// Peers is the store facts link; absent from registers that predate
+	// it and from the last will.
+	Peers *Peers    `json:"peers,omitempty"`
+	At    time.Time `json:"at"`
+}
+
+// Peers says whether a register shares facts with the other registers of
+// its store, and how far behind it may be.
+type Peers struct {
+	// Reachable: connected to the broker with the store facts
+	// subscription granted. When false the register decides on what it
+	// has: a token spent at another till meanwhile is not known here.
+	Reachable bool `json:"reachable"`
+	// LastFactAt is the time of the newest peer fact applied (omitted:
+	// none yet). After a restart, facts queued by the broker arrive
+	// first; a LastFactAt far behind the peers' last sales is the lag.
+	LastFactAt time.Time `json:"lastFactAt,omitzero"`
+	// Pending is this register's own facts the broker has not yet
+	// taken: the peers do not know them yet.
+	Pending int `json:"pending"`
 }
 
 // Why a register's denylist was reset.
@@ -300,6 +319,9 @@ func (s *Status) Validate() error {
 		if d.At.IsZero() {
 			return errors.New("status: lastDecision.at: required")
 		}
+	}
+	if p := s.Peers; p != nil && p.Pending < 0 {
+		return fmt.Errorf("status: peers.pending %d < 0", p.Pending)
 	}
 	if s.At.IsZero() {
 		return errors.New("status: at: required")

@@ -29,6 +29,7 @@ func goldenValues() map[string]any {
 			Links:        wire.Links{Scanner: wire.LinkUp, POS: wire.LinkDown},
 			LastDecision: &wire.DecisionSummary{SaleID: "s042-r1-000123", Outcome: "deny", Rules: []string{"tobacco-cartons", "fresh-topup"}, At: at},
 			DenylistSeq:  41,
+			Peers:        &wire.Peers{Reachable: true, LastFactAt: at.Add(-2 * time.Second), Pending: 1},
 			At:           at,
 		},
 		"offline.json":         wire.Offline("s042", "r1", "0.1.0", at),
@@ -38,6 +39,7 @@ func goldenValues() map[string]any {
 		"delta.json":           wire.Delta{Epoch: "e1f0a9", Seq: 42, Add: []string{"acct-a", "acct-b"}, Remove: []string{"acct-c"}, IssuedAt: at},
 		"snapshot.json":        wire.Snapshot{Epoch: "e1f0a9", Seq: 42, Accounts: []string{"acct-a", "acct-b"}, IssuedAt: at},
 		"snapshot_empty.json":  wire.Snapshot{Epoch: "e1f0a9", Seq: 0, Accounts: []string{}, IssuedAt: at},
+		"facts.json":           goodFacts(),
 	}
 }
 
@@ -55,6 +57,8 @@ func parse(name string, data []byte) (any, error) {
 		return wire.ParseDelta(data)
 	case strings.HasPrefix(name, "snapshot"):
 		return wire.ParseSnapshot(data)
+	case name == "facts.json":
+		return wire.ParseFacts(factsTopic, data)
 	}
 	panic("no parser for " + name)
 }

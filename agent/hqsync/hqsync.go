@@ -72,6 +72,11 @@ type Client struct {
 	refusal     *wire.Refusal
 	denyReset   *wire.DenylistReset // last epoch or backwards reset, for status
 	reconnected bool                // resend everything unacked
+	// factsRestart: publish the facts outbox again from its oldest entry.
+	factsRestart bool
+	// factsSubscribed: the broker granted the store facts subscription on
+	// this connection.
+	factsSubscribed bool
 }
 
 // New prepares a Client; Run connects.
@@ -119,7 +124,7 @@ func New(cfg Config) (*Client, error) {
 		OnConnect: c.onConnect, Log: c.log,
 		OnLost: func(error) {
 			c.mu.Lock()
-			c.connected = false
+			c.connected, c.factsSubscribed = false, false
 			c.mu.Unlock()
 		},
 		Will: &mqttconn.Will{Topic: wire.StatusTopic(cfg.Store, cfg.Register), Payload: will, Retain: true},
@@ -187,16 +192,29 @@ func (c *Client) enqueue(m paho.Message) { c.in.Push(m) }
 
 func (c *Client) onConnect(pc paho.Client) {
 	c.mu.Lock()
-	c.connected, c.reconnected = true, true
+	c.connected, c.reconnected, c.factsRestart = true, true, true
 	c.mu.Unlock()
 	filters := make(map[string]byte)
 	for _, f := range wire.AgentFilters(c.cfg.Store, c.cfg.Register) {
 		filters[f] = 1
 	}
+	// The store's facts, QoS 1 in the persistent session: the broker
+	// queues the peers' facts while this register is away.
+	factsFilter := wire.FactsFilter(c.cfg.Store)
+	filters[factsFilter] = 1
 	tok := pc.SubscribeMultiple(filters, nil) // the default handler takes them
 	go func() {
 		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 			c.log.Error("subscribe to HQ topics failed", "err", tok.Error())
+			return
+		}
+		if code, ok := tok.(*paho.SubscribeToken).Result()[factsFilter]; ok && code <= 2 {
+			c.mu.Lock()
+			c.factsSubscribed = true
+			c.mu.Unlock()
+			c.StatusChanged()
+		} else {
+			c.log.Error("broker refused the store facts subscription: peers' spent tokens and sales are not shared", "filter", factsFilter, "code", code)
 		}
 	}()
 	c.Kick()
@@ -220,6 +238,7 @@ func (c *Client) Run(ctx context.Context) error {
 		c.client.Disconnect(500)
 	}()
 	out := newOutbox(c)
+	fx := newFacts(c, ctx)
 	statusTick := time.NewTicker(c.cfg.StatusEvery)
 	defer statusTick.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)
@@ -237,12 +256,16 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 		case <-c.kick:
 			out.send()
+			fx.send()
+		case seq := <-fx.taken:
+			fx.drain(seq)
 		case <-c.status:
 			statusDue = true
 		case <-statusTick.C:
 			statusDue = true
 		case <-tick.C:
 			out.send()
+			fx.send()
 			if statusDue && c.Connected() {
 				c.publishStatus()
 				statusDue = false
@@ -271,6 +294,10 @@ func (c *Client) handle(ctx context.Context, m paho.Message, out *outbox) {
 	case topic == wire.CmdTopic(c.cfg.Store, c.cfg.Register):
 		c.command(ctx, topic, m.Payload())
 	default:
+		if _, _, err := wire.ParseFactsTopic(topic); err == nil {
+			c.peerFacts(topic, m.Payload())
+			return
+		}
 		if _, err := wire.ParsePolicyTopic(topic); err == nil {
 			c.contact()
 			c.policy(m.Payload())
@@ -436,6 +463,7 @@ func (c *Client) statusNow() wire.Status {
 	st.DenylistReset = c.denyReset
 	c.mu.Unlock()
 	st.Refusal = c.Refusal()
+	st.Peers = c.peers()
 	st.At = now.UTC()
 	if st.Links.Scanner == "" {
 		st.Links.Scanner = wire.LinkNone

@@ -604,7 +604,8 @@ func TestCommandWhileDownArrivesAfterRestart(t *testing.T) {
 		return len(cl.State.Subscriptions.GetAll()), !cl.Closed()
 	}
 	stop := start()
-	waitFor(t, "r2 subscribed", func() bool { n, _ := session(); return n == len(wire.AgentFilters("s1", "r2")) })
+	// The HQ topics and the store's facts.
+	waitFor(t, "r2 subscribed", func() bool { n, _ := session(); return n == len(wire.AgentFilters("s1", "r2"))+1 })
 	stop()
 	waitFor(t, "the broker to see r2 gone", func() bool { _, up := session(); return !up })
 

@@ -30,17 +30,7 @@ func (o *outbox) send() {
 	// The wall clock, not cfg.Now: resending is transport timing, and a
 	// clock that is set back (or a test's fixed one) must not stop it.
 	now := time.Now()
-	c.mu.Lock()
-	restart := c.reconnected
-	c.reconnected = false
-	c.mu.Unlock()
-	for _, sent := range o.inflight {
-		if now.Sub(sent) >= c.cfg.ResendAfter {
-			restart = true
-			break
-		}
-	}
-	if restart {
+	if restartDue(c, &c.reconnected, o.inflight, now) {
 		o.after = 0
 		clear(o.inflight)
 	}
@@ -94,4 +84,20 @@ func (o *outbox) acked(ids []string) {
 	}
 	o.send()
 	o.c.StatusChanged()
+}
+
+// restartDue reports whether a sender must start again from its oldest
+// entry: *reconnected was set by a reconnect (and is cleared), or an entry
+// in flight has waited ResendAfter for its acknowledgement.
+func restartDue[K comparable](c *Client, reconnected *bool, inflight map[K]time.Time, now time.Time) bool {
+	c.mu.Lock()
+	restart := *reconnected
+	*reconnected = false
+	c.mu.Unlock()
+	for _, sent := range inflight {
+		if now.Sub(sent) >= c.cfg.ResendAfter {
+			return true
+		}
+	}
+	return restart
 }

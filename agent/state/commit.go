@@ -14,6 +14,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 // paymentEMV is policy.Payment.Kind of an EMV CPM token.
@@ -42,7 +43,8 @@ type Record struct {
 
 // Commit makes one decision durable in a single transaction: the replay
 // mark, the EMV ATC, the sale in the history, the review hold, the decision
-// event and (for review and deny) an alert event. The agent must not tell the
+// event, (for review and deny) an alert event and, with ShareFacts, the
+// sale's facts for the store's other registers. The agent must not tell the
 // POS anything before Commit returns nil. Replay is checked again inside the
 // transaction: of two commits of one token, exactly one succeeds, the other
 // gets ErrReplayed. When ctx has ended before the transaction takes the
@@ -93,6 +95,20 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 	saleVal, err := json.Marshal(stored)
 	if err != nil {
 		return event.Event{}, fmt.Errorf("commit sale %s: encode history: %w", req.SaleID, err)
+	}
+	var facts *wire.Facts
+	if s.opts.ShareFacts {
+		facts = factsOf(req, rec.Decision.Outcome, rec.ReplayKey, expires, emv, atc, stored.Cats)
+	}
+	if facts != nil {
+		facts.Store, facts.Register, facts.ID = s.opts.Store, s.opts.Register, s.prefix+"1"
+		if err := facts.Validate(); err != nil {
+			// The sale is decided all the same: facts that cannot be
+			// shared (a catalog category past the wire's bounds) must
+			// not refuse a customer.
+			s.log.Error("sale's facts cannot be shared with the store", "sale", req.SaleID, "err", err)
+			facts = nil
+		}
 	}
 
 	// Batch may run fn more than once (when another call in the batch
@@ -155,6 +171,11 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 			alert := ev
 			alert.Type = event.Alert
 			if err := s.appendEvent(tx, &alert); err != nil {
+				return err
+			}
+		}
+		if facts != nil {
+			if err := putFacts(tx, facts, ev.ID, ev.Seq); err != nil {
 				return err
 			}
 		}

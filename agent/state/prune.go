@@ -9,7 +9,8 @@ import (
 )
 
 // Prune deletes seen-token marks and idempotency keys that expired before
-// now, and history, EMV counters and resolved reviews older than the
+// now, and history (own and peers'), EMV counters, peers' fact ids, own
+// facts the broker never took and resolved reviews older than the
 // retention. The outbox is not pruned: only Ack and the cap remove events.
 // It returns how many entries were deleted.
 func (s *Store) Prune(now time.Time) (int, error) {
@@ -73,7 +74,9 @@ func (s *Store) Prune(now time.Time) (int, error) {
 		}); err != nil {
 			return fmt.Errorf("idempotency keys: %w", err)
 		}
-		return nil
+		pruned, err := pruneFacts(tx, cutoff)
+		n += pruned
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune %s: %w", s.path, err)

@@ -38,7 +38,7 @@ import (
 // SchemaVersion is the layout this build reads and writes. A file with an
 // older version is migrated by the entries of migrations; without one, Open
 // refuses it rather than guess.
-const SchemaVersion uint64 = 2
+const SchemaVersion uint64 = 3
 
 // migrations[v] upgrades a file from schema v to v+1 inside the open
 // transaction. Schema 1 is the first released layout; files of schema 0
@@ -48,6 +48,16 @@ var migrations = map[uint64]func(*bolt.Tx) error{
 	1: func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists([]byte(bIdem))
 		return err
+	},
+	// 3 adds the store facts: the outbox of this register's facts and the
+	// peers' facts and sales.
+	2: func(tx *bolt.Tx) error {
+		for _, name := range []string{bFactsOut, bPeerFacts, bPeerHistory} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 
@@ -62,6 +72,10 @@ const (
 	bPolicy    = "policy"
 	bDeny      = "denylist"
 	bIdem      = "idempotency" // caller's retry key -> stored answer
+	// Store facts (facts.go).
+	bFactsOut    = "facts-outbox" // own facts not yet taken by the broker: outbox seq -> wire.Facts JSON
+	bPeerFacts   = "peer-facts"   // ids of peers' facts applied -> their time, unix ns
+	bPeerHistory = "peer-history" // peers' sales, keyed and valued as history
 
 	kSchema    = "schema"
 	kEpoch     = "epoch"
@@ -77,7 +91,7 @@ const (
 	kVersion   = "version"
 )
 
-var allBuckets = []string{bMeta, bSeen, bATC, bHistory, bOutbox, bDroppable, bReviews, bPolicy, bDeny, bIdem}
+var allBuckets = []string{bMeta, bSeen, bATC, bHistory, bOutbox, bDroppable, bReviews, bPolicy, bDeny, bIdem, bFactsOut, bPeerFacts, bPeerHistory}
 
 var (
 	// ErrInUse: another process (a second agent) holds the file's lock.
@@ -120,6 +134,10 @@ type Options struct {
 	// MaxSize caps the file size in bytes (0: no cap); writes beyond it fail
 	// like a full disk.
 	MaxSize int
+	// ShareFacts makes Commit keep each decision's facts for the store's
+	// other registers (PendingFacts, FactsTaken). Off when the register has
+	// no broker link, where nothing would ever take them.
+	ShareFacts bool
 	// OpenFile replaces os.OpenFile for the data file (bbolt option).
 	OpenFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 	Logger   *slog.Logger
@@ -166,6 +184,9 @@ type Store struct {
 	deny    map[string]struct{}
 	denyVer wire.ListVersion
 	denyAt  time.Time // issuedAt of the last applied denylist message
+	// lastFact is the time of the newest peer fact applied (unix ns, 0:
+	// none).
+	lastFact int64
 }
 
 // Open opens or creates the state file at path.
@@ -376,6 +397,9 @@ func (s *Store) load() error {
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := s.loadPeers(tx); err != nil {
 			return err
 		}
 		s.deny = loadDenylist(tx.Bucket([]byte(bDeny)))

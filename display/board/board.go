@@ -68,7 +68,10 @@ type Tile struct {
 	POS            string    `json:"pos,omitempty"`
 	LastDecision   string    `json:"lastDecision,omitempty"`
 	Refusal        string    `json:"refusal,omitempty"`
-	At             time.Time `json:"at,omitzero"`
+	// PeersUnreachable: the register is up but does not share facts with
+	// the store's other registers (a token spent there is not known here).
+	PeersUnreachable bool      `json:"peersUnreachable,omitempty"`
+	At               time.Time `json:"at,omitzero"`
 }
 
 // Resolution is the register's report that a review ended.

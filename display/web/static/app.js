@@ -199,6 +199,7 @@
     row("lastDecision", r.lastDecision ? t(r.lastDecision) : "—");
     d.append(dl);
     if (r.refusal) d.append(el("p", "error", r.refusal));
+    if (r.peersUnreachable) d.append(el("p", "error peers", t("noPeers")));
     return d;
   }
 

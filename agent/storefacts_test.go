@@ -1,0 +1,146 @@
+package agent_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/posguard/posguard/agent"
+	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/hq/broker/embedtest"
+	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/token"
+)
+
+// till is one register of the store tests: its fixture (files, state) and
+// the configuration it restarts with.
+type till struct {
+	f   *fixture
+	cfg *config.Config
+	*running
+}
+
+// startTill starts register reg of store on the embedded broker b. The
+// fixtures share the issuer and account keys, so tokens minted for one till
+// verify at every other and EMV accounts hash alike.
+func startTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) *till {
+	t.Helper()
+	f := newFixture(t)
+	id := store + "/" + reg
+	y := f.yaml("hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile(id) + "\n  maxReconnect: 500ms\n")
+	y = strings.Replace(y, "store: S001\nregister: R1\n", fmt.Sprintf("store: %s\nregister: %s\n", store, reg), 1)
+	p := f.write("agent.yaml", []byte(y))
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := &till{f: f, cfg: cfg}
+	tl.restart(t)
+	return tl
+}
+
+func (tl *till) restart(t *testing.T) {
+	t.Helper()
+	tl.running = start(t, tl.cfg, agent.Options{})
+	waitFor(t, tl.cfg.Register+" to share facts", func() bool {
+		st := tl.status(t)
+		return st.HQ.Peers != nil && st.HQ.Peers.Reachable
+	})
+}
+
+func (tl *till) status(t *testing.T) agent.Status {
+	t.Helper()
+	var st agent.Status
+	tl.do(t, "GET", "/v1/status", nil, &st)
+	return st
+}
+
+// caughtUp waits until the till has applied the facts of peer's last
+// decision, as its status tells.
+func (tl *till) caughtUp(t *testing.T, peer *till) {
+	t.Helper()
+	evs := peer.Events(0, 1000)
+	if len(evs) == 0 {
+		t.Fatal("the peer has decided nothing")
+	}
+	at := evs[len(evs)-1].At
+	waitFor(t, tl.cfg.Register+" to apply its peers' facts", func() bool {
+		p := tl.status(t).HQ.Peers
+		return p != nil && !p.LastFactAt.Before(at)
+	})
+}
+
+// wantRefused fails unless res denies the token for reason.
+func wantRefused(t *testing.T, what string, res agent.Result, reason string) {
+	t.Helper()
+	for _, f := range res.Decision.Rules {
+		if f.ID == policy.TokenRuleID && res.Outcome == policy.Deny && strings.Contains(f.Reason, reason) {
+			return
+		}
+	}
+	t.Fatalf("%s: %s %+v, want deny, %s", what, res.Outcome, res.Decision.Rules, reason)
+}
+
+// One store, one guard: the registers of S001 share spent tokens and EMV
+// counters over the embedded broker; S002 is not affected.
+func TestStoreFacts(t *testing.T) {
+	b, auth := embedtest.Start(t, "S001/R1", "S001/R2", "S001/R3", "S002/R1")
+	r1 := startTill(t, b, auth, "S001", "R1")
+	r2 := startTill(t, b, auth, "S001", "R2")
+	r3 := startTill(t, b, auth, "S001", "R3")
+	other := startTill(t, b, auth, "S002", "R1")
+
+	t.Run("PG1 screenshot at the next till", func(t *testing.T) {
+		tok := r1.f.mint("acct-shot", nil)
+		if res, _ := r1.decide(t, tok, line(onigiri, 1)); res.Outcome != policy.Allow {
+			t.Fatalf("R1: %+v", res)
+		}
+		r2.caughtUp(t, r1)
+		res, _ := r2.decide(t, tok, line(onigiri, 1))
+		wantRefused(t, "the same token at R2", res, "replayed")
+		// Another store shares nothing with S001: the token is new there.
+		if res, _ := other.decide(t, tok, line(onigiri, 1)); res.Outcome != policy.Allow {
+			t.Fatalf("S002: %+v", res)
+		}
+	})
+
+	t.Run("EMV clone with a lower counter", func(t *testing.T) {
+		first, err := token.MintEMV(token.EMVSample{PAN: "5413330089020011", ATC: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clone, err := token.MintEMV(token.EMVSample{PAN: "5413330089020011", ATC: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, _ := r1.decide(t, first, line(onigiri, 1)); res.Outcome != policy.Allow {
+			t.Fatalf("ATC 5 at R1: %s %+v", res.Outcome, res.Decision.Rules)
+		}
+		r2.caughtUp(t, r1)
+		res, _ := r2.decide(t, clone, line(onigiri, 1))
+		wantRefused(t, "ATC 3 at R2", res, "atc_replayed")
+		if res, _ := other.decide(t, clone, line(onigiri, 1)); res.Outcome != policy.Allow {
+			t.Fatalf("ATC 3 at S002: %+v", res)
+		}
+	})
+
+	t.Run("a till that was off catches up", func(t *testing.T) {
+		if err := r3.stop(); err != nil {
+			t.Fatal(err)
+		}
+		tok := r1.f.mint("acct-while-off", nil)
+		if res, _ := r1.decide(t, tok, line(onigiri, 1)); res.Outcome != policy.Allow {
+			t.Fatalf("R1: %+v", res)
+		}
+		// R1's fact has left it: the broker holds it in R3's session.
+		waitFor(t, "R1's facts to reach the broker", func() bool { return r1.status(t).HQ.Peers.Pending == 0 })
+		r3.restart(t)
+		r3.caughtUp(t, r1)
+		res, _ := r3.decide(t, tok, line(onigiri, 1))
+		wantRefused(t, "the token at the restarted R3", res, "replayed")
+	})
+
+	if p := other.status(t).HQ.Peers; p == nil || !p.LastFactAt.IsZero() {
+		t.Errorf("S002 applied facts of S001: %+v", p)
+	}
+}
