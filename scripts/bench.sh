@@ -7,8 +7,8 @@
 #   COUNT=10 OUT=/tmp/b scripts/bench.sh
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
-# Steps: decision, decision-agent, opa, durable, scan, scan-agent, ingest,
-# backtest, rss, fanout; ONLY=decision also runs decision-agent.
+# Steps: decision, decision-agent, opa, durable, scan, scan-agent, facts,
+# ingest, backtest, rss, fanout; ONLY=decision also runs decision-agent.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
 # step is POSGUARD_TEST_PG (default the local server's "test" database); the
@@ -105,6 +105,18 @@ step durable "$ROOT" "${bench[@]}" -bench 'BenchmarkCommit' ./agent/state
 # Scan pass-through over ptys, with p50/p99.
 step scan "$ROOT" "${bench[@]}" -bench 'BenchmarkPipelineLatency' -benchtime 2000x ./firmware-bridge/posout
 step scan-agent "$ROOT" "${bench[@]}" -bench 'BenchmarkScanPassThrough' ./agent
+# Store facts: a decision committed at R1 until its token is seen at R2
+# (the replay window), p50/p99 of 300 facts per run, through the embedded
+# broker and a private Mosquitto (skipped without mosquitto). The load
+# average is kept with the results: on a shared machine it moves the p99.
+if want facts; then
+	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >"$OUT/facts-load.txt"
+fi
+step facts "$ROOT" "${bench[@]}" -bench 'BenchmarkFactsPropagation' -benchtime 300x ./agent/hqsync
+if want facts; then
+	echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/facts-load.txt"
+	cat "$OUT/facts-load.txt"
+fi
 # HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100 into
 # the store alone (200 batches per run); then the whole path, 20,000 events
 # published QoS 1 by a register client through the embedded broker to HQ,
