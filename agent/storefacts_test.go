@@ -2,11 +2,14 @@ package agent_test
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
@@ -25,9 +28,26 @@ type till struct {
 // verify at every other and EMV accounts hash alike.
 func startTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) *till {
 	t.Helper()
+	return startTillWith(t, b, auth, store, reg, "")
+}
+
+// startPTYTill starts a till that reads its scanner and feeds its POS over
+// pseudo-terminals, as a till in a store does.
+func startPTYTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) (*till, *ptyRig) {
+	t.Helper()
+	s, p, y := newPTYLinks(t)
+	tl := startTillWith(t, b, auth, store, reg, y)
+	r := &ptyRig{running: tl.running, t: t, f: tl.f, scn: s, pos: p}
+	r.linksUp()
+	return tl, r
+}
+
+// startTillWith is startTill with extra configuration appended.
+func startTillWith(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg, extra string) *till {
+	t.Helper()
 	f := newFixture(t)
 	id := store + "/" + reg
-	y := f.yaml("hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile(id) + "\n  maxReconnect: 500ms\n")
+	y := f.yaml("hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile(id) + "\n  maxReconnect: 500ms\n" + extra)
 	y = strings.Replace(y, "store: S001\nregister: R1\n", fmt.Sprintf("store: %s\nregister: %s\n", store, reg), 1)
 	p := f.write("agent.yaml", []byte(y))
 	cfg, err := config.Load(p)
@@ -86,7 +106,8 @@ func wantRefused(t *testing.T, what string, res agent.Result, reason string) {
 func TestStoreFacts(t *testing.T) {
 	b, auth := embedtest.Start(t, "S001/R1", "S001/R2", "S001/R3", "S002/R1")
 	r1 := startTill(t, b, auth, "S001", "R1")
-	r2 := startTill(t, b, auth, "S001", "R2")
+	// R2 reads its scanner on a pty: the carton and crew tries scan there.
+	r2, scanner := startPTYTill(t, b, auth, "S001", "R2")
 	r3 := startTill(t, b, auth, "S001", "R3")
 	other := startTill(t, b, auth, "S002", "R1")
 
@@ -124,6 +145,61 @@ func TestStoreFacts(t *testing.T) {
 		}
 	})
 
+	// One account, one carton a sale, alternating tills: account-velocity
+	// (3 sales in 24h) counts the sales of both tills, so the 4th is held
+	// as it would be on one till.
+	t.Run("one account, four cartons, alternating tills", func(t *testing.T) {
+		for i := 1; i <= 4; i++ {
+			tok := r1.f.mint("acct-cartons", nil)
+			want := policy.Allow
+			if i == 4 {
+				want = policy.Review
+			}
+			var got agent.Result
+			if i%2 == 1 {
+				got, _ = r1.decide(t, tok, line(carton, 1))
+				r2.caughtUp(t, r1)
+			} else {
+				got = scanner.sell(t, tok, want, carton)
+				r1.caughtUp(t, r2)
+			}
+			if got.Outcome != want {
+				t.Fatalf("sale %d: %s %+v, want %s", i, got.Outcome, got.Decision.Rules, want)
+			}
+			if want == policy.Review && !slices.Contains(fired(got), "account-velocity") {
+				t.Fatalf("sale %d held for %v, want account-velocity", i, fired(got))
+			}
+		}
+	})
+
+	// A crew of 8 accounts, one carton each, alternating tills:
+	// register-accounts (3 accounts in 30m) counts the store. The carton
+	// buyer above is one of the 3, so the first two of the crew are
+	// allowed and the rest refused; per till it would have been 3+3.
+	t.Run("a crew alternating tills", func(t *testing.T) {
+		for i := 1; i <= 8; i++ {
+			tok := r1.f.mint(fmt.Sprintf("crew-%d", i), nil)
+			want := policy.Allow
+			if i > 2 {
+				want = policy.Deny
+			}
+			var got agent.Result
+			if i%2 == 1 {
+				got, _ = r1.decide(t, tok, line(carton, 1))
+				r2.caughtUp(t, r1)
+			} else {
+				got = scanner.sell(t, tok, want, carton)
+				r1.caughtUp(t, r2)
+			}
+			if got.Outcome != want {
+				t.Fatalf("crew account %d: %s %+v, want %s", i, got.Outcome, got.Decision.Rules, want)
+			}
+			if want == policy.Deny && !slices.Contains(fired(got), "register-accounts") {
+				t.Fatalf("crew account %d refused for %v, want register-accounts", i, fired(got))
+			}
+		}
+	})
+
 	t.Run("a till that was off catches up", func(t *testing.T) {
 		if err := r3.stop(); err != nil {
 			t.Fatal(err)
@@ -143,4 +219,40 @@ func TestStoreFacts(t *testing.T) {
 	if p := other.status(t).HQ.Peers; p == nil || !p.LastFactAt.IsZero() {
 		t.Errorf("S002 applied facts of S001: %+v", p)
 	}
+}
+
+// sell scans items and then tok at the till's scanner, waits for the beep
+// that outcome want gives, and returns the decision the till recorded. A
+// held sale is rejected with the manager PIN, so the next customer starts
+// afresh. Failures are reported to t, the subtest that sells.
+func (r *ptyRig) sell(t *testing.T, tok string, want policy.Outcome, items ...string) agent.Result {
+	t.Helper()
+	parent := r.t
+	r.t = t
+	defer func() { r.t = parent }()
+	frames := make([]string, len(items))
+	for i, jan := range items {
+		r.scan(scan.EAN13, jan)
+		frames[i] = posItem(jan)
+	}
+	r.posGets(frames...)
+	r.scan(scan.QR, tok)
+	switch want {
+	case policy.Allow:
+		r.posGets(posToken(tok))
+		r.feedback(fbGood)
+	case policy.Review:
+		r.feedback(fbReview)
+	default:
+		r.feedback(fbDeny)
+	}
+	ev := r.lastEvent()
+	if want == policy.Review {
+		if code, body := r.resolve(r.t, ev.SaleID, "reject", testPIN); code != http.StatusOK {
+			r.t.Fatalf("reject: %d %s", code, body)
+		}
+		r.feedback(fbDeny)
+	}
+	r.posQuiet()
+	return agent.Result{Outcome: ev.Decision.Outcome, Decision: *ev.Decision}
 }
