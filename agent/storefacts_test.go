@@ -256,3 +256,43 @@ func (r *ptyRig) sell(t *testing.T, tok string, want policy.Outcome, items ...st
 	r.posQuiet()
 	return agent.Result{Outcome: ev.Decision.Outcome, Decision: *ev.Decision}
 }
+
+// A till whose broker goes away cannot reach its peers: it decides on the
+// facts it already has and, once the link has been down for
+// hq.offlineAfter, with the policy's offline limits, and its status says
+// the peers are unreachable.
+func TestPeersUnreachable(t *testing.T) {
+	const (
+		sticksCarton = "4901234000315" // e-cigarette, 5800
+		sticksPack   = "4901234000308" // e-cigarette, 580
+	)
+	b, auth := embedtest.Start(t, "S001/R1", "S001/R2")
+	r1 := startTillWith(t, b, auth, "S001", "R1", "  offlineAfter: 300ms\n")
+	r2 := startTill(t, b, auth, "S001", "R2")
+
+	spent := r1.f.mint("acct-before-cut", nil)
+	if res, _ := r2.decide(t, spent, line(onigiri, 1)); res.Outcome != policy.Allow {
+		t.Fatalf("R2: %+v", res)
+	}
+	r1.caughtUp(t, r2)
+	// ¥6,380 of heat sticks: within the rules, over the offline limit.
+	res, _ := r1.decide(t, r1.f.mint("acct-online", nil), line(sticksCarton, 1), line(sticksPack, 1))
+	if res.Outcome != policy.Allow || res.Decision.Offline {
+		t.Fatalf("online: %s offline=%v %+v", res.Outcome, res.Decision.Offline, res.Decision.Rules)
+	}
+
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "R1 to go offline", func() bool {
+		hq := r1.status(t).HQ
+		return hq.Offline && hq.Peers != nil && !hq.Peers.Reachable
+	})
+	res, _ = r1.decide(t, r1.f.mint("acct-offline", nil), line(sticksCarton, 1), line(sticksPack, 1))
+	if res.Outcome != policy.Review || !res.Decision.Offline || !slices.Contains(fired(res), "offline:e-cigarette") {
+		t.Fatalf("offline: %s offline=%v %v", res.Outcome, res.Decision.Offline, fired(res))
+	}
+	// What R1 learned from R2 before the cut still holds.
+	res, _ = r1.decide(t, spent, line(onigiri, 1))
+	wantRefused(t, "R2's token at R1 while offline", res, "replayed")
+}
