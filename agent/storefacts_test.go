@@ -11,8 +11,10 @@ import (
 	"github.com/posguard/posguard/agent/config"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/hq/broker/embedtest"
+	"github.com/posguard/posguard/internal/brokertest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
+	"github.com/posguard/posguard/wire"
 )
 
 // till is one register of the store tests: its fixture (files, state) and
@@ -295,4 +297,27 @@ func TestPeersUnreachable(t *testing.T) {
 	// What R1 learned from R2 before the cut still holds.
 	res, _ = r1.decide(t, spent, line(onigiri, 1))
 	wantRefused(t, "R2's token at R1 while offline", res, "replayed")
+}
+
+// A till connected to a broker that refuses it its store's facts (an ACL
+// not updated for them) shares nothing with its peers although HQ's link
+// is up: past hq.offlineAfter it applies the offline limits too.
+func TestPeersRefused(t *testing.T) {
+	b := brokertest.StartRefusing(t, func(topic string, write bool) bool {
+		return !write && topic == wire.FactsFilter("S001")
+	})
+	f := newFixture(t)
+	r := start(t, f.config("hq:\n  broker: "+b.URL()+"\n  offlineAfter: 300ms\n"), agent.Options{})
+	var st agent.Status
+	waitFor(t, "R1 to go offline", func() bool {
+		r.do(t, "GET", "/v1/status", nil, &st)
+		return st.HQ.Offline
+	})
+	if !st.HQ.Connected || st.HQ.Peers == nil || st.HQ.Peers.Reachable {
+		t.Fatalf("status %+v peers %+v, want connected, peers unreachable", st.HQ, st.HQ.Peers)
+	}
+	res, _ := r.decide(t, f.mint("acct-refused", nil), line(carton, 2))
+	if !res.Decision.Offline || !slices.Contains(fired(res), "offline:tobacco-carton") {
+		t.Fatalf("decision %s offline=%v %v", res.Outcome, res.Decision.Offline, fired(res))
+	}
 }
