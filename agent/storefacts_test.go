@@ -147,59 +147,55 @@ func TestStoreFacts(t *testing.T) {
 		}
 	})
 
-	// One account, one carton a sale, alternating tills: account-velocity
-	// (3 sales in 24h) counts the sales of both tills, so the 4th is held
-	// as it would be on one till.
-	t.Run("one account, four cartons, alternating tills", func(t *testing.T) {
-		for i := 1; i <= 4; i++ {
-			tok := r1.f.mint("acct-cartons", nil)
-			want := policy.Allow
-			if i == 4 {
-				want = policy.Review
-			}
+	// Customers alternate R1 (over HTTP) and R2 (at its scanner), one
+	// carton a sale; each waits for the other till to know the sale
+	// before it, as the next customer in a store would.
+	alternate := func(t *testing.T, sales []string, want func(i int) (policy.Outcome, string)) {
+		t.Helper()
+		for i, acct := range sales {
+			tok := r1.f.mint(acct, nil)
+			outcome, rule := want(i + 1)
 			var got agent.Result
-			if i%2 == 1 {
+			if i%2 == 0 {
 				got, _ = r1.decide(t, tok, line(carton, 1))
 				r2.caughtUp(t, r1)
 			} else {
-				got = scanner.sell(t, tok, want, carton)
+				got = scanner.sell(t, tok, outcome, carton)
 				r1.caughtUp(t, r2)
 			}
-			if got.Outcome != want {
-				t.Fatalf("sale %d: %s %+v, want %s", i, got.Outcome, got.Decision.Rules, want)
-			}
-			if want == policy.Review && !slices.Contains(fired(got), "account-velocity") {
-				t.Fatalf("sale %d held for %v, want account-velocity", i, fired(got))
+			if got.Outcome != outcome || rule != "" && !slices.Contains(fired(got), rule) {
+				t.Fatalf("sale %d (%s): %s %v, want %s by %q", i+1, acct, got.Outcome, fired(got), outcome, rule)
 			}
 		}
+	}
+
+	// One account, four sales: account-velocity (3 sales in 24h) counts
+	// the sales of both tills, so the 4th is held as it would be on one
+	// till.
+	t.Run("one account, four cartons, alternating tills", func(t *testing.T) {
+		alternate(t, slices.Repeat([]string{"acct-cartons"}, 4), func(i int) (policy.Outcome, string) {
+			if i == 4 {
+				return policy.Review, "account-velocity"
+			}
+			return policy.Allow, ""
+		})
 	})
 
-	// A crew of 8 accounts, one carton each, alternating tills:
-	// register-accounts (3 accounts in 30m) counts the store. The carton
-	// buyer above is one of the 3, so the first two of the crew are
-	// allowed and the rest refused; per till it would have been 3+3.
+	// A crew of 8 accounts: register-accounts (3 accounts in 30m) counts
+	// the store. The carton buyer above is one of the 3, so the first two
+	// of the crew are allowed and the rest refused; per till it would have
+	// been 3 at each.
 	t.Run("a crew alternating tills", func(t *testing.T) {
-		for i := 1; i <= 8; i++ {
-			tok := r1.f.mint(fmt.Sprintf("crew-%d", i), nil)
-			want := policy.Allow
-			if i > 2 {
-				want = policy.Deny
-			}
-			var got agent.Result
-			if i%2 == 1 {
-				got, _ = r1.decide(t, tok, line(carton, 1))
-				r2.caughtUp(t, r1)
-			} else {
-				got = scanner.sell(t, tok, want, carton)
-				r1.caughtUp(t, r2)
-			}
-			if got.Outcome != want {
-				t.Fatalf("crew account %d: %s %+v, want %s", i, got.Outcome, got.Decision.Rules, want)
-			}
-			if want == policy.Deny && !slices.Contains(fired(got), "register-accounts") {
-				t.Fatalf("crew account %d refused for %v, want register-accounts", i, fired(got))
-			}
+		crew := make([]string, 8)
+		for i := range crew {
+			crew[i] = fmt.Sprintf("crew-%d", i+1)
 		}
+		alternate(t, crew, func(i int) (policy.Outcome, string) {
+			if i > 2 {
+				return policy.Deny, "register-accounts"
+			}
+			return policy.Allow, ""
+		})
 	})
 
 	t.Run("a till that was off catches up", func(t *testing.T) {
