@@ -130,7 +130,8 @@ func (b *Broker) start(addr string) error {
 	return nil
 }
 
-// allowAll lets every client connect and use every topic. mochi's own
+// allowAll lets every client connect and use every topic but those refuse
+// (if set) denies. mochi's own
 // auth.AllowHook lives in a package that pulls in gopkg.in/yaml.v3, which
 // this module does not use.
 type allowAll struct {
