@@ -304,6 +304,9 @@ func (a *Agent) policyName() string {
 // for hq.offlineAfter and either the broker connection has been down that
 // long too, or events have waited that long for HQ's ack. A quiet register
 // hears nothing from HQ while all is well, so silence alone is not enough.
+// It is offline too when the store facts link has been down that long
+// (broker gone, or the facts subscription refused): it then decides on
+// what it has, without its peers' spent tokens and sales.
 func (a *Agent) offline(now time.Time) bool {
 	if a.hq == nil {
 		return false
@@ -311,6 +314,14 @@ func (a *Agent) offline(now time.Time) bool {
 	after := config.DefaultOfflineAfter
 	if h := a.live.Load().HQ; h != nil && h.OfflineAfter > 0 {
 		after = h.OfflineAfter
+	}
+	if lost := a.hq.PeersLost(); !lost.IsZero() {
+		if lost.Before(a.start) {
+			lost = a.start
+		}
+		if now.Sub(lost) > after {
+			return true
+		}
 	}
 	last := a.hq.LastContact()
 	if last.Before(a.start) {

@@ -38,6 +38,23 @@ type ptyRig struct {
 
 func newPTYRig(t testing.TB, extra string, opts ...agent.Options) *ptyRig {
 	t.Helper()
+	s, p, y := newPTYLinks(t)
+	f := newFixture(t)
+	cfg := f.config(y + extra)
+	var o agent.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	r := &ptyRig{running: start(t, cfg, o), t: t, f: f, scn: s, pos: p}
+	r.linksUp()
+	return r
+}
+
+// newPTYLinks opens a simulated scanner and POS and returns the agent
+// configuration that uses them; it ends inside the session block, so
+// session keys may follow.
+func newPTYLinks(t testing.TB) (*sim.Sim, *sim.POS, string) {
+	t.Helper()
 	scannerFraming := fbline.Framing{Suffix: fbline.Bytes("\r"), AIM: true}
 	s, err := sim.New(sim.Options{Mode: sim.ModeLine, Framing: scannerFraming})
 	if err != nil {
@@ -49,8 +66,7 @@ func newPTYRig(t testing.TB, extra string, opts ...agent.Options) *ptyRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	f := newFixture(t)
-	cfg := f.config(fmt.Sprintf(`scanner:
+	return s, p, fmt.Sprintf(`scanner:
   port: %s
   mode: line
   suffix: CR
@@ -67,26 +83,25 @@ pos:
   reconnectMax: 100ms
 session:
   voidBarcode: VOID-0000
-`, s.Path(), p.Path()) + extra)
-	var o agent.Options
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	r := &ptyRig{running: start(t, cfg, o), t: t, f: f, scn: s, pos: p}
+`, s.Path(), p.Path())
+}
+
+// linksUp waits until the agent has opened both pseudo-terminals.
+func (r *ptyRig) linksUp() {
+	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
+	if err := r.scn.WaitConnected(ctx); err != nil {
+		r.t.Fatal(err)
 	}
-	if err := p.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
+	if err := r.pos.WaitConnected(ctx); err != nil {
+		r.t.Fatal(err)
 	}
-	waitFor(t, "links up", func() bool {
+	waitFor(r.t, "links up", func() bool {
 		var st agent.Status
-		r.do(t, "GET", "/v1/status", nil, &st)
+		r.do(r.t, "GET", "/v1/status", nil, &st)
 		return st.Links.Scanner == "up" && st.Links.POS == "up"
 	})
-	return r
 }
 
 func (r *ptyRig) scan(sym scan.Symbology, data string) {

@@ -2,14 +2,19 @@ package agent_test
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
+	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/hq/broker/embedtest"
+	"github.com/posguard/posguard/internal/brokertest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
+	"github.com/posguard/posguard/wire"
 )
 
 // till is one register of the store tests: its fixture (files, state) and
@@ -25,9 +30,26 @@ type till struct {
 // verify at every other and EMV accounts hash alike.
 func startTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) *till {
 	t.Helper()
+	return startTillWith(t, b, auth, store, reg, "")
+}
+
+// startPTYTill starts a till that reads its scanner and feeds its POS over
+// pseudo-terminals, as a till in a store does.
+func startPTYTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) (*till, *ptyRig) {
+	t.Helper()
+	s, p, y := newPTYLinks(t)
+	tl := startTillWith(t, b, auth, store, reg, y)
+	r := &ptyRig{running: tl.running, t: t, f: tl.f, scn: s, pos: p}
+	r.linksUp()
+	return tl, r
+}
+
+// startTillWith is startTill with extra configuration appended.
+func startTillWith(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg, extra string) *till {
+	t.Helper()
 	f := newFixture(t)
 	id := store + "/" + reg
-	y := f.yaml("hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile(id) + "\n  maxReconnect: 500ms\n")
+	y := f.yaml("hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile(id) + "\n  maxReconnect: 500ms\n" + extra)
 	y = strings.Replace(y, "store: S001\nregister: R1\n", fmt.Sprintf("store: %s\nregister: %s\n", store, reg), 1)
 	p := f.write("agent.yaml", []byte(y))
 	cfg, err := config.Load(p)
@@ -86,7 +108,8 @@ func wantRefused(t *testing.T, what string, res agent.Result, reason string) {
 func TestStoreFacts(t *testing.T) {
 	b, auth := embedtest.Start(t, "S001/R1", "S001/R2", "S001/R3", "S002/R1")
 	r1 := startTill(t, b, auth, "S001", "R1")
-	r2 := startTill(t, b, auth, "S001", "R2")
+	// R2 reads its scanner on a pty: the carton and crew tries scan there.
+	r2, scanner := startPTYTill(t, b, auth, "S001", "R2")
 	r3 := startTill(t, b, auth, "S001", "R3")
 	other := startTill(t, b, auth, "S002", "R1")
 
@@ -124,6 +147,57 @@ func TestStoreFacts(t *testing.T) {
 		}
 	})
 
+	// Customers alternate R1 (over HTTP) and R2 (at its scanner), one
+	// carton a sale; each waits for the other till to know the sale
+	// before it, as the next customer in a store would.
+	alternate := func(t *testing.T, sales []string, want func(i int) (policy.Outcome, string)) {
+		t.Helper()
+		for i, acct := range sales {
+			tok := r1.f.mint(acct, nil)
+			outcome, rule := want(i + 1)
+			var got agent.Result
+			if i%2 == 0 {
+				got, _ = r1.decide(t, tok, line(carton, 1))
+				r2.caughtUp(t, r1)
+			} else {
+				got = scanner.sell(t, tok, outcome, carton)
+				r1.caughtUp(t, r2)
+			}
+			if got.Outcome != outcome || rule != "" && !slices.Contains(fired(got), rule) {
+				t.Fatalf("sale %d (%s): %s %v, want %s by %q", i+1, acct, got.Outcome, fired(got), outcome, rule)
+			}
+		}
+	}
+
+	// One account, four sales: account-velocity (3 sales in 24h) counts
+	// the sales of both tills, so the 4th is held as it would be on one
+	// till.
+	t.Run("one account, four cartons, alternating tills", func(t *testing.T) {
+		alternate(t, slices.Repeat([]string{"acct-cartons"}, 4), func(i int) (policy.Outcome, string) {
+			if i == 4 {
+				return policy.Review, "account-velocity"
+			}
+			return policy.Allow, ""
+		})
+	})
+
+	// A crew of 8 accounts: register-accounts (3 accounts in 30m) counts
+	// the store. The carton buyer above is one of the 3, so the first two
+	// of the crew are allowed and the rest refused; per till it would have
+	// been 3 at each.
+	t.Run("a crew alternating tills", func(t *testing.T) {
+		crew := make([]string, 8)
+		for i := range crew {
+			crew[i] = fmt.Sprintf("crew-%d", i+1)
+		}
+		alternate(t, crew, func(i int) (policy.Outcome, string) {
+			if i > 2 {
+				return policy.Deny, "register-accounts"
+			}
+			return policy.Allow, ""
+		})
+	})
+
 	t.Run("a till that was off catches up", func(t *testing.T) {
 		if err := r3.stop(); err != nil {
 			t.Fatal(err)
@@ -142,5 +216,104 @@ func TestStoreFacts(t *testing.T) {
 
 	if p := other.status(t).HQ.Peers; p == nil || !p.LastFactAt.IsZero() {
 		t.Errorf("S002 applied facts of S001: %+v", p)
+	}
+}
+
+// sell scans items and then tok at the till's scanner, waits for the beep
+// that outcome want gives, and returns the decision the till recorded. A
+// held sale is rejected with the manager PIN, so the next customer starts
+// afresh. Failures are reported to t, the subtest that sells.
+func (r *ptyRig) sell(t *testing.T, tok string, want policy.Outcome, items ...string) agent.Result {
+	t.Helper()
+	parent := r.t
+	r.t = t
+	defer func() { r.t = parent }()
+	frames := make([]string, len(items))
+	for i, jan := range items {
+		r.scan(scan.EAN13, jan)
+		frames[i] = posItem(jan)
+	}
+	r.posGets(frames...)
+	r.scan(scan.QR, tok)
+	switch want {
+	case policy.Allow:
+		r.posGets(posToken(tok))
+		r.feedback(fbGood)
+	case policy.Review:
+		r.feedback(fbReview)
+	default:
+		r.feedback(fbDeny)
+	}
+	ev := r.lastEvent()
+	if want == policy.Review {
+		if code, body := r.resolve(r.t, ev.SaleID, "reject", testPIN); code != http.StatusOK {
+			r.t.Fatalf("reject: %d %s", code, body)
+		}
+		r.feedback(fbDeny)
+	}
+	r.posQuiet()
+	return agent.Result{Outcome: ev.Decision.Outcome, Decision: *ev.Decision}
+}
+
+// A till whose broker goes away cannot reach its peers: it decides on the
+// facts it already has and, once the link has been down for
+// hq.offlineAfter, with the policy's offline limits, and its status says
+// the peers are unreachable.
+func TestPeersUnreachable(t *testing.T) {
+	const (
+		sticksCarton = "4901234000315" // e-cigarette, 5800
+		sticksPack   = "4901234000308" // e-cigarette, 580
+	)
+	b, auth := embedtest.Start(t, "S001/R1", "S001/R2")
+	r1 := startTillWith(t, b, auth, "S001", "R1", "  offlineAfter: 300ms\n")
+	r2 := startTill(t, b, auth, "S001", "R2")
+
+	spent := r1.f.mint("acct-before-cut", nil)
+	if res, _ := r2.decide(t, spent, line(onigiri, 1)); res.Outcome != policy.Allow {
+		t.Fatalf("R2: %+v", res)
+	}
+	r1.caughtUp(t, r2)
+	// ¥6,380 of heat sticks: within the rules, over the offline limit.
+	res, _ := r1.decide(t, r1.f.mint("acct-online", nil), line(sticksCarton, 1), line(sticksPack, 1))
+	if res.Outcome != policy.Allow || res.Decision.Offline {
+		t.Fatalf("online: %s offline=%v %+v", res.Outcome, res.Decision.Offline, res.Decision.Rules)
+	}
+
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "R1 to go offline", func() bool {
+		hq := r1.status(t).HQ
+		return hq.Offline && hq.Peers != nil && !hq.Peers.Reachable
+	})
+	res, _ = r1.decide(t, r1.f.mint("acct-offline", nil), line(sticksCarton, 1), line(sticksPack, 1))
+	if res.Outcome != policy.Review || !res.Decision.Offline || !slices.Contains(fired(res), "offline:e-cigarette") {
+		t.Fatalf("offline: %s offline=%v %v", res.Outcome, res.Decision.Offline, fired(res))
+	}
+	// What R1 learned from R2 before the cut still holds.
+	res, _ = r1.decide(t, spent, line(onigiri, 1))
+	wantRefused(t, "R2's token at R1 while offline", res, "replayed")
+}
+
+// A till connected to a broker that refuses it its store's facts (an ACL
+// not updated for them) shares nothing with its peers although HQ's link
+// is up: past hq.offlineAfter it applies the offline limits too.
+func TestPeersRefused(t *testing.T) {
+	b := brokertest.StartRefusing(t, func(topic string, write bool) bool {
+		return !write && topic == wire.FactsFilter("S001")
+	})
+	f := newFixture(t)
+	r := start(t, f.config("hq:\n  broker: "+b.URL()+"\n  offlineAfter: 300ms\n"), agent.Options{})
+	var st agent.Status
+	waitFor(t, "R1 to go offline", func() bool {
+		r.do(t, "GET", "/v1/status", nil, &st)
+		return st.HQ.Offline
+	})
+	if !st.HQ.Connected || st.HQ.Peers == nil || st.HQ.Peers.Reachable {
+		t.Fatalf("status %+v peers %+v, want connected, peers unreachable", st.HQ, st.HQ.Peers)
+	}
+	res, _ := r.decide(t, f.mint("acct-refused", nil), line(carton, 2))
+	if !res.Decision.Offline || !slices.Contains(fired(res), "offline:tobacco-carton") {
+		t.Fatalf("decision %s offline=%v %v", res.Outcome, res.Decision.Offline, fired(res))
 	}
 }

@@ -336,3 +336,30 @@ func TestBrowserScreenshot(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", out, len(png))
 }
+
+// A register online without its store facts link says "peers unreachable"
+// on its tile, its peer does not, and the line goes once the link is back.
+func TestBrowserPeersUnreachable(t *testing.T) {
+	ctx := browser(t)
+	r := startRig(t, nil)
+	now := time.Now().UTC()
+	cut := status(testStore, "R1", true, now)
+	cut.Peers = &wire.Peers{Reachable: false}
+	r.publish(wire.StatusTopic(testStore, "R1"), cut, true)
+	fine := status(testStore, "R2", true, now)
+	fine.Peers = &wire.Peers{Reachable: true}
+	r.publish(wire.StatusTopic(testStore, "R2"), fine, true)
+	run(t, ctx, "open page", chromedp.Navigate(r.base+"/?lang=en"), chromedp.WaitVisible(css("#live.live-on")),
+		chromedp.WaitVisible(css(`.tile[data-register="R1"] .peers`)), chromedp.WaitVisible(css(`.tile[data-register="R2"]`)))
+	if got := get(t, ctx, "R1 tile", chromedp.Text(css(`.tile[data-register="R1"] .peers`))); !strings.Contains(got, "Peers unreachable") {
+		t.Errorf("R1 tile says %q", got)
+	}
+	if n := get(t, ctx, "R2 peers line", chromedp.Evaluate[int](`document.querySelectorAll('.tile[data-register="R2"] .peers').length`)); n != 0 {
+		t.Errorf("R2 shares facts but its tile has %d peers lines", n)
+	}
+
+	back := status(testStore, "R1", true, now.Add(time.Second))
+	back.Peers = &wire.Peers{Reachable: true}
+	r.publish(wire.StatusTopic(testStore, "R1"), back, true)
+	run(t, ctx, "line gone when the link is back", chromedp.WaitNotPresent(css(`.tile[data-register="R1"] .peers`)))
+}

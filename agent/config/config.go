@@ -97,8 +97,8 @@ type TokensConfig struct {
 // HQConfig is the MQTT link to headquarters.
 type HQConfig struct {
 	mqttconn.Config `yaml:",inline"`
-	// OfflineAfter is how long without HQ contact before the policy's
-	// offline limits apply.
+	// OfflineAfter is how long without HQ contact, or without the store
+	// facts link, before the policy's offline limits apply.
 	OfflineAfter time.Duration `yaml:"offlineAfter,omitempty"`
 	// ResendAfter is how long an event may wait for HQ's ack before the
 	// outbox is sent again from its oldest unacknowledged event.

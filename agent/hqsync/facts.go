@@ -134,3 +134,11 @@ func (c *Client) peers() *wire.Peers {
 
 // Peers reports the store facts link for the agent's own status.
 func (c *Client) Peers() *wire.Peers { return c.peers() }
+
+// PeersLost is since when the store facts link has been down: the start
+// if it never came up, zero while it is up.
+func (c *Client) PeersLost() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peersLost
+}

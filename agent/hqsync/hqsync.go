@@ -77,6 +77,9 @@ type Client struct {
 	// factsSubscribed: the broker granted the store facts subscription on
 	// this connection.
 	factsSubscribed bool
+	// peersLost: since when the facts link has been down (zero while it
+	// is up); the start until it first comes up.
+	peersLost time.Time
 }
 
 // New prepares a Client; Run connects.
@@ -109,7 +112,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MQTT.Username = wire.Username(cfg.Store, cfg.Register)
 	}
 	c := &Client{
-		cfg: cfg, log: cfg.Logger, start: cfg.Now(),
+		cfg: cfg, log: cfg.Logger, start: cfg.Now(), peersLost: cfg.Now(),
 		in: mqttconn.NewQueue(10_000), kick: make(chan struct{}, 1), status: make(chan struct{}, 1),
 	}
 	will, err := wire.Offline(cfg.Store, cfg.Register, c.version(), cfg.Now().UTC()).Marshal()
@@ -124,6 +127,9 @@ func New(cfg Config) (*Client, error) {
 		OnConnect: c.onConnect, Log: c.log,
 		OnLost: func(error) {
 			c.mu.Lock()
+			if c.factsSubscribed {
+				c.peersLost = c.cfg.Now()
+			}
 			c.connected, c.factsSubscribed = false, false
 			c.mu.Unlock()
 		},
@@ -210,7 +216,7 @@ func (c *Client) onConnect(pc paho.Client) {
 		}
 		if code, ok := tok.(*paho.SubscribeToken).Result()[factsFilter]; ok && code <= 2 {
 			c.mu.Lock()
-			c.factsSubscribed = true
+			c.factsSubscribed, c.peersLost = true, time.Time{}
 			c.mu.Unlock()
 			c.StatusChanged()
 		} else {

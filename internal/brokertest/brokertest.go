@@ -26,13 +26,23 @@ type Broker struct {
 	srv  *mqtt.Server
 	tcp  *listeners.TCP
 	addr string // host:port, fixed after the first start
+	// refuse, when set, denies the topics or filters it returns true for
+	// (write: publish; else subscribe).
+	refuse func(topic string, write bool) bool
 }
 
 // Start runs a broker on an ephemeral 127.0.0.1 port and stops it when the
 // test ends.
 func Start(tb testing.TB) *Broker {
 	tb.Helper()
-	b := &Broker{tb: tb}
+	return StartRefusing(tb, nil)
+}
+
+// StartRefusing is Start with a broker that denies what refuse returns
+// true for, as a broker with a stricter ACL would.
+func StartRefusing(tb testing.TB, refuse func(topic string, write bool) bool) *Broker {
+	tb.Helper()
+	b := &Broker{tb: tb, refuse: refuse}
 	if err := b.start("127.0.0.1:0"); err != nil {
 		tb.Fatalf("start broker: %v", err)
 	}
@@ -103,7 +113,7 @@ func (b *Broker) start(addr string) error {
 		InlineClient: true,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err := srv.AddHook(new(allowAll), nil); err != nil {
+	if err := srv.AddHook(&allowAll{refuse: b.refuse}, nil); err != nil {
 		return fmt.Errorf("allow hook: %w", err)
 	}
 	l := listeners.NewTCP(listeners.Config{ID: "t", Address: addr, TLSConfig: b.tls})
@@ -120,10 +130,14 @@ func (b *Broker) start(addr string) error {
 	return nil
 }
 
-// allowAll lets every client connect and use every topic. mochi's own
+// allowAll lets every client connect and use every topic but those refuse
+// (if set) denies. mochi's own
 // auth.AllowHook lives in a package that pulls in gopkg.in/yaml.v3, which
 // this module does not use.
-type allowAll struct{ mqtt.HookBase }
+type allowAll struct {
+	mqtt.HookBase
+	refuse func(topic string, write bool) bool
+}
 
 func (h *allowAll) ID() string { return "allow-all" }
 
@@ -133,4 +147,6 @@ func (h *allowAll) Provides(b byte) bool {
 
 func (h *allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
-func (h *allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+func (h *allowAll) OnACLCheck(_ *mqtt.Client, topic string, write bool) bool {
+	return h.refuse == nil || !h.refuse(topic, write)
+}
