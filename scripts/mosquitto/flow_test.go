@@ -31,19 +31,9 @@ func TestFlowOverTLS(t *testing.T) {
 	genCerts(t, certs, "-n", "127.0.0.1", "-q", "push", "-r", "s1/r1")
 	addr, _ := startBroker(t, bin, certs)
 	now := time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
-	tlsFor := func(name string) mqttconn.Config {
-		return mqttconn.Config{Broker: "ssl://" + addr, CAFile: filepath.Join(certs, "ca.crt"),
-			CertFile: filepath.Join(certs, name+".crt"), KeyFile: filepath.Join(certs, name+".key"),
-			MaxReconnect: time.Second}
-	}
+	tlsFor := func(name string) mqttconn.Config { return tlsClient(addr, certs, name) }
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	trusted := []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}
-	run := func(f func(context.Context) error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { f(ctx); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
-	}
 
 	hqStore, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
 	if err != nil {
@@ -55,7 +45,7 @@ func TestFlowOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(svc.Run)
+	runUntilCleanup(t, svc.Run)
 	select {
 	case <-svc.Ready():
 	case <-time.After(wait):
@@ -82,7 +72,7 @@ func TestFlowOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(agent.Run)
+	runUntilCleanup(t, agent.Run)
 
 	p, err := policy.LoadFile("../../policy/testdata/chain-default.yaml")
 	if err != nil {
@@ -126,6 +116,22 @@ func TestFlowOverTLS(t *testing.T) {
 		fleet, _ := hqStore.Fleet(ctx)
 		return len(fleet) == 1 && fleet[0].Status.Policy != nil && fleet[0].Status.Policy.Version == 3
 	})
+}
+
+// tlsClient is the MQTT configuration of the program holding certificate
+// name (gen-certs.sh's file name without .crt) on the broker at addr.
+func tlsClient(addr, certs, name string) mqttconn.Config {
+	return mqttconn.Config{Broker: "ssl://" + addr, CAFile: filepath.Join(certs, "ca.crt"),
+		CertFile: filepath.Join(certs, name+".crt"), KeyFile: filepath.Join(certs, name+".key"),
+		MaxReconnect: time.Second}
+}
+
+// runUntilCleanup runs a program's Run until the test ends.
+func runUntilCleanup(t *testing.T, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
