@@ -204,6 +204,7 @@ func (c Config) Options(cl Client) (*paho.ClientOptions, error) {
 		SetPingTimeout(10 * time.Second).
 		SetWriteTimeout(10 * time.Second).
 		SetOrderMatters(true).
+		SetStore(newStore()).
 		SetAutoAckDisabled(cl.ManualAck).
 		SetConnectionNotificationHandler(lc.notify).
 		SetConnectionLostHandler(lc.lost)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/posguard/posguard/internal/brokertest"
 )
@@ -127,5 +128,24 @@ func TestQueuedSessionReachesHandlerBeforeOnConnect(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%d of %d queued messages reached the handler: %v", len(seen), n, seen)
 		}
+	}
+}
+
+// The store keeps its own copy of a publish, so paho's resume can mark the
+// stored one DUP without touching the packet on its way out.
+func TestStoreCopiesPublishes(t *testing.T) {
+	s := newStore()
+	s.Open()
+	defer s.Close()
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.Qos, p.MessageID, p.TopicName, p.Payload = 1, 7, "t", []byte("x")
+	s.Put("o.7", p)
+	got := s.Get("o.7").(*packets.PublishPacket)
+	if got == p {
+		t.Fatal("the store holds the caller's packet itself")
+	}
+	got.Dup = true
+	if p.Dup || got.MessageID != 7 || string(got.Payload) != "x" {
+		t.Fatalf("copy %+v, original dup %v", got, p.Dup)
 	}
 }
