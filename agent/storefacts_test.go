@@ -3,6 +3,7 @@ package agent_test
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,8 +11,10 @@ import (
 	"github.com/posguard/posguard/agent"
 	"github.com/posguard/posguard/agent/config"
 	"github.com/posguard/posguard/firmware-bridge/scan"
+	"github.com/posguard/posguard/hq/broker"
 	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/internal/brokertest"
+	"github.com/posguard/posguard/internal/mosquittotest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/token"
 	"github.com/posguard/posguard/wire"
@@ -25,31 +28,75 @@ type till struct {
 	*running
 }
 
-// startTill starts register reg of store on the embedded broker b. The
-// fixtures share the issuer and account keys, so tokens minted for one till
-// verify at every other and EMV accounts hash alike.
-func startTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) *till {
+// tillBroker is the broker the tills of a test connect to: its URL and
+// how each register authenticates, with a password file (the embedded
+// broker) or with the certificates gen-certs.sh made (Mosquitto).
+type tillBroker struct {
+	url string
+	// passwordFile is the file holding identity's password; nil with TLS.
+	passwordFile func(identity string) string
+	// certs is gen-certs.sh's output directory; "" with passwords.
+	certs string
+}
+
+// embeddedBroker runs the embedded broker with a password for each
+// identity (STORE/REG).
+func embeddedBroker(t *testing.T, identities ...string) (*broker.Broker, tillBroker) {
 	t.Helper()
-	return startTillWith(t, b, auth, store, reg, "")
+	b, auth := embedtest.Start(t, identities...)
+	return b, tillBroker{url: b.URL(), passwordFile: auth.PasswordFile}
+}
+
+// mosquittoBroker runs a private Mosquitto with the shipped configuration
+// and the certificates and per-register ACL gen-certs.sh makes for the
+// identities (STORE/REG).
+func mosquittoBroker(t *testing.T, identities ...string) tillBroker {
+	t.Helper()
+	bin := mosquittotest.Binary(t)
+	certs := t.TempDir()
+	args := []string{"-n", "127.0.0.1"}
+	for _, id := range identities {
+		args = append(args, "-r", id)
+	}
+	mosquittotest.GenCerts(t, certs, args...)
+	addr, _ := mosquittotest.Start(t, bin, certs)
+	return tillBroker{url: "ssl://" + addr, certs: certs}
+}
+
+// hqYAML is the hq: section that connects register id to the broker.
+func (b tillBroker) hqYAML(id string) string {
+	y := "hq:\n  broker: " + b.url + "\n  maxReconnect: 500ms\n"
+	if b.passwordFile != nil {
+		return y + "  passwordFile: " + b.passwordFile(id) + "\n"
+	}
+	cert := filepath.Join(b.certs, "reg."+strings.ReplaceAll(id, "/", "."))
+	return y + "  caFile: " + filepath.Join(b.certs, "ca.crt") + "\n  certFile: " + cert + ".crt\n  keyFile: " + cert + ".key\n"
+}
+
+// startTill starts register reg of store on broker b. The fixtures share
+// the issuer and account keys, so tokens minted for one till verify at
+// every other and EMV accounts hash alike.
+func startTill(t *testing.T, b tillBroker, store, reg string) *till {
+	t.Helper()
+	return startTillWith(t, b, store, reg, "")
 }
 
 // startPTYTill starts a till that reads its scanner and feeds its POS over
 // pseudo-terminals, as a till in a store does.
-func startPTYTill(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg string) (*till, *ptyRig) {
+func startPTYTill(t *testing.T, b tillBroker, store, reg string) (*till, *ptyRig) {
 	t.Helper()
 	s, p, y := newPTYLinks(t)
-	tl := startTillWith(t, b, auth, store, reg, y)
+	tl := startTillWith(t, b, store, reg, y)
 	r := &ptyRig{running: tl.running, t: t, f: tl.f, scn: s, pos: p}
 	r.linksUp()
 	return tl, r
 }
 
 // startTillWith is startTill with extra configuration appended.
-func startTillWith(t *testing.T, b interface{ URL() string }, auth *embedtest.Auth, store, reg, extra string) *till {
+func startTillWith(t *testing.T, b tillBroker, store, reg, extra string) *till {
 	t.Helper()
 	f := newFixture(t)
-	id := store + "/" + reg
-	y := f.yaml("hq:\n  broker: " + b.URL() + "\n  passwordFile: " + auth.PasswordFile(id) + "\n  maxReconnect: 500ms\n" + extra)
+	y := f.yaml(b.hqYAML(store+"/"+reg) + extra)
 	y = strings.Replace(y, "store: S001\nregister: R1\n", fmt.Sprintf("store: %s\nregister: %s\n", store, reg), 1)
 	p := f.write("agent.yaml", []byte(y))
 	cfg, err := config.Load(p)
@@ -103,15 +150,26 @@ func wantRefused(t *testing.T, what string, res agent.Result, reason string) {
 	t.Fatalf("%s: %s %+v, want deny, %s", what, res.Outcome, res.Decision.Rules, reason)
 }
 
-// One store, one guard: the registers of S001 share spent tokens and EMV
-// counters over the embedded broker; S002 is not affected.
+// One store, one guard: the registers of S001 share spent tokens, EMV
+// counters and sales; S002 is not affected. On the embedded broker and on
+// Mosquitto with the shipped TLS configuration and per-register ACL.
 func TestStoreFacts(t *testing.T) {
-	b, auth := embedtest.Start(t, "S001/R1", "S001/R2", "S001/R3", "S002/R1")
-	r1 := startTill(t, b, auth, "S001", "R1")
+	tills := []string{"S001/R1", "S001/R2", "S001/R3", "S002/R1"}
+	t.Run("broker=embedded", func(t *testing.T) {
+		_, b := embeddedBroker(t, tills...)
+		storeFacts(t, b)
+	})
+	t.Run("broker=mosquitto", func(t *testing.T) {
+		storeFacts(t, mosquittoBroker(t, tills...))
+	})
+}
+
+func storeFacts(t *testing.T, b tillBroker) {
+	r1 := startTill(t, b, "S001", "R1")
 	// R2 reads its scanner on a pty: the carton and crew tries scan there.
-	r2, scanner := startPTYTill(t, b, auth, "S001", "R2")
-	r3 := startTill(t, b, auth, "S001", "R3")
-	other := startTill(t, b, auth, "S002", "R1")
+	r2, scanner := startPTYTill(t, b, "S001", "R2")
+	r3 := startTill(t, b, "S001", "R3")
+	other := startTill(t, b, "S002", "R1")
 
 	t.Run("PG1 screenshot at the next till", func(t *testing.T) {
 		tok := r1.f.mint("acct-shot", nil)
@@ -264,9 +322,9 @@ func TestPeersUnreachable(t *testing.T) {
 		sticksCarton = "4901234000315" // e-cigarette, 5800
 		sticksPack   = "4901234000308" // e-cigarette, 580
 	)
-	b, auth := embedtest.Start(t, "S001/R1", "S001/R2")
-	r1 := startTillWith(t, b, auth, "S001", "R1", "  offlineAfter: 300ms\n")
-	r2 := startTill(t, b, auth, "S001", "R2")
+	b, tb := embeddedBroker(t, "S001/R1", "S001/R2")
+	r1 := startTillWith(t, tb, "S001", "R1", "  offlineAfter: 300ms\n")
+	r2 := startTill(t, tb, "S001", "R2")
 
 	spent := r1.f.mint("acct-before-cut", nil)
 	if res, _ := r2.decide(t, spent, line(onigiri, 1)); res.Outcome != policy.Allow {

@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/posguard/posguard/internal/mosquittotest"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -32,7 +33,7 @@ func renderStoreConfig(t *testing.T, certs, state string, port int, store, hqAdd
 	if want := strings.ReplaceAll(string(template), "{STORE}", store); string(generated) != want {
 		t.Fatalf("gen-certs.sh wrote store-bridge.%s.conf:\n%s\nwant the shipped template for %s:\n%s", store, generated, store, want)
 	}
-	bridge := replaceSettings(t, "store-bridge.conf", generated, map[string]string{
+	bridge := mosquittotest.ReplaceSettings(t, "store-bridge.conf", generated, map[string]string{
 		"address":         "address " + hqAddr,
 		"bridge_cafile":   "bridge_cafile " + filepath.Join(certs, "ca.crt"),
 		"bridge_certfile": "bridge_certfile " + filepath.Join(certs, "bridge."+store+".crt"),
@@ -40,7 +41,7 @@ func renderStoreConfig(t *testing.T, certs, state string, port int, store, hqAdd
 		"restart_timeout": "restart_timeout 1",
 	})
 	path := filepath.Join(state, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(renderBrokerConfig(t, certs, state, port)+bridge), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(mosquittotest.ConfigText(t, certs, state, port)+bridge), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -51,7 +52,7 @@ func renderStoreConfig(t *testing.T, certs, state string, port int, store, hqAdd
 // handler set before connecting.
 func sessionClient(t *testing.T, addr, certs, name string, filters ...string) *client {
 	t.Helper()
-	cfg := tlsConfig(t, certs, certs, name)
+	cfg := mosquittotest.TLSConfig(t, certs, certs, name)
 	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
 	if err != nil {
 		t.Fatal(err)
@@ -136,22 +137,22 @@ func awaitInbound(t *testing.T, hq, reg *client) {
 // (HQ's broker stopped) the tills still share, and every event published
 // meanwhile reaches HQ once the line is back.
 func TestStoreBridge(t *testing.T) {
-	bin := mosquittoBinary(t)
+	bin := mosquittotest.Binary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-q", "b", "-b", "s1", "-r", "s1/r1", "-r", "s1/r2", "-r", "s1/r3")
+	mosquittotest.GenCerts(t, certs, "-q", "b", "-b", "s1", "-r", "s1/r1", "-r", "s1/r2", "-r", "s1/r3")
 	hqState, storeState := t.TempDir(), t.TempDir()
-	hqPort, storePort := freePort(t), freePort(t)
-	hqConf := renderConfig(t, certs, hqState, hqPort)
-	hqBroker := runMosquitto(t, bin, hqConf, hqPort, "HQ mosquitto")
-	hqAddr := hqBroker.addr
-	store := runMosquitto(t, bin, renderStoreConfig(t, certs, storeState, storePort, "s1", hqAddr), storePort, "store mosquitto")
+	hqPort, storePort := mosquittotest.FreePort(t), mosquittotest.FreePort(t)
+	hqConf := mosquittotest.WriteConfig(t, certs, hqState, hqPort)
+	hqBroker := mosquittotest.Run(t, bin, hqConf, hqPort, "HQ mosquitto")
+	hqAddr := hqBroker.Addr
+	store := mosquittotest.Run(t, bin, renderStoreConfig(t, certs, storeState, storePort, "s1", hqAddr), storePort, "store mosquitto")
 
 	hq := sessionClient(t, hqAddr, certs, "hq", wire.HQEventsFilter(""), wire.HQStatusFilter, wire.HQFactsFilter)
-	r1 := newClient(t, store.addr, certs, "reg.s1.r1")
+	r1 := newClient(t, store.Addr, certs, "reg.s1.r1")
 	r1.subscribe(t, append(wire.AgentFilters("s1", "r1"), wire.FactsFilter("s1"))...)
-	r2 := newClient(t, store.addr, certs, "reg.s1.r2")
+	r2 := newClient(t, store.Addr, certs, "reg.s1.r2")
 	r2.subscribe(t, append(wire.AgentFilters("s1", "r2"), wire.FactsFilter("s1"))...)
-	waitLog(t, hqBroker.logs, "as "+wire.BridgeUsername("s1"))
+	mosquittotest.WaitLog(t, hqBroker.Logs, "as "+wire.BridgeUsername("s1"))
 
 	awaitInbound(t, hq, r1)
 	// A policy HQ pushes stays retained at the store broker, for a till
@@ -160,7 +161,7 @@ func TestStoreBridge(t *testing.T) {
 	hq.publish(t, policy.topic, policy.payload, true)
 	r1.expect(t, policy)
 	r2.expect(t, policy)
-	late := newClient(t, store.addr, certs, "reg.s1.r3")
+	late := newClient(t, store.Addr, certs, "reg.s1.r3")
 	late.subscribe(t, wire.PolicyTopic(wire.ScopeAll))
 	late.expect(t, policy)
 
@@ -181,7 +182,7 @@ func TestStoreBridge(t *testing.T) {
 	hq.expectAll(t, wait, append(toHQ, status, fact)...)
 
 	// The line to HQ is cut.
-	hqBroker.stop()
+	hqBroker.Stop()
 	toHQ = nil
 	for i := range 20 {
 		reg, c := "r1", r1
@@ -203,7 +204,7 @@ func TestStoreBridge(t *testing.T) {
 
 	// The line heals: HQ's broker is back on its address, with its
 	// persistent sessions; the bridge delivers what the store queued.
-	hqBroker = runMosquitto(t, bin, hqConf, hqPort, "HQ mosquitto, restarted")
+	hqBroker = mosquittotest.Run(t, bin, hqConf, hqPort, "HQ mosquitto, restarted")
 	hq.expectAll(t, 4*wait, toHQ...)
 
 	// The in direction works again, and the status stayed retained at HQ.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/internal/mosquittotest"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -14,24 +15,24 @@ import (
 // events go out, acks and the retained policy come in and the policy
 // stays retained at the store broker.
 func TestStoreBridgeToEmbeddedHQ(t *testing.T) {
-	bin := mosquittoBinary(t)
+	bin := mosquittotest.Binary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-b", "s1", "-r", "s1/r1", "-r", "s1/r2")
+	mosquittotest.GenCerts(t, certs, "-b", "s1", "-r", "s1/r1", "-r", "s1/r2")
 	// The server's certificate and the CA, as HQ would configure them
 	// (--embed-cert, --embed-key, --embed-client-ca).
-	server := tlsConfig(t, certs, certs, "server")
+	server := mosquittotest.TLSConfig(t, certs, certs, "server")
 	b, err := broker.Start(broker.Options{TLS: &tls.Config{Certificates: server.Certificates, ClientCAs: server.RootCAs,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	state, port := t.TempDir(), freePort(t)
-	store := runMosquitto(t, bin, renderStoreConfig(t, certs, state, port, "s1", b.Addr()), port, "store mosquitto")
+	state, port := t.TempDir(), mosquittotest.FreePort(t)
+	store := mosquittotest.Run(t, bin, renderStoreConfig(t, certs, state, port, "s1", b.Addr()), port, "store mosquitto")
 
 	hq := newClient(t, b.Addr(), certs, "hq")
 	hq.subscribe(t, wire.HQEventsFilter(""), wire.HQFactsFilter)
-	r1 := newClient(t, store.addr, certs, "reg.s1.r1")
+	r1 := newClient(t, store.Addr, certs, "reg.s1.r1")
 	r1.subscribe(t, append(wire.AgentFilters("s1", "r1"), wire.FactsFilter("s1"))...)
 	awaitInbound(t, hq, r1)
 
@@ -43,7 +44,7 @@ func TestStoreBridgeToEmbeddedHQ(t *testing.T) {
 		hq.expect(t, m)
 	}
 	r1.expect(t, msg{wire.FactsTopic("s1", "r1"), "fact"})
-	late := newClient(t, store.addr, certs, "reg.s1.r2")
+	late := newClient(t, store.Addr, certs, "reg.s1.r2")
 	late.subscribe(t, wire.PolicyTopic(wire.ScopeAll))
 	late.expect(t, policy)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/push"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/internal/mosquittotest"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
@@ -26,10 +27,10 @@ import (
 // decision reaches HQ's store and is acked out of the register's outbox; a
 // denylist change reaches the register.
 func TestFlowOverTLS(t *testing.T) {
-	bin := mosquittoBinary(t)
+	bin := mosquittotest.Binary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-n", "127.0.0.1", "-q", "push", "-r", "s1/r1")
-	addr, _ := startBroker(t, bin, certs)
+	mosquittotest.GenCerts(t, certs, "-n", "127.0.0.1", "-q", "push", "-r", "s1/r1")
+	addr, _ := mosquittotest.Start(t, bin, certs)
 	now := time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
 	tlsFor := func(name string) mqttconn.Config { return tlsClient(addr, certs, name) }
 	pub, priv, _ := ed25519.GenerateKey(nil)

@@ -1,309 +1,22 @@
 package mosquitto_test
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posguard/posguard/internal/testenv"
+	"github.com/posguard/posguard/internal/mosquittotest"
 	"github.com/posguard/posguard/wire"
 )
 
-const wait = 10 * time.Second
-
-// mosquittoBinary finds mosquitto. Without it the test skips, unless
-// POSGUARD_INTEGRATION=1 says this machine is meant to run it (testenv.Need).
-func mosquittoBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, err := exec.LookPath("mosquitto")
-	testenv.Need(t, "Mosquitto", err)
-	return p
-}
-
-// genCerts runs the shipped gen-certs.sh into dir.
-func genCerts(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	// Read the script and the ACL template here too, so go test's cache
-	// notices when they change (it cannot see what a subprocess reads).
-	if _, err := os.ReadFile("../gen-certs.sh"); err != nil {
-		t.Fatal(err)
-	}
-	template, err := os.ReadFile("acl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("../gen-certs.sh", append([]string{"-o", dir}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen-certs.sh %v: %v\n%s", args, err, out)
-	}
-	acl, err := os.ReadFile(filepath.Join(dir, "acl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(acl, template) {
-		t.Fatalf("generated acl does not start with the shipped template:\n%s", acl)
-	}
-}
-
-// renderConfig rewrites the shipped mosquitto.conf for this test: an
-// ephemeral port on 127.0.0.1, the temp certificate directory, logs to
-// stderr. Every setting it replaces must be in the shipped file, so the
-// test runs the real configuration, not one of its own.
-func renderConfig(t *testing.T, certs, state string, port int) string {
-	t.Helper()
-	conf := renderBrokerConfig(t, certs, state, port)
-	path := filepath.Join(state, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// renderBrokerConfig is the text of renderConfig's file.
-func renderBrokerConfig(t *testing.T, certs, state string, port int) string {
-	t.Helper()
-	src, err := os.ReadFile("mosquitto.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := replaceSettings(t, "mosquitto.conf", src, map[string]string{
-		"listener":             fmt.Sprintf("listener %d 127.0.0.1", port),
-		"cafile":               "cafile " + filepath.Join(certs, "ca.crt"),
-		"certfile":             "certfile " + filepath.Join(certs, "server.crt"),
-		"keyfile":              "keyfile " + filepath.Join(certs, "server.key"),
-		"acl_file":             "acl_file " + filepath.Join(certs, "acl"),
-		"plugin":               "plugin " + buildPlugin(t),
-		"persistence_location": "persistence_location " + state + "/",
-		"log_dest":             "log_dest stderr",
-	})
-	for _, want := range []string{"require_certificate true", "use_identity_as_username true", "use_username_as_clientid true", "allow_anonymous false"} {
-		if !strings.Contains(string(src), "\n"+want+"\n") {
-			t.Fatalf("shipped mosquitto.conf lacks %q", want)
-		}
-	}
-	// Running as root, mosquitto would drop to user mosquitto, which cannot
-	// read the test's temp directory.
-	if u, err := user.Current(); err == nil {
-		b += "user " + u.Username + "\n"
-	}
-	return b
-}
-
-// replaceSettings replaces the lines of a shipped configuration that set
-// the keys of replace, each of which must be set exactly once.
-func replaceSettings(t *testing.T, name string, src []byte, replace map[string]string) string {
-	t.Helper()
-	seen := map[string]int{}
-	var b strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	for sc.Scan() {
-		line := sc.Text()
-		key, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if r, ok := replace[key]; ok && !strings.HasPrefix(line, "#") {
-			seen[key]++
-			line = r
-		}
-		b.WriteString(line + "\n")
-	}
-	for key := range replace {
-		if seen[key] != 1 {
-			t.Fatalf("shipped %s has %d %q lines, want 1", name, seen[key], key)
-		}
-	}
-	return b.String()
-}
-
-// buildPlugin compiles the shipped posguard_share_acl.c, once per test
-// binary. Without a C compiler and the mosquitto-dev headers the test
-// skips (fails under POSGUARD_INTEGRATION=1), as without mosquitto.
-func buildPlugin(t *testing.T) string {
-	t.Helper()
-	pluginOnce.Do(func() {
-		src, err := filepath.Abs("plugin/posguard_share_acl.c")
-		if err != nil {
-			pluginErr = err
-			return
-		}
-		if _, err := os.ReadFile(src); err != nil { // for go test's cache
-			pluginErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "posguard-plugin-")
-		if err != nil {
-			pluginErr = err
-			return
-		}
-		pluginPath = filepath.Join(dir, "posguard_share_acl.so")
-		out, err := exec.Command("cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", pluginPath, src).CombinedOutput()
-		if err != nil {
-			pluginErr = fmt.Errorf("cc posguard_share_acl.c: %v\n%s", err, out)
-		}
-	})
-	testenv.Need(t, "a C compiler with the mosquitto-dev headers", pluginErr)
-	return pluginPath
-}
-
-var (
-	pluginOnce sync.Once
-	pluginPath string
-	pluginErr  error
-)
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startBroker runs mosquitto with the shipped config until the test ends.
-func startBroker(t *testing.T, bin, certs string) (string, *lockedBuffer) {
-	t.Helper()
-	state := t.TempDir()
-	port := freePort(t)
-	m := runMosquitto(t, bin, renderConfig(t, certs, state, port), port, "mosquitto")
-	return m.addr, m.logs
-}
-
-// mosquittoProc is a running mosquitto.
-type mosquittoProc struct {
-	addr string
-	logs *lockedBuffer
-	cmd  *exec.Cmd
-	// exited is closed once the process has ended, with err.
-	exited chan struct{}
-	err    error
-}
-
-// runMosquitto starts mosquitto on conf, which listens on port, waits until
-// it does, and stops it when the test ends unless stopped before.
-func runMosquitto(t *testing.T, bin, conf string, port int, name string) *mosquittoProc {
-	t.Helper()
-	m := &mosquittoProc{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), logs: &lockedBuffer{}, exited: make(chan struct{})}
-	m.cmd = exec.Command(bin, "-c", conf)
-	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
-	if err := m.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { m.err = m.cmd.Wait(); close(m.exited) }()
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, m.logs.String())
-		}
-	})
-	deadline := time.Now().Add(wait)
-	for {
-		select {
-		case <-m.exited:
-			t.Fatalf("%s exited: %v\n%s", name, m.err, m.logs.String())
-		default:
-		}
-		c, err := net.DialTimeout("tcp", m.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not listening on %s: %v\n%s", name, m.addr, err, m.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop ends mosquitto as an operator would (SIGTERM: it saves its
-// persistence file); stopping twice is harmless.
-func (m *mosquittoProc) stop() {
-	select {
-	case <-m.exited:
-		return
-	default:
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.exited:
-	case <-time.After(wait):
-		m.cmd.Process.Kill()
-		<-m.exited
-	}
-}
-
-// waitLog waits for the broker to log text: the one way to know it has
-// handled a vanished connection (and so published or dropped its will).
-func waitLog(t *testing.T, logs *lockedBuffer, text string) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !strings.Contains(logs.String(), text) {
-		if time.Now().After(deadline) {
-			t.Fatalf("broker never logged %q", text)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func tlsConfig(t *testing.T, caDir, certDir, name string) *tls.Config {
-	t.Helper()
-	caPEM, err := os.ReadFile(filepath.Join(caDir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("bad ca.crt")
-	}
-	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-	if name != "" {
-		cert, err := tls.LoadX509KeyPair(filepath.Join(certDir, name+".crt"), filepath.Join(certDir, name+".key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg
-}
+const wait = mosquittotest.Wait
 
 type msg struct{ topic, payload string }
 
@@ -336,7 +49,7 @@ func connect(t *testing.T, addr string, cfg *tls.Config, id string) (mqtt.Client
 func connectWithWill(t *testing.T, addr, certs, name, willTopic string, will []byte) (net.Conn, string, error) {
 	t.Helper()
 	id := fmt.Sprintf("test-will-%s-%d", name, clientSeq.Add(1))
-	cfg := tlsConfig(t, certs, certs, name)
+	cfg := mosquittotest.TLSConfig(t, certs, certs, name)
 	conns := make(chan net.Conn, 1)
 	opts := mqtt.NewClientOptions().AddBroker("ssl://"+addr).
 		SetClientID(id).
@@ -368,7 +81,7 @@ func newClient(t *testing.T, addr, certs, name string) *client {
 	t.Helper()
 	// Its identity as client id, as the posguard programs connect: the
 	// client id a hijacker would borrow.
-	cfg := tlsConfig(t, certs, certs, name)
+	cfg := mosquittotest.TLSConfig(t, certs, certs, name)
 	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
 	if err != nil {
 		t.Fatal(err)
@@ -415,10 +128,10 @@ func (c *client) expect(t *testing.T, want msg) {
 }
 
 func TestShippedBrokerConfig(t *testing.T) {
-	bin := mosquittoBinary(t)
+	bin := mosquittotest.Binary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-q", "b", "-d", "s042", "-d", "s043", "-b", "s042", "-r", "s042/r1", "-r", "s042/r2", "-r", "s042/r3", "-r", "s043/r1")
-	addr, logs := startBroker(t, bin, certs)
+	mosquittotest.GenCerts(t, certs, "-q", "b", "-d", "s042", "-d", "s043", "-b", "s042", "-r", "s042/r1", "-r", "s042/r2", "-r", "s042/r3", "-r", "s043/r1")
+	addr, logs := mosquittotest.Start(t, bin, certs)
 
 	// HQ sees everything posguard; every negative case below is "HQ never
 	// received it", proven by a sentinel that the same client sends right
@@ -633,7 +346,7 @@ func TestShippedBrokerConfig(t *testing.T) {
 	// would take over its session and the commands queued in it.
 	t.Run("client id is the certificate's identity", func(t *testing.T) {
 		for _, id := range []string{"hq", "s042/r2"} {
-			c, err := connect(t, addr, tlsConfig(t, certs, certs, "reg.s042.r3"), id)
+			c, err := connect(t, addr, mosquittotest.TLSConfig(t, certs, certs, "reg.s042.r3"), id)
 			if err != nil {
 				continue // refused: as good
 			}
@@ -688,14 +401,14 @@ func TestShippedBrokerConfig(t *testing.T) {
 			return // refused at connect: as good
 		}
 		conn.Close()
-		waitLog(t, logs, "Client s042/r3 closed its connection")
+		mosquittotest.WaitLog(t, logs, "Client s042/r3 closed its connection")
 		sentinel := msg{wire.EventsTopic("s042", "r1"), "after forged will"}
 		r1.publish(t, sentinel.topic, sentinel.payload, false)
 		hq.expect(t, sentinel)
 	})
 
 	t.Run("no certificate refused", func(t *testing.T) {
-		if c, err := connect(t, addr, tlsConfig(t, certs, "", ""), "anon"); err == nil {
+		if c, err := connect(t, addr, mosquittotest.TLSConfig(t, certs, "", ""), "anon"); err == nil {
 			c.Disconnect(0)
 			t.Fatal("a client without a certificate connected")
 		}
@@ -703,8 +416,8 @@ func TestShippedBrokerConfig(t *testing.T) {
 
 	t.Run("certificate of another CA refused", func(t *testing.T) {
 		rogue := t.TempDir()
-		genCerts(t, rogue, "-r", "s042/r1")
-		cfg := tlsConfig(t, certs, rogue, "reg.s042.r1")
+		mosquittotest.GenCerts(t, rogue, "-r", "s042/r1")
+		cfg := mosquittotest.TLSConfig(t, certs, rogue, "reg.s042.r1")
 		if c, err := connect(t, addr, cfg, "rogue"); err == nil {
 			c.Disconnect(0)
 			t.Fatal("a certificate from another CA connected")

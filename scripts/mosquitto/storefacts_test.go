@@ -9,6 +9,7 @@ import (
 
 	"github.com/posguard/posguard/agent/hqsync"
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/internal/mosquittotest"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -19,10 +20,10 @@ import (
 // s1/r1 is spent at s1/r2 and the other way round, and s2/r1, on the same
 // broker, sees none of store s1's tokens.
 func TestStoreFactsOverTLS(t *testing.T) {
-	bin := mosquittoBinary(t)
+	bin := mosquittotest.Binary(t)
 	certs := t.TempDir()
-	genCerts(t, certs, "-n", "127.0.0.1", "-r", "s1/r1", "-r", "s1/r2", "-r", "s2/r1")
-	addr, _ := startBroker(t, bin, certs)
+	mosquittotest.GenCerts(t, certs, "-n", "127.0.0.1", "-r", "s1/r1", "-r", "s1/r2", "-r", "s2/r1")
+	addr, _ := mosquittotest.Start(t, bin, certs)
 	now := time.Date(2026, 7, 3, 10, 0, 0, 0, time.UTC)
 
 	type till struct {
