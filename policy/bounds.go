@@ -71,17 +71,26 @@ func mulSat(a, b int64) (prod int64, ok bool) {
 	return a * b, true
 }
 
-// lineRange says what is wrong with a line's numbers, "" when nothing.
+// lineRange says what is wrong with a line's numbers, "" when nothing. The
+// sentence is built only for a line out of range: this runs on every line
+// of every sale.
 func lineRange(i int, l *Line) string {
-	at := "line " + strconv.Itoa(i+1) + " (" + l.JAN + "): "
+	var what string
 	switch {
 	case l.Quantity < 0 || l.Quantity > MaxLineQuantity:
-		return at + "quantity " + strconv.Itoa(l.Quantity) + " out of range 0.." + strconv.Itoa(MaxLineQuantity)
+		what = "quantity " + strconv.Itoa(l.Quantity) + " out of range 0.." + strconv.Itoa(MaxLineQuantity)
 	case l.UnitPrice < 0 || l.UnitPrice > MaxUnitPrice:
-		return at + "unit price " + yen(l.UnitPrice) + " out of range ¥0.." + yen(MaxUnitPrice)
+		what = "unit price " + yen(l.UnitPrice) + " out of range ¥0.." + yen(MaxUnitPrice)
+	default:
+		return ""
 	}
-	return ""
+	return "line " + strconv.Itoa(i+1) + " (" + l.JAN + "): " + what
 }
+
+// safeLines is how many in-range lines a sale may have before its sums could
+// overflow: units in an int (32 bits on 386 and arm), amounts in an int64.
+// Up to it, checkRange need not add the sale up a second time.
+const safeLines = min(math.MaxInt/(MaxLineQuantity*MaxItemUnits), math.MaxInt64/(MaxLineQuantity*MaxUnitPrice))
 
 // checkRange denies a sale whose lines are out of range or whose total
 // overflows. It runs once per evaluation, before the rules, and allocates
@@ -92,6 +101,9 @@ func (e *evaluation) checkRange() {
 			e.fire(RangeRuleID, string(Deny), ModeEnforce, "sale refused: "+why)
 			return
 		}
+	}
+	if len(e.req.Lines) <= safeLines {
+		return
 	}
 	if s := e.sums(nil, true); s.overflow {
 		e.fire(RangeRuleID, string(Deny), ModeEnforce, "sale refused: its total overflows")
