@@ -1,19 +1,14 @@
 package apiauth
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/posguard/posguard/internal/brokertest"
 )
 
 const sum = "sha256:" + "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -112,9 +107,7 @@ func TestTokenAuthentication(t *testing.T) {
 // A client certificate named in the file authenticates over a real TLS
 // connection; one the file does not name, or none, does not.
 func TestClientCertificate(t *testing.T) {
-	ca, caKey := newCert(t, "posguard API CA", nil, nil)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Leaf)
+	pki := brokertest.NewPKI(t, t.TempDir(), "hq-console")
 	toks, err := Parse(strings.NewReader("hq-console admin cert\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +116,7 @@ func TestClientCertificate(t *testing.T) {
 		p, _ := Caller(r)
 		io.WriteString(w, p.String())
 	})))
-	srv.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.TLS = &tls.Config{ClientCAs: pki.CAPool, ClientAuth: tls.VerifyClientCertIfGiven}
 	srv.StartTLS()
 	defer srv.Close()
 	for _, tt := range []struct {
@@ -137,14 +130,11 @@ func TestClientCertificate(t *testing.T) {
 		{"no certificate", "", 401, "authentication required"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			client := srv.Client()
-			tr := client.Transport.(*http.Transport).Clone()
+			tr := srv.Client().Transport.(*http.Transport).Clone()
 			if tt.cn != "" {
-				cert, _ := newCert(t, tt.cn, ca.Leaf, caKey)
-				tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+				tr.TLSClientConfig.Certificates = []tls.Certificate{pki.Client(t, tt.cn)}
 			}
-			client = &http.Client{Transport: tr}
-			resp, err := client.Get(srv.URL)
+			resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,33 +145,6 @@ func TestClientCertificate(t *testing.T) {
 			}
 		})
 	}
-}
-
-// newCert makes a certificate for cn, self-signed when parent is nil.
-func newCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (tls.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid, tmpl.KeyUsage = true, true, x509.KeyUsageCertSign
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, key
 }
 
 func FuzzParse(f *testing.F) {

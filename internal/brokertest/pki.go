@@ -22,6 +22,21 @@ type PKI struct {
 	CAFile, ServerCert, ServerKey, ClientCert, ClientKey string
 	// ServerTLS requires and verifies client certificates from the CA.
 	ServerTLS *tls.Config
+	// CAPool holds the CA, for servers that verify client certificates.
+	CAPool *x509.CertPool
+
+	caKey  *ecdsa.PrivateKey
+	caCert *x509.Certificate
+}
+
+// Client makes another client certificate of the CA, for cn.
+func (p *PKI) Client(tb testing.TB, cn string) tls.Certificate {
+	tb.Helper()
+	key, leaf, der := makeCert(tb, p.caKey, p.caCert, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
 // NewPKI makes the files in dir; clientCN is the client certificate's CN
@@ -44,12 +59,10 @@ func NewPKI(tb testing.TB, dir, clientCN string) *PKI {
 	})
 	writePEM(tb, p.ServerCert, "CERTIFICATE", srvDER)
 	writeKey(tb, p.ServerKey, srvKey)
-	cliKey, _, cliDER := makeCert(tb, caKey, caCert, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: clientCN},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	})
-	writePEM(tb, p.ClientCert, "CERTIFICATE", cliDER)
-	writeKey(tb, p.ClientKey, cliKey)
+	p.caKey, p.caCert = caKey, caCert
+	cli := p.Client(tb, clientCN)
+	writePEM(tb, p.ClientCert, "CERTIFICATE", cli.Certificate[0])
+	writeKey(tb, p.ClientKey, cli.PrivateKey.(*ecdsa.PrivateKey))
 
 	pair, err := tls.LoadX509KeyPair(p.ServerCert, p.ServerKey)
 	if err != nil {
@@ -57,6 +70,7 @@ func NewPKI(tb testing.TB, dir, clientCN string) *PKI {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
+	p.CAPool = pool
 	p.ServerTLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	return p
 }
