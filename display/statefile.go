@@ -11,10 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/internal/ascii"
+	"github.com/posguard/posguard/internal/atomicfile"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -145,7 +144,7 @@ func (s *Server) loadState() error {
 }
 
 // saveState writes the board's alerts when they changed since the last
-// save. renameio writes a temporary file, syncs it and renames it over the
+// save. atomicfile writes a temporary file, syncs it and renames it over the
 // old one, so a crash mid-save leaves the previous state, never half of one.
 func (s *Server) saveState() error {
 	if s.cfg.StateFile == "" {
@@ -163,7 +162,7 @@ func (s *Server) saveState() error {
 	if err != nil {
 		return fmt.Errorf("display: encode state: %w", err)
 	}
-	if err := renameio.WriteFile(s.cfg.StateFile, doc, 0o600); err != nil {
+	if err := atomicfile.WriteFile(s.cfg.StateFile, doc, 0o600); err != nil {
 		return fmt.Errorf("display: save state: %w", err)
 	}
 	s.saved = body

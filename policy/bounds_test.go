@@ -75,7 +75,7 @@ func TestEvaluateHugePrice(t *testing.T) {
 		lines  []Line
 		reason string
 	}{
-		{"huge price", []Line{huge, onigiri(120_000_000_000_000)}, "sale refused: line 1 (4901234000100): unit price ¥4,600,000,000,000,000,000 out of range ¥0..¥10,000,000"},
+		{"huge price", []Line{huge, onigiri(MaxLineQuantity)}, "sale refused: line 1 (4901234000100): unit price ¥4,600,000,000,000,000,000 out of range ¥0..¥10,000,000"},
 		{"negative price", []Line{onigiri(1), {JAN: "4901234200012", Category: "food", Quantity: 1, UnitPrice: -500}},
 			"sale refused: line 2 (4901234200012): unit price -¥500 out of range ¥0..¥10,000,000"},
 		{"quantity beyond the bound", []Line{onigiri(MaxLineQuantity + 1)}, "sale refused: line 1 (4901234200012): quantity 10000 out of range 0..9999"},

@@ -65,7 +65,7 @@ func (s *Store) Commit(ctx context.Context, rec Record) (event.Event, error) {
 	var atc uint32
 	emv := req.Payment.Kind == paymentEMV && req.Payment.Invalid == "" && req.Payment.Account != ""
 	if emv {
-		if req.Payment.ATC < 0 || req.Payment.ATC > math.MaxUint32 {
+		if req.Payment.ATC < 0 || int64(req.Payment.ATC) > math.MaxUint32 { // int is 32 bits on arm and 386
 			return event.Event{}, fmt.Errorf("commit sale %s: EMV ATC %d out of range", req.SaleID, req.Payment.ATC)
 		}
 		atc = uint32(req.Payment.ATC)
