@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/syncbuf"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -166,7 +166,7 @@ func TestApplyRejects(t *testing.T) {
 // reaches the register's cmd topic in the wire format, the register's
 // resolution event comes back and the page shows it resolved.
 func TestResolveRoundTrip(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	r := startRig(t, func(c *Config) {
 		c.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -495,23 +495,6 @@ func TestMaskAccount(t *testing.T) {
 			t.Errorf("maskAccount(%q) = %q, want %q", in, got, want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // With the broker gone the resolution cannot reach the register: the page

@@ -12,6 +12,7 @@ import (
 
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/syncbuf"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
@@ -145,7 +146,7 @@ func TestStateFileUnreadable(t *testing.T) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			r := startRig(t, func(c *Config) {
 				c.StateFile = path
 				c.Log = slog.New(slog.NewTextHandler(logs, nil))

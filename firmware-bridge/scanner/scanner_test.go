@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +14,13 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/serialport"
 	"github.com/posguard/posguard/firmware-bridge/sim"
 	"github.com/posguard/posguard/firmware-bridge/ssi"
+	"github.com/posguard/posguard/internal/syncbuf"
 )
 
 // logBuf collects log output so tests can count what was logged.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+type logBuf struct{ syncbuf.Buffer }
 
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
+func (l *logBuf) count(s string) int { return strings.Count(l.String(), s) }
 
 type rig struct {
 	sim  *sim.Sim
@@ -318,7 +305,7 @@ func TestUnplugReplug(t *testing.T) {
 				t.Errorf("after replug got %q", got.Data)
 			}
 			if n := r.logs.count("level=WARN msg=\"serial port lost"); n != 1 {
-				t.Errorf("loss logged %d times, want once:\n%s", n, r.logs.b.String())
+				t.Errorf("loss logged %d times, want once:\n%s", n, r.logs.String())
 			}
 			if n := r.logs.count("serial port unavailable"); n != 0 {
 				t.Errorf("failed reopen attempts logged %d times at info or above", n)
