@@ -128,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	loop, err := IsLoopback(cfg.Listen)
+	loop, err := httpserve.IsLoopback(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("display: listen address: %w", err)
 	}
@@ -197,20 +197,6 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	return s, nil
-}
-
-// IsLoopback reports whether a listen address binds only the loopback
-// interface. An empty host (all interfaces) is not loopback.
-func IsLoopback(listen string) (bool, error) {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false, fmt.Errorf("%q: %w", listen, err)
-	}
-	if host == "localhost" {
-		return true, nil
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback(), nil
 }
 
 // Run listens on the configured address and serves until ctx ends.

@@ -415,7 +415,7 @@ func (c *Config) validate() problems {
 }
 
 func checkListen(h HTTPConfig) error {
-	host, port, err := net.SplitHostPort(h.Listen)
+	_, port, err := net.SplitHostPort(h.Listen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %q: %w", h.Listen, err)
 	}
@@ -430,8 +430,7 @@ func checkListen(h HTTPConfig) error {
 	if h.AllowRemote {
 		return nil
 	}
-	ip := net.ParseIP(host)
-	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if loop, _ := httpserve.IsLoopback(h.Listen); !loop {
 		return fmt.Errorf("http.listen: %q is not a loopback address; set http.allowRemote: true to serve other hosts", h.Listen)
 	}
 	return nil

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/posguard/posguard/display"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
@@ -87,7 +86,7 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 		}
 		warnIfShared(log, *tokensFile, "API tokens file")
 	}
-	loopback, err := display.IsLoopback(*listen)
+	loopback, err := httpserve.IsLoopback(*listen)
 	if err != nil {
 		return usagef("--listen %v", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mochiclose"
 	"github.com/posguard/posguard/wire"
 )
@@ -73,11 +73,11 @@ func Start(opts Options) (*Broker, error) {
 		return nil, errors.New("embedded broker: client certificates need ClientCAs, the CA that issues them")
 	}
 	if opts.TLS == nil && !opts.AllowRemote {
-		host, _, err := net.SplitHostPort(opts.Addr)
+		loop, err := httpserve.IsLoopback(opts.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("embedded broker address %q: %w", opts.Addr, err)
+			return nil, fmt.Errorf("embedded broker address: %w", err)
 		}
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !loop {
 			return nil, fmt.Errorf("embedded broker address %q: plain TCP only on loopback (passwords would cross the network in clear); configure TLS to listen beyond", opts.Addr)
 		}
 	}

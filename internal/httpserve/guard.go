@@ -132,3 +132,19 @@ func JSONOnly(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// IsLoopback reports whether a listen address (host:port) binds only the
+// loopback interface: "localhost" or a loopback IP. An empty host (all
+// interfaces) is not loopback. Servers that would expose something
+// without authentication beyond loopback refuse such an address.
+func IsLoopback(listen string) (bool, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false, fmt.Errorf("%q: %w", listen, err)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}

@@ -283,3 +283,18 @@ func TestGuardAndJSONOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8080": true, "127.9.9.9:0": true, "[::1]:1883": true, "localhost:80": true,
+		"0.0.0.0:8080": false, ":8080": false, "192.168.1.2:80": false, "example.com:80": false,
+	} {
+		got, err := IsLoopback(addr)
+		if err != nil || got != want {
+			t.Errorf("IsLoopback(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	if _, err := IsLoopback("8080"); err == nil {
+		t.Error("an address without a port accepted")
+	}
+}
