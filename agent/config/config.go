@@ -24,6 +24,7 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/scanner"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/secretfile"
 	"github.com/posguard/posguard/internal/yamlpath"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
@@ -483,13 +484,8 @@ func (c *Config) loadKeys() problems {
 // warnReadable notes a secret file that group or others may read: the
 // agent still runs (a fleet's files may be fixed later), but says so.
 func (c *Config) warnReadable(key, path string) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return // reading it reports the problem
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		c.Warnings = append(c.Warnings, Problem{Key: key,
-			Reason: fmt.Sprintf("%s is readable by group or others (mode %04o); chmod 600 it", path, perm)})
+	if why := secretfile.Exposed(path); why != "" {
+		c.Warnings = append(c.Warnings, Problem{Key: key, Reason: why})
 	}
 }
 

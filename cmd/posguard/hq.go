@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/internal/secretfile"
 	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/wire"
 )
@@ -84,7 +84,9 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 		if auth, err = apiauth.Load(*tokensFile); err != nil {
 			return err
 		}
-		warnIfShared(log, *tokensFile, "API tokens file")
+		if why := secretfile.Exposed(*tokensFile); why != "" {
+			log.Warn("API tokens file: " + why)
+		}
 	}
 	loopback, err := httpserve.IsLoopback(*listen)
 	if err != nil {
@@ -225,13 +227,6 @@ func apiTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
 		conf.ClientCAs, conf.ClientAuth = pool, tls.VerifyClientCertIfGiven
 	}
 	return conf, nil
-}
-
-// warnIfShared warns when a file of secrets is readable by group or others.
-func warnIfShared(log *slog.Logger, path, what string) {
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn(what+" is readable by others than its owner; chmod 600 it", "path", path, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
-	}
 }
 
 func runHQToken(ctx context.Context, std stdio, args []string) error {
