@@ -16,7 +16,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/posguard/posguard/internal/ascii"
+	"github.com/posguard/posguard/internal/httpserve"
 )
 
 // Role is what a caller may do.
@@ -245,12 +245,12 @@ func Require(t *Tokens, need Role, next http.Handler) http.Handler {
 			var err error
 			if p, err = t.Authenticate(r); err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="posguard-hq"`)
-				httpError(w, http.StatusUnauthorized, err)
+				httpserve.Error(w, http.StatusUnauthorized, err.Error())
 				return
 			}
 		}
 		if !p.Role.allows(need) {
-			httpError(w, http.StatusForbidden, fmt.Errorf("%s has role %s; this needs %s", p, p.Role, need))
+			httpserve.Error(w, http.StatusForbidden, fmt.Sprintf("%s has role %s; this needs %s", p, p.Role, need))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
@@ -261,10 +261,4 @@ func Require(t *Tokens, need Role, next http.Handler) http.Handler {
 func Caller(r *http.Request) (Principal, bool) {
 	p, ok := r.Context().Value(ctxKey{}).(Principal)
 	return p, ok
-}
-
-func httpError(w http.ResponseWriter, code int, err error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }

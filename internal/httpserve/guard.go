@@ -91,11 +91,11 @@ func Guard(h http.Handler, hosts Hosts) http.Handler {
 			if hosts.Setting != "" {
 				msg += "; if it is, add it to " + hosts.Setting
 			}
-			refuse(w, http.StatusMisdirectedRequest, msg)
+			Error(w, http.StatusMisdirectedRequest, msg)
 			return
 		}
 		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
-			refuse(w, http.StatusForbidden, fmt.Sprintf("cross-origin request from %q refused", o))
+			Error(w, http.StatusForbidden, fmt.Sprintf("cross-origin request from %q refused", o))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -126,7 +126,7 @@ func IsJSON(r *http.Request) bool {
 func JSONOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !IsJSON(r) {
-			refuse(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q refused: send application/json", r.Header.Get("Content-Type")))
+			Error(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q refused: send application/json", r.Header.Get("Content-Type")))
 			return
 		}
 		h.ServeHTTP(w, r)

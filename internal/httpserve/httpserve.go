@@ -113,8 +113,9 @@ func Extend(w http.ResponseWriter, d time.Duration) {
 	_ = rc.SetWriteDeadline(time.Now().Add(d))
 }
 
-// refuse answers with the JSON error body all three APIs use.
-func refuse(w http.ResponseWriter, code int, msg string) {
+// Error answers with the JSON error body all three APIs use:
+// {"error": msg}, not cached.
+func Error(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
