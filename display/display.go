@@ -231,7 +231,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("display serving", "addr", ln.Addr().String(), "broker", mqttconn.Redact(s.cfg.MQTT.Broker), "login", s.sessions.LoginRequired())
+	s.log.Info("display serving", "addr", ln.Addr().String(), "broker", s.cfg.MQTT.Redacted(), "login", s.sessions.LoginRequired())
 
 	var err error
 	select {

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/url"
 	"os"
@@ -23,7 +24,10 @@ import (
 
 // Config names a broker and how to authenticate to it.
 type Config struct {
-	Broker   string `yaml:"broker"`   // tcp://host:1883, ssl://host:8883 (mqtts:// and tls:// too)
+	// Broker is tcp://host:1883 or ssl://host:8883 (mqtts:// and tls://
+	// too), or several such URLs separated by commas: the nodes of a
+	// clustered broker, tried in turn on every (re)connection (Brokers).
+	Broker   string `yaml:"broker"`
 	CAFile   string `yaml:"caFile"`   // CA bundle that signed the broker's certificate
 	CertFile string `yaml:"certFile"` // client certificate; its CN is the MQTT identity
 	KeyFile  string `yaml:"keyFile"`
@@ -90,10 +94,36 @@ func Redact(raw string) string {
 	return rest
 }
 
-// Validate checks the broker URL and that the TLS files come as a set.
+// Brokers lists the broker URLs of Broker, in the order written.
+func (c Config) Brokers() []string {
+	var out []string
+	for u := range strings.SplitSeq(c.Broker, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Redacted is Broker fit for logs: every URL without its credentials.
+func (c Config) Redacted() string {
+	urls := c.Brokers()
+	for i, u := range urls {
+		urls[i] = Redact(u)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Validate checks the broker URLs and that the TLS files come as a set.
 func (c Config) Validate() error {
-	if err := ValidateBroker(c.Broker); err != nil {
-		return err
+	urls := c.Brokers()
+	if len(urls) == 0 {
+		return ValidateBroker("")
+	}
+	for _, u := range urls {
+		if err := ValidateBroker(u); err != nil {
+			return err
+		}
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errors.New("certFile and keyFile: give both or neither")
@@ -187,13 +217,24 @@ func (c Config) Options(cl Client) (*paho.ClientOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u, _ := url.Parse(c.Broker); u != nil && (u.Scheme == "mqtts" || u.Scheme == "tls") && tlsCfg == nil {
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	urls := c.Brokers()
+	for _, raw := range urls {
+		if u, _ := url.Parse(raw); u != nil && (u.Scheme == "mqtts" || u.Scheme == "tls") && tlsCfg == nil {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 	}
-	lc := newLifecycle(Redact(c.Broker), cl)
-	o := paho.NewClientOptions().
-		AddBroker(c.Broker).
-		SetClientID(cl.ID).
+	lc := newLifecycle(c.Redacted(), cl)
+	o := paho.NewClientOptions()
+	// paho tries the servers in the order added, on the first connection
+	// and on every reconnection. Starting each client at a node chosen by
+	// its id spreads a fleet evenly over a cluster, and keeps a register
+	// on the same node from one connection to the next while that node is
+	// up; a node that is down is skipped at once (connection refused).
+	start := spread(cl.ID, len(urls))
+	for i := range urls {
+		o.AddBroker(urls[(start+i)%len(urls)])
+	}
+	o.SetClientID(cl.ID).
 		SetCleanSession(cl.Clean).
 		SetAutoReconnect(true).
 		SetConnectRetry(!cl.OneShot).
@@ -231,6 +272,16 @@ func (c Config) Options(cl Client) (*paho.ClientOptions, error) {
 		o.SetPassword(pw)
 	}
 	return o, nil
+}
+
+// spread picks a start index in [0, n) from a client id (FNV-1a).
+func spread(id string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(n))
 }
 
 // ReadPassword is Password, or the first line of PasswordFile ("" for

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,9 @@ func TestValidate(t *testing.T) {
 		{Config{Broker: "localhost:1883"}, `broker: "localhost:1883" has no scheme: write tcp://localhost:1883`},
 		{Config{Broker: "hq:s3cret@broker:1883"}, `broker: "broker:1883" has no scheme: write tcp://broker:1883`},
 		{Config{Broker: "tcp://hq:s3cret@[::1"}, "is not a URL"},
+		{Config{Broker: "tcp://n1:1883,tcp://n2:1883, tcp://n3:1883"}, ""},
+		{Config{Broker: "tcp://n1:1883,n2:1883"}, `broker: "n2:1883" has no scheme`},
+		{Config{Broker: " , "}, "broker: required"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate()
@@ -81,6 +85,82 @@ func TestRedact(t *testing.T) {
 // moment it connects, before OnConnect has subscribed again: Handler must
 // take it then. OnConnect is held here until every message is in, so the
 // test does not depend on who wins the race.
+func TestBrokersAndRedacted(t *testing.T) {
+	c := Config{Broker: "tcp://a:s3cret@n1:1883, ssl://n2:8883,"}
+	if got, want := c.Brokers(), []string{"tcp://a:s3cret@n1:1883", "ssl://n2:8883"}; !slices.Equal(got, want) {
+		t.Errorf("Brokers() = %q, want %q", got, want)
+	}
+	if got, want := c.Redacted(), "tcp://n1:1883,ssl://n2:8883"; got != want {
+		t.Errorf("Redacted() = %q, want %q", got, want)
+	}
+}
+
+// Clients spread over the nodes of a cluster by their id, and each tries
+// every node in turn from its own.
+func TestOptionsSpreadClientsOverBrokers(t *testing.T) {
+	cfg := Config{Broker: "tcp://n1:1883,tcp://n2:1883,tcp://n3:1883"}
+	first := map[string]int{}
+	for i := range 300 {
+		o, err := cfg.Options(Client{ID: fmt.Sprintf("S%03d-R1", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Servers) != 3 {
+			t.Fatalf("%d servers, want 3", len(o.Servers))
+		}
+		hosts := map[string]bool{}
+		for _, u := range o.Servers {
+			hosts[u.Host] = true
+		}
+		if len(hosts) != 3 {
+			t.Fatalf("servers %v: not every node once", o.Servers)
+		}
+		first[o.Servers[0].Host]++
+	}
+	for _, h := range []string{"n1:1883", "n2:1883", "n3:1883"} {
+		if first[h] < 60 { // 100 expected each
+			t.Errorf("%d of 300 clients start at %s: %v", first[h], h, first)
+		}
+	}
+}
+
+// A client named with two brokers connects to the one that is up, and
+// comes back through the other when its broker goes away.
+func TestFailoverBetweenBrokers(t *testing.T) {
+	b1, b2 := brokertest.Start(t), brokertest.Start(t)
+	cfg := Config{Broker: b1.URL() + "," + b2.URL(), MaxReconnect: 500 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connected := make(chan struct{}, 4)
+	o, err := cfg.Options(Client{ID: "reg", KeepAlive: time.Second, OnConnect: func(paho.Client) { connected <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Connect(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(100)
+	<-connected
+	// Both are up, so the client is on the first of its list: stop that
+	// one; it must come back on the other.
+	r := c.OptionsReader()
+	on := r.Servers()[0].Host
+	if on == b1.Addr() {
+		b1.Stop()
+	} else {
+		b2.Stop()
+	}
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		t.Fatal("no reconnection to the other broker")
+	}
+	if !c.IsConnectionOpen() {
+		t.Fatal("not connected after failover")
+	}
+}
+
 func TestQueuedSessionReachesHandlerBeforeOnConnect(t *testing.T) {
 	b := brokertest.Start(t)
 	cfg := Config{Broker: b.URL()}
