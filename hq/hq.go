@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -30,7 +31,11 @@ type Config struct {
 	MQTT       mqttconn.Config
 	ClientID   string // default: the identity (certificate CN, else MQTT.Username, else "hq")
 	ShareGroup string // "$share/GROUP/" subscriptions to split load across HQ instances
-	Store      store.Store
+	// JetStream, when set, takes the registers' events, alerts and
+	// commands from a NATS cluster's stream instead of MQTT subscriptions
+	// (jetstream.go); MQTT still carries status, acks and publications.
+	JetStream *JetStream
+	Store     store.Store
 	// Auth authenticates API callers; nil serves everyone as apiauth.Open,
 	// which the command allows on a loopback listener only.
 	Auth      *apiauth.Tokens
@@ -65,8 +70,13 @@ type Service struct {
 	m      *metrics
 	live   *liveFleet // fleet.go
 
-	readyOnce sync.Once
-	ready     chan struct{} // closed once the first subscriptions are granted
+	subscribed sync.Once
+	consuming  sync.Once
+	notReady   atomic.Int32  // sources not yet receiving: MQTT subscriptions, and JetStream when set
+	ready      chan struct{} // closed once every source receives
+
+	jsMu sync.Mutex
+	js   *jsSource // the JetStream consumer, when configured and started
 
 	denyMu       sync.Mutex // orders denylist changes and their publication
 	lastSnapshot time.Time  // when this instance last published the snapshot; under denyMu
@@ -79,6 +89,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	if err := cfg.MQTT.Validate(); err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
+	}
+	if cfg.JetStream != nil {
+		if cfg.ShareGroup != "" {
+			return nil, errors.New("hq: a share group and JetStream: choose one way to split the load")
+		}
+		j := *cfg.JetStream
+		if err := j.validate(); err != nil {
+			return nil, fmt.Errorf("hq: %w", err)
+		}
+		cfg.JetStream = &j
 	}
 	if cfg.ShareGroup != "" {
 		if err := wire.ValidateShareGroup(cfg.ShareGroup); err != nil {
@@ -116,6 +136,10 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet()}
+	s.notReady.Store(1)
+	if cfg.JetStream != nil {
+		s.notReady.Store(2)
+	}
 	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
 		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
@@ -136,8 +160,15 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Ready is closed once HQ is connected and subscribed for the first time.
+// Ready is closed once HQ is connected and subscribed for the first time
+// (and, with JetStream, consuming).
 func (s *Service) Ready() <-chan struct{} { return s.ready }
+
+func (s *Service) sourceReady() {
+	if s.notReady.Add(-1) == 0 {
+		close(s.ready)
+	}
+}
 
 // Run connects to the broker and ingests until ctx ends. It returns once
 // the broker connection is closed and the last batch is stored.
@@ -150,7 +181,27 @@ func (s *Service) Run(ctx context.Context) error {
 		defer close(done)
 		s.ingest(stop)
 	}()
+	var js *jsSource
+	if s.cfg.JetStream != nil {
+		var err error
+		if js, err = s.startJetStream(ctx); err != nil && ctx.Err() == nil {
+			s.client.Disconnect(100)
+			close(stop)
+			<-done
+			return fmt.Errorf("hq: %w", err)
+		}
+		if js != nil {
+			s.jsMu.Lock()
+			s.js = js
+			s.jsMu.Unlock()
+			s.consuming.Do(s.sourceReady)
+		}
+	}
 	<-ctx.Done()
+	if js != nil {
+		js.stop()
+		defer js.close() // after ingest has acknowledged what it stores
+	}
 	// Stop the flow, then store what already arrived. Anything that comes
 	// later is never acknowledged, so the broker delivers it again.
 	disconnected := make(chan struct{})
@@ -172,9 +223,11 @@ func (s *Service) Run(ctx context.Context) error {
 
 func (s *Service) onConnect(c paho.Client) {
 	s.m.connected.Set(1)
-	filters := make(map[string]byte)
-	for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
-		filters[f] = 1
+	filters := map[string]byte{wire.HQStatusFilter: 1}
+	if s.cfg.JetStream == nil {
+		for _, f := range wire.HQFilters(s.cfg.ShareGroup) {
+			filters[f] = 1
+		}
 	}
 	filters[s.live.topic] = 1
 	go func() {
@@ -184,7 +237,7 @@ func (s *Service) onConnect(c paho.Client) {
 		for attempt := 1; c.IsConnectionOpen(); attempt++ {
 			tok := c.SubscribeMultiple(filters, nil) // the default handler takes them
 			if tok.WaitTimeout(30*time.Second) && tok.Error() == nil {
-				s.readyOnce.Do(func() { close(s.ready) })
+				s.subscribed.Do(s.sourceReady)
 				return
 			}
 			s.log.Error("subscribe failed; retrying", "attempt", attempt, "err", tok.Error())

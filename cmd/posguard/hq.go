@@ -42,7 +42,7 @@ but /healthz (Authorization: Bearer TOKEN, or a TLS client certificate
 named in the file when --api-client-ca is given); read may query, admin may
 also change the denylist. Without --api-tokens the API is open, which HQ
 allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
-	brokerURL := fs.String("broker", "", "MQTT broker URL (tcp://host:1883, ssl://host:8883); default: the embedded broker")
+	brokerURL := fs.String("broker", "", "MQTT broker URL (tcp://host:1883, ssl://host:8883), or a cluster's nodes comma-separated; default: the embedded broker")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://user@host/db); default: a bbolt file")
 	state := fs.String("state", "posguard-hq.db", "bbolt file used when --db is not given")
 	embed := fs.String("embed-broker", "", "run an embedded MQTT broker on this address (e.g. 127.0.0.1:1883); needs --embed-passwords, or --embed-cert with --embed-client-ca")
@@ -60,6 +60,12 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
 	allowHost := fs.String("allow-host", "", "further host names clients use for the HTTP API, comma-separated (others are refused against DNS rebinding)")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
+	natsURLs := fs.String("nats", "", "NATS cluster URLs (nats://n1:4222,nats://n2:4222): take the registers' events from a JetStream stream there instead of MQTT subscriptions; several instances split the load (instead of --share)")
+	var js hq.JetStream
+	fs.IntVar(&js.Replicas, "nats-replicas", 3, "replicas of the JetStream stream and consumer (1 on a single NATS server)")
+	fs.StringVar(&js.CAFile, "nats-ca", "", "CA (PEM) that signed the NATS servers' certificates")
+	fs.StringVar(&js.CertFile, "nats-cert", "", "client certificate (PEM) for NATS; scripts/nats maps its CN to HQ's user")
+	fs.StringVar(&js.KeyFile, "nats-key", "", "private key of --nats-cert")
 	var mc mqttconn.Config
 	addTLSFlags(fs, &mc, "the --identity")
 	if err := parseFlags(fs, args); err != nil {
@@ -73,9 +79,12 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	}
 	if *brokerURL != "" {
 		// Before anything is opened or created.
-		if err := mqttconn.ValidateBroker(*brokerURL); err != nil {
+		if err := (mqttconn.Config{Broker: *brokerURL}).Validate(); err != nil {
 			return err
 		}
+	}
+	if *natsURLs != "" && *share != "" {
+		return usagef("give --nats or --share: both split the load among HQ instances")
 	}
 	log := newLogger(std.err)
 	var auth *apiauth.Tokens
@@ -159,6 +168,10 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 
 	cfg := hq.Config{MQTT: mc, ClientID: id, ShareGroup: *share, Store: st, Logger: log, Auth: auth,
 		APIListen: *listen, APIHosts: hostList(*allowHost)}
+	if *natsURLs != "" {
+		js.URLs = *natsURLs
+		cfg.JetStream = &js
+	}
 	reg := prometheus.NewRegistry()
 	cfg.Registry = reg
 	if *denyKey != "" {
