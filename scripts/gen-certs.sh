@@ -17,7 +17,7 @@ set -euo pipefail
 
 usage() {
 	cat <<USAGE
-Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-b STORE]... [-r STORE/REG]... [-D DAYS] [-a ACL]
+Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-b STORE]... [-r STORE/REG]... [-R] [-D DAYS] [-a ACL]
 
   -o DIR        output directory (created; keys are written 0600)
   -n NAME       a DNS name or IP address of the broker for its server
@@ -31,6 +31,9 @@ Usage: gen-certs.sh -o DIR [-n NAME]... [-q NAME]... [-d STORE]... [-b STORE]...
                 connection to HQ's broker) and store-bridge.STORE.conf
                 (repeatable)
   -r STORE/REG  make a register certificate (repeatable)
+  -R            also make route.crt, the certificate the nodes of a broker
+                cluster present to one another (server and client use, the
+                -n names), for scripts/nats/gen-cluster.sh
   -D DAYS       validity of new certificates (default 825)
   -a ACL        ACL template (default: mosquitto/acl next to this script)
 
@@ -41,8 +44,8 @@ USAGE
 
 here=$(cd "$(dirname "$0")" && pwd)
 out="" days=825 acl_template="$here/mosquitto/acl" bridge_template="$here/mosquitto/store-bridge.conf"
-names=() hqs=() displays=() bridges=() registers=()
-while getopts ":o:n:q:d:b:r:D:a:h" opt; do
+names=() hqs=() displays=() bridges=() registers=() route=""
+while getopts ":o:n:q:d:b:r:RD:a:h" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	n) names+=("$OPTARG") ;;
@@ -50,6 +53,7 @@ while getopts ":o:n:q:d:b:r:D:a:h" opt; do
 	d) displays+=("$OPTARG") ;;
 	b) bridges+=("$OPTARG") ;;
 	r) registers+=("$OPTARG") ;;
+	R) route=1 ;;
 	D) days=$OPTARG ;;
 	a) acl_template=$OPTARG ;;
 	h) usage; exit 0 ;;
@@ -136,6 +140,12 @@ leaf server "${names[0]}" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=${san%,}"
+if [ -n "$route" ]; then
+	leaf route "${names[0]}" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=${san%,}"
+fi
 leaf hq hq "$client_ext"
 for q in "${hqs[@]+"${hqs[@]}"}"; do leaf "hq-$q" "hq-$q" "$client_ext"; done
 for s in "${displays[@]+"${displays[@]}"}"; do leaf "display.$s" "display/$s" "$client_ext"; done
