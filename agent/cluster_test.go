@@ -159,22 +159,33 @@ func TestClusterNodeLoss(t *testing.T) {
 	if raceDetector {
 		reconnectWithin *= 3
 	}
-	allBack := func(what string) {
-		t.Helper()
+	// allBack reports a register not connected again within the bound;
+	// the load stops before the test fails, so no decision is cut off by
+	// the agents' shutdown.
+	allBack := func(what string) error {
 		deadline := time.Now().Add(reconnectWithin)
-		for _, r := range regs {
+		for i, r := range regs {
 			for !connected(r) {
 				if time.Now().After(deadline) {
-					t.Fatalf("%s: a register was not back within %v", what, reconnectWithin)
+					return fmt.Errorf("%s: register %d not back within %v", what, i, reconnectWithin)
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
 		}
+		return nil
+	}
+	fail := func(err error) {
+		t.Helper()
+		close(stop)
+		wg.Wait()
+		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
 	cl.Kill(0)
 	time.Sleep(200 * time.Millisecond) // the connections drop
-	allBack("node 1 killed")
+	if err := allBack("node 1 killed"); err != nil {
+		fail(err)
+	}
 	phase("back after node 1 killed")
 	time.Sleep(time.Second)
 	cl.Restart(0)
@@ -185,11 +196,13 @@ func TestClusterNodeLoss(t *testing.T) {
 	on := hqs[0].JetStreamServer()
 	victim := slices.IndexFunc(cl.Nodes, func(n *natstest.Node) bool { return n.NATSURL() == on })
 	if victim < 0 {
-		t.Fatalf("HQ a consumes through %q, not a node of the cluster", on)
+		fail(fmt.Errorf("HQ a consumes through %q, not a node of the cluster", on))
 	}
 	cl.Kill(victim)
 	time.Sleep(200 * time.Millisecond)
-	allBack(fmt.Sprintf("node %d (HQ a's) killed", victim+1))
+	if err := allBack(fmt.Sprintf("node %d (HQ a's) killed", victim+1)); err != nil {
+		fail(err)
+	}
 	phase("back after HQ a's node killed")
 	time.Sleep(time.Second)
 	close(stop)

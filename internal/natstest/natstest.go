@@ -53,8 +53,8 @@ func freePort(tb testing.TB) int {
 }
 
 // Start runs an n-node cluster (n = 1: a single server with JetStream and
-// MQTT) and stops it when the test ends. MQTT retained messages, sessions
-// and QoS 1 messages are kept with min(n, 3) replicas.
+// MQTT) and stops it when the test ends. MQTT retained messages and
+// sessions are kept with min(n, 3) replicas.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
 	c := &Cluster{tb: tb}
@@ -81,8 +81,12 @@ func Start(tb testing.TB, n int) *Cluster {
 		}
 		o.MQTT.Host = "127.0.0.1"
 		o.MQTT.Port = mport
+		// As scripts/nats/gen-cluster.sh ships it: sessions and retained
+		// messages replicated, each subscriber's consumer one in-memory
+		// replica (see there).
 		o.MQTT.StreamReplicas = min(n, 3)
-		o.MQTT.ConsumerReplicas = min(n, 3)
+		o.MQTT.ConsumerReplicas = 1
+		o.MQTT.ConsumerMemoryStorage = true
 		if n > 1 {
 			o.Cluster.Name = "posguard"
 			o.Cluster.Host = "127.0.0.1"

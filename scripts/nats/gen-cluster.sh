@@ -164,9 +164,16 @@ mqtt {
     ca_file: "$out/ca.crt"
     verify_and_map: true
   }
-  # Sessions, retained messages (policy, denylist snapshot) and QoS 1
-  # messages in flight survive the loss of a node.
+  # Sessions and retained messages (policy, denylist snapshot) survive
+  # the loss of a node.
   stream_replicas: $replicas
+  # Each QoS 1 subscription is a JetStream consumer: one replica in memory
+  # each, not a Raft group of $replicas per register on disk. A node lost
+  # drops the deliveries in flight on it; the register reconnects, takes
+  # the retained policy and snapshot again and resends unacknowledged
+  # events, which HQ stores once by id.
+  consumer_replicas: 1
+  consumer_memory_storage: true
   # A register's messages are redelivered if it has not acknowledged
   # them within this time.
   ack_wait: "30s"
