@@ -8,7 +8,7 @@
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
 # Steps: decision, decision-agent, opa, durable, scan, scan-agent, facts,
-# ingest, backtest, rss, fanout; ONLY=decision also runs decision-agent.
+# ingest, backtest, rss, fanout, scale; ONLY=decision also runs decision-agent.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
 # step is POSGUARD_TEST_PG (default the local server's "test" database); the
@@ -135,6 +135,14 @@ if want rss; then
 fi
 # A policy push applied by 1,000 MQTT agent clients.
 step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
+# Chain scale: SCALE_REGISTERS (default 10,000) register sessions, one event
+# each every 10 s for 2 minutes and a policy push, on one Mosquitto and on a
+# three-node NATS cluster (nats-server built from the version bench/go.mod
+# names), in the same run. Once: it takes about 6 minutes.
+if want scale; then
+	(cd "$ROOT/bench" && go build -o "$OUT/nats-server" github.com/nats-io/nats-server/v2)
+	step scale "$ROOT/bench" go run ./cmd/scale -registers "${SCALE_REGISTERS:-10000}" -nats-server "$OUT/nats-server"
+fi
 
 echo
 echo "== summary (benchstat)"
