@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -103,7 +104,24 @@ func Start(tb testing.TB, n int) *Cluster {
 	wg.Wait()
 	tb.Cleanup(c.Stop)
 	c.WaitJetStream()
+	c.waitMQTT()
 	return c
+}
+
+// waitMQTT waits until an MQTT client can connect: the gateway creates its
+// streams (sessions, retained messages) at the first connection, and
+// until they have leaders it drops connections, which every client would
+// then have to retry.
+func (c *Cluster) waitMQTT() {
+	c.tb.Helper()
+	probe := paho.NewClient(paho.NewClientOptions().AddBroker(c.Nodes[0].mqtt).SetClientID("natstest-probe").
+		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
+	tok := probe.Connect()
+	if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+		probe.Disconnect(0)
+		c.tb.Fatalf("nats cluster: no MQTT connection within 60s: %v", tok.Error())
+	}
+	probe.Disconnect(100)
 }
 
 func (c *Cluster) start(n *Node) {
