@@ -27,6 +27,15 @@ what HQ exports with GET /v1/events?format=jsonl. Decision events are
 replayed; alerts, resolutions and refusals are counted and skipped. A bad
 line is reported with its number and reason and the replay goes on.
 
+LABELS (--labels) is ground truth per account, JSON lines as HQ's cases
+API exports them (GET /v1/cases/labels):
+  {"account":"…","label":"fraud"|"legit","case":"C-…","at":"RFC 3339"}
+case and at are optional; with at, the label covers the account's sales
+from that instant on. It decides the label of every sale of the accounts
+it lists; other sales keep their event's label. Precision and recall are
+then reported overall and per rule. The whole file is refused if one line
+is wrong.
+
 Without --baseline, decisions are compared with those recorded in the
 events. Exit 0 when at least one sale was replayed, 1 when none could be,
 2 on a usage error.`)
@@ -34,6 +43,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	eventsFile := fs.String("events", "", "events `FILE` (JSONL), - for standard input (required)")
 	baselineFile := fs.String("baseline", "", "policy `FILE` (YAML) to compare with; default: the recorded decisions")
 	denylistFile := fs.String("denylist", "", "`FILE` of accounts on the HQ denylist during the replay, one per line (# comments)")
+	labelsFile := fs.String("labels", "", "ground truth `FILE`: one {\"account\", \"label\": \"fraud\"|\"legit\", \"case\", \"at\"} per line")
 	retention := fs.Duration("retention", backtest.DefaultRetention, "how long the rebuilt history remembers a sale (the agent's retention)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
@@ -62,6 +72,17 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	if *denylistFile != "" {
 		if opts.Denylist, err = readDenylist(*denylistFile); err != nil {
 			return err
+		}
+	}
+	if *labelsFile != "" {
+		f, err := os.Open(*labelsFile)
+		if err != nil {
+			return fmt.Errorf("labels: %w", err)
+		}
+		opts.Truth, err = backtest.ReadGroundTruth(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *labelsFile, err)
 		}
 	}
 	var in io.Reader = std.in
