@@ -96,7 +96,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	}
 	tty := isTerminal(std.err)
 	if tty || *progress {
-		opts.Progress = progressPrinter(std.err, tty)
+		opts.Progress = progressPrinter(std.err, tty, "sales")
 	}
 
 	rep, err := backtest.Run(ctx, in, opts)
@@ -152,8 +152,9 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progressPrinter prints at most one progress line a second: rewritten in
-// place on a terminal, one line each otherwise (logs, CI).
-func progressPrinter(w io.Writer, tty bool) func(phase string, done, total int) {
+// place on a terminal, one line each otherwise (logs, CI). unit names what
+// a total counts.
+func progressPrinter(w io.Writer, tty bool, unit string) func(phase string, done, total int) {
 	var last time.Time
 	return func(phase string, done, total int) {
 		now := time.Now()
@@ -163,7 +164,7 @@ func progressPrinter(w io.Writer, tty bool) func(phase string, done, total int) 
 		last = now
 		msg := fmt.Sprintf("%s: %d lines", phase, done)
 		if total > 0 {
-			msg = fmt.Sprintf("%s: %d of %d sales (%d%%)", phase, done, total, done*100/total)
+			msg = fmt.Sprintf("%s: %d of %d %s (%d%%)", phase, done, total, unit, done*100/total)
 		}
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", msg)
