@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/internal/atomicfile"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/backtest"
 )
@@ -36,6 +38,11 @@ it lists; other sales keep their event's label. Precision and recall are
 then reported overall and per rule. The whole file is refused if one line
 is wrong.
 
+--html FILE also writes the report as one self-contained page with charts
+(fraud stopped against honest sales touched per threshold, yen stopped
+against honest yen held, precision and recall per rule, the changed
+decisions); it loads nothing from the network.
+
 Without --baseline, decisions are compared with those recorded in the
 events. Exit 0 when at least one sale was replayed, 1 when none could be,
 2 on a usage error.`)
@@ -45,6 +52,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	denylistFile := fs.String("denylist", "", "`FILE` of accounts on the HQ denylist during the replay, one per line (# comments)")
 	labelsFile := fs.String("labels", "", "ground truth `FILE`: one {\"account\", \"label\": \"fraud\"|\"legit\", \"case\", \"at\"} per line")
 	retention := fs.Duration("retention", backtest.DefaultRetention, "how long the rebuilt history remembers a sale (the agent's retention)")
+	htmlFile := fs.String("html", "", "also write the report as a self-contained HTML page with charts to `FILE`")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	if err := parseFlags(fs, args); err != nil {
@@ -112,6 +120,15 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 		}
 	} else if werr := backtest.WriteTable(std.out, rep); werr != nil {
 		return werr
+	}
+	if *htmlFile != "" {
+		var page bytes.Buffer
+		if werr := backtest.WriteHTML(&page, rep); werr != nil {
+			return werr
+		}
+		if werr := atomicfile.WriteFile(*htmlFile, page.Bytes(), 0o644); werr != nil {
+			return fmt.Errorf("write HTML report: %w", werr)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w (%d lines, %d bad)", *eventsFile, err, rep.Input.Lines, rep.Input.Bad)

@@ -175,3 +175,26 @@ func TestPolicyTestLabels(t *testing.T) {
 		t.Errorf("missing labels: code %d, stderr %q", code, errs)
 	}
 }
+
+func TestPolicyTestHTML(t *testing.T) {
+	page := filepath.Join(t.TempDir(), "report.html")
+	code, out, errs := backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"),
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--html", page)
+	if code != 0 || !strings.HasPrefix(out, "policy chain-default v1") {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<canvas id=\"chart-sweep\"", "Chart.js v4", "Backtest of chain-default v1"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	code, _, errs = backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"),
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--html", filepath.Join(t.TempDir(), "no", "dir", "r.html"))
+	if code != 1 || !strings.Contains(errs, "write HTML report: ") {
+		t.Errorf("unwritable page: code %d, stderr %q", code, errs)
+	}
+}
