@@ -620,16 +620,20 @@ func (g *generator) crew(day time.Time) []intent {
 	return plan
 }
 
-// spend is the cartons a crew buys with topUp: all it can, or two when it
-// keeps under the carton caps it expects.
+// spend is the cartons a crew buys with topUp: all it can, or, when it
+// keeps under the limits it expects, two cartons or one and a few packs
+// (under ¥10,000).
 func (g *generator) spend(goods []item, topUp int64, capAware bool) []policy.Line {
 	it := g.pick(goods)
 	n := int(float64(topUp) * (0.85 + 0.15*g.rng.Float64()) / float64(it.price))
 	if capAware {
-		n = 2
+		n = 1 + g.rng.IntN(2)
 	}
 	n = max(n, 1)
 	lines := []policy.Line{line(it, n)}
+	if capAware && n == 1 {
+		lines = append(lines, line(sevenStarsPack, 3))
+	}
 	if rest := topUp - int64(n)*it.price; !capAware && rest >= 600 && g.rng.IntN(2) == 0 {
 		lines = append(lines, line(sevenStarsPack, int(min(rest/600, 9))))
 	}
