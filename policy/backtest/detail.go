@@ -57,13 +57,13 @@ type detail struct {
 	truth   *GroundTruth
 	stats   TruthStats
 	seen    map[string]struct{}
-	levels  map[int]*[2]Tally // level → fraud, legit
+	levels  [][2]Tally // by level (≥ 0): fraud, legit
 	scored  bool
 	changed changedHeap
 }
 
 func newDetail(truth *GroundTruth) *detail {
-	d := &detail{truth: truth, levels: map[int]*[2]Tally{}}
+	d := &detail{truth: truth}
 	if truth != nil {
 		d.seen = map[string]struct{}{}
 		d.stats = TruthStats{Accounts: truth.Len(), Fraud: truth.fraud, Legit: truth.legit}
@@ -95,11 +95,11 @@ func (c *detail) decided(p *policy.Policy, s *Sale, d *policy.Decision, base pol
 	if s.Label != "" {
 		level, scored := riskLevel(p, d)
 		c.scored = c.scored || scored
-		t := c.levels[level]
-		if t == nil {
-			t = &[2]Tally{}
-			c.levels[level] = t
+		level = max(level, 0)
+		for len(c.levels) <= level {
+			c.levels = append(c.levels, [2]Tally{})
 		}
+		t := &c.levels[level]
 		if s.Label == "fraud" {
 			t[0].add(amount)
 		} else {
@@ -144,18 +144,19 @@ func (c *detail) finish(rep *Report) {
 	if rep.Changed == nil {
 		rep.Changed = []ChangedSale{}
 	}
-	if len(c.levels) == 0 {
+	var levels []int // the levels some labelled sale reached
+	for l, t := range c.levels {
+		if t[0].Sales+t[1].Sales > 0 {
+			levels = append(levels, l)
+		}
+	}
+	if len(levels) == 0 {
 		return
 	}
 	sw := &Sweep{By: "outcome", Points: []SweepPoint{}}
 	if c.scored {
 		sw.By = "score"
 	}
-	levels := make([]int, 0, len(c.levels))
-	for l := range c.levels {
-		levels = append(levels, l)
-	}
-	slices.Sort(levels)
 	thresholds := []int{1, 2}
 	if c.scored {
 		thresholds = thresholds[:0]
@@ -171,7 +172,7 @@ func (c *detail) finish(rep *Report) {
 	for i := len(thresholds) - 1; i >= 0; i-- {
 		th := thresholds[i]
 		for ; li >= 0 && levels[li] >= th; li-- {
-			t := c.levels[levels[li]]
+			t := &c.levels[levels[li]]
 			fraud.Sales += t[0].Sales
 			fraud.Amount += t[0].Amount
 			legit.Sales += t[1].Sales
