@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/internal/golden"
 	"github.com/posguard/posguard/policy"
 )
 
@@ -284,9 +283,7 @@ func TestConfigChecked(t *testing.T) {
 	}
 }
 
-var update = flag.Bool("update", false, "rewrite the committed sample")
-
-// SampleConfig is the committed sample's: `posguard policy gen-events
+// sampleConfig is the committed sample's: `posguard policy gen-events
 // --seed 1 --days 2 --stores 2 --sales-per-day 30`.
 var sampleConfig = Config{Seed: 1, Start: start, Days: 2, Stores: 2, RegistersPerStore: 2, SalesPerStoreDay: 30}
 
@@ -297,19 +294,6 @@ func TestSample(t *testing.T) {
 	if st.CrewVisits == 0 || st.Lone == 0 || st.BulkSales == 0 {
 		t.Errorf("the sample lacks a population: %+v", st)
 	}
-	for name, got := range map[string][]byte{"gen-sample.jsonl": e, "gen-sample.labels.jsonl": l} {
-		path := filepath.Join("..", "testdata", name)
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s is not what the generator makes (run with -update and review the diff)", path)
-		}
-	}
+	golden.Check(t, filepath.Join("..", "testdata", "gen-sample.jsonl"), e)
+	golden.Check(t, filepath.Join("..", "testdata", "gen-sample.labels.jsonl"), l)
 }
