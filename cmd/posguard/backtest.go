@@ -64,6 +64,9 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	if *policyFile == "" || *eventsFile == "" {
 		return usagef("test needs --policy and --events")
 	}
+	if *htmlFile == "-" {
+		return usagef("--html needs a file name: the table or the JSON goes to standard output")
+	}
 	if *retention <= 0 {
 		return usagef("--retention must be > 0, got %s", *retention)
 	}

@@ -197,4 +197,9 @@ func TestPolicyTestHTML(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "write HTML report: ") {
 		t.Errorf("unwritable page: code %d, stderr %q", code, errs)
 	}
+	code, _, errs = backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"),
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--html", "-")
+	if code != 2 || !strings.Contains(errs, "--html needs a file name") {
+		t.Errorf("--html -: code %d, stderr %q", code, errs)
+	}
 }
