@@ -7,120 +7,33 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/internal/browsertest"
 	"github.com/posguard/posguard/internal/golden"
-	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/wire"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts headless Debian Chromium for one test. Without Chromium the
-// test skips, unless POSGUARD_INTEGRATION=1 (CI), where that is a failure.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	_, err := os.Stat(chromiumPath)
-	testenv.Need(t, "Chromium", err)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	// No timeout on the context of the first Run: it would stop the
-	// browser. Each step gets its own timeout instead (see run).
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		// Closing waits for the browser process; never let a stuck one
-		// hang the test binary.
-		closed := make(chan struct{})
-		go func() { cancelCtx(); cancelAlloc(); close(closed) }()
-		select {
-		case <-closed:
-		case <-time.After(15 * time.Second):
-			t.Log("chromium did not exit within 15s")
-		}
-	})
-	started := make(chan error, 1)
-	go func() { started <- chromedp.Do(ctx) }()
-	select {
-	case err := <-started:
-		if err != nil {
-			t.Fatalf("start chromium: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("chromium did not start within 30s")
-	}
-	// Any uncaught exception in the page's script fails the test, even
-	// when the assertions happen to pass. (Network errors while a server
-	// is down are expected and are log entries, not exceptions.)
-	var (
-		mu         sync.Mutex
-		exceptions []string
-	)
-	go func() {
-		for m, err := range chromedp.Console(ctx) {
-			if err != nil {
-				return
-			}
-			if m.IsException() {
-				mu.Lock()
-				exceptions = append(exceptions, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { // runs before the browser is closed above
-		mu.Lock()
-		defer mu.Unlock()
-		for _, e := range exceptions {
-			t.Errorf("page script exception: %s", e)
-		}
-	})
-	return ctx
-}
+// browser starts headless Chromium for one test (internal/browsertest):
+// without it the test skips, unless POSGUARD_INTEGRATION=1 (CI).
+func browser(t *testing.T) context.Context { return browsertest.Start(t, 1280, 1000) }
 
 // run runs steps with a timeout and fails the test with the page's content
 // when one fails.
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, steps...); err != nil {
-		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		html, _ := chromedp.Run(hctx, chromedp.OuterHTML(chromedp.CSS("body")))
-		t.Fatalf("%s: %v\npage: %.4000s", what, err, html)
-	}
+	browsertest.Run(t, ctx, what, steps...)
 }
 
 // get runs one action that returns a value.
 func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
+	return browsertest.Get(t, ctx, what, a)
 }
 
 type css = chromedp.CSS

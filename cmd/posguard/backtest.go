@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/internal/atomicfile"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/backtest"
 )
@@ -27,6 +29,20 @@ what HQ exports with GET /v1/events?format=jsonl. Decision events are
 replayed; alerts, resolutions and refusals are counted and skipped. A bad
 line is reported with its number and reason and the replay goes on.
 
+LABELS (--labels) is ground truth per account, JSON lines as HQ's cases
+API exports them (GET /v1/cases/labels):
+  {"account":"…","label":"fraud"|"legit","case":"C-…","at":"RFC 3339"}
+case and at are optional; with at, the label covers the account's sales
+from that instant on. It decides the label of every sale of the accounts
+it lists; other sales keep their event's label. Precision and recall are
+then reported overall and per rule. The whole file is refused if one line
+is wrong.
+
+--html FILE also writes the report as one self-contained page with charts
+(fraud stopped against honest sales touched per threshold, yen stopped
+against honest yen held, precision and recall per rule, the changed
+decisions); it loads nothing from the network.
+
 Without --baseline, decisions are compared with those recorded in the
 events. Exit 0 when at least one sale was replayed, 1 when none could be,
 2 on a usage error.`)
@@ -34,7 +50,9 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	eventsFile := fs.String("events", "", "events `FILE` (JSONL), - for standard input (required)")
 	baselineFile := fs.String("baseline", "", "policy `FILE` (YAML) to compare with; default: the recorded decisions")
 	denylistFile := fs.String("denylist", "", "`FILE` of accounts on the HQ denylist during the replay, one per line (# comments)")
+	labelsFile := fs.String("labels", "", "ground truth `FILE`: one {\"account\", \"label\": \"fraud\"|\"legit\", \"case\", \"at\"} per line")
 	retention := fs.Duration("retention", backtest.DefaultRetention, "how long the rebuilt history remembers a sale (the agent's retention)")
+	htmlFile := fs.String("html", "", "also write the report as a self-contained HTML page with charts to `FILE`")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
 	if err := parseFlags(fs, args); err != nil {
@@ -45,6 +63,9 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	}
 	if *policyFile == "" || *eventsFile == "" {
 		return usagef("test needs --policy and --events")
+	}
+	if *htmlFile == "-" {
+		return usagef("--html needs a file name: the table or the JSON goes to standard output")
 	}
 	if *retention <= 0 {
 		return usagef("--retention must be > 0, got %s", *retention)
@@ -64,6 +85,17 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 			return err
 		}
 	}
+	if *labelsFile != "" {
+		f, err := os.Open(*labelsFile)
+		if err != nil {
+			return fmt.Errorf("labels: %w", err)
+		}
+		opts.Truth, err = backtest.ReadGroundTruth(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *labelsFile, err)
+		}
+	}
 	var in io.Reader = std.in
 	if *eventsFile != "-" {
 		f, err := os.Open(*eventsFile)
@@ -75,7 +107,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	}
 	tty := isTerminal(std.err)
 	if tty || *progress {
-		opts.Progress = progressPrinter(std.err, tty)
+		opts.Progress = progressPrinter(std.err, tty, "sales")
 	}
 
 	rep, err := backtest.Run(ctx, in, opts)
@@ -91,6 +123,15 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 		}
 	} else if werr := backtest.WriteTable(std.out, rep); werr != nil {
 		return werr
+	}
+	if *htmlFile != "" {
+		var page bytes.Buffer
+		if werr := backtest.WriteHTML(&page, rep); werr != nil {
+			return werr
+		}
+		if werr := atomicfile.WriteFile(*htmlFile, page.Bytes(), 0o644); werr != nil {
+			return fmt.Errorf("write HTML report: %w", werr)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w (%d lines, %d bad)", *eventsFile, err, rep.Input.Lines, rep.Input.Bad)
@@ -131,8 +172,9 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progressPrinter prints at most one progress line a second: rewritten in
-// place on a terminal, one line each otherwise (logs, CI).
-func progressPrinter(w io.Writer, tty bool) func(phase string, done, total int) {
+// place on a terminal, one line each otherwise (logs, CI). unit names what
+// a total counts.
+func progressPrinter(w io.Writer, tty bool, unit string) func(phase string, done, total int) {
 	var last time.Time
 	return func(phase string, done, total int) {
 		now := time.Now()
@@ -142,7 +184,7 @@ func progressPrinter(w io.Writer, tty bool) func(phase string, done, total int) 
 		last = now
 		msg := fmt.Sprintf("%s: %d lines", phase, done)
 		if total > 0 {
-			msg = fmt.Sprintf("%s: %d of %d sales (%d%%)", phase, done, total, done*100/total)
+			msg = fmt.Sprintf("%s: %d of %d %s (%d%%)", phase, done, total, unit, done*100/total)
 		}
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", msg)

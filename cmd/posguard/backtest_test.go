@@ -140,3 +140,66 @@ func TestPolicyTestUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyTestLabels(t *testing.T) {
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.jsonl")
+	if err := os.WriteFile(labels, []byte(`{"account":"acct-crew-1","label":"legit","case":"C-1"}`+"\n"+
+		`{"account":"shopper-08","label":"fraud"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--policy", filepath.Join(policyTestdata, "chain-default.yaml"), "--events", filepath.Join(backtestTestdata, "7pay.jsonl")}
+	code, out, errs := backtestCLI(t, "", append(args, "--labels", labels)...)
+	if code != 0 {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	for _, want := range []string{
+		"labels file: 2 accounts (1 fraud, 1 legit), 2 of them in these events; 2 sales labelled, 0 made before their label's time (not scored)\n",
+		"labelled sales: 11 fraud (¥284,400), 13 legit (¥63,100)\n", // crew-1 now legit, shopper-08 fraud,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+
+	bad := filepath.Join(dir, "bad.jsonl")
+	if err := os.WriteFile(bad, []byte(`{"account":"a","label":"fraud"}`+"\n"+`{"account":"a","label":"legit"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = backtestCLI(t, "", append(args, "--labels", bad)...)
+	if code != 1 || out != "" || !strings.Contains(errs, bad+`: read labels: line 2: account "a" is labelled again (first on line 1): one line per account`) {
+		t.Errorf("bad labels: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, _, errs = backtestCLI(t, "", append(args, "--labels", filepath.Join(dir, "missing.jsonl"))...)
+	if code != 1 || !strings.Contains(errs, "labels: open") {
+		t.Errorf("missing labels: code %d, stderr %q", code, errs)
+	}
+}
+
+func TestPolicyTestHTML(t *testing.T) {
+	page := filepath.Join(t.TempDir(), "report.html")
+	code, out, errs := backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"),
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--html", page)
+	if code != 0 || !strings.HasPrefix(out, "policy chain-default v1") {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<canvas id=\"chart-sweep\"", "Chart.js v4", "Backtest of chain-default v1"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	code, _, errs = backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"),
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--html", filepath.Join(t.TempDir(), "no", "dir", "r.html"))
+	if code != 1 || !strings.Contains(errs, "write HTML report: ") {
+		t.Errorf("unwritable page: code %d, stderr %q", code, errs)
+	}
+	code, _, errs = backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"),
+		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--html", "-")
+	if code != 2 || !strings.Contains(errs, "--html needs a file name") {
+		t.Errorf("--html -: code %d, stderr %q", code, errs)
+	}
+}

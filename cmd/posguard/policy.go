@@ -20,6 +20,7 @@ func runPolicy(ctx context.Context, std stdio, args []string) error {
 		{"sign", "validate a policy and write it as a signed bundle", runPolicySign},
 		{"push", "sign a policy, publish it to the registers and follow them applying it", runPolicyPush},
 		{"test", "backtest a policy on recorded decision events", runPolicyTest},
+		{"gen-events", "generate a labelled synthetic month of a chain's QR payments", runPolicyGenEvents},
 	})
 }
 

@@ -39,6 +39,11 @@ type Options struct {
 	Baseline *policy.Policy
 	// Denylist is the accounts on the HQ denylist during the replay.
 	Denylist []string
+	// Truth, when set, labels the sales of the accounts it lists (their
+	// events' own labels are ignored); other sales keep their event's
+	// label. Replay writes the labels into the sales it is given. See
+	// GroundTruth.Label.
+	Truth *GroundTruth
 	// Retention is how long a sale stays in the replay history
 	// (DefaultRetention when zero).
 	Retention time.Duration
@@ -71,6 +76,14 @@ type Report struct {
 	Rules []RuleStats `json:"rules"`
 	// Labels scores both sides on labelled events; nil when none is.
 	Labels *Labels `json:"labels,omitempty"`
+	// GroundTruth says how the labels file (Options.Truth) met the
+	// events; nil without one.
+	GroundTruth *TruthStats `json:"groundTruth,omitempty"`
+	// Sweep is what each threshold would stop among the labelled sales;
+	// nil when none is labelled.
+	Sweep *Sweep `json:"sweep,omitempty"`
+	// Changed lists the largest changed decisions (at most MaxChanged).
+	Changed []ChangedSale `json:"changed"`
 }
 
 // BaselineRef names what the decisions are compared with.
@@ -268,6 +281,7 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 	var labels Labels
 	labelled := false
 	var seen []string // fired ids of this sale, to count a rule once per sale
+	det := newDetail(opts.Truth)
 
 	for i := range sales {
 		if i%4096 == 0 {
@@ -279,6 +293,7 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 			opts.Progress("replay", i, len(sales))
 		}
 		s := &sales[i]
+		det.label(s)
 		amount := s.Amount()
 		if i == 0 {
 			rep.First = s.Request.At
@@ -298,6 +313,7 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 				baseRules = append(baseRules, f.ID)
 			}
 		}
+		det.decided(p, s, &d, base, amount)
 		rep.Outcomes.add(d.Outcome)
 		rep.BaselineOutcomes.add(base)
 		if base == d.Outcome {
@@ -370,6 +386,7 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 		return rank(a.To) - rank(b.To)
 	})
 	rep.Rules = rules.list()
+	det.finish(rep)
 	if labelled {
 		labels.Policy.finish(labels.Fraud.Sales)
 		labels.Baseline.finish(labels.Fraud.Sales)

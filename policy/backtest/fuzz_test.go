@@ -3,6 +3,8 @@ package backtest
 import (
 	"bytes"
 	"context"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +58,55 @@ func FuzzRead(f *testing.F) {
 			t.Fatal(err)
 		}
 		if err := WriteJSON(&out, rep); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzGroundTruth reads arbitrary bytes as a labels file and, when they
+// are accepted, scores the 7pay fixture against them: labelling never
+// panics, every sale is scored once at most, and the sweep agrees with
+// the labelled score.
+func FuzzGroundTruth(f *testing.F) {
+	// Seeds are in testdata/fuzz/FuzzGroundTruth.
+	data := readFixture(f)
+	p := load(f, chainDefault)
+	sales, _, err := Read(context.Background(), bytes.NewReader(data), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, labels []byte) {
+		g, err := ReadGroundTruth(bytes.NewReader(labels))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "read labels: line ") {
+				t.Fatalf("rejection without its line: %v", err)
+			}
+			return
+		}
+		rep, err := Replay(context.Background(), slices.Clone(sales), Options{Policy: p, Truth: g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gt := rep.GroundTruth
+		if gt == nil || gt.Accounts != g.Len() || gt.Fraud+gt.Legit != gt.Accounts || gt.Seen > gt.Accounts || gt.Sales+gt.BeforeAt > len(sales) {
+			t.Fatalf("ground truth stats %+v for %d accounts and %d sales", gt, g.Len(), len(sales))
+		}
+		l := rep.Labels
+		if l == nil {
+			if rep.Sweep != nil {
+				t.Fatal("a sweep without labelled sales")
+			}
+			return
+		}
+		if l.Fraud.Sales+l.Legit.Sales > len(sales) {
+			t.Fatalf("%d labelled sales of %d", l.Fraud.Sales+l.Legit.Sales, len(sales))
+		}
+		s, review := l.Policy, rep.Sweep.Points[0]
+		if review.FraudStopped.Sales != s.FraudDenied.Sales+s.FraudReviewed.Sales || review.LegitTouched.Sales != s.LegitDenied.Sales+s.LegitReviewed.Sales {
+			t.Fatalf("sweep %+v disagrees with the score %+v", review, s)
+		}
+		var out bytes.Buffer
+		if err := WriteHTML(&out, rep); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -90,6 +90,10 @@ func WriteTable(w io.Writer, rep *Report) error {
 	}
 	tw.Flush()
 
+	if g := rep.GroundTruth; g != nil {
+		fmt.Fprintf(b, "\nlabels file: %d accounts (%d fraud, %d legit), %d of them in these events; %d sales labelled, %d made before their label's time (not scored)\n",
+			g.Accounts, g.Fraud, g.Legit, g.Seen, g.Sales, g.BeforeAt)
+	}
 	if l := rep.Labels; l != nil {
 		fmt.Fprintf(b, "\nlabelled sales: %d fraud (%s), %d legit (%s)\n", l.Fraud.Sales, Yen(l.Fraud.Amount), l.Legit.Sales, Yen(l.Legit.Amount))
 		tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)

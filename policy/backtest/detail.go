@@ -1,0 +1,218 @@
+package backtest
+
+import (
+	"cmp"
+	"container/heap"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/posguard/posguard/policy"
+)
+
+// Sweep is what the policy would stop at each threshold of the risk level
+// (see riskLevel), on the labelled sales: the trade between fraud stopped
+// and honest customers touched that choosing a threshold makes.
+type Sweep struct {
+	// By is "score" when the decisions carry a risk score, "outcome" when
+	// they do not: the levels are then 1 review and 2 deny, and the sweep
+	// only says what stopping at review or at deny catches.
+	By     string       `json:"by"`
+	Points []SweepPoint `json:"points"`
+}
+
+// SweepPoint is one threshold: the labelled sales whose level is at least
+// Threshold.
+type SweepPoint struct {
+	Threshold    int    `json:"threshold"`
+	Name         string `json:"name"` // "review or deny", "deny", "score ≥ 40"
+	FraudStopped Tally  `json:"fraudStopped"`
+	LegitTouched Tally  `json:"legitTouched"`
+}
+
+// ChangedSale is one sale the policy decided otherwise than the baseline.
+type ChangedSale struct {
+	At       time.Time      `json:"at"`
+	Store    string         `json:"store"`
+	Register string         `json:"register"`
+	SaleID   string         `json:"saleId"`
+	Account  string         `json:"account"`
+	Amount   int64          `json:"amount"`
+	From     policy.Outcome `json:"from"`
+	To       policy.Outcome `json:"to"`
+	Label    string         `json:"label,omitempty"`
+	// Rules are the ids of the policy's enforced rules that fired.
+	Rules []string `json:"rules"`
+}
+
+// MaxChanged bounds the changed sales a report lists: the largest by
+// amount (all are counted in Transitions).
+const MaxChanged = 100
+
+// detail collects, sale by sale, what the report needs beyond counts: the
+// labels from the ground truth, the threshold sweep and the largest
+// changed sales. Replay calls label before deciding a sale and decided
+// after.
+type detail struct {
+	truth   *GroundTruth
+	stats   TruthStats
+	seen    map[string]struct{}
+	levels  [][2]Tally // by level (≥ 0): fraud, legit
+	scored  bool
+	changed changedHeap
+}
+
+func newDetail(truth *GroundTruth) *detail {
+	d := &detail{truth: truth}
+	if truth != nil {
+		d.seen = map[string]struct{}{}
+		d.stats = TruthStats{Accounts: truth.Len(), Fraud: truth.fraud, Legit: truth.legit}
+	}
+	return d
+}
+
+// label sets the sale's label from the ground truth, which decides for
+// every account it lists; other sales keep the label of their event.
+func (c *detail) label(s *Sale) {
+	if c.truth == nil {
+		return
+	}
+	acct := s.Request.Payment.Account
+	l, listed := c.truth.Label(acct, s.Request.At)
+	if !listed {
+		return
+	}
+	c.seen[acct] = struct{}{}
+	s.Label = l
+	if l == "" {
+		c.stats.BeforeAt++
+	} else {
+		c.stats.Sales++
+	}
+}
+
+func (c *detail) decided(p *policy.Policy, s *Sale, d *policy.Decision, base policy.Outcome, amount int64) {
+	if s.Label != "" {
+		level, scored := riskLevel(p, d)
+		c.scored = c.scored || scored
+		level = max(level, 0)
+		for len(c.levels) <= level {
+			c.levels = append(c.levels, [2]Tally{})
+		}
+		t := &c.levels[level]
+		if s.Label == "fraud" {
+			t[0].add(amount)
+		} else {
+			t[1].add(amount)
+		}
+	}
+	if base == d.Outcome {
+		return
+	}
+	if len(c.changed) == MaxChanged && amount <= c.changed[0].Amount {
+		return
+	}
+	ch := ChangedSale{At: s.Request.At, Store: s.Request.Store, Register: s.Request.Register, SaleID: s.Request.SaleID,
+		Account: s.Request.Payment.Account, Amount: amount, From: base, To: d.Outcome, Label: s.Label, Rules: []string{}}
+	for _, f := range d.Rules {
+		if f.Mode != policy.ModeShadow && !slices.Contains(ch.Rules, f.ID) {
+			ch.Rules = append(ch.Rules, f.ID)
+		}
+	}
+	if len(c.changed) == MaxChanged {
+		heap.Pop(&c.changed)
+	}
+	heap.Push(&c.changed, ch)
+}
+
+func (c *detail) finish(rep *Report) {
+	if c.truth != nil {
+		c.stats.Seen = len(c.seen)
+		st := c.stats
+		rep.GroundTruth = &st
+	}
+	rep.Changed = slices.Clone([]ChangedSale(c.changed))
+	slices.SortFunc(rep.Changed, func(a, b ChangedSale) int {
+		if x := cmp.Compare(b.Amount, a.Amount); x != 0 {
+			return x
+		}
+		if x := a.At.Compare(b.At); x != 0 {
+			return x
+		}
+		return cmp.Compare(a.SaleID, b.SaleID)
+	})
+	if rep.Changed == nil {
+		rep.Changed = []ChangedSale{}
+	}
+	var levels []int // the levels some labelled sale reached
+	for l, t := range c.levels {
+		if t[0].Sales+t[1].Sales > 0 {
+			levels = append(levels, l)
+		}
+	}
+	if len(levels) == 0 {
+		return
+	}
+	sw := &Sweep{By: "outcome", Points: []SweepPoint{}}
+	if c.scored {
+		sw.By = "score"
+	}
+	thresholds := []int{1, 2}
+	if c.scored {
+		thresholds = thresholds[:0]
+		for _, l := range levels {
+			if l > 0 {
+				thresholds = append(thresholds, l)
+			}
+		}
+	}
+	// Cumulate from the top: a threshold stops every level at or above it.
+	var fraud, legit Tally
+	li := len(levels) - 1
+	for i := len(thresholds) - 1; i >= 0; i-- {
+		th := thresholds[i]
+		for ; li >= 0 && levels[li] >= th; li-- {
+			t := &c.levels[levels[li]]
+			fraud.Sales += t[0].Sales
+			fraud.Amount += t[0].Amount
+			legit.Sales += t[1].Sales
+			legit.Amount += t[1].Amount
+		}
+		sw.Points = append(sw.Points, SweepPoint{Threshold: th, Name: levelName(th, c.scored), FraudStopped: fraud, LegitTouched: legit})
+	}
+	slices.Reverse(sw.Points)
+	rep.Sweep = sw
+}
+
+func levelName(level int, scored bool) string {
+	switch {
+	case scored:
+		return fmt.Sprintf("score ≥ %d", level)
+	case level == 2:
+		return "deny"
+	default:
+		return "review or deny"
+	}
+}
+
+// changedHeap keeps the largest changed sales: a min-heap on amount, so
+// the smallest kept is dropped first. Of equal amounts the later sale
+// goes first, as decided skips a newcomer equal to the smallest: sales
+// arrive in time order, so the earliest are kept either way.
+type changedHeap []ChangedSale
+
+func (h changedHeap) Len() int { return len(h) }
+func (h changedHeap) Less(i, j int) bool {
+	if h[i].Amount != h[j].Amount {
+		return h[i].Amount < h[j].Amount
+	}
+	return h[i].At.After(h[j].At)
+}
+func (h changedHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *changedHeap) Push(x any)   { *h = append(*h, x.(ChangedSale)) }
+func (h *changedHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
