@@ -18,6 +18,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
+	"github.com/posguard/posguard/hq/cases"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
@@ -70,6 +71,10 @@ type Service struct {
 
 	denyMu       sync.Mutex // orders denylist changes and their publication
 	lastSnapshot time.Time  // when this instance last published the snapshot; under denyMu
+
+	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
+	lastAllowSnapshot time.Time
+	cases             *cases.Service // cases_http.go
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -116,6 +121,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet()}
+	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
 	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
 		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
@@ -150,6 +156,7 @@ func (s *Service) Run(ctx context.Context) error {
 		defer close(done)
 		s.ingest(stop)
 	}()
+	go s.expireAllowlistEvery(ctx, time.Minute)
 	<-ctx.Done()
 	// Stop the flow, then store what already arrived. Anything that comes
 	// later is never acknowledged, so the broker delivers it again.
@@ -192,6 +199,7 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}()
 	go s.publishSnapshot("connect", false)
+	go s.publishAllowSnapshot("connect", false)
 }
 
 // receive is HQ's paho message handler.
@@ -347,7 +355,11 @@ func (s *Service) command(m paho.Message) {
 		s.reject(m, err)
 		return
 	}
-	if c.Type == wire.CmdResync {
+	switch {
+	case c.Type == wire.CmdResync && c.List == wire.SubjectAllowlist:
+		s.log.Info("allowlist resync requested", "register", c.Store+"/"+c.Register, "haveSeq", c.HaveSeq)
+		go s.publishAllowSnapshot("resync by "+c.Store+"/"+c.Register, true)
+	case c.Type == wire.CmdResync:
 		s.log.Info("denylist resync requested", "register", c.Store+"/"+c.Register, "haveSeq", c.HaveSeq)
 		go s.publishSnapshot("resync by "+c.Store+"/"+c.Register, true)
 	}

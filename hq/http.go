@@ -47,6 +47,7 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		{"POST /v1/denylist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
 	}
+	routes = append(routes, s.caseRoutes()...) // cases_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, apiauth.Require(s.cfg.Auth, rt.Role, rt.Handler))
 	}

@@ -183,7 +183,7 @@ type Store struct {
 	atc     map[string]uint32
 	deny    map[string]struct{}
 	denyVer wire.ListVersion
-	denyAt  time.Time // issuedAt of the last applied denylist message
+	denyAt  time.Time   // issuedAt of the last applied denylist message
 	allow   allowMirror // allowlist.go, with its own lock
 	// lastFact is the time of the newest peer fact applied (unix ns, 0:
 	// none).
