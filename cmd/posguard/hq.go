@@ -57,7 +57,7 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	apiClientCA := fs.String("api-client-ca", "", "PEM CA of API client certificates (their CN is named in --api-tokens with 'cert')")
 	share := fs.String("share", "", "shared-subscription group, so several HQ instances split the load (each with its own --identity)")
 	identity := fs.String("identity", "", `MQTT identity of this instance, username and client id: "hq" or "hq-NAME" (default: the CN of --tls-cert, else "hq"); instances sharing a group need distinct ones`)
-	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist changes")
+	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist and allowlist changes")
 	allowHost := fs.String("allow-host", "", "further host names clients use for the HTTP API, comma-separated (others are refused against DNS rebinding)")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
 	var mc mqttconn.Config

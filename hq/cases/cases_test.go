@@ -211,3 +211,54 @@ func TestStoreIncident(t *testing.T) {
 		t.Fatalf("a case about nothing: %v", err)
 	}
 }
+
+// Two HQ instances share one PostgreSQL database: two analysts confirming
+// the same case, one on each, and another marking it a false positive: one
+// move wins, the others are told the case changed, and one list change is
+// made.
+func TestTwoInstancesOneVerdict(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	ctx := context.Background()
+	var svcs []*Service
+	var ls []*lists
+	for range 2 {
+		st, err := store.OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		l := &lists{signing: true}
+		ls = append(ls, l)
+		svcs = append(svcs, New(st, l, func() time.Time { return t0 }))
+	}
+	// Both instances see the chain's alerts for the account: one case.
+	a, err := svcs[0].OpenOrExtend(ctx, "crew-1", "S001", alert("S001", "crew-1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := svcs[1].OpenOrExtend(ctx, "crew-1", "S002", alert("S002", "crew-1", 2))
+	if err != nil || b != a {
+		t.Fatalf("second instance opened %s (%v), want case %s", b, err, a)
+	}
+	errs := make(chan error, 3)
+	go func() { _, err := svcs[0].Confirm(ctx, a, "alice (token)", "CCTV"); errs <- err }()
+	go func() { _, err := svcs[1].Confirm(ctx, a, "bob (token)", "CCTV too"); errs <- err }()
+	go func() {
+		_, err := svcs[1].FalsePositive(ctx, a, "carol (token)", "ID check", time.Time{}, "")
+		errs <- err
+	}()
+	wins := 0
+	for range 3 {
+		switch err := <-errs; {
+		case err == nil:
+			wins++
+		case errors.Is(err, store.ErrCaseConflict), errors.Is(err, ErrIllegal):
+		default:
+			t.Errorf("move: %v", err)
+		}
+	}
+	changes := len(ls[0].deny) + len(ls[0].allow) + len(ls[1].deny) + len(ls[1].allow)
+	if wins != 1 || changes != 1 {
+		t.Fatalf("%d moves won and %d list changes made, want 1 and 1", wins, changes)
+	}
+}
