@@ -1,6 +1,7 @@
 package hq
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,9 +31,9 @@ func (s *Service) caseRoutes() []Route {
 		{"GET /v1/cases/labels", apiauth.Read, http.HandlerFunc(s.caseLabels)},
 		{"GET /v1/cases/{id}", apiauth.Read, http.HandlerFunc(s.caseGet)},
 		{"POST /v1/cases", apiauth.Admin, post(s.caseOpen)},
-		{"POST /v1/cases/{id}/confirm", apiauth.Admin, post(s.caseConfirm)},
+		{"POST /v1/cases/{id}/confirm", apiauth.Admin, post(s.caseMove(s.cases.Confirm))},
 		{"POST /v1/cases/{id}/false-positive", apiauth.Admin, post(s.caseFalsePositive)},
-		{"POST /v1/cases/{id}/close", apiauth.Admin, post(s.caseClose)},
+		{"POST /v1/cases/{id}/close", apiauth.Admin, post(s.caseMove(s.cases.Close))},
 		{"GET /v1/allowlist", apiauth.Read, http.HandlerFunc(s.allowlistGet)},
 	}
 }
@@ -163,17 +164,20 @@ type falsePositiveRequest struct {
 	Store    string    `json:"store,omitempty"` // where the account was found legitimate
 }
 
-func (s *Service) caseConfirm(w http.ResponseWriter, r *http.Request) {
-	var req caseNoteRequest
-	if !decodeCase(w, r, &req) {
-		return
+// caseMove serves a move whose body is a note: confirm and close.
+func (s *Service) caseMove(move func(ctx context.Context, id, by, note string) (cases.Outcome, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req caseNoteRequest
+		if !decodeCase(w, r, &req) {
+			return
+		}
+		who, ok := caller(w, r)
+		if !ok {
+			return
+		}
+		out, err := move(r.Context(), r.PathValue("id"), who, req.Note)
+		s.caseAnswer(w, out, err)
 	}
-	who, ok := caller(w, r)
-	if !ok {
-		return
-	}
-	out, err := s.cases.Confirm(r.Context(), r.PathValue("id"), who, req.Note)
-	s.caseAnswer(w, out, err)
 }
 
 func (s *Service) caseFalsePositive(w http.ResponseWriter, r *http.Request) {
@@ -195,19 +199,6 @@ func (s *Service) caseFalsePositive(w http.ResponseWriter, r *http.Request) {
 		expires = s.cfg.Now().Add(d)
 	}
 	out, err := s.cases.FalsePositive(r.Context(), r.PathValue("id"), who, req.Note, expires, req.Store)
-	s.caseAnswer(w, out, err)
-}
-
-func (s *Service) caseClose(w http.ResponseWriter, r *http.Request) {
-	var req caseNoteRequest
-	if !decodeCase(w, r, &req) {
-		return
-	}
-	who, ok := caller(w, r)
-	if !ok {
-		return
-	}
-	out, err := s.cases.Close(r.Context(), r.PathValue("id"), who, req.Note)
 	s.caseAnswer(w, out, err)
 }
 
