@@ -1,7 +1,8 @@
 // Package hq is the headquarters service: it ingests every register's
 // events, alerts and status from MQTT into the store, acknowledges each
-// event id once it is durable, keeps the fleet view, and signs and
-// publishes denylist changes.
+// event id once it is durable, keeps the fleet view, signs and publishes
+// denylist and allowlist changes, and serves the fraud team's cases
+// (hq/cases).
 package hq
 
 import (
