@@ -2,13 +2,16 @@ package hqsync
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/hq/store"
+	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
 )
@@ -96,5 +99,33 @@ func TestAllowlistDeltaResyncAndExpiry(t *testing.T) {
 	}
 	if _, accounts, _, _ := r.hqStore.Allowlist(ctx); len(accounts) != 0 {
 		t.Fatalf("HQ still lists %v", accounts)
+	}
+}
+
+// A register that connects after the change gets the allowlist from the
+// retained snapshot; one of another store gets it too (the list is the
+// chain's).
+func TestAllowlistRetainedForLateRegisters(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.hq.AllowlistChange(context.Background(), store.ListChange{Add: []string{"bulk-buyer"}, By: "analyst", Reason: "ID check",
+		Details: map[string]wire.ListDetail{"bulk-buyer": {ExpiresAt: now.Add(time.Hour), Rule: "case:4"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := state.Open(filepath.Join(t.TempDir(), "late.db"), state.Options{Store: "s2", Register: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, err := New(Config{MQTT: r.auth.MQTT("tcp://"+r.addr, "s2/r1"), Store: "s2", Register: "r1", State: st,
+		Trusted: r.trusted, Now: func() time.Time { return now },
+		ActivePolicy: func() int64 { return 0 }, OnPolicy: func(*policy.Policy) {},
+		Status: func() wire.Status { return wire.Status{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.run(c.Run)
+	waitFor(t, "the late register to get the allowlist snapshot", func() bool { return st.Allowlisted("bulk-buyer", now) })
+	if d, _ := st.AllowlistEntry("bulk-buyer", now); d.Rule != "case:4" {
+		t.Fatalf("entry %+v", d)
 	}
 }
