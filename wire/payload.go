@@ -185,6 +185,10 @@ type Status struct {
 	// snapshot of another epoch or an older sequence: HQ's list changed
 	// identity (new store, restored backup) and the register healed.
 	DenylistReset *DenylistReset `json:"denylistReset,omitempty"`
+	// AllowlistSeq and AllowlistEpoch are the version of the register's
+	// allowlist (omitted before any, and by registers before it).
+	AllowlistSeq   uint64 `json:"allowlistSeq,omitempty"`
+	AllowlistEpoch string `json:"allowlistEpoch,omitempty"`
 	// Peers is the store facts link; absent from registers that predate
 	// it and from the last will.
 	Peers *Peers    `json:"peers,omitempty"`
@@ -262,6 +266,11 @@ func (s *Status) Validate() error {
 	if s.DenylistEpoch != "" {
 		if err := CheckEpoch(s.DenylistEpoch); err != nil {
 			return fmt.Errorf("status: denylistEpoch: %w", err)
+		}
+	}
+	if s.AllowlistEpoch != "" {
+		if err := CheckEpoch(s.AllowlistEpoch); err != nil {
+			return fmt.Errorf("status: allowlistEpoch: %w", err)
 		}
 	}
 	if r := s.DenylistReset; r != nil {

@@ -33,6 +33,7 @@ func (c *Client) allowlistDelta(b []byte) {
 		return
 	}
 	c.log.Info("allowlist delta applied", "epoch", d.Epoch, "seq", d.Seq, "added", len(d.Add), "removed", len(d.Remove))
+	c.StatusChanged()
 }
 
 func (c *Client) allowlistSnapshot(b []byte) {
@@ -60,4 +61,5 @@ func (c *Client) allowlistSnapshot(b []byte) {
 			"why", reset.Why, "from", reset.From, "to", reset.To)
 	}
 	c.log.Info("allowlist snapshot applied", "epoch", s.Epoch, "seq", s.Seq, "accounts", len(s.Accounts))
+	c.StatusChanged()
 }

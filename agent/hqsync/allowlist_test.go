@@ -128,4 +128,17 @@ func TestAllowlistRetainedForLateRegisters(t *testing.T) {
 	if d, _ := st.AllowlistEntry("bulk-buyer", now); d.Rule != "case:4" {
 		t.Fatalf("entry %+v", d)
 	}
+	// Its status tells HQ's fleet view which allowlist it holds.
+	waitFor(t, "HQ's fleet to show the late register's allowlist", func() bool {
+		regs, err := r.hqStore.Fleet(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, reg := range regs {
+			if reg.Store == "s2" && reg.Status.AllowlistSeq == 1 && reg.Status.AllowlistEpoch != "" {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -475,6 +475,8 @@ func (c *Client) statusNow() wire.Status {
 	st.Dropped = int64(c.cfg.State.Dropped())
 	dv := c.cfg.State.DenylistVersion()
 	st.DenylistSeq, st.DenylistEpoch = dv.Seq, dv.Epoch
+	av := c.cfg.State.AllowlistVersion()
+	st.AllowlistSeq, st.AllowlistEpoch = av.Seq, av.Epoch
 	c.mu.Lock()
 	st.DenylistReset = c.denyReset
 	c.mu.Unlock()
