@@ -280,3 +280,9 @@ func clip(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Service is the CaseOpener HQ's chain rules call (hq/chain, which this
+// package does not import).
+var _ interface {
+	OpenOrExtend(ctx context.Context, account, store string, alert event.Event) (string, error)
+} = (*Service)(nil)
