@@ -132,6 +132,9 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 	}
 	tok, verr := act.verifier.Verify(sale.Token, at, a.st)
 	req.Payment = token.PaymentFor(tok, verr)
+	// Only a verified token's account may be excused: a forged one could
+	// name any account on the allowlist.
+	req.Allowlisted = verr == nil && req.Payment.Account != "" && a.st.Allowlisted(req.Payment.Account, at)
 	// A token too long for any wallet is probing: it is decided and sent
 	// to HQ like any refused token, so the probing is seen, but always
 	// denied. Held for review (failMode.invalidToken: review) it would be

@@ -1,7 +1,8 @@
 // Package hq is the headquarters service: it ingests every register's
 // events, alerts and status from MQTT into the store, acknowledges each
-// event id once it is durable, keeps the fleet view, and signs and
-// publishes denylist changes.
+// event id once it is durable, keeps the fleet view, signs and publishes
+// denylist and allowlist changes, and serves the fraud team's cases
+// (hq/cases).
 package hq
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
+	"github.com/posguard/posguard/hq/cases"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
@@ -80,6 +82,10 @@ type Service struct {
 
 	denyMu       sync.Mutex // orders denylist changes and their publication
 	lastSnapshot time.Time  // when this instance last published the snapshot; under denyMu
+
+	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
+	lastAllowSnapshot time.Time
+	cases             *cases.Service // cases_http.go
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -140,6 +146,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.JetStream != nil {
 		s.notReady.Store(2)
 	}
+	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
 	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
 		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
@@ -197,6 +204,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.consuming.Do(s.sourceReady)
 		}
 	}
+	go s.expireAllowlistEvery(ctx, time.Minute)
 	<-ctx.Done()
 	if js != nil {
 		js.stop()
@@ -245,6 +253,7 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}()
 	go s.publishSnapshot("connect", false)
+	go s.publishAllowSnapshot("connect", false)
 }
 
 // receive is HQ's paho message handler.
@@ -400,7 +409,11 @@ func (s *Service) command(m paho.Message) {
 		s.reject(m, err)
 		return
 	}
-	if c.Type == wire.CmdResync {
+	switch {
+	case c.Type == wire.CmdResync && c.List == wire.SubjectAllowlist:
+		s.log.Info("allowlist resync requested", "register", c.Store+"/"+c.Register, "haveSeq", c.HaveSeq)
+		go s.publishAllowSnapshot("resync by "+c.Store+"/"+c.Register, true)
+	case c.Type == wire.CmdResync:
 		s.log.Info("denylist resync requested", "register", c.Store+"/"+c.Register, "haveSeq", c.HaveSeq)
 		go s.publishSnapshot("resync by "+c.Store+"/"+c.Register, true)
 	}

@@ -47,6 +47,7 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		{"POST /v1/denylist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
 	}
+	routes = append(routes, s.caseRoutes()...) // cases_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, apiauth.Require(s.cfg.Auth, rt.Role, rt.Handler))
 	}
@@ -79,6 +80,7 @@ type fleetEntry struct {
 	// DenylistReset says when and why the register last replaced its list
 	// across epochs or backwards ("epoch 2026-11-29T10:00:00Z").
 	DenylistReset string `json:"denylistReset,omitempty"`
+	AllowlistSeq  uint64 `json:"allowlistSeq,omitempty"`
 	Refusal       string `json:"refusal,omitempty"`
 }
 
@@ -93,7 +95,8 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 	out := make([]fleetEntry, 0, len(regs))
 	for _, reg := range regs {
 		e := fleetEntry{Store: reg.Store, Register: reg.Register, Online: reg.Status.Online, LastSeen: reg.LastSeen,
-			OutboxDepth: reg.Status.OutboxDepth, DenylistSeq: reg.Status.DenylistSeq, DenylistEpoch: reg.Status.DenylistEpoch}
+			OutboxDepth: reg.Status.OutboxDepth, DenylistSeq: reg.Status.DenylistSeq, DenylistEpoch: reg.Status.DenylistEpoch,
+			AllowlistSeq: reg.Status.AllowlistSeq}
 		if rs := reg.Status.DenylistReset; rs != nil {
 			e.DenylistReset = fmt.Sprintf("%s %s", rs.Why, rs.At.Format(time.RFC3339))
 		}

@@ -85,6 +85,9 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	e.checkRange()
 	for i := range p.Rules {
 		r := &p.Rules[i]
+		if r.excused(&e.req) {
+			continue
+		}
 		eval := r.eval
 		if eval == nil {
 			// A rule Load has not seen: a Policy built or extended by hand.

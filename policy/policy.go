@@ -110,6 +110,8 @@ type Rule struct {
 	Categories  []string `yaml:"categories,omitempty" json:"categories,omitempty"`
 	// Label replaces the joined category labels in reasons.
 	Label string `yaml:"label,omitempty" json:"label,omitempty"`
+	// Unless names a fact that keeps the rule from firing (unless.go).
+	Unless string `yaml:"unless,omitempty" json:"unless,omitempty"`
 
 	// Limits are pointers so that 0 ("none at all") differs from unset.
 	MaxQuantity *int   `yaml:"maxQuantity,omitempty" json:"maxQuantity,omitempty"`

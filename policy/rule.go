@@ -69,7 +69,7 @@ func (c *ruleCheck) positive(field string, d Duration) {
 // commonRuleFields are the Rule fields every kind reads.
 var commonRuleFields = map[string]bool{
 	"id": true, "kind": true, "action": true, "mode": true,
-	"description": true, "categories": true, "label": true,
+	"description": true, "categories": true, "label": true, "unless": true,
 }
 
 // kindFieldsSet lists the kind-specific fields set on r, in document
@@ -111,6 +111,7 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 		}
 		labels = append(labels, l)
 	}
+	v.unless(r, path)
 	r.label = r.Label
 	if r.label == "" {
 		r.label = joinLabels(labels)

@@ -141,14 +141,15 @@ type PolicyInfo struct {
 
 // Refusal subjects.
 const (
-	SubjectPolicy   = "policy"
-	SubjectDenylist = "denylist"
+	SubjectPolicy    = "policy"
+	SubjectDenylist  = "denylist"
+	SubjectAllowlist = "allowlist"
 )
 
 // Refusal reports the last policy or denylist message the register refused,
 // so HQ's fleet view shows why a push did not take.
 type Refusal struct {
-	Subject string    `json:"subject"` // policy | denylist
+	Subject string    `json:"subject"` // policy | denylist | allowlist
 	Reason  string    `json:"reason"`  // a bundle reason code: bad_signature, not_newer, ...
 	Detail  string    `json:"detail,omitempty"`
 	Version int64     `json:"version,omitempty"` // refused policy version or denylist seq, when known
@@ -184,6 +185,10 @@ type Status struct {
 	// snapshot of another epoch or an older sequence: HQ's list changed
 	// identity (new store, restored backup) and the register healed.
 	DenylistReset *DenylistReset `json:"denylistReset,omitempty"`
+	// AllowlistSeq and AllowlistEpoch are the version of the register's
+	// allowlist (omitted before any, and by registers before it).
+	AllowlistSeq   uint64 `json:"allowlistSeq,omitempty"`
+	AllowlistEpoch string `json:"allowlistEpoch,omitempty"`
 	// Peers is the store facts link; absent from registers that predate
 	// it and from the last will.
 	Peers *Peers    `json:"peers,omitempty"`
@@ -263,6 +268,11 @@ func (s *Status) Validate() error {
 			return fmt.Errorf("status: denylistEpoch: %w", err)
 		}
 	}
+	if s.AllowlistEpoch != "" {
+		if err := CheckEpoch(s.AllowlistEpoch); err != nil {
+			return fmt.Errorf("status: allowlistEpoch: %w", err)
+		}
+	}
 	if r := s.DenylistReset; r != nil {
 		if r.Why != ResetEpoch && r.Why != ResetBackwards {
 			return fmt.Errorf("status: denylistReset.why %q is not epoch or backwards", r.Why)
@@ -280,8 +290,8 @@ func (s *Status) Validate() error {
 		}
 	}
 	if r := s.Refusal; r != nil {
-		if r.Subject != SubjectPolicy && r.Subject != SubjectDenylist {
-			return fmt.Errorf("status: refusal.subject %q is not policy or denylist", r.Subject)
+		if r.Subject != SubjectPolicy && r.Subject != SubjectDenylist && r.Subject != SubjectAllowlist {
+			return fmt.Errorf("status: refusal.subject %q is not policy, denylist or allowlist", r.Subject)
 		}
 		if err := checkText("status: refusal.reason", r.Reason, true); err != nil {
 			return err
@@ -407,8 +417,11 @@ type Command struct {
 	Action   Action      `json:"action,omitempty"`   // resolve
 	PIN      PIN         `json:"pin,omitempty"`      // resolve
 	By       string      `json:"by,omitempty"`       // resolve: who resolved
-	HaveSeq  uint64      `json:"haveSeq,omitempty"`  // resync: last denylist seq applied
-	At       time.Time   `json:"at"`
+	HaveSeq  uint64      `json:"haveSeq,omitempty"`  // resync: last seq applied of List
+	// List is the list a resync asks for: SubjectDenylist (or "", what
+	// registers before the allowlist send) or SubjectAllowlist.
+	List string    `json:"list,omitempty"`
+	At   time.Time `json:"at"`
 }
 
 // LogValue leaves the PIN out of structured logs.
@@ -417,7 +430,7 @@ func (c Command) LogValue() slog.Value {
 		slog.String("id", c.ID), slog.String("type", string(c.Type)),
 		slog.String("store", c.Store), slog.String("register", c.Register),
 		slog.String("review", c.ReviewID), slog.String("action", string(c.Action)),
-		slog.String("by", c.By), slog.Uint64("haveSeq", c.HaveSeq), slog.Time("at", c.At))
+		slog.String("by", c.By), slog.Uint64("haveSeq", c.HaveSeq), slog.String("list", c.List), slog.Time("at", c.At))
 }
 
 // Validate checks the fields each command type needs and refuses the ones
@@ -454,12 +467,15 @@ func (c *Command) Validate() error {
 		if err := checkText("command: by", c.By, true); err != nil {
 			return err
 		}
-		if c.HaveSeq != 0 {
-			return errors.New("command: haveSeq: only for resync")
+		if c.HaveSeq != 0 || c.List != "" {
+			return errors.New("command: haveSeq and list: only for resync")
 		}
 	case CmdResync:
 		if c.ReviewID != "" || c.Action != "" || c.PIN != "" || c.By != "" {
 			return errors.New("command: resync carries no reviewId, action, pin or by")
+		}
+		if c.List != "" && c.List != SubjectDenylist && c.List != SubjectAllowlist {
+			return fmt.Errorf("command: list %q is not denylist or allowlist", c.List)
 		}
 	case "":
 		return errors.New("command: type: required")
@@ -579,14 +595,24 @@ func CheckEpoch(e string) error {
 	return ascii.Visible("epoch", e)
 }
 
+// ListDetail says why an entry is on a list and until when. Accounts without
+// a detail never expire.
+type ListDetail struct {
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	Rule      string    `json:"rule,omitempty"`   // the chain rule or "case:<id>" that added it
+	Reason    string    `json:"reason,omitempty"` // for people, e.g. "account_stores: 3 stores in 30m"
+	Events    []string  `json:"events,omitempty"` // ids of the events that caused it (HQ keeps them; may be trimmed on the wire)
+}
+
 // Delta is one signed change to the denylist. Seq goes up by exactly one per
 // delta; a register that sees a gap asks for a resync.
 type Delta struct {
-	Epoch    string    `json:"epoch"`
-	Seq      uint64    `json:"seq"`
-	Add      []string  `json:"add,omitempty"`
-	Remove   []string  `json:"remove,omitempty"`
-	IssuedAt time.Time `json:"issuedAt"`
+	Epoch    string                `json:"epoch"`
+	Seq      uint64                `json:"seq"`
+	Add      []string              `json:"add,omitempty"`
+	Remove   []string              `json:"remove,omitempty"`
+	IssuedAt time.Time             `json:"issuedAt"`
+	Details  map[string]ListDetail `json:"details,omitempty"` // only for accounts in add / accounts
 }
 
 // Validate checks the sequence, the entries and that no account is both
@@ -648,10 +674,11 @@ func ParseDelta(data []byte) (Delta, error) {
 
 // Snapshot is the signed full denylist as of delta Seq of its Epoch.
 type Snapshot struct {
-	Epoch    string    `json:"epoch"`
-	Seq      uint64    `json:"seq"`
-	Accounts []string  `json:"accounts"`
-	IssuedAt time.Time `json:"issuedAt"`
+	Epoch    string                `json:"epoch"`
+	Seq      uint64                `json:"seq"`
+	Accounts []string              `json:"accounts"`
+	IssuedAt time.Time             `json:"issuedAt"`
+	Details  map[string]ListDetail `json:"details,omitempty"` // only for accounts in add / accounts
 }
 
 // Validate checks the entries. Duplicates are allowed: loading them into a

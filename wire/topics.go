@@ -20,6 +20,10 @@ const (
 	DenylistDelta = Prefix + "/denylist/delta"
 	// DenylistSnapshot carries the signed full denylist, retained.
 	DenylistSnapshot = Prefix + "/denylist/snapshot"
+	// AllowlistDelta and AllowlistSnapshot carry the allowlist the same
+	// way: accounts a case found legitimate, each with an expiry.
+	AllowlistDelta    = Prefix + "/allowlist/delta"
+	AllowlistSnapshot = Prefix + "/allowlist/snapshot"
 	// PolicyFilter matches every policy scope.
 	PolicyFilter = Prefix + "/policy/+"
 )
@@ -225,13 +229,15 @@ func DisplayFilters(store string) []string {
 }
 
 // AgentFilters are the subscriptions of a register: both policy scopes that
-// can cover it, the denylist, its commands and its acks.
+// can cover it, the denylist, the allowlist, its commands and its acks.
 func AgentFilters(store, reg string) []string {
 	return []string{
 		PolicyTopic(ScopeAll),
 		PolicyTopic(store),
 		DenylistDelta,
 		DenylistSnapshot,
+		AllowlistDelta,
+		AllowlistSnapshot,
 		CmdTopic(store, reg),
 		AckTopic(store, reg),
 	}

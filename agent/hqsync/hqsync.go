@@ -289,6 +289,12 @@ func (c *Client) handle(ctx context.Context, m paho.Message, out *outbox) {
 	case topic == wire.DenylistSnapshot:
 		c.contact()
 		c.denylistSnapshot(m.Payload())
+	case topic == wire.AllowlistDelta:
+		c.contact()
+		c.allowlistDelta(m.Payload()) // allowlist.go
+	case topic == wire.AllowlistSnapshot:
+		c.contact()
+		c.allowlistSnapshot(m.Payload())
 	case topic == wire.AckTopic(c.cfg.Store, c.cfg.Register):
 		c.contact()
 		a, err := wire.ParseAck(m.Payload())
@@ -444,10 +450,14 @@ func (c *Client) denylistSnapshot(b []byte) {
 	c.StatusChanged()
 }
 
-func (c *Client) resync() {
+func (c *Client) resync() { c.resyncList("", c.cfg.State.DenylistSeq()) }
+
+// resyncList asks HQ for the snapshot of list ("" for the denylist, which
+// HQs from before the allowlist understand).
+func (c *Client) resyncList(list string, have uint64) {
 	now := c.cfg.Now().UTC()
 	cmd := wire.Command{ID: fmt.Sprintf("%s/%s/resync/%d", c.cfg.Store, c.cfg.Register, now.UnixNano()),
-		Type: wire.CmdResync, Store: c.cfg.Store, Register: c.cfg.Register, HaveSeq: c.cfg.State.DenylistSeq(), At: now}
+		Type: wire.CmdResync, Store: c.cfg.Store, Register: c.cfg.Register, HaveSeq: have, List: list, At: now}
 	b, err := cmd.Marshal()
 	if err != nil {
 		c.log.Error("encode resync", "err", err)
@@ -465,6 +475,8 @@ func (c *Client) statusNow() wire.Status {
 	st.Dropped = int64(c.cfg.State.Dropped())
 	dv := c.cfg.State.DenylistVersion()
 	st.DenylistSeq, st.DenylistEpoch = dv.Seq, dv.Epoch
+	av := c.cfg.State.AllowlistVersion()
+	st.AllowlistSeq, st.AllowlistEpoch = av.Seq, av.Epoch
 	c.mu.Lock()
 	st.DenylistReset = c.denyReset
 	c.mu.Unlock()

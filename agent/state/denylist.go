@@ -16,6 +16,8 @@ import (
 // delta of another epoch, or a delta that is not newer by number but was
 // issued after the stored list (HQ's list went back: a restored backup).
 type GapError struct {
+	// List is the list refused: "" (the denylist) or wire.SubjectAllowlist.
+	List         string
 	Current, Got wire.ListVersion
 	// Why is "" for a gap in one epoch, else wire.ResetEpoch or
 	// wire.ResetBackwards.
@@ -24,15 +26,19 @@ type GapError struct {
 }
 
 func (e *GapError) Error() string {
+	list := e.List
+	if list == "" {
+		list = wire.SubjectDenylist
+	}
 	switch {
 	case e.Stale():
-		return fmt.Sprintf("denylist sequence %d refused: already at %d", e.Got.Seq, e.Current.Seq)
+		return fmt.Sprintf("%s sequence %d refused: already at %d", list, e.Got.Seq, e.Current.Seq)
 	case e.Why == wire.ResetEpoch:
-		return fmt.Sprintf("denylist delta of epoch %q, list is of epoch %q: resync", e.Got.Epoch, e.Current.Epoch)
+		return fmt.Sprintf("%s delta of epoch %q, list is of epoch %q: resync", list, e.Got.Epoch, e.Current.Epoch)
 	case e.Why == wire.ResetBackwards:
-		return fmt.Sprintf("denylist delta %d issued after the stored list at %d: HQ's list went back, resync", e.Got.Seq, e.Current.Seq)
+		return fmt.Sprintf("%s delta %d issued after the stored list at %d: HQ's list went back, resync", list, e.Got.Seq, e.Current.Seq)
 	}
-	return fmt.Sprintf("denylist sequence gap: at %d, got %d", e.Current.Seq, e.Got.Seq)
+	return fmt.Sprintf("%s sequence gap: at %d, got %d", list, e.Current.Seq, e.Got.Seq)
 }
 
 // Stale reports whether the refused message is an old one to ignore.
@@ -191,22 +197,11 @@ func (s *Store) Denylisted(account string) bool {
 }
 
 func denylistMeta(meta *bolt.Bucket) (wire.ListVersion, time.Time) {
-	v := wire.ListVersion{Epoch: string(meta.Get([]byte(kDenyEpoch))), Seq: getU64(meta, kDenySeq)}
-	var at time.Time
-	if ns := getU64(meta, kDenyAt); ns != 0 {
-		at = time.Unix(0, int64(ns))
-	}
-	return v, at
+	return listMeta(meta, kDenyEpoch, kDenySeq, kDenyAt)
 }
 
 func putDenylistMeta(meta *bolt.Bucket, v wire.ListVersion, at time.Time) error {
-	if err := meta.Put([]byte(kDenyEpoch), []byte(v.Epoch)); err != nil {
-		return err
-	}
-	if err := meta.Put([]byte(kDenyAt), u64(uint64(at.UnixNano()))); err != nil {
-		return err
-	}
-	return meta.Put([]byte(kDenySeq), u64(v.Seq))
+	return putListMeta(meta, kDenyEpoch, kDenySeq, kDenyAt, v, at)
 }
 
 func nonEmpty(lists ...[]string) error {

@@ -183,7 +183,8 @@ type Store struct {
 	atc     map[string]uint32
 	deny    map[string]struct{}
 	denyVer wire.ListVersion
-	denyAt  time.Time // issuedAt of the last applied denylist message
+	denyAt  time.Time   // issuedAt of the last applied denylist message
+	allow   allowMirror // allowlist.go, with its own lock
 	// lastFact is the time of the newest peer fact applied (unix ns, 0:
 	// none).
 	lastFact int64
@@ -400,6 +401,9 @@ func (s *Store) load() error {
 			return err
 		}
 		if err := s.loadPeers(tx); err != nil {
+			return err
+		}
+		if err := s.allow.load(tx); err != nil {
 			return err
 		}
 		s.deny = loadDenylist(tx.Bucket([]byte(bDeny)))

@@ -31,8 +31,8 @@ import (
 type Role string
 
 const (
-	Read  Role = "read"  // fleet, events, alerts, denylist status, metrics
-	Admin Role = "admin" // read, and change the denylist
+	Read  Role = "read"  // fleet, events, alerts, denylist status, cases, allowlist, metrics
+	Admin Role = "admin" // read, and change the denylist and cases
 )
 
 // allows reports whether a caller with role r may do what need requires.

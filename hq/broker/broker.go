@@ -216,10 +216,10 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // anything, shared subscriptions included; "display/{s}" reads its store's
 // alerts and status and writes its store's registers' cmd topics; a
 // register "{s}/{r}" writes only under its own reg topic and its own facts
-// topic, and reads policy, denylist, its own cmd and ack topics and its own
-// store's facts; "bridge/{s}", a store broker's bridge, writes what the
-// registers of its store write and reads what they read from HQ (policy,
-// denylist, their acks). topic may be a subscription
+// topic, and reads policy, denylist, allowlist, its own cmd and ack topics
+// and its own store's facts; "bridge/{s}", a store broker's bridge, writes
+// what the registers of its store write and reads what they read from HQ
+// (policy, denylist, allowlist, their acks). topic may be a subscription
 // filter. No one but HQ may join a shared subscription: a member of HQ's
 // group takes its turn of HQ's messages, and one that may not read them
 // would make the broker drop every Nth event. Ids are checked with wire's
@@ -263,9 +263,11 @@ func Allowed(user, topic string, write bool) bool {
 		matches(wire.FactsFilter(store), topic)
 }
 
-// readsFromHQ: the signed policy and denylist, which every register reads.
+// readsFromHQ: the signed policy, denylist and allowlist, which every
+// register reads. Only HQ may write them.
 func readsFromHQ(topic string) bool {
-	return matches(wire.Prefix+"/policy/#", topic) || matches(wire.Prefix+"/denylist/#", topic)
+	return matches(wire.Prefix+"/policy/#", topic) || matches(wire.Prefix+"/denylist/#", topic) ||
+		matches(wire.Prefix+"/allowlist/#", topic)
 }
 
 // matches reports whether rule covers topic, where topic may itself be a

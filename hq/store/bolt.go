@@ -58,6 +58,9 @@ func OpenBolt(path string) (*Bolt, error) {
 				return err
 			}
 		}
+		if err := initCases(tx); err != nil { // cases_bolt.go
+			return err
+		}
 		if tx.Bucket(bResolutions) != nil {
 			return nil
 		}

@@ -47,6 +47,50 @@ var migrations = []string{
 	// The denylist's epoch: a database restored from a backup keeps it, a
 	// new one gets its own (see wire.ListVersion).
 	`ALTER TABLE denylist_seq ADD COLUMN epoch text NOT NULL DEFAULT gen_random_uuid()::text;`,
+	// Cases and the allowlist (cases_pg.go). At most one open case per
+	// subject ("account:…" or "store:…"); label_at is when the verdict was
+	// given. The allowlist has its own epoch and seq.
+	`CREATE TABLE cases (
+		id       bigserial PRIMARY KEY,
+		subject  text NOT NULL,
+		account  text NOT NULL DEFAULT '',
+		stores   text[] NOT NULL DEFAULT '{}',
+		state    text NOT NULL,
+		label    text NOT NULL DEFAULT '',
+		label_at timestamptz,
+		alerts   int NOT NULL DEFAULT 0,
+		opened   timestamptz NOT NULL,
+		updated  timestamptz NOT NULL
+	);
+	CREATE UNIQUE INDEX cases_open_subject ON cases (subject) WHERE state = 'open';
+	CREATE INDEX cases_labelled ON cases (account, label_at) WHERE label <> '';
+	CREATE TABLE case_alerts (
+		event_id text COLLATE "C" PRIMARY KEY,
+		case_id  bigint NOT NULL REFERENCES cases,
+		at       timestamptz NOT NULL,
+		body     jsonb NOT NULL
+	);
+	CREATE INDEX case_alerts_case ON case_alerts (case_id, at, event_id);
+	CREATE TABLE case_history (
+		n          bigserial PRIMARY KEY,
+		case_id    bigint NOT NULL REFERENCES cases,
+		from_state text NOT NULL,
+		to_state   text NOT NULL,
+		changed_by text NOT NULL,
+		note       text NOT NULL,
+		at         timestamptz NOT NULL
+	);
+	CREATE INDEX case_history_case ON case_history (case_id, n);
+	CREATE TABLE allowlist (
+		account    text PRIMARY KEY,
+		detail     jsonb NOT NULL,
+		changed_by text NOT NULL,
+		reason     text NOT NULL,
+		added      timestamptz NOT NULL
+	);
+	CREATE TABLE allowlist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL,
+		epoch text NOT NULL DEFAULT gen_random_uuid()::text);
+	INSERT INTO allowlist_seq (seq) VALUES (0);`,
 }
 
 // Postgres is the backend for real deployments; several HQ instances may

@@ -40,6 +40,8 @@ type Store interface {
 	DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error)
 	// Denylist returns the current list and its version.
 	Denylist(ctx context.Context) (wire.ListVersion, []string, error)
+	CaseStore      // cases.go
+	AllowlistStore // cases.go
 	Close() error
 }
 
@@ -49,6 +51,7 @@ type ListChange struct {
 	At          time.Time
 	By          string // the authenticated caller
 	Reason      string
+	Details     map[string]wire.ListDetail // per added account; nil for plain entries
 }
 
 // record is the event that records c as version v of the list.

@@ -27,6 +27,10 @@ const (
 	TypePolicy           = "application/posguard-policy+json"
 	TypeDenylistDelta    = "application/posguard-denylist-delta+json"
 	TypeDenylistSnapshot = "application/posguard-denylist-snapshot+json"
+	// The allowlist's own types: a signed denylist message never verifies
+	// as an allowlist message, nor the other way round.
+	TypeAllowlistDelta    = "application/posguard-allowlist-delta+json"
+	TypeAllowlistSnapshot = "application/posguard-allowlist-snapshot+json"
 )
 
 // Algorithms, spelled as in the policy's issuer keys.
@@ -56,6 +60,10 @@ func MaxSize(contentType string) int {
 		return MaxDeltaBytes
 	case TypeDenylistSnapshot:
 		return MaxSnapshotBytes
+	case TypeAllowlistDelta:
+		return MaxDeltaBytes
+	case TypeAllowlistSnapshot:
+		return wire.MaxAllowSnapshotBytes + envelope
 	}
 	return 0
 }

@@ -28,6 +28,12 @@ type Request struct {
 	// Offline is true when the register has had no HQ contact for the
 	// configured period; the policy's offline limits then apply.
 	Offline bool `json:"offline,omitempty"`
+	// Allowlisted is true when the paying account, verified, is on HQ's
+	// allowlist with an entry not expired at At (a case found it
+	// legitimate); rules with `unless: allowlisted` then do not fire. The
+	// register fills it, never its caller, and it is kept in the event so
+	// a backtest replays the fact as it was.
+	Allowlisted bool `json:"allowlisted,omitempty"`
 }
 
 // Line is one cart line. Category is resolved from the policy catalog by the

@@ -202,6 +202,8 @@ func TestShippedBrokerConfig(t *testing.T) {
 			wire.PolicyTopic("s042"),
 			wire.DenylistDelta,
 			wire.DenylistSnapshot,
+			wire.AllowlistDelta,
+			wire.AllowlistSnapshot,
 			wire.EventsTopic("s042", "r2"),
 			wire.EventsTopic("s043", "r1"),
 			wire.StatusTopic("s043", "r1"),
@@ -217,7 +219,7 @@ func TestShippedBrokerConfig(t *testing.T) {
 		// Nothing forged was retained either: a new subscriber to the
 		// policy and denylist topics finds them empty, and sees HQ's.
 		late := newClient(t, addr, certs, "reg.s042.r3")
-		late.subscribe(t, wire.PolicyTopic(wire.ScopeAll), wire.DenylistSnapshot)
+		late.subscribe(t, wire.PolicyTopic(wire.ScopeAll), wire.DenylistSnapshot, wire.AllowlistSnapshot)
 		hqPolicy := msg{wire.PolicyTopic(wire.ScopeAll), "signed by hq"}
 		hq.publish(t, hqPolicy.topic, hqPolicy.payload, true)
 		late.expect(t, hqPolicy)
