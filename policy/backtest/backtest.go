@@ -790,6 +790,7 @@ type replayHistory struct {
 	added      int
 	pruneEvery int
 	newest     time.Time
+	pruned     time.Time     // newest at the last prune
 	lines      []policy.Line // scratch for lines with their category resolved
 	deny       map[string]bool
 }
@@ -851,7 +852,12 @@ func (h *replayHistory) add(p *policy.Policy, req *policy.Request, outcome polic
 		h.newest = req.At
 	}
 	h.added++
-	if h.added%h.pruneEvery == 0 {
+	// Also every quarter of the retention in sale time, so a store with
+	// few sales forgets too (the chain's history is one per store). When
+	// it prunes changes no decision: a rule window within the retention
+	// never reaches back past what a prune keeps.
+	if h.added%h.pruneEvery == 0 || h.newest.Sub(h.pruned) >= h.retention/4 {
 		h.Prune(h.newest.Add(-h.retention))
+		h.pruned = h.newest
 	}
 }

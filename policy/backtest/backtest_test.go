@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
@@ -466,5 +469,53 @@ func TestSortByTime(t *testing.T) {
 				t.Errorf("order %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunMemoryBounded streams 150,000 synthetic events (about 100 MB of
+// JSON, generated as they are read) through Run with a one-hour retention:
+// the heap must stay far below what holding the events would take (the
+// read-everything replay held about 1 KB per sale), because only chunks in
+// flight and the retained history are kept.
+func TestRunMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 150,000 events")
+	}
+	const n = 150_000
+	const bound = 64 << 20
+	r := &genReader{g: newSynthGen(synthShape{stores: 200, accounts: 20_000, every: 300 * time.Millisecond}), n: n}
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	rep, err := Run(context.Background(), r, Options{Policy: load(t, chainDefault), Retention: time.Hour})
+	close(stop)
+	<-sampled
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Input.Decisions != n {
+		t.Fatalf("%d of %d decisions replayed", rep.Input.Decisions, n)
+	}
+	t.Logf("peak heap %.1f MiB for %d events", float64(peak.Load())/(1<<20), n)
+	if p := peak.Load(); p > bound {
+		t.Errorf("peak heap %.1f MiB, want under %d MiB: the events are being held", float64(p)/(1<<20), bound>>20)
 	}
 }
