@@ -17,11 +17,12 @@ import (
 // queued so far, runs it in one transaction, commits (bbolt syncs the data
 // pages, then the meta page) and only then hands every writer of the batch
 // its result. The writers that queued while that commit was syncing make
-// the next batch, so a batch grows with the load by itself: a lone writer
-// commits at once, 8 concurrent ones share a transaction among the ones
-// that arrived during the previous fsync. bbolt's DB.Batch instead starts a
-// batch on a timer (MaxBatchDelay) and lets the first writer through alone,
-// which left about 4 writers per transaction with 8 callers.
+// the next batch, so a batch grows with the load: a lone writer commits at
+// once, and under a steady load the leader waits a little for the writers
+// the last commit freed (see lead), so 8 concurrent callers share one
+// transaction. bbolt's DB.Batch instead starts a batch on a timer
+// (MaxBatchDelay) and lets the first writer through alone, which left
+// about 4 writers per transaction with 8 callers.
 //
 // Durability: a writer gets nil only after the transaction holding its
 // writes has been committed and synced; a writer whose batch failed to
