@@ -148,7 +148,7 @@ func (r result) line(callers int, name string) string {
 }
 
 // writeConfig writes the agent's files into dir: the policy with a far
-// expiry, the account key and an HTTP-only configuration.
+// expiry, and agentproc's HTTP-only configuration.
 func writeConfig(dir, policyFile string) (string, error) {
 	b, err := os.ReadFile(policyFile)
 	if err != nil {
@@ -163,23 +163,7 @@ func writeConfig(dir, policyFile string) (string, error) {
 	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
 		return "", err
 	}
-	key := filepath.Join(dir, "account.key")
-	if err := os.WriteFile(key, []byte("decide-bench-account-key-0123456\n"), 0o600); err != nil {
-		return "", err
-	}
-	cfg := filepath.Join(dir, "agent.yaml")
-	y := fmt.Sprintf(`store: S001
-register: R1
-state: %q
-policy:
-  bootstrap: %q
-tokens: {accountKeyFile: %q}
-http: {listen: "127.0.0.1:0"}
-`, filepath.Join(dir, "state.db"), pol, key)
-	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
-		return "", err
-	}
-	return cfg, nil
+	return agentproc.WriteConfig(dir, pol)
 }
 
 // bodies mints n request bodies, each with a fresh token of its own account.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/bench/internal/agentproc"
 )
 
 // TestMeasure builds posguard, prepares a state file with a small denylist
@@ -21,7 +22,7 @@ func TestMeasure(t *testing.T) {
 		t.Skip("no /proc: ", err)
 	}
 	dir := t.TempDir()
-	bin, err := build(dir)
+	bin, err := agentproc.Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,36 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// WriteConfig writes an HTTP-only agent configuration into dir (state file
+// state.db, account key account.key; no scanner, POS port or hq section)
+// with policyFile as its bootstrap policy, and returns its path.
+func WriteConfig(dir, policyFile string) (string, error) {
+	pol, err := filepath.Abs(policyFile)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(pol); err != nil {
+		return "", fmt.Errorf("policy: %w", err)
+	}
+	key := filepath.Join(dir, "account.key")
+	if err := os.WriteFile(key, []byte("bench-account-key-0123456789abcd\n"), 0o600); err != nil {
+		return "", err
+	}
+	cfg := filepath.Join(dir, "agent.yaml")
+	doc := fmt.Sprintf(`store: S001
+register: R1
+state: %q
+policy:
+  bootstrap: %q
+tokens: {accountKeyFile: %q}
+http: {listen: "127.0.0.1:0"}
+`, filepath.Join(dir, "state.db"), pol, key)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		return "", err
+	}
+	return cfg, nil
+}
+
 // Proc is a running `posguard agent`.
 type Proc struct {
 	// URL is the agent's HTTP address, from its "agent running" log line.
@@ -112,8 +142,17 @@ func (p *Proc) Log() string {
 	return p.logs.String()
 }
 
-// Stop sends SIGTERM and waits up to 30 s for a clean exit.
+// Stop sends SIGTERM and waits up to 30 s for a clean exit. On an agent
+// that has already exited it only collects the exit status.
 func (p *Proc) Stop() error {
+	select {
+	case <-p.done:
+		if err := p.cmd.Wait(); err != nil {
+			return fmt.Errorf("agent exited: %w:\n%s", err, p.Log())
+		}
+		return errors.New("agent had exited")
+	default:
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("SIGTERM: %w", err)
 	}
