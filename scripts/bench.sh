@@ -128,7 +128,8 @@ fi
 # stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event).
 step ingest "$ROOT/bench" sh -c 'go test -run "^$" -count "$1" -bench "BenchmarkIngest$" -benchtime 200x ./ingest; rc=$?
 	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
-# Backtest: 1,000,000 events read, sorted and replayed through the example policy.
+# Backtest: 1,000,000 events streamed through parse workers and the replay
+# shards (by store) with the example policy.
 step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
 # Agent state RSS, idle and with a 1,000,000-entry denylist.
 if want rss; then
