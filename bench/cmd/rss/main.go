@@ -31,13 +31,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/bench/internal/agentproc"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -83,7 +86,7 @@ func run(args []string) error {
 	defer os.RemoveAll(dir)
 	mc := measureConfig{bin: *bin, policy: *policyFile, settle: *settle, startTO: 2 * time.Minute}
 	if mc.bin == "" {
-		if mc.bin, err = agentproc.Build(dir); err != nil {
+		if mc.bin, err = build(dir); err != nil {
 			return err
 		}
 	}
@@ -99,6 +102,29 @@ func run(args []string) error {
 		os.RemoveAll(sub)
 	}
 	return nil
+}
+
+// build compiles the posguard command into dir. It builds in the root
+// module's directory (found through the bench module's replace directive,
+// or the root module itself), whose go.sum covers the command's
+// dependencies.
+func build(dir string) (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/posguard/posguard").Output()
+	if err != nil {
+		return "", fmt.Errorf("find the posguard module: %w", err)
+	}
+	root := strings.TrimSpace(string(out))
+	if root == "" {
+		return "", errors.New("find the posguard module: no directory (run from the bench or root module)")
+	}
+	bin := filepath.Join(dir, "posguard")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/posguard")
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build posguard in %s: %w", root, err)
+	}
+	return bin, nil
 }
 
 func options() state.Options {
@@ -126,28 +152,114 @@ func prepare(path string, n int) error {
 	return nil
 }
 
+// writeConfig writes an HTTP-only agent configuration into dir (state file
+// state.db, account key account.key) and returns its path.
+func writeConfig(dir, policyFile string) (string, error) {
+	pol, err := filepath.Abs(policyFile)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(pol); err != nil {
+		return "", fmt.Errorf("policy: %w", err)
+	}
+	key := filepath.Join(dir, "account.key")
+	if err := os.WriteFile(key, []byte("rss-bench-account-key-0123456789\n"), 0o600); err != nil {
+		return "", err
+	}
+	cfg := filepath.Join(dir, "agent.yaml")
+	doc := fmt.Sprintf(`store: S001
+register: R1
+state: %q
+policy:
+  bootstrap: %q
+tokens: {accountKeyFile: %q}
+http: {listen: "127.0.0.1:0"}
+`, filepath.Join(dir, "state.db"), pol, key)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		return "", err
+	}
+	return cfg, nil
+}
+
+var runningRE = regexp.MustCompile(`msg="agent running".* http=(http://\S+)`)
+
 // measure prepares a state file with n denylist entries in dir, runs the
 // agent on it and writes one benchmark line to w.
 func measure(w io.Writer, mc measureConfig, dir string, n int) error {
 	if err := prepare(filepath.Join(dir, "state.db"), n); err != nil {
 		return err
 	}
-	cfg, err := agentproc.WriteConfig(dir, mc.policy)
+	cfg, err := writeConfig(dir, mc.policy)
 	if err != nil {
 		return err
 	}
-	p, err := agentproc.Start(mc.bin, cfg, mc.startTO)
+	cmd := exec.Command(mc.bin, "agent", "--config", cfg)
+	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
 	}
-	url, stop := p.URL, p.Stop
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		logs strings.Builder
+		urls = make(chan string, 1)
+		done = make(chan struct{}) // stderr closed: the agent has exited
+	)
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if m := runningRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case urls <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	log := func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
+	stop := func() error {
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			return fmt.Errorf("SIGTERM: %w", err)
+		}
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			cmd.Wait()
+			return fmt.Errorf("agent did not stop within 30s of SIGTERM:\n%s", log())
+		}
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("agent exit: %w:\n%s", err, log())
+		}
+		return nil
+	}
+	var url string
+	select {
+	case url = <-urls:
+	case <-done:
+		cmd.Wait()
+		return fmt.Errorf("agent exited at start:\n%s", log())
+	case <-time.After(mc.startTO):
+		cmd.Process.Kill()
+		<-done
+		cmd.Wait()
+		return fmt.Errorf("agent not running after %v:\n%s", mc.startTO, log())
+	}
 	select {
 	case <-time.After(mc.settle):
-	case <-p.Exited():
-		stop()
-		return fmt.Errorf("agent exited while idle:\n%s", p.Log())
+	case <-done:
+		cmd.Wait()
+		return fmt.Errorf("agent exited while idle:\n%s", log())
 	}
-	rss, err := vmRSS(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	rss, err := vmRSS(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {
 		stop()
 		return err

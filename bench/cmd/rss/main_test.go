@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
-	"github.com/posguard/posguard/bench/internal/agentproc"
 )
 
 // TestMeasure builds posguard, prepares a state file with a small denylist
@@ -22,7 +21,7 @@ func TestMeasure(t *testing.T) {
 		t.Skip("no /proc: ", err)
 	}
 	dir := t.TempDir()
-	bin, err := agentproc.Build(dir)
+	bin, err := build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
