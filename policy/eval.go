@@ -41,6 +41,18 @@ type evaluation struct {
 
 	cel      celVars
 	celReady bool // cel is set up for this sale
+
+	// bycat is the sale's lines added up per category, worked out once
+	// (by the first rule that needs it) for every rule's sums.
+	bycat      []catSum
+	bycatReady bool
+}
+
+// catSum is the lines of one category added up: withUnits the units the
+// catalog gives, without them 1 per item (as sums counts them).
+type catSum struct {
+	cat             string
+	base, withUnits cartSums
 }
 
 func (e *evaluation) fire(id, action, mode, reason string) {
@@ -113,7 +125,8 @@ func (e *evaluation) release() {
 	if e.celReady {
 		e.cel.reset()
 	}
-	e.p, e.req, e.hist, e.d, e.celReady = nil, Request{}, nil, Decision{}, false
+	clear(e.bycat) // keep the storage, not the sale's strings
+	e.p, e.req, e.hist, e.d, e.celReady, e.bycatReady = nil, Request{}, nil, Decision{}, false, false
 	if pool != nil {
 		pool.Put(e)
 	}
@@ -209,33 +222,68 @@ type cartSums struct {
 
 func (e *evaluation) sums(cats []string, withUnits bool) cartSums {
 	var s cartSums
-	for i := range e.req.Lines {
-		l := &e.req.Lines[i]
-		var c string
-		units := 1
+	for i := range e.byCategory() {
+		c := &e.bycat[i]
+		if !inCategories(cats, c.cat) {
+			continue
+		}
+		t := &c.base
 		if withUnits {
-			c, units = e.p.lineInfo(l)
-		} else {
-			c = e.p.category(l)
+			t = &c.withUnits
 		}
-		if !inCategories(cats, c) {
-			continue
-		}
-		s.matched = true
-		if l.Quantity < 0 || l.UnitPrice < 0 || units < 0 {
-			s.overflow = true // a negative line would lower the sums
-			continue
-		}
-		q := int64(l.Quantity)
-		amt, ok1 := mulSat(q, l.UnitPrice)
-		u, ok2 := mulSat(int64(units), q)
-		amount, ok3 := addSat(s.amount, amt)
-		qty, ok4 := addSat(int64(s.quantity), q)
-		un, ok5 := addSat(int64(s.units), u)
+		// Saturating sums of non-negative parts: the same whatever the
+		// grouping, so per category first changes nothing.
+		amount, ok1 := addSat(s.amount, t.amount)
+		qty, ok2 := addSat(int64(s.quantity), int64(t.quantity))
+		un, ok3 := addSat(int64(s.units), int64(t.units))
 		s.amount, s.quantity, s.units = amount, int(qty), int(un)
-		s.overflow = s.overflow || !(ok1 && ok2 && ok3 && ok4 && ok5)
+		s.matched = true
+		s.overflow = s.overflow || t.overflow || !(ok1 && ok2 && ok3)
 	}
 	return s
+}
+
+// byCategory adds the sale's lines up per category, once per sale: each
+// line's category and units are looked up in the catalog once, instead of
+// once per rule that sums the cart.
+func (e *evaluation) byCategory() []catSum {
+	if e.bycatReady {
+		return e.bycat
+	}
+	e.bycat = e.bycat[:0]
+	for i := range e.req.Lines {
+		l := &e.req.Lines[i]
+		cat, units := e.p.lineInfo(l)
+		k := 0
+		for k < len(e.bycat) && e.bycat[k].cat != cat {
+			k++
+		}
+		if k == len(e.bycat) {
+			e.bycat = append(e.bycat, catSum{cat: cat})
+		}
+		c := &e.bycat[k]
+		c.base.add(l, 1)
+		c.withUnits.add(l, units)
+	}
+	e.bycatReady = true
+	return e.bycat
+}
+
+// add adds one line of units per item to s, saturating.
+func (s *cartSums) add(l *Line, units int) {
+	s.matched = true
+	if l.Quantity < 0 || l.UnitPrice < 0 || units < 0 {
+		s.overflow = true // a negative line would lower the sums
+		return
+	}
+	q := int64(l.Quantity)
+	amt, ok1 := mulSat(q, l.UnitPrice)
+	u, ok2 := mulSat(int64(units), q)
+	amount, ok3 := addSat(s.amount, amt)
+	qty, ok4 := addSat(int64(s.quantity), q)
+	un, ok5 := addSat(int64(s.units), u)
+	s.amount, s.quantity, s.units = amount, int(qty), int(un)
+	s.overflow = s.overflow || !(ok1 && ok2 && ok3 && ok4 && ok5)
 }
 
 // applies gates the claim rules on the rule's categories, if it has any.
@@ -243,8 +291,8 @@ func (e *evaluation) applies(r *Rule) bool {
 	if len(r.Categories) == 0 {
 		return true
 	}
-	for i := range e.req.Lines {
-		if inCategories(r.Categories, e.p.category(&e.req.Lines[i])) {
+	for i := range e.byCategory() {
+		if inCategories(r.Categories, e.bycat[i].cat) {
 			return true
 		}
 	}

@@ -7,8 +7,8 @@
 #   COUNT=10 OUT=/tmp/b scripts/bench.sh
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
-# Steps: decision, decision-agent, opa, durable, scan, scan-agent, facts,
-# ingest, backtest, rss, fanout, scale; ONLY=decision also runs decision-agent.
+# Steps: decision, decision-agent, opa, decide, durable, scan, scan-agent,
+# facts, ingest, backtest, rss, fanout, scale; ONLY=decision also runs decision-agent.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
 # step is POSGUARD_TEST_PG (default the local server's "test" database); the
@@ -100,6 +100,11 @@ if want opa && [ -s "$OUT/opa.txt" ]; then
 	echo "== opa ratio (OPA ns/op over posguard ns/op; Decide = token verify + rules, Rules = rules only)"
 	opa_ratio "$OUT/opa.txt" | tee "$OUT/opa-ratio.txt" || failed+=("opa ratio")
 fi
+# POST /v1/decide against the real agent process, 8 callers over loopback
+# HTTP, COUNT runs of 5 s: decisions/s and the callers' p50/p99. DECIDE_BINS
+# (NAME=PATH,...) compares binaries in interleaved rounds instead of
+# building this checkout.
+step decide "$ROOT/bench" go run ./cmd/decide -callers 8 -rounds "$COUNT" ${DECIDE_BINS:+-bin "$DECIDE_BINS"}
 # Durable decisions per second (bbolt, fsync on): 1 and 8 callers.
 step durable "$ROOT" "${bench[@]}" -bench 'BenchmarkCommit' ./agent/state
 # Scan pass-through over ptys, with p50/p99.
@@ -123,7 +128,8 @@ fi
 # stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event).
 step ingest "$ROOT/bench" sh -c 'go test -run "^$" -count "$1" -bench "BenchmarkIngest$" -benchtime 200x ./ingest; rc=$?
 	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
-# Backtest: 1,000,000 events read, sorted and replayed through the example policy.
+# Backtest: 1,000,000 events streamed through parse workers and the replay
+# shards (by store) with the example policy.
 step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
 # Agent state RSS, idle and with a 1,000,000-entry denylist.
 if want rss; then

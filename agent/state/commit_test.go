@@ -410,7 +410,7 @@ func TestCommitAbandonedWhileWaiting(t *testing.T) {
 		_, err := s.Commit(ctx, Record{Request: newSale("s1", "a1", t0, "tobacco", 1, 5400), Decision: decision(policy.Allow), ReplayKey: "pg1:cti-s1"})
 		done <- err
 	}()
-	for s.inflight.Load() == 0 { // past Commit's first check, waiting for the lock
+	for s.group.writers.Load() == 0 { // past Commit's first check, waiting for the lock
 		time.Sleep(time.Millisecond)
 	}
 	cancel()

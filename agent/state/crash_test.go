@@ -30,9 +30,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// crashChild commits sales from 4 goroutines and prints "eventID replayKey"
-// for each only after Commit returned — the moment the agent would tell the
-// POS.
+// crashChild commits sales from 8 goroutines, so commits share
+// transactions (group commit), and prints "eventID replayKey" for each only
+// after Commit returned — the moment the agent would tell the POS. A kill
+// mid-commit loses that commit's whole batch, none of which was printed.
 func crashChild(path string) {
 	round := os.Getenv(crashEnv + "_ROUND")
 	s, err := Open(path, testOptions())
@@ -44,11 +45,11 @@ func crashChild(path string) {
 		wg  sync.WaitGroup
 		out sync.Mutex
 	)
-	for w := range 4 {
+	for w := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < 20_000; i += 4 { // bounded in case the parent dies
+			for i := w; i < 20_000; i += 8 { // bounded in case the parent dies
 				req := newSale(fmt.Sprintf("%s-%d", round, i), fmt.Sprint("acct-", i%13), t0.Add(time.Duration(i)*time.Second), "tobacco", 1, 5400)
 				o := policy.Allow
 				if i%5 == 0 {

@@ -23,7 +23,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -128,9 +127,6 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to release
 	// the file (default 1s).
 	LockTimeout time.Duration
-	// BatchDelay is how long a commit waits for others to share its fsync
-	// (bbolt MaxBatchDelay, default 1ms).
-	BatchDelay time.Duration
 	// MaxSize caps the file size in bytes (0: no cap); writes beyond it fail
 	// like a full disk.
 	MaxSize int
@@ -158,9 +154,6 @@ func (o Options) withDefaults() (Options, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
 	}
-	if o.BatchDelay <= 0 {
-		o.BatchDelay = time.Millisecond
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -175,7 +168,7 @@ type Store struct {
 	prefix string // event id prefix "{store}/{register}/{epoch}/"
 	log    *slog.Logger
 
-	inflight atomic.Int32 // writes running now; see write
+	group *groupCommit // every read-write transaction; see write
 
 	mu      sync.RWMutex // guards the in-memory mirror below
 	hist    historyIndex
@@ -225,16 +218,16 @@ func Open(path string, opts Options) (*Store, error) {
 		// "file size too small", a failed assertion) are about content.
 		return nil, fmt.Errorf("open state file %s: %w: %w", path, ErrCorrupt, err)
 	}
-	db.MaxBatchDelay = opts.BatchDelay
 	s := &Store{
-		db:   db,
-		path: path,
-		opts: opts,
-		log:  opts.Logger.With("state", path),
-		hist: newHistoryIndex(),
-		seen: map[string]int64{},
-		atc:  map[string]uint32{},
-		deny: map[string]struct{}{},
+		db:    db,
+		group: newGroupCommit(db),
+		path:  path,
+		opts:  opts,
+		log:   opts.Logger.With("state", path),
+		hist:  newHistoryIndex(),
+		seen:  map[string]int64{},
+		atc:   map[string]uint32{},
+		deny:  map[string]struct{}{},
 	}
 	if err := guard(s.init); err != nil {
 		db.Close()
@@ -511,18 +504,14 @@ func loadDenylist(b *bolt.Bucket) map[string]struct{} {
 	return set
 }
 
-// write runs fn in a read-write transaction. Concurrent writes go through
-// DB.Batch so they share one transaction and one fsync; a write with no
-// other in flight (the usual case at a till) runs at once instead of waiting
-// BatchDelay for company that will not come. fn may run more than once
-// (Batch retries the others when one call fails), so it must only set, not
-// accumulate, what it reports.
+// write runs fn in a read-write transaction and returns once it is
+// committed and synced. Concurrent writes share one transaction and one
+// fsync (group commit, see groupCommit); a write with no other in flight
+// (the usual case at a till) runs at once. fn may run more than once (the
+// others of its batch are run again when one fails), so it must only set,
+// not accumulate, what it reports.
 func (s *Store) write(fn func(*bolt.Tx) error) error {
-	defer s.inflight.Add(-1)
-	if s.inflight.Add(1) == 1 {
-		return s.db.Update(fn)
-	}
-	return s.db.Batch(fn)
+	return s.group.do(fn)
 }
 
 // checkPages walks the page headers below the high-water mark the way bbolt

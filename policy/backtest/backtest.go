@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/posguard/posguard/policy"
@@ -222,161 +224,391 @@ func ratio(a, b int) *float64 {
 	return &v
 }
 
-// Run reads events from r and replays them: Read, then Replay.
+// Run reads events from r and replays them as they are read (see stream):
+// parsing is spread over the CPUs, and so is the replay, by store (every
+// history lookup of a rule is within the sale's store, so stores replay
+// independently). Memory is bounded by the pipeline's buffers and the
+// sales the retention keeps, not by the input. Events must come in time
+// order within each store (HQ's export is in time order); when they do
+// not and r is an io.Seeker (a file), Run reads it again whole and sorts it
+// (Read, then Replay), otherwise it fails with ErrOutOfOrder. Progress, if
+// set, gets phase "read" with the lines read.
 func Run(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	if opts.Policy == nil {
 		return nil, errors.New("backtest: a policy is required")
 	}
+	rep, in, err := stream(ctx, r, opts)
+	var disorder *outOfOrder
+	if errors.As(err, &disorder) {
+		seeker, ok := r.(io.Seeker)
+		if !ok {
+			return nil, fmt.Errorf("%w: %w; sort the events by time or give them as a file", ErrOutOfOrder, err)
+		}
+		if _, serr := seeker.Seek(0, io.SeekStart); serr != nil {
+			return nil, fmt.Errorf("%w: %w; and rereading it failed: %w", ErrOutOfOrder, err, serr)
+		}
+		rep, in, err = sorted(ctx, r, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.Input = in
+	if in.Decisions == 0 {
+		return rep, ErrNothingReplayed
+	}
+	return rep, nil
+}
+
+// sorted is the whole-input path: Read (which sorts), then Replay.
+func sorted(ctx context.Context, r io.Reader, opts Options) (*Report, Input, error) {
 	var progress func(int)
 	if opts.Progress != nil {
 		progress = func(n int) { opts.Progress("read", n, 0) }
 	}
 	sales, in, err := Read(ctx, r, progress)
 	if err != nil {
-		return nil, err
+		return nil, in, err
 	}
+	opts.Progress = nil // Replay's "replay" phase is for its own callers
 	rep, err := Replay(ctx, sales, opts)
-	if err != nil {
-		return nil, err
-	}
-	rep.Input = in
-	if len(sales) == 0 {
-		return rep, ErrNothingReplayed
-	}
-	return rep, nil
+	return rep, in, err
 }
+
+// ErrOutOfOrder: the events of a store are not in time order and the input
+// cannot be read again to sort it.
+var ErrOutOfOrder = errors.New("events out of time order")
 
 // progressEvery is how many sales Replay decides between Progress calls.
 const progressEvery = 100_000
 
 // Replay decides sales (in the order given; Read sorts them by time) with
 // the policy and the baseline, each with its own rebuilt history, and
-// compiles the report. Input is left empty for the caller.
+// compiles the report. Input is left empty for the caller. Stores are
+// replayed in parallel (see Run).
 func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
-	p := opts.Policy
-	if p == nil {
+	if opts.Policy == nil {
 		return nil, errors.New("backtest: a policy is required")
-	}
-	ret := opts.Retention
-	if ret <= 0 {
-		ret = DefaultRetention
-	}
-	rep := &Report{
-		Policy:      policy.PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version},
-		Baseline:    BaselineRef{Kind: "recorded"},
-		Transitions: []Transition{},
-	}
-	hist := newHistory(ret, opts.Denylist)
-	var baseHist *replayHistory
-	if b := opts.Baseline; b != nil {
-		rep.Baseline = BaselineRef{Kind: "policy", Name: b.Metadata.Name, Version: b.Metadata.Version}
-		baseHist = newHistory(ret, opts.Denylist)
 	}
 	every := opts.progressEvery
 	if every <= 0 {
 		every = progressEvery
 	}
-	rules := newRuleTable(p)
-	trans := map[[2]policy.Outcome]*Transition{}
-	var labels Labels
-	labelled := false
-	var seen []string // fired ids of this sale, to count a rule once per sale
-	det := newDetail(opts.Truth)
-
-	for i := range sales {
+	rp := newReplayer(opts)
+	const batch = 256
+	for i := 0; i < len(sales); i += batch {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
+				rp.abort()
 				return nil, fmt.Errorf("replay: %w", err)
 			}
 		}
-		if opts.Progress != nil && i > 0 && i%every == 0 {
-			opts.Progress("replay", i, len(sales))
+		end := min(i+batch, len(sales))
+		for j := i; j < end; j++ {
+			if opts.Progress != nil && j > 0 && j%every == 0 {
+				opts.Progress("replay", j, len(sales))
+			}
+			rp.add(&sales[j])
 		}
-		s := &sales[i]
-		det.label(s)
-		amount := s.Amount()
-		if i == 0 {
-			rep.First = s.Request.At
-		}
-		rep.Last = s.Request.At
+	}
+	return rp.finish(), nil
+}
 
-		d := policy.Evaluate(p, s.Request, hist.MemoryHistory)
-		hist.add(p, &s.Request, d.Outcome)
-		base := s.Recorded
-		baseRules := s.RecordedRules
-		if opts.Baseline != nil {
-			bd := policy.Evaluate(opts.Baseline, s.Request, baseHist.MemoryHistory)
-			baseHist.add(opts.Baseline, &s.Request, bd.Outcome)
-			base = bd.Outcome
-			baseRules = baseRules[:0:0]
-			for _, f := range bd.Rules {
-				baseRules = append(baseRules, f.ID)
-			}
-		}
-		det.decided(p, s, &d, base, amount)
-		rep.Outcomes.add(d.Outcome)
-		rep.BaselineOutcomes.add(base)
-		if base == d.Outcome {
-			rep.Unchanged++
-		} else {
-			k := [2]policy.Outcome{base, d.Outcome}
-			t := trans[k]
-			if t == nil {
-				t = &Transition{From: base, To: d.Outcome}
-				trans[k] = t
-			}
-			t.Sales++
-			t.Amount += amount
-			switch s.Label {
-			case "fraud":
-				t.Fraud++
-			case "legit":
-				t.Legit++
-			}
-		}
+// replayer spreads sales over shards by store: each shard owns its
+// stores' histories and keeps its own tallies, merged at the end. Sales of
+// one store reach its shard in the order add was called.
+type replayer struct {
+	opts    Options
+	shards  []*shard
+	pending [][]*Sale // per shard, not yet sent
+	wg      sync.WaitGroup
+}
 
-		seen = seen[:0]
-		for _, f := range d.Rules {
-			if slices.Contains(seen, f.ID) {
-				continue
-			}
-			seen = append(seen, f.ID)
-			r := rules.get(f.ID, f.Action, f.Mode)
-			if f.Mode == policy.ModeShadow {
-				r.Shadow++
-			} else {
-				r.Enforced++
-			}
-			r.Outcomes.add(d.Outcome)
-			switch s.Label {
-			case "fraud":
-				r.Fraud.add(amount)
-			case "legit":
-				r.Legit.add(amount)
-			}
-		}
-		seen = seen[:0]
-		for _, id := range baseRules {
-			if slices.Contains(seen, id) {
-				continue
-			}
-			seen = append(seen, id)
-			rules.baseline(id).BaselineFires++
-		}
+// shardBatch is how many sales are handed to a shard at once.
+const shardBatch = 128
 
-		if s.Label != "" {
-			labelled = true
-			if s.Label == "fraud" {
-				labels.Fraud.add(amount)
-			} else {
-				labels.Legit.add(amount)
+func newReplayer(opts Options) *replayer {
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	var deny map[string]bool
+	if len(opts.Denylist) > 0 {
+		deny = make(map[string]bool, len(opts.Denylist))
+		for _, a := range opts.Denylist {
+			deny[a] = true
+		}
+	}
+	n := runtime.GOMAXPROCS(0)
+	rp := &replayer{opts: opts, shards: make([]*shard, n), pending: make([][]*Sale, n)}
+	for i := range rp.shards {
+		sh := &shard{opts: opts, deny: deny, stores: map[string]*storeHist{}, in: make(chan []*Sale, 4), acc: newAccum(opts.Policy),
+			det: newDetail(opts.Truth)}
+		rp.shards[i] = sh
+		rp.wg.Add(1)
+		go func() {
+			defer rp.wg.Done()
+			for b := range sh.in {
+				for _, s := range b {
+					sh.decide(s)
+				}
 			}
-			labels.Policy.add(s.Label, d.Outcome, amount)
-			labels.Baseline.add(s.Label, base, amount)
+		}()
+	}
+	return rp
+}
+
+// add hands s to its store's shard. s must stay unchanged until finish.
+func (rp *replayer) add(s *Sale) {
+	i := int(hashString(s.Request.Store) % uint64(len(rp.shards)))
+	rp.pending[i] = append(rp.pending[i], s)
+	if len(rp.pending[i]) == shardBatch {
+		rp.shards[i].in <- rp.pending[i]
+		rp.pending[i] = make([]*Sale, 0, shardBatch)
+	}
+}
+
+func (rp *replayer) flush() {
+	for i, b := range rp.pending {
+		if len(b) > 0 {
+			rp.shards[i].in <- b
+			rp.pending[i] = nil
+		}
+	}
+	for _, sh := range rp.shards {
+		close(sh.in)
+	}
+	rp.wg.Wait()
+}
+
+// abort stops the shards without a report.
+func (rp *replayer) abort() {
+	rp.pending = make([][]*Sale, len(rp.shards))
+	rp.flush()
+}
+
+// finish waits for the shards and merges their tallies into the report.
+func (rp *replayer) finish() *Report {
+	rp.flush()
+	p := rp.opts.Policy
+	rep := &Report{
+		Policy:      policy.PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version},
+		Baseline:    BaselineRef{Kind: "recorded"},
+		Transitions: []Transition{},
+	}
+	if b := rp.opts.Baseline; b != nil {
+		rep.Baseline = BaselineRef{Kind: "policy", Name: b.Metadata.Name, Version: b.Metadata.Version}
+	}
+	total, det := newAccum(p), newDetail(rp.opts.Truth)
+	for _, sh := range rp.shards {
+		total.merge(&sh.acc)
+		det.merge(sh.det)
+	}
+	total.report(rep)
+	det.finish(rep)
+	return rep
+}
+
+// hashString is FNV-1a: which shard a store goes to.
+func hashString(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// storeHist is one store's rebuilt histories.
+type storeHist struct {
+	hist, base *replayHistory
+}
+
+// shard replays the sales of its stores.
+type shard struct {
+	opts   Options
+	deny   map[string]bool
+	stores map[string]*storeHist
+	in     chan []*Sale
+	acc    accum
+	det    *detail // labels, threshold sweep, largest changed sales (detail.go)
+}
+
+func (sh *shard) decide(s *Sale) {
+	st := sh.stores[s.Request.Store]
+	if st == nil {
+		st = &storeHist{hist: newSharedHistory(sh.opts.Retention, sh.deny)}
+		if sh.opts.Baseline != nil {
+			st.base = newSharedHistory(sh.opts.Retention, sh.deny)
+		}
+		sh.stores[s.Request.Store] = st
+	}
+	p := sh.opts.Policy
+	sh.det.label(s)
+	d := policy.Evaluate(p, s.Request, st.hist)
+	st.hist.add(p, &s.Request, d.Outcome)
+	base := s.Recorded
+	baseRules := s.RecordedRules
+	if b := sh.opts.Baseline; b != nil {
+		bd := policy.Evaluate(b, s.Request, st.base)
+		st.base.add(b, &s.Request, bd.Outcome)
+		base = bd.Outcome
+		baseRules = sh.acc.scratch[:0]
+		for _, f := range bd.Rules {
+			baseRules = append(baseRules, f.ID)
+		}
+		sh.acc.scratch = baseRules
+	}
+	sh.acc.add(s, d, base, baseRules)
+	sh.det.decided(p, s, &d, base, s.Amount())
+}
+
+// accum is the tallies of a replay, or of a shard's part of it.
+type accum struct {
+	n           int
+	first, last *Sale // by (time, line), as the sorted order has them
+	outcomes    Outcomes
+	baseOut     Outcomes
+	unchanged   int
+	trans       map[[2]policy.Outcome]*Transition
+	rules       *ruleTable
+	labels      Labels
+	labelled    bool
+	seen        []string // fired ids of this sale, to count a rule once per sale
+	scratch     []string
+}
+
+func newAccum(p *policy.Policy) accum {
+	return accum{trans: map[[2]policy.Outcome]*Transition{}, rules: newRuleTable(p)}
+}
+
+// before orders sales as Read's sort does: by time, ties by input line.
+func before(a, b *Sale) bool {
+	if c := a.Request.At.Compare(b.Request.At); c != 0 {
+		return c < 0
+	}
+	return a.Line < b.Line
+}
+
+func (a *accum) add(s *Sale, d policy.Decision, base policy.Outcome, baseRules []string) {
+	amount := s.Amount()
+	a.n++
+	if a.first == nil || before(s, a.first) {
+		a.first = s
+	}
+	if a.last == nil || before(a.last, s) {
+		a.last = s
+	}
+	a.outcomes.add(d.Outcome)
+	a.baseOut.add(base)
+	if base == d.Outcome {
+		a.unchanged++
+	} else {
+		k := [2]policy.Outcome{base, d.Outcome}
+		t := a.trans[k]
+		if t == nil {
+			t = &Transition{From: base, To: d.Outcome}
+			a.trans[k] = t
+		}
+		t.Sales++
+		t.Amount += amount
+		switch s.Label {
+		case "fraud":
+			t.Fraud++
+		case "legit":
+			t.Legit++
 		}
 	}
 
-	for _, t := range trans {
+	a.seen = a.seen[:0]
+	for i, f := range d.Rules {
+		if slices.Contains(a.seen, f.ID) {
+			continue
+		}
+		a.seen = append(a.seen, f.ID)
+		r := a.rules.get(f.ID, f.Action, f.Mode, metAt{s, 0, i})
+		if f.Mode == policy.ModeShadow {
+			r.Shadow++
+		} else {
+			r.Enforced++
+		}
+		r.Outcomes.add(d.Outcome)
+		switch s.Label {
+		case "fraud":
+			r.Fraud.add(amount)
+		case "legit":
+			r.Legit.add(amount)
+		}
+	}
+	a.seen = a.seen[:0]
+	for i, id := range baseRules {
+		if slices.Contains(a.seen, id) {
+			continue
+		}
+		a.seen = append(a.seen, id)
+		a.rules.baseline(id, metAt{s, 1, i}).BaselineFires++
+	}
+
+	if s.Label != "" {
+		a.labelled = true
+		if s.Label == "fraud" {
+			a.labels.Fraud.add(amount)
+		} else {
+			a.labels.Legit.add(amount)
+		}
+		a.labels.Policy.add(s.Label, d.Outcome, amount)
+		a.labels.Baseline.add(s.Label, base, amount)
+	}
+}
+
+func (t *Tally) merge(o Tally) { t.Sales += o.Sales; t.Amount += o.Amount }
+
+func (o *Outcomes) merge(x Outcomes) { o.Allow += x.Allow; o.Review += x.Review; o.Deny += x.Deny }
+
+func (s *Score) merge(x *Score) {
+	s.FraudDenied.merge(x.FraudDenied)
+	s.FraudReviewed.merge(x.FraudReviewed)
+	s.FraudAllowed.merge(x.FraudAllowed)
+	s.LegitDenied.merge(x.LegitDenied)
+	s.LegitReviewed.merge(x.LegitReviewed)
+}
+
+// merge adds b's tallies to a.
+func (a *accum) merge(b *accum) {
+	a.n += b.n
+	if b.first != nil && (a.first == nil || before(b.first, a.first)) {
+		a.first = b.first
+	}
+	if b.last != nil && (a.last == nil || before(a.last, b.last)) {
+		a.last = b.last
+	}
+	a.outcomes.merge(b.outcomes)
+	a.baseOut.merge(b.baseOut)
+	a.unchanged += b.unchanged
+	for k, t := range b.trans {
+		if mine := a.trans[k]; mine != nil {
+			mine.Sales += t.Sales
+			mine.Amount += t.Amount
+			mine.Fraud += t.Fraud
+			mine.Legit += t.Legit
+		} else {
+			c := *t
+			a.trans[k] = &c
+		}
+	}
+	a.rules.merge(b.rules)
+	a.labelled = a.labelled || b.labelled
+	a.labels.Fraud.merge(b.labels.Fraud)
+	a.labels.Legit.merge(b.labels.Legit)
+	a.labels.Policy.merge(&b.labels.Policy)
+	a.labels.Baseline.merge(&b.labels.Baseline)
+}
+
+// report fills rep from the merged tallies.
+func (a *accum) report(rep *Report) {
+	if a.first != nil {
+		rep.First, rep.Last = a.first.Request.At, a.last.Request.At
+	}
+	rep.Outcomes, rep.BaselineOutcomes, rep.Unchanged = a.outcomes, a.baseOut, a.unchanged
+	for _, t := range a.trans {
 		rep.Transitions = append(rep.Transitions, *t)
 	}
 	slices.SortFunc(rep.Transitions, func(a, b Transition) int {
@@ -385,9 +617,9 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 		}
 		return rank(a.To) - rank(b.To)
 	})
-	rep.Rules = rules.list()
-	det.finish(rep)
-	if labelled {
+	rep.Rules = a.rules.list()
+	if a.labelled {
+		labels := a.labels
 		labels.Policy.finish(labels.Fraud.Sales)
 		labels.Baseline.finish(labels.Fraud.Sales)
 		for i := range rep.Rules {
@@ -397,7 +629,6 @@ func Replay(ctx context.Context, sales []Sale, opts Options) (*Report, error) {
 		}
 		rep.Labels = &labels
 	}
-	return rep, nil
 }
 
 func rank(o policy.Outcome) int {
@@ -411,11 +642,43 @@ func rank(o policy.Outcome) int {
 }
 
 // ruleTable collects RuleStats by id: the policy's rules first, in order,
-// then ids met while replaying in the order met.
+// then ids met while replaying in the order a sequential replay in time
+// order meets them (each remembers where it was first met, so shards'
+// tables merge into that order).
 type ruleTable struct {
 	byID  map[string]int
 	stats []RuleStats
-	extra []RuleStats // built-in and baseline-only ids
+	extra []extraRule // built-in and baseline-only ids
+}
+
+// extraRule is a fired id that is no rule of the policy: met is where it
+// was first met, fired where it first fired under the policy (which sets
+// its action and mode).
+type extraRule struct {
+	stats      RuleStats
+	met, fired metAt
+}
+
+// metAt is a place in a replay: a sale, then the policy's fired rules
+// (phase 0) before the baseline's (phase 1), then the index among them.
+type metAt struct {
+	sale  *Sale
+	phase int
+	i     int
+}
+
+func (m metAt) before(o metAt) bool {
+	switch {
+	case o.sale == nil:
+		return m.sale != nil
+	case m.sale == nil:
+		return false
+	case m.sale != o.sale:
+		return before(m.sale, o.sale)
+	case m.phase != o.phase:
+		return m.phase < o.phase
+	}
+	return m.i < o.i
 }
 
 func newRuleTable(p *policy.Policy) *ruleTable {
@@ -442,33 +705,83 @@ func builtinKind(id string) string {
 	return "baseline-only"
 }
 
-func (t *ruleTable) get(id, action, mode string) *RuleStats {
-	r := t.lookup(id)
-	if r.Action == "" {
+func (t *ruleTable) get(id, action, mode string, at metAt) *RuleStats {
+	r, x := t.lookup(id, at)
+	if x != nil && x.fired.sale == nil {
 		// First fire of a built-in rule: it says what it does.
+		x.fired = at
 		r.Action, r.Mode = action, mode
 	}
 	return r
 }
 
-func (t *ruleTable) baseline(id string) *RuleStats { return t.lookup(id) }
+func (t *ruleTable) baseline(id string, at metAt) *RuleStats {
+	r, _ := t.lookup(id, at)
+	return r
+}
 
-func (t *ruleTable) lookup(id string) *RuleStats {
+// lookup returns the stats of id, and its extraRule if it is not one of
+// the policy's rules.
+func (t *ruleTable) lookup(id string, at metAt) (*RuleStats, *extraRule) {
 	if i, ok := t.byID[id]; ok {
 		if i < len(t.stats) {
-			return &t.stats[i]
+			return &t.stats[i], nil
 		}
-		return &t.extra[i-len(t.stats)]
+		x := &t.extra[i-len(t.stats)]
+		return &x.stats, x
 	}
 	// Ids are assigned after the policy's rules; the policy's rule count
 	// never changes, so an index >= len(stats) always points into extra.
 	t.byID[id] = len(t.stats) + len(t.extra)
-	t.extra = append(t.extra, RuleStats{ID: id, Kind: builtinKind(id)})
-	return &t.extra[len(t.extra)-1]
+	t.extra = append(t.extra, extraRule{stats: RuleStats{ID: id, Kind: builtinKind(id)}, met: at})
+	x := &t.extra[len(t.extra)-1]
+	return &x.stats, x
+}
+
+// merge adds o's counts to t (both of the same policy).
+func (t *ruleTable) merge(o *ruleTable) {
+	for i := range o.stats {
+		addStats(&t.stats[i], &o.stats[i])
+	}
+	for i := range o.extra {
+		ox := &o.extra[i]
+		_, x := t.lookup(ox.stats.ID, ox.met)
+		if ox.met.before(x.met) {
+			x.met = ox.met
+		}
+		if ox.fired.sale != nil && (x.fired.sale == nil || ox.fired.before(x.fired)) {
+			x.fired = ox.fired
+			x.stats.Action, x.stats.Mode = ox.stats.Action, ox.stats.Mode
+		}
+		addStats(&x.stats, &ox.stats)
+	}
+}
+
+// addStats adds o's counts to r.
+func addStats(r, o *RuleStats) {
+	r.Enforced += o.Enforced
+	r.Shadow += o.Shadow
+	r.BaselineFires += o.BaselineFires
+	r.Outcomes.merge(o.Outcomes)
+	r.Fraud.merge(o.Fraud)
+	r.Legit.merge(o.Legit)
 }
 
 func (t *ruleTable) list() []RuleStats {
-	out := append(slices.Clone(t.stats), t.extra...)
+	out := slices.Clone(t.stats)
+	extra := slices.Clone(t.extra)
+	slices.SortStableFunc(extra, func(a, b extraRule) int {
+		switch {
+		case a.met.before(b.met):
+			return -1
+		case b.met.before(a.met):
+			return 1
+		}
+		return 0
+	})
+	for _, x := range extra {
+		out = append(out, x.stats)
+	}
 	if out == nil {
 		out = []RuleStats{}
 	}
@@ -496,7 +809,9 @@ type replayHistory struct {
 	added      int
 	pruneEvery int
 	newest     time.Time
+	pruned     time.Time     // newest at the last prune
 	lines      []policy.Line // scratch for lines with their category resolved
+	deny       map[string]bool
 }
 
 func newHistory(retention time.Duration, denylist []string) *replayHistory {
@@ -505,6 +820,22 @@ func newHistory(retention time.Duration, denylist []string) *replayHistory {
 		retention:     retention,
 		pruneEvery:    1 << 16,
 	}
+}
+
+// newSharedHistory is newHistory with a denylist shared by every store's
+// history (a chain's denylist is large; a store's history is not).
+func newSharedHistory(retention time.Duration, deny map[string]bool) *replayHistory {
+	h := newHistory(retention, nil)
+	h.deny = deny
+	return h
+}
+
+// Denylisted implements policy.History.
+func (h *replayHistory) Denylisted(account string) bool {
+	if h.deny != nil {
+		return h.deny[account]
+	}
+	return h.MemoryHistory.Denylisted(account)
 }
 
 // add records a decided sale. Categories left empty in the request are
@@ -540,7 +871,12 @@ func (h *replayHistory) add(p *policy.Policy, req *policy.Request, outcome polic
 		h.newest = req.At
 	}
 	h.added++
-	if h.added%h.pruneEvery == 0 {
+	// Also every quarter of the retention in sale time, so a store with
+	// few sales forgets too (the chain's history is one per store). When
+	// it prunes changes no decision: a rule window within the retention
+	// never reaches back past what a prune keeps.
+	if h.added%h.pruneEvery == 0 || h.newest.Sub(h.pruned) >= h.retention/4 {
 		h.Prune(h.newest.Add(-h.retention))
+		h.pruned = h.newest
 	}
 }

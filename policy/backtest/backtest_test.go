@@ -5,12 +5,16 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
@@ -322,22 +326,97 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// TestProgress: Run, which reads and replays at once, reports the lines
+// read; Replay reports the sales decided out of the total.
 func TestProgress(t *testing.T) {
 	var phases []string
 	var last [2]int
-	data := synthetic(t, 3000)
-	run(t, data, Options{Policy: load(t, lenient), progressEvery: 1000, Progress: func(phase string, done, total int) {
+	record := func(phase string, done, total int) {
 		if len(phases) == 0 || phases[len(phases)-1] != phase {
 			phases = append(phases, phase)
 		}
 		last = [2]int{done, total}
-	}})
-	if strings.Join(phases, ",") != "read,replay" {
-		t.Errorf("progress phases %v", phases)
+	}
+	data := synthetic(t, 3000)
+	run(t, data, Options{Policy: load(t, lenient), Progress: record})
+	if strings.Join(phases, ",") != "read" || last != [2]int{3000, 0} {
+		t.Errorf("Run progress phases %v, last %v; want read, 3000 lines", phases, last)
+	}
+	sales, _, err := Read(context.Background(), bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phases = nil
+	if _, err := Replay(context.Background(), sales, Options{Policy: load(t, lenient), progressEvery: 1000, Progress: record}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(phases, ",") != "replay" {
+		t.Errorf("Replay progress phases %v", phases)
 	}
 	if last != [2]int{2000, 3000} {
 		t.Errorf("last replay progress %v, want 2000 of 3000", last)
 	}
+}
+
+// synthetic20k is the replay of 20,000 synthetic events over 200 stores
+// with a baseline and a denylist. Its golden file was written by the
+// sequential replay that read everything and sorted it before the replay
+// became a stream sharded by store; the stream, the sorted path (events
+// shuffled, given as a seekable reader) and Replay must all still give it.
+func TestSynthetic20kGolden(t *testing.T) {
+	data := synthetic(t, 20_000)
+	opts := Options{Policy: load(t, chainDefault), Baseline: load(t, lenient),
+		Denylist: []string{"acct-00017", "acct-01234", "acct-19999"}}
+	want, err := os.ReadFile("testdata/synthetic-20k.json.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, rep *Report) {
+		t.Helper()
+		var b bytes.Buffer
+		if err := WriteJSON(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		if *update && name == "stream" {
+			if err := os.WriteFile("testdata/synthetic-20k.json.golden", b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want = b.Bytes()
+		}
+		if !bytes.Equal(b.Bytes(), want) {
+			t.Errorf("%s: report differs from testdata/synthetic-20k.json.golden:\n%s", name, b.String())
+		}
+	}
+	// Streamed: not seekable, so no second reading is possible.
+	rep, err := Run(context.Background(), io.MultiReader(bytes.NewReader(data)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("stream", rep)
+
+	lines := strings.SplitAfter(string(data), "\n")
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(lines), func(i, j int) { lines[i], lines[j] = lines[j], lines[i] })
+	shuffled := strings.Join(lines, "")
+	if _, err := Run(context.Background(), io.MultiReader(strings.NewReader(shuffled)), opts); !errors.Is(err, ErrOutOfOrder) || !strings.Contains(err.Error(), "earlier than the one on line") {
+		t.Fatalf("shuffled events on a reader that cannot seek: %v, want ErrOutOfOrder naming the lines", err)
+	}
+	rep, err = Run(context.Background(), strings.NewReader(shuffled), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("shuffled, sorted", rep)
+	in := rep.Input
+
+	sales, _, err := Read(context.Background(), strings.NewReader(shuffled), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Replay(context.Background(), sales, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.Input = in
+	check("Replay", rep)
 }
 
 func TestYen(t *testing.T) {
@@ -396,5 +475,53 @@ func TestSortByTime(t *testing.T) {
 				t.Errorf("order %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunMemoryBounded streams 150,000 synthetic events (about 100 MB of
+// JSON, generated as they are read) through Run with a one-hour retention:
+// the heap must stay far below what holding the events would take (the
+// read-everything replay held about 1 KB per sale), because only chunks in
+// flight and the retained history are kept.
+func TestRunMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 150,000 events")
+	}
+	const n = 150_000
+	const bound = 64 << 20
+	r := &genReader{g: newSynthGen(synthShape{stores: 200, accounts: 20_000, every: 300 * time.Millisecond}), n: n}
+	runtime.GC()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	rep, err := Run(context.Background(), r, Options{Policy: load(t, chainDefault), Retention: time.Hour})
+	close(stop)
+	<-sampled
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Input.Decisions != n {
+		t.Fatalf("%d of %d decisions replayed", rep.Input.Decisions, n)
+	}
+	t.Logf("peak heap %.1f MiB for %d events", float64(peak.Load())/(1<<20), n)
+	if p := peak.Load(); p > bound {
+		t.Errorf("peak heap %.1f MiB, want under %d MiB: the events are being held", float64(p)/(1<<20), bound>>20)
 	}
 }

@@ -125,6 +125,31 @@ func (c *detail) decided(p *policy.Policy, s *Sale, d *policy.Decision, base pol
 	heap.Push(&c.changed, ch)
 }
 
+// merge adds o, another shard's part of the replay, to c.
+func (c *detail) merge(o *detail) {
+	c.stats.Sales += o.stats.Sales
+	c.stats.BeforeAt += o.stats.BeforeAt
+	for a := range o.seen {
+		c.seen[a] = struct{}{}
+	}
+	c.scored = c.scored || o.scored
+	for len(c.levels) < len(o.levels) {
+		c.levels = append(c.levels, [2]Tally{})
+	}
+	for l, t := range o.levels {
+		c.levels[l][0].merge(t[0])
+		c.levels[l][1].merge(t[1])
+	}
+	// Keep the MaxChanged largest of both, earliest first among equal
+	// amounts, as one sequential replay keeps them.
+	for _, ch := range o.changed {
+		heap.Push(&c.changed, ch)
+	}
+	for len(c.changed) > MaxChanged {
+		heap.Pop(&c.changed)
+	}
+}
+
 func (c *detail) finish(rep *Report) {
 	if c.truth != nil {
 		c.stats.Seen = len(c.seen)

@@ -3,6 +3,7 @@ package backtest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -184,40 +185,98 @@ func encodeJSONL(t testing.TB, evs []event.Event) []byte {
 // over several days, with a fraud crew now and then. Deterministic.
 func synthetic(t testing.TB, n int) []byte {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(7, 2019))
-	d := policy.Decision{Outcome: policy.Allow, Policy: policy.PolicyRef{Name: "lenient-2019", Version: 1}}
-	start := at("06:00")
+	g := newSynthGen(synthShape{stores: 200, accounts: 20_000, every: 300 * time.Millisecond})
 	var b bytes.Buffer
 	b.Grow(n * 700)
-	carts := [][]policy.Line{
-		{qty(onigiri, 2), qty(coffee, 1)},
-		{qty(sevenStarsPack, 1), qty(coffee, 1)},
-		{qty(sevenStarsCarton, 1)},
-		{qty(onigiri, 1)},
-		{qty(heatCarton, 2), qty(onigiri, 1)},
-		{qty(meviusCarton, 2)},
-	}
-	for i := range n {
-		store := fmt.Sprintf("S%03d", rng.IntN(200))
-		reg := fmt.Sprintf("R%d", rng.IntN(3)+1)
-		when := start.Add(time.Duration(i) * 300 * time.Millisecond)
-		label := "legit"
-		pay := account(fmt.Sprintf("acct-%05d", rng.IntN(20_000)))
-		lines := carts[rng.IntN(len(carts))]
-		if rng.IntN(200) == 0 {
-			label = "fraud"
-			pay = takenOver(fmt.Sprintf("crew-%06d", i), when.Add(-30*time.Minute), 50_000)
-			lines = []policy.Line{qty(sevenStarsCarton, 8)}
-		}
-		req := policy.Request{SaleID: fmt.Sprintf("%s-%s-%d", store, reg, i), Store: store, Register: reg, At: when, Lines: lines, Payment: pay}
-		ev := event.Event{ID: event.ID(store, reg, "synthetic", uint64(i+1)), Seq: uint64(i + 1), Type: event.Decision,
-			Store: store, Register: reg, At: when, SaleID: req.SaleID, Request: &req, Decision: &d, Label: label}
-		line, err := event.Marshal(ev)
+	for range n {
+		line, err := g.next()
 		if err != nil {
 			t.Fatal(err)
 		}
 		b.Write(line)
-		b.WriteByte('\n')
 	}
 	return b.Bytes()
+}
+
+// synthShape is the chain synthetic events come from.
+type synthShape struct {
+	stores, accounts int
+	every            time.Duration // between two events of the chain
+}
+
+// synthGen makes synthetic decision events one at a time, so a large input
+// can be generated as it is read (genReader) instead of held in memory.
+type synthGen struct {
+	shape synthShape
+	rng   *rand.Rand
+	d     policy.Decision
+	start time.Time
+	carts [][]policy.Line
+	i     int
+}
+
+func newSynthGen(shape synthShape) *synthGen {
+	return &synthGen{
+		shape: shape,
+		rng:   rand.New(rand.NewPCG(7, 2019)),
+		d:     policy.Decision{Outcome: policy.Allow, Policy: policy.PolicyRef{Name: "lenient-2019", Version: 1}},
+		start: at("06:00"),
+		carts: [][]policy.Line{
+			{qty(onigiri, 2), qty(coffee, 1)},
+			{qty(sevenStarsPack, 1), qty(coffee, 1)},
+			{qty(sevenStarsCarton, 1)},
+			{qty(onigiri, 1)},
+			{qty(heatCarton, 2), qty(onigiri, 1)},
+			{qty(meviusCarton, 2)},
+		},
+	}
+}
+
+// next is the next event's JSON line, newline included.
+func (g *synthGen) next() ([]byte, error) {
+	rng, i := g.rng, g.i
+	g.i++
+	store := fmt.Sprintf("S%03d", rng.IntN(g.shape.stores))
+	reg := fmt.Sprintf("R%d", rng.IntN(3)+1)
+	when := g.start.Add(time.Duration(i) * g.shape.every)
+	label := "legit"
+	pay := account(fmt.Sprintf("acct-%05d", rng.IntN(g.shape.accounts)))
+	lines := g.carts[rng.IntN(len(g.carts))]
+	if rng.IntN(200) == 0 {
+		label = "fraud"
+		pay = takenOver(fmt.Sprintf("crew-%06d", i), when.Add(-30*time.Minute), 50_000)
+		lines = []policy.Line{qty(sevenStarsCarton, 8)}
+	}
+	req := policy.Request{SaleID: fmt.Sprintf("%s-%s-%d", store, reg, i), Store: store, Register: reg, At: when, Lines: lines, Payment: pay}
+	ev := event.Event{ID: event.ID(store, reg, "synthetic", uint64(i+1)), Seq: uint64(i + 1), Type: event.Decision,
+		Store: store, Register: reg, At: when, SaleID: req.SaleID, Request: &req, Decision: &g.d, Label: label}
+	line, err := event.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return append(line, '\n'), nil
+}
+
+// genReader reads n synthetic events, generated as they are read.
+type genReader struct {
+	g    *synthGen
+	n    int
+	left []byte
+}
+
+func (r *genReader) Read(p []byte) (int, error) {
+	for len(r.left) == 0 {
+		if r.n == 0 {
+			return 0, io.EOF
+		}
+		r.n--
+		line, err := r.g.next()
+		if err != nil {
+			return 0, err
+		}
+		r.left = line
+	}
+	n := copy(p, r.left)
+	r.left = r.left[n:]
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -287,4 +288,116 @@ func parseLine(data []byte) (Sale, event.Type, error) {
 		}
 	}
 	return s, ev.Type, nil
+}
+
+// outOfOrder: a store's sale came before one already replayed.
+type outOfOrder struct {
+	line, prevLine int
+	store          string
+}
+
+func (e *outOfOrder) Error() string {
+	return fmt.Sprintf("line %d: a sale of store %s earlier than the one on line %d", e.line, e.store, e.prevLine)
+}
+
+// stream reads, parses and replays at once: a reader cuts the input into
+// chunks of lines, GOMAXPROCS workers parse them, and the chunks are put
+// back in input order and their sales handed to the replay shards (by
+// store, see replayer) while later chunks are still being read. What is in
+// flight is bounded: a few chunks per parse worker, a few batches per
+// shard. A sale earlier than the last one replayed for its store stops the
+// stream with *outOfOrder (nothing of the replay is reported then).
+func stream(ctx context.Context, r io.Reader, opts Options) (*Report, Input, error) {
+	in := Input{Skipped: map[string]int{}, BadLines: []BadLine{}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan chunk, workers)
+	results := make(chan parsed, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range chunks {
+				select {
+				case results <- parseChunk(c):
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	var progress func(int)
+	if opts.Progress != nil {
+		progress = func(n int) { opts.Progress("read", n, 0) }
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		err := split(ctx, r, chunks, progress, &in.Lines)
+		close(chunks)
+		wg.Wait()
+		close(results)
+		readErr <- err
+	}()
+
+	rp := newReplayer(opts)
+	type mark struct {
+		at   time.Time
+		line int
+	}
+	last := map[string]mark{} // the last sale handed on, per store
+	waiting := map[int]parsed{}
+	next := 0
+	var err error
+	take := func(p parsed) {
+		for t, c := range p.skipped {
+			in.Skipped[t] += c
+		}
+		for _, b := range p.bad {
+			in.Bad++
+			if len(in.BadLines) < MaxBadLines {
+				in.BadLines = append(in.BadLines, b)
+			}
+		}
+		for i := range p.sales {
+			s := &p.sales[i]
+			if prev, ok := last[s.Request.Store]; ok && s.Request.At.Before(prev.at) {
+				if err == nil {
+					err = &outOfOrder{line: s.Line, prevLine: prev.line, store: s.Request.Store}
+					cancel()
+				}
+				return
+			}
+			last[s.Request.Store] = mark{s.Request.At, s.Line}
+			in.Decisions++
+			rp.add(s)
+		}
+	}
+	for p := range results {
+		if err != nil {
+			continue // drain
+		}
+		waiting[p.idx] = p
+		for {
+			q, ok := waiting[next]
+			if !ok {
+				break
+			}
+			delete(waiting, next)
+			next++
+			take(q)
+		}
+	}
+	rerr := <-readErr
+	if err == nil {
+		err = rerr
+	}
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("read events: %w", ctx.Err())
+	}
+	if err != nil {
+		rp.abort()
+		return nil, in, err
+	}
+	return rp.finish(), in, nil
 }
