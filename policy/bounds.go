@@ -98,7 +98,7 @@ const safeLines = min(math.MaxInt/(MaxLineQuantity*MaxItemUnits), math.MaxInt64/
 func (e *evaluation) checkRange() {
 	for i := range e.req.Lines {
 		if why := lineRange(i, &e.req.Lines[i]); why != "" {
-			e.fire(RangeRuleID, string(Deny), ModeEnforce, "sale refused: "+why)
+			e.builtin(RangeRuleID, string(Deny), "sale refused: "+why, nil)
 			return
 		}
 	}
@@ -106,6 +106,6 @@ func (e *evaluation) checkRange() {
 		return
 	}
 	if s := e.sums(nil, true); s.overflow {
-		e.fire(RangeRuleID, string(Deny), ModeEnforce, "sale refused: its total overflows")
+		e.builtin(RangeRuleID, string(Deny), "sale refused: its total overflows", nil)
 	}
 }

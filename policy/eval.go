@@ -3,6 +3,8 @@ package policy
 import (
 	"strconv"
 	"time"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // TokenRuleID is the id of the built-in rule that fires for an invalid or
@@ -43,14 +45,34 @@ type evaluation struct {
 	celReady bool // cel is set up for this sale
 }
 
-func (e *evaluation) fire(id, action, mode, reason string) {
-	e.d.Rules = append(e.d.Rules, Fired{ID: id, Action: action, Mode: mode, Reason: reason})
-	if mode == ModeShadow {
+// fire records a fired rule. Its score goes to the decision's score, or
+// to the shadow score in shadow mode; its action, unless shadow, to the
+// outcome (a score-only rule's action ranks as allow).
+func (e *evaluation) fire(f Fired) {
+	e.d.Rules = append(e.d.Rules, f)
+	if f.Mode == ModeShadow {
+		e.d.ShadowScore += f.Score
 		return
 	}
-	if o := Outcome(action); rank(o) > rank(e.d.Outcome) {
+	e.d.Score += f.Score
+	e.raise(Outcome(f.Action))
+}
+
+func (e *evaluation) raise(o Outcome) {
+	if rank(o) > rank(e.d.Outcome) {
 		e.d.Outcome = o
 	}
+}
+
+// fireRule fires a policy rule with its English sentence and its reasons.
+func (e *evaluation) fireRule(r *Rule, reason string, why []sale.Reason) {
+	e.fire(Fired{ID: r.ID, Action: r.Action, Mode: r.Mode, Score: r.Score, Reason: reason, Reasons: why})
+}
+
+// builtin fires one of the rules the engine has of itself (token,
+// cart:range, offline and failMode limits): always enforced, no score.
+func (e *evaluation) builtin(id, action, reason string, why []sale.Reason) {
+	e.fire(Fired{ID: id, Action: action, Mode: ModeEnforce, Reason: reason, Reasons: why})
 }
 
 // Evaluate decides one sale. It is pure: time is req.At, state is hist. A
@@ -97,6 +119,9 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if req.Offline {
 		e.offline()
 	}
+	if p.Thresholds.set() {
+		e.raise(p.Thresholds.band(e.d.Score))
+	}
 	d := e.d
 	e.release()
 	return d
@@ -132,7 +157,7 @@ func (e *evaluation) token(invalid, unknown string) {
 		if invalid != string(Review) {
 			invalid = string(Deny) // never allow an invalid token
 		}
-		e.fire(TokenRuleID, invalid, ModeEnforce, "token rejected: "+pm.Invalid)
+		e.builtin(TokenRuleID, invalid, "token rejected: "+pm.Invalid, nil)
 		return
 	}
 	switch pm.Kind {
@@ -150,7 +175,7 @@ func (e *evaluation) token(invalid, unknown string) {
 	if kind == "" {
 		kind = "none"
 	}
-	e.fire(TokenRuleID, unknown, ModeEnforce, "token matched no known wallet (kind "+kind+")")
+	e.builtin(TokenRuleID, unknown, "token matched no known wallet (kind "+kind+")", nil)
 }
 
 // category is the line's category, resolved from the catalog when the
@@ -264,7 +289,7 @@ func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration,
 		age = 0
 	}
 	if age < min {
-		e.fire(r.ID, r.Action, r.Mode, what+" "+span(age)+" before the sale < minimum "+min.String())
+		e.fireRule(r, what+" "+span(age)+" before the sale < minimum "+min.String(), nil)
 	}
 }
 
@@ -279,7 +304,7 @@ func (e *evaluation) offline() {
 	o := &e.p.Offline
 	if o.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *o.MaxSaleAmount {
-			e.fire("offline:sale", o.Action, ModeEnforce, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount))
+			e.builtin("offline:sale", o.Action, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount), nil)
 		}
 	}
 	for i := range o.Categories {
@@ -298,7 +323,7 @@ func (e *evaluation) offline() {
 			if i < len(e.p.offlineIDs) {
 				id = e.p.offlineIDs[i]
 			}
-			e.fire(id, o.Action, ModeEnforce, reason)
+			e.builtin(id, o.Action, reason, nil)
 		}
 	}
 }
@@ -321,14 +346,14 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 	if len(fm.Categories) > 0 {
 		for i := range req.Lines {
 			if c := req.Lines[i].Category; c != "" && inCategories(fm.Categories, c) {
-				e.fire("failmode:category", action, ModeEnforce, "no valid policy: sale contains "+c)
+				e.builtin("failmode:category", action, "no valid policy: sale contains "+c, nil)
 				break
 			}
 		}
 	}
 	if fm.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *fm.MaxSaleAmount {
-			e.fire("failmode:sale", action, ModeEnforce, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount))
+			e.builtin("failmode:sale", action, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount), nil)
 		}
 	}
 	return e.d

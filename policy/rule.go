@@ -3,6 +3,8 @@ package policy
 import (
 	"reflect"
 	"strings"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // Each rule kind is one file, rule_<kind>.go: its name, the Rule fields it
@@ -68,7 +70,7 @@ func (c *ruleCheck) positive(field string, d Duration) {
 
 // commonRuleFields are the Rule fields every kind reads.
 var commonRuleFields = map[string]bool{
-	"id": true, "kind": true, "action": true, "mode": true,
+	"id": true, "kind": true, "action": true, "mode": true, "score": true,
 	"description": true, "categories": true, "label": true,
 }
 
@@ -93,9 +95,16 @@ func (r *Rule) kindFieldsSet() []string {
 // rule validates one rule and, when its kind is known, stores the kind's
 // evaluation on it.
 func (v *validator) rule(p *Policy, r *Rule, path string) {
-	if !validAction(r.Action) {
-		v.add(path+".action", "must be review or deny, not %q", r.Action)
+	switch {
+	case r.Action == ActionScore && r.Score <= 0:
+		v.add(path+".action", "score needs a score > 0 on the rule")
+	case r.Action != ActionScore && !validAction(r.Action):
+		v.add(path+".action", "must be review, deny or score, not %q", r.Action)
 	}
+	if r.Score < 0 {
+		v.add(path+".score", "must be >= 0")
+	}
+	v.atMost(path+".score", int64(r.Score), MaxScore)
 	switch r.Mode {
 	case "":
 		r.Mode = ModeEnforce
@@ -104,16 +113,25 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 		v.add(path+".mode", "must be enforce or shadow, not %q", r.Mode)
 	}
 	labels := make([]string, 0, len(r.Categories))
+	ja := make([]string, 0, len(r.Categories))
 	for j, c := range r.Categories {
 		l, ok := p.labels[c]
 		if !ok {
 			v.add(idx(path+".categories", j), "unknown category %q", c)
 		}
 		labels = append(labels, l)
+		n := p.names[c]
+		if n.JA == "" {
+			n.JA = l
+		}
+		ja = append(ja, n.JA)
 	}
 	r.label = r.Label
 	if r.label == "" {
 		r.label = joinLabels(labels)
+	}
+	if len(r.Categories) > 0 {
+		r.names = sale.Names{ID: strings.Join(r.Categories, ","), JA: strings.Join(ja, "・"), EN: r.label}
 	}
 	kind, ok := ruleKinds[r.Kind]
 	if !ok {

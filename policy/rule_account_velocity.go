@@ -54,6 +54,6 @@ func evalAccountVelocity(e *evaluation, r *Rule) {
 		reason = join(reason, strconv.Itoa(t.Quantity)+" items"+in()+strconv.Itoa(*r.MaxQuantity))
 	}
 	if reason != "" {
-		e.fire(r.ID, r.Action, r.Mode, reason)
+		e.fireRule(r, reason, nil)
 	}
 }

@@ -36,6 +36,6 @@ func evalCartLimit(e *evaluation, r *Rule) {
 		reason = join(reason, r.label+" "+strconv.Itoa(s.units)+" units > limit "+strconv.Itoa(*r.MaxUnits)+" units")
 	}
 	if reason != "" {
-		e.fire(r.ID, r.Action, r.Mode, reason)
+		e.fireRule(r, reason, nil)
 	}
 }

@@ -9,6 +9,6 @@ var denylistKind = ruleKind{eval: evalDenylist}
 func evalDenylist(e *evaluation, r *Rule) {
 	acct := e.req.Payment.Account
 	if acct != "" && e.applies(r) && e.hist.Denylisted(acct) {
-		e.fire(r.ID, r.Action, r.Mode, "account is on the HQ denylist")
+		e.fireRule(r, "account is on the HQ denylist", nil)
 	}
 }

@@ -48,14 +48,14 @@ func evalExpr(e *evaluation, r *Rule) {
 	vars := e.exprVars()
 	if vars.beyond != "" {
 		// The load-time cost bound does not hold for this sale.
-		e.fire(r.ID, r.Action, r.Mode, "expression not run: "+vars.beyond)
+		e.fireRule(r, "expression not run: "+vars.beyond, nil)
 		return
 	}
 	out, _, err := r.prog.Eval(vars)
 	if err != nil {
 		// Fail closed: an expression that cannot finish (division by zero,
 		// a missing map key) must not wave the sale through.
-		e.fire(r.ID, r.Action, r.Mode, "expression failed: "+err.Error())
+		e.fireRule(r, "expression failed: "+err.Error(), nil)
 		return
 	}
 	if b, ok := out.Value().(bool); ok && b {
@@ -63,6 +63,6 @@ func evalExpr(e *evaluation, r *Rule) {
 		if reason == "" {
 			reason = "expression is true: " + r.Expr
 		}
-		e.fire(r.ID, r.Action, r.Mode, reason)
+		e.fireRule(r, reason, nil)
 	}
 }

@@ -8,6 +8,6 @@ var foreignLoginKind = ruleKind{eval: evalForeignLogin}
 
 func evalForeignLogin(e *evaluation, r *Rule) {
 	if e.req.Payment.ForeignLogin && e.applies(r) {
-		e.fire(r.ID, r.Action, r.Mode, "account logged in from abroad in the last 24h")
+		e.fireRule(r, "account logged in from abroad in the last 24h", nil)
 	}
 }

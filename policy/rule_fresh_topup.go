@@ -60,5 +60,5 @@ func evalFreshTopUp(e *evaluation, r *Rule) {
 	if r.MinTopUp > 0 {
 		reason += ", top-up min " + yen(r.MinTopUp)
 	}
-	e.fire(r.ID, r.Action, r.Mode, reason+")")
+	e.fireRule(r, reason+")", nil)
 }

@@ -30,6 +30,6 @@ func evalRegisterAccounts(e *evaluation, r *Rule) {
 	req := &e.req
 	n := e.hist.DistinctAccounts(req.Store, e.scopeRegister(r), req.At.Add(-r.Window.D()), r.Categories, req.Payment.Account) + 1
 	if n > *r.MaxAccounts {
-		e.fire(r.ID, r.Action, r.Mode, strconv.Itoa(n)+" accounts "+e.scopePlace(r)+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts))
+		e.fireRule(r, strconv.Itoa(n)+" accounts "+e.scopePlace(r)+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts), nil)
 	}
 }

@@ -24,6 +24,6 @@ func evalSaleAmount(e *evaluation, r *Rule) {
 		if len(r.Categories) > 0 {
 			what = r.label
 		}
-		e.fire(r.ID, r.Action, r.Mode, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount))
+		e.fireRule(r, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount), nil)
 	}
 }
