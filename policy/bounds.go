@@ -3,6 +3,8 @@ package policy
 import (
 	"math"
 	"strconv"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // Bounds of the numbers a policy and a sale may carry. Amounts are int64 yen
@@ -98,7 +100,7 @@ const safeLines = min(math.MaxInt/(MaxLineQuantity*MaxItemUnits), math.MaxInt64/
 func (e *evaluation) checkRange() {
 	for i := range e.req.Lines {
 		if why := lineRange(i, &e.req.Lines[i]); why != "" {
-			e.builtin(RangeRuleID, string(Deny), "sale refused: "+why, nil)
+			e.builtin(RangeRuleID, string(Deny), "sale refused: "+why, []sale.Reason{{Code: sale.CodeRange, Text: why}})
 			return
 		}
 	}
@@ -106,6 +108,6 @@ func (e *evaluation) checkRange() {
 		return
 	}
 	if s := e.sums(nil, true); s.overflow {
-		e.builtin(RangeRuleID, string(Deny), "sale refused: its total overflows", nil)
+		e.builtin(RangeRuleID, string(Deny), "sale refused: its total overflows", []sale.Reason{{Code: sale.CodeRange, Text: "its total overflows"}})
 	}
 }

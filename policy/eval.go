@@ -157,7 +157,7 @@ func (e *evaluation) token(invalid, unknown string) {
 		if invalid != string(Review) {
 			invalid = string(Deny) // never allow an invalid token
 		}
-		e.builtin(TokenRuleID, invalid, "token rejected: "+pm.Invalid, nil)
+		e.builtin(TokenRuleID, invalid, "token rejected: "+pm.Invalid, []sale.Reason{{Code: sale.CodeTokenInvalid, Text: pm.Invalid}})
 		return
 	}
 	switch pm.Kind {
@@ -175,7 +175,7 @@ func (e *evaluation) token(invalid, unknown string) {
 	if kind == "" {
 		kind = "none"
 	}
-	e.builtin(TokenRuleID, unknown, "token matched no known wallet (kind "+kind+")", nil)
+	e.builtin(TokenRuleID, unknown, "token matched no known wallet (kind "+kind+")", []sale.Reason{{Code: sale.CodeTokenUnknown, Text: kind}})
 }
 
 // category is the line's category, resolved from the catalog when the
@@ -273,6 +273,9 @@ func (e *evaluation) applies(r *Rule) bool {
 	return false
 }
 
+// secs is a span in whole seconds, as reasons carry it.
+func secs(d time.Duration) int64 { return int64(d / time.Second) }
+
 // span shows a measured time in a reason. Token claims have one-second
 // resolution, so the sub-second part of the sale time is noise there.
 func span(d time.Duration) string { return d.Truncate(time.Second).String() }
@@ -280,7 +283,7 @@ func span(d time.Duration) string { return d.Truncate(time.Second).String() }
 // claimTooRecent fires r when a token claim's time (device bound,
 // account created) is less than min before the sale. A claim the token
 // does not make fires nothing; one after the sale is clock skew, age 0.
-func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what string) {
+func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what, code string) {
 	if since.IsZero() || !e.applies(r) {
 		return
 	}
@@ -289,7 +292,8 @@ func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration,
 		age = 0
 	}
 	if age < min {
-		e.fireRule(r, what+" "+span(age)+" before the sale < minimum "+min.String(), nil)
+		e.fireRule(r, what+" "+span(age)+" before the sale < minimum "+min.String(), []sale.Reason{{
+			Code: code, Value: secs(age), Limit: secs(min), Unit: sale.UnitSeconds, Ago: secs(age), Category: r.names}})
 	}
 }
 
@@ -304,7 +308,8 @@ func (e *evaluation) offline() {
 	o := &e.p.Offline
 	if o.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *o.MaxSaleAmount {
-			e.builtin("offline:sale", o.Action, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount), nil)
+			e.builtin("offline:sale", o.Action, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount),
+				[]sale.Reason{{Code: sale.CodeOfflineSale, Value: s.amount, Limit: *o.MaxSaleAmount, Unit: sale.UnitYen}})
 		}
 	}
 	for i := range o.Categories {
@@ -312,18 +317,23 @@ func (e *evaluation) offline() {
 		s := e.sums([]string{l.Category}, false)
 		label := e.p.Label(l.Category)
 		var reason string
+		var why []sale.Reason
 		if l.MaxQuantity != nil && s.quantity > *l.MaxQuantity {
 			reason = join(reason, "offline: "+label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*l.MaxQuantity))
+			why = append(why, sale.Reason{Code: sale.CodeOfflineQuantity, Value: int64(s.quantity), Limit: int64(*l.MaxQuantity),
+				Unit: sale.UnitItems, Category: e.p.CategoryNames(l.Category)})
 		}
 		if l.MaxAmount != nil && s.amount > *l.MaxAmount {
 			reason = join(reason, "offline: "+label+" "+yen(s.amount)+" > limit "+yen(*l.MaxAmount))
+			why = append(why, sale.Reason{Code: sale.CodeOfflineAmount, Value: s.amount, Limit: *l.MaxAmount,
+				Unit: sale.UnitYen, Category: e.p.CategoryNames(l.Category)})
 		}
 		if reason != "" {
 			id := "offline:" + l.Category
 			if i < len(e.p.offlineIDs) {
 				id = e.p.offlineIDs[i]
 			}
-			e.builtin(id, o.Action, reason, nil)
+			e.builtin(id, o.Action, reason, why)
 		}
 	}
 }
@@ -346,14 +356,16 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 	if len(fm.Categories) > 0 {
 		for i := range req.Lines {
 			if c := req.Lines[i].Category; c != "" && inCategories(fm.Categories, c) {
-				e.builtin("failmode:category", action, "no valid policy: sale contains "+c, nil)
+				e.builtin("failmode:category", action, "no valid policy: sale contains "+c,
+					[]sale.Reason{{Code: sale.CodeFailModeCategory, Category: sale.Names{ID: c, EN: c}}})
 				break
 			}
 		}
 	}
 	if fm.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *fm.MaxSaleAmount {
-			e.builtin("failmode:sale", action, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount), nil)
+			e.builtin("failmode:sale", action, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount),
+				[]sale.Reason{{Code: sale.CodeFailModeSale, Value: s.amount, Limit: *fm.MaxSaleAmount, Unit: sale.UnitYen}})
 		}
 	}
 	return e.d

@@ -120,18 +120,20 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 			v.add(idx(path+".categories", j), "unknown category %q", c)
 		}
 		labels = append(labels, l)
-		n := p.names[c]
-		if n.JA == "" {
-			n.JA = l
-		}
-		ja = append(ja, n.JA)
+		ja = append(ja, p.names[c].JA)
 	}
 	r.label = r.Label
 	if r.label == "" {
 		r.label = joinLabels(labels)
 	}
 	if len(r.Categories) > 0 {
-		r.names = sale.Names{ID: strings.Join(r.Categories, ","), JA: strings.Join(ja, "・"), EN: r.label}
+		// Japanese only when every category has a Japanese name: a
+		// half-translated list reads worse than the English label.
+		jaNames := strings.Join(ja, "・")
+		if contains(ja, "") {
+			jaNames = ""
+		}
+		r.names = sale.Names{ID: strings.Join(r.Categories, ","), JA: jaNames, EN: r.label}
 	}
 	kind, ok := ruleKinds[r.Kind]
 	if !ok {
