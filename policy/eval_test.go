@@ -85,6 +85,24 @@ func TestIncidentGolden(t *testing.T) {
 		}
 	}
 
+	// Issue 16: the scores tell a crew from a good customer.
+	for _, tt := range []struct {
+		name, request string
+		want          []Outcome
+		score         int
+	}{
+		{"regular customer, two cartons, old account and device", "regular-2-cartons", []Outcome{Allow}, 10},
+		{"crew's first account: fresh top-up, new device, foreign login", "crew-first-account", []Outcome{Review, Deny}, 100},
+		{"Saitama victim: ¥90,000 top-up, ¥90,400 spent within the hour", "topup-90400", []Outcome{Deny}, 165},
+		{"office order of 10 cartons from a 3-year-old account", "office-10-cartons", []Outcome{Allow, Review}, 55},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Evaluate(p, readRequest(t, tt.request), h)
+			if !slices.Contains(tt.want, d.Outcome) || d.Score != tt.score {
+				t.Errorf("got %s score %d, want one of %v with score %d (%v)", d.Outcome, d.Score, tt.want, tt.score, firedIDs(d))
+			}
+		})
+	}
 	t.Run("fresh top-up then tobacco", func(t *testing.T) {
 		d := Evaluate(p, readRequest(t, "topup-90400"), h)
 		if d.Outcome != Review && d.Outcome != Deny {

@@ -27,8 +27,11 @@ func TestLoadExample(t *testing.T) {
 	if p.Metadata.Name != "chain-default" || p.Metadata.Version != 1 {
 		t.Errorf("metadata = %+v", p.Metadata)
 	}
-	if len(p.Rules) != 12 {
-		t.Errorf("rules = %d, want 12", len(p.Rules))
+	if len(p.Rules) != 13 {
+		t.Errorf("rules = %d, want 13", len(p.Rules))
+	}
+	if p.Thresholds != (Thresholds{Review: 40, Deny: 80}) {
+		t.Errorf("thresholds = %+v", p.Thresholds)
 	}
 	kinds := map[string]bool{}
 	for _, r := range p.Rules {

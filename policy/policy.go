@@ -143,8 +143,10 @@ type Rule struct {
 	Score       int      `yaml:"score,omitempty" json:"score,omitempty"`
 	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
 	Categories  []string `yaml:"categories,omitempty" json:"categories,omitempty"`
-	// Label replaces the joined category labels in reasons.
+	// Label replaces the joined category labels in reasons, and Names
+	// the joined category names people read (Names.EN defaults to Label).
 	Label string `yaml:"label,omitempty" json:"label,omitempty"`
+	Names Names  `yaml:"names,omitempty" json:"names,omitzero"`
 
 	// Limits are pointers so that 0 ("none at all") differs from unset.
 	MaxQuantity *int   `yaml:"maxQuantity,omitempty" json:"maxQuantity,omitempty"`
@@ -165,6 +167,8 @@ type Rule struct {
 
 	Expr   string `yaml:"expr,omitempty" json:"expr,omitempty"`
 	Reason string `yaml:"reason,omitempty" json:"reason,omitempty"`
+	// ReasonJA is Reason in Japanese, for the staff's screens.
+	ReasonJA string `yaml:"reasonJa,omitempty" json:"reasonJa,omitempty"`
 
 	label string      // Label or the category labels joined, built at load
 	names sale.Names  // the categories' names for reasons, built at load

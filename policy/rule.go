@@ -71,7 +71,7 @@ func (c *ruleCheck) positive(field string, d Duration) {
 // commonRuleFields are the Rule fields every kind reads.
 var commonRuleFields = map[string]bool{
 	"id": true, "kind": true, "action": true, "mode": true, "score": true,
-	"description": true, "categories": true, "label": true,
+	"description": true, "categories": true, "label": true, "names": true,
 }
 
 // kindFieldsSet lists the kind-specific fields set on r, in document
@@ -124,6 +124,9 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 	}
 	r.label = r.Label
 	if r.label == "" {
+		r.label = r.Names.EN
+	}
+	if r.label == "" {
 		r.label = joinLabels(labels)
 	}
 	if len(r.Categories) > 0 {
@@ -133,7 +136,14 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 		if contains(ja, "") {
 			jaNames = ""
 		}
-		r.names = sale.Names{ID: strings.Join(r.Categories, ","), JA: jaNames, EN: r.label}
+		if r.Names.JA != "" {
+			jaNames = r.Names.JA
+		}
+		en := r.Names.EN
+		if en == "" {
+			en = r.label
+		}
+		r.names = sale.Names{ID: strings.Join(r.Categories, ","), JA: jaNames, EN: en}
 	}
 	kind, ok := ruleKinds[r.Kind]
 	if !ok {

@@ -13,7 +13,7 @@ import (
 const KindExpr = "expr"
 
 var exprKind = ruleKind{
-	fields: []string{"expr", "reason"},
+	fields: []string{"expr", "reason", "reasonJa"},
 	check:  checkExpr,
 	eval:   evalExpr,
 }
@@ -66,6 +66,6 @@ func evalExpr(e *evaluation, r *Rule) {
 		if reason == "" {
 			reason = "expression is true: " + r.Expr
 		}
-		e.fireRule(r, reason, []sale.Reason{{Code: sale.CodeExpr, Text: reason, Category: r.names}})
+		e.fireRule(r, reason, []sale.Reason{{Code: sale.CodeExpr, Text: reason, TextJA: r.ReasonJA, Category: r.names}})
 	}
 }

@@ -44,10 +44,11 @@ var templates = map[string][2]template{
 	},
 	sale.CodeFreshTopUp: {
 		func(r *sale.Reason) string {
-			s := Duration(Japanese, r.Ago) + "前に" + Yen(Japanese, r.TopUp) + "チャージ、" + Yen(Japanese, r.Value) + "の購入"
+			s := Duration(Japanese, r.Ago) + "前に" + Yen(Japanese, r.TopUp) + "チャージ、"
 			if r.Category.ID != "" {
-				s += "（" + cat(ja, r) + "）"
+				s += cat(ja, r) + " "
 			}
+			s += Yen(Japanese, r.Value) + "の購入"
 			if r.Spent > 0 {
 				s += "、チャージ後に" + place(ja, r) + "で計" + Yen(Japanese, r.Spent)
 			}
@@ -124,7 +125,12 @@ var templates = map[string][2]template{
 	},
 	sale.CodeExpr: {
 		// The policy author's own words: they are shown as written.
-		func(r *sale.Reason) string { return "条件に該当: " + r.Text },
+		func(r *sale.Reason) string {
+			if r.TextJA != "" {
+				return r.TextJA
+			}
+			return "条件に該当: " + r.Text
+		},
 		func(r *sale.Reason) string { return r.Text },
 	},
 	sale.CodeExprFailed: {

@@ -126,6 +126,9 @@ type Reason struct {
 	// Text is free text the code carries: a token's rejection code, an
 	// expr rule's own reason or error, the line out of range.
 	Text string `json:"text,omitempty"`
+	// TextJA is the Japanese of Text where the policy gives one (an expr
+	// rule's reasonJa).
+	TextJA string `json:"textJa,omitempty"`
 }
 
 // Names is a category (or a rule's set of categories) as people read it.
