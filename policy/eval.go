@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -122,6 +123,9 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if p.Thresholds.set() {
 		e.raise(p.Thresholds.band(e.d.Score))
 	}
+	if len(e.d.Rules) > 0 {
+		e.d.Categories = e.categoryNames() // only when read: a quiet sale allocates nothing
+	}
 	d := e.d
 	e.release()
 	return d
@@ -139,6 +143,18 @@ func (e *evaluation) release() {
 	if pool != nil {
 		pool.Put(e)
 	}
+}
+
+// categoryNames are the names of the sale's categories, each once.
+func (e *evaluation) categoryNames() []sale.Names {
+	var out []sale.Names
+	for i := range e.req.Lines {
+		c := e.p.category(&e.req.Lines[i])
+		if !slices.ContainsFunc(out, func(n sale.Names) bool { return n.ID == c }) {
+			out = append(out, e.p.CategoryNames(c))
+		}
+	}
+	return out
 }
 
 // exprVars are the inputs of expr rules for this sale, set up when the

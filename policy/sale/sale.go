@@ -75,6 +75,10 @@ type Decision struct {
 	// out) under a policy without scores.
 	Score       int `json:"score,omitempty"`
 	ShadowScore int `json:"shadowScore,omitempty"`
+	// Categories names the categories of the sale's lines, in the order
+	// they first appear, when a rule fired: what the display and HQ show
+	// for the cart without holding the policy.
+	Categories []Names `json:"categories,omitempty"`
 }
 
 // PolicyRef names the policy that decided.
