@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/reason"
 	"github.com/posguard/posguard/policy/token"
 	"github.com/posguard/posguard/wire"
 )
@@ -62,6 +64,10 @@ type Result struct {
 	// Deadline is when a held review times out.
 	Deadline time.Time `json:"deadline,omitzero"`
 	EventID  string    `json:"eventId,omitempty"`
+	// Message is what the POS shows the clerk: the fired rules' reasons in
+	// the configured language (messages.language), one per line; empty
+	// when nothing fired.
+	Message string `json:"message,omitempty"`
 	// Error is set when the decision could not be made durable: the
 	// payment is then refused (Outcome deny), never allowed.
 	Error string `json:"error,omitempty"`
@@ -146,6 +152,7 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		}
 	}
 	timeout := a.live.Load().Review.Timeout
+	lang := a.live.Load().Messages.Language
 	var res Result
 	evaluate := func() error {
 		d := a.evaluate(act, req)
@@ -158,7 +165,7 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		}
 		rec.Decision = &d
 		rec.Review = nil
-		res = Result{SaleID: req.SaleID, Outcome: d.Outcome, Decision: d}
+		res = Result{SaleID: req.SaleID, Outcome: d.Outcome, Decision: d, Message: strings.Join(reason.Decision(lang, d), "\n")}
 		if d.Outcome == policy.Review {
 			rec.Review = &state.Review{ID: req.SaleID, SaleID: req.SaleID, Token: sale.Token, Created: at, Deadline: at.Add(timeout)}
 			res.ReviewID, res.Deadline = rec.Review.ID, rec.Review.Deadline
