@@ -59,6 +59,8 @@ func TestStreamSnapshotThenLiveAlert(t *testing.T) {
 		Rules: []board.Rule{
 			{ID: "tobacco-cartons", Action: "deny", Mode: "enforce", Reason: "tobacco cartons 6 > limit 2",
 				Text: board.Text{JA: "タバコ(カートン) 6点 > 上限 2点", EN: "tobacco cartons 6 > limit 2"}},
+			{ID: "new-device", Action: "score", Mode: "enforce", Reason: "device bound 10m0s before the sale < minimum 24h0m0s", Score: 25,
+				Text: board.Text{JA: "端末登録から10分 < 最低 24時間", EN: "device bound 10 min before the sale < minimum 24 h"}},
 			{ID: "fresh-topup", Action: "score", Mode: "shadow", Reason: "top-up ¥90,000 12m0s before a ¥34,800 sale (within 1h0m0s)", Score: 35,
 				Text: board.Text{JA: "12分前に90,000円チャージ、34,800円の購入（1時間以内）", EN: "¥90,000 top-up 12 min before a ¥34,800 sale (within 1 h)"}},
 		},
@@ -68,6 +70,7 @@ func TestStreamSnapshotThenLiveAlert(t *testing.T) {
 		},
 		Amount:      35100,
 		Account:     "…9c21",
+		Score:       25,
 		ShadowScore: 35,
 	}
 	gotJSON, _ := json.Marshal(a)

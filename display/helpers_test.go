@@ -274,9 +274,12 @@ func alertEvent(store, reg string, seq uint64, outcome policy.Outcome, at time.T
 			Rules: []policy.Fired{
 				{ID: "tobacco-cartons", Action: string(outcome), Mode: "enforce", Reason: "tobacco cartons 6 > limit 2",
 					Reasons: []sale.Reason{{Code: sale.CodeCartQuantity, Value: 6, Limit: 2, Unit: sale.UnitItems, Category: cartonNames}}},
+				{ID: "new-device", Action: "score", Mode: "enforce", Score: 25, Reason: "device bound 10m0s before the sale < minimum 24h0m0s",
+					Reasons: []sale.Reason{{Code: sale.CodeNewDevice, Value: 600, Limit: 86400, Unit: sale.UnitSeconds, Ago: 600}}},
 				{ID: "fresh-topup", Action: "score", Mode: "shadow", Score: 35, Reason: "top-up ¥90,000 12m0s before a ¥34,800 sale (within 1h0m0s)",
 					Reasons: []sale.Reason{{Code: sale.CodeFreshTopUp, Value: 34800, Unit: sale.UnitYen, Window: 3600, Ago: 720, TopUp: 90000}}},
 			},
+			Score:       25,
 			ShadowScore: 35,
 			Categories:  []sale.Names{cartonNames, {ID: "drink", JA: "飲料", EN: "drinks"}},
 		},
