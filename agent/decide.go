@@ -44,7 +44,7 @@ type Sale struct {
 	IdempotencyKey string
 	Fingerprint    string
 	// Refuse, when set, denies the sale whatever the policy says, with
-	// this reason (a cart past its bounds).
+	// this reason (a cart past its bounds: "the cart has more than …").
 	Refuse string
 }
 
@@ -157,7 +157,7 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 	evaluate := func() error {
 		d := a.evaluate(act, req)
 		if sale.Refuse != "" {
-			d.Rules = append(d.Rules, policy.Fired{ID: policy.RangeRuleID, Action: string(policy.Deny), Mode: policy.ModeEnforce, Reason: sale.Refuse})
+			d.Rules = append(d.Rules, policy.RangeFired(sale.Refuse))
 			d.Outcome = policy.Deny
 		}
 		if oversized {

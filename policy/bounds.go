@@ -97,6 +97,14 @@ const safeLines = min(math.MaxInt/(MaxLineQuantity*MaxItemUnits), math.MaxInt64/
 // checkRange denies a sale whose lines are out of range or whose total
 // overflows. It runs once per evaluation, before the rules, and allocates
 // only when it fires.
+// RangeFired is the built-in cart:range rule denying a sale for why, for
+// what a caller refuses before the engine sees it (the agent's cart of more
+// than MaxLines items).
+func RangeFired(why string) Fired {
+	return Fired{ID: RangeRuleID, Action: string(Deny), Mode: ModeEnforce, Reason: "sale refused: " + why,
+		Reasons: []sale.Reason{{Code: sale.CodeRange, Text: why}}}
+}
+
 func (e *evaluation) checkRange() {
 	for i := range e.req.Lines {
 		if why := lineRange(i, &e.req.Lines[i]); why != "" {
