@@ -44,6 +44,10 @@ type evaluation struct {
 
 	cel      celVars
 	celReady bool // cel is set up for this sale
+
+	// reasons holds the fired rules' reasons of this sale; the decision
+	// keeps it, so it is never reused.
+	reasons []sale.Reason
 }
 
 // fire records a fired rule. Its score goes to the decision's score, or
@@ -67,13 +71,26 @@ func (e *evaluation) raise(o Outcome) {
 
 // fireRule fires a policy rule with its English sentence and its reasons.
 func (e *evaluation) fireRule(r *Rule, reason string, why []sale.Reason) {
-	e.fire(Fired{ID: r.ID, Action: r.Action, Mode: r.Mode, Score: r.Score, Reason: reason, Reasons: why})
+	e.fire(Fired{ID: r.ID, Action: r.Action, Mode: r.Mode, Score: r.Score, Reason: reason, Reasons: e.keep(why)})
 }
 
 // builtin fires one of the rules the engine has of itself (token,
 // cart:range, offline and failMode limits): always enforced, no score.
 func (e *evaluation) builtin(id, action, reason string, why []sale.Reason) {
-	e.fire(Fired{ID: id, Action: action, Mode: ModeEnforce, Reason: reason, Reasons: why})
+	e.fire(Fired{ID: id, Action: action, Mode: ModeEnforce, Reason: reason, Reasons: e.keep(why)})
+}
+
+// keep copies a fired rule's reasons into one array per decision and
+// returns them from there: callers build them on their stack, and a sale
+// where rules fire pays one allocation for all their reasons (two if they
+// outgrow it) instead of one per rule.
+func (e *evaluation) keep(why []sale.Reason) []sale.Reason {
+	if e.reasons == nil {
+		e.reasons = make([]sale.Reason, 0, len(e.p.Rules)+len(e.p.Offline.Categories)+2)
+	}
+	start := len(e.reasons)
+	e.reasons = append(e.reasons, why...)
+	return e.reasons[start:len(e.reasons):len(e.reasons)]
 }
 
 // Evaluate decides one sale. It is pure: time is req.At, state is hist. A
@@ -139,7 +156,7 @@ func (e *evaluation) release() {
 	if e.celReady {
 		e.cel.reset()
 	}
-	e.p, e.req, e.hist, e.d, e.celReady = nil, Request{}, nil, Decision{}, false
+	e.p, e.req, e.hist, e.d, e.celReady, e.reasons = nil, Request{}, nil, Decision{}, false, nil
 	if pool != nil {
 		pool.Put(e)
 	}
@@ -333,7 +350,8 @@ func (e *evaluation) offline() {
 		s := e.sums([]string{l.Category}, false)
 		label := e.p.Label(l.Category)
 		var reason string
-		var why []sale.Reason
+		var buf [2]sale.Reason
+		why := buf[:0]
 		if l.MaxQuantity != nil && s.quantity > *l.MaxQuantity {
 			reason = join(reason, "offline: "+label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*l.MaxQuantity))
 			why = append(why, sale.Reason{Code: sale.CodeOfflineQuantity, Value: int64(s.quantity), Limit: int64(*l.MaxQuantity),

@@ -48,7 +48,8 @@ func evalAccountVelocity(e *evaluation, r *Rule) {
 		return by
 	}
 	var reason string
-	var why []sale.Reason
+	var buf [3]sale.Reason
+	why := buf[:0]
 	add := func(code string, value, limit int64, unit string) {
 		scope, place := e.scopeOf(r)
 		why = append(why, sale.Reason{Code: code, Value: value, Limit: limit, Unit: unit,

@@ -30,7 +30,8 @@ var cartLimitKind = ruleKind{
 func evalCartLimit(e *evaluation, r *Rule) {
 	s := e.sums(r.Categories, r.MaxUnits != nil)
 	var reason string
-	var why []sale.Reason
+	var buf [3]sale.Reason
+	why := buf[:0]
 	if r.MaxQuantity != nil && s.quantity > *r.MaxQuantity {
 		reason = join(reason, r.label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*r.MaxQuantity))
 		why = append(why, sale.Reason{Code: sale.CodeCartQuantity, Value: int64(s.quantity), Limit: int64(*r.MaxQuantity), Unit: sale.UnitItems, Category: r.names})
