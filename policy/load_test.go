@@ -15,9 +15,15 @@ import (
 
 func loadExample(t testing.TB) *Policy {
 	t.Helper()
-	p, err := LoadFile("testdata/chain-default.yaml")
+	return loadTestdata(t, "chain-default.yaml")
+}
+
+// loadTestdata loads a policy file of testdata/.
+func loadTestdata(t testing.TB, name string) *Policy {
+	t.Helper()
+	p, err := LoadFile("testdata/" + name)
 	if err != nil {
-		t.Fatalf("load example: %v", err)
+		t.Fatalf("load %s: %v", name, err)
 	}
 	return p
 }

@@ -82,9 +82,5 @@ func TestNoScoresNoScoreFields(t *testing.T) {
 // (testdata/unscored.yaml): only actions decide.
 func loadExampleUnscored(t testing.TB) *Policy {
 	t.Helper()
-	p, err := LoadFile("testdata/unscored.yaml")
-	if err != nil {
-		t.Fatalf("load unscored example: %v", err)
-	}
-	return p
+	return loadTestdata(t, "unscored.yaml")
 }
