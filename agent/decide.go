@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/reason"
 	"github.com/posguard/posguard/policy/token"
 	"github.com/posguard/posguard/wire"
 )
@@ -42,7 +44,7 @@ type Sale struct {
 	IdempotencyKey string
 	Fingerprint    string
 	// Refuse, when set, denies the sale whatever the policy says, with
-	// this reason (a cart past its bounds).
+	// this reason (a cart past its bounds: "the cart has more than …").
 	Refuse string
 }
 
@@ -62,6 +64,10 @@ type Result struct {
 	// Deadline is when a held review times out.
 	Deadline time.Time `json:"deadline,omitzero"`
 	EventID  string    `json:"eventId,omitempty"`
+	// Message is what the POS shows the clerk: the fired rules' reasons in
+	// the configured language (messages.language), one per line; empty
+	// when nothing fired.
+	Message string `json:"message,omitempty"`
 	// Error is set when the decision could not be made durable: the
 	// payment is then refused (Outcome deny), never allowed.
 	Error string `json:"error,omitempty"`
@@ -149,11 +155,12 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		}
 	}
 	timeout := a.live.Load().Review.Timeout
+	lang := a.live.Load().Messages.Language
 	var res Result
 	evaluate := func() error {
 		d := a.evaluate(act, req)
 		if sale.Refuse != "" {
-			d.Rules = append(d.Rules, policy.Fired{ID: policy.RangeRuleID, Action: string(policy.Deny), Mode: policy.ModeEnforce, Reason: sale.Refuse})
+			d.Rules = append(d.Rules, policy.RangeFired(sale.Refuse))
 			d.Outcome = policy.Deny
 		}
 		if oversized {
@@ -161,7 +168,7 @@ func (a *Agent) decide(ctx context.Context, sale Sale, from origin) (Result, err
 		}
 		rec.Decision = &d
 		rec.Review = nil
-		res = Result{SaleID: req.SaleID, Outcome: d.Outcome, Decision: d}
+		res = Result{SaleID: req.SaleID, Outcome: d.Outcome, Decision: d, Message: strings.Join(reason.Decision(lang, d), "\n")}
 		if d.Outcome == policy.Review {
 			rec.Review = &state.Review{ID: req.SaleID, SaleID: req.SaleID, Token: sale.Token, Created: at, Deadline: at.Add(timeout)}
 			res.ReviewID, res.Deadline = rec.Review.ID, rec.Review.Deadline

@@ -382,3 +382,25 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("agent not serving after a failed commit: %d", code)
 	}
 }
+
+// TestDecideMessage: the answer to the POS carries the fired rules'
+// reasons in the configured language, Japanese unless told otherwise.
+func TestDecideMessage(t *testing.T) {
+	for _, tc := range []struct {
+		extra, want string
+	}{
+		{"", "会計 18,000円 > 上限 10,000円\nタバコ(カートン) 3点 > 上限 2点"},
+		{"messages: {language: en}\n", "sale ¥18,000 > limit ¥10,000\ntobacco cartons 3 > limit 2"},
+	} {
+		f := newFixture(t)
+		r := start(t, f.config(tc.extra), agent.Options{})
+		res, code := r.decide(t, f.mint("acct-c", nil), line(carton, 3))
+		if code != http.StatusOK || res.Message != tc.want {
+			t.Errorf("config %q: status %d, message %q, want %q", tc.extra, code, res.Message, tc.want)
+		}
+		res, _ = r.decide(t, f.mint("acct-d", nil), line(onigiri, 1))
+		if res.Message != "" {
+			t.Errorf("quiet sale has message %q", res.Message)
+		}
+	}
+}

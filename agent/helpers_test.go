@@ -31,11 +31,11 @@ const (
 	testPIN    = "4711"
 	issuer     = "posguard-wallet-test"
 	issuerKID  = "test-2026"
-	onigiri    = "4901234200012" // food, 200
-	coffee     = "4901234200029" // drink, 300
-	pack       = "4901234000018" // tobacco, 600
-	carton     = "4901234000100" // tobacco-carton, 6000
-	policyFile = "../policy/testdata/chain-default.yaml"
+	onigiri    = "4901234200012"                    // food, 200
+	coffee     = "4901234200029"                    // drink, 300
+	pack       = "4901234000018"                    // tobacco, 600
+	carton     = "4901234000100"                    // tobacco-carton, 6000
+	policyFile = "../policy/testdata/unscored.yaml" // the example before scores: a sale over ¥10,000 is held
 )
 
 // fixture is one agent's files: configuration pieces, keys and the issuer

@@ -39,7 +39,7 @@ func (c *cart) add(jan string) {
 		}
 	}
 	if len(c.lines) >= policy.MaxLines {
-		c.overfull = fmt.Sprintf("sale refused: the cart has more than %d different items", policy.MaxLines)
+		c.overfull = fmt.Sprintf("the cart has more than %d different items", policy.MaxLines)
 		return
 	}
 	c.lines = append(c.lines, CartLine{JAN: jan, Quantity: 1})

@@ -81,7 +81,9 @@ func TestDemo(t *testing.T) {
 	if res.err != nil && res.err != context.Canceled {
 		t.Fatalf("demo: %v\n%s", res.err, text)
 	}
-	want := Summary{Sales: 17, Fraud: 12, FraudStopped: 12, Legit: 5, LegitTouched: 0, Resolved: 1}
+	// The office's 10 cartons are the one legitimate sale touched: held
+	// for a manager, never refused.
+	want := Summary{Sales: 19, Fraud: 13, FraudStopped: 13, Legit: 6, LegitTouched: 1, Resolved: 1}
 	if sum.Sales != want.Sales || sum.Fraud != want.Fraud || sum.FraudStopped != want.FraudStopped ||
 		sum.Legit != want.Legit || sum.LegitTouched != want.LegitTouched || sum.Resolved != want.Resolved {
 		t.Errorf("summary %+v, want %+v", sum, want)
@@ -90,17 +92,25 @@ func TestDemo(t *testing.T) {
 		t.Errorf("outcomes do not add up: %+v", sum)
 	}
 	for _, line := range []string{
-		"tobacco cartons 15 > limit 2",            // the Saitama victim
-		"top-up ¥90,000 40m0s before",             // the fresh top-up, measured
-		"accounts at store s1 in 30m0s > limit 3", // the Shinjuku crew, counted store-wide
-		"token rejected: replayed",                // the screenshot
-		"account is on the HQ denylist",           // HQ's denylist at the other till
-		"fraudulent sales stopped: 12 of 12",
+		"tobacco cartons 15 > limit 2 (+20)",       // the Saitama victim
+		"¥90,000 top-up 40 min before",             // the fresh top-up, measured
+		"accounts at store s1 in 30 min > limit 3", // the Shinjuku crew, counted store-wide
+		"token rejected: replayed",                 // the screenshot
+		"account is on the HQ denylist",            // HQ's denylist at the other till
+		"DENY (score 100)",                         // the crew's first account
+		"fraudulent sales stopped: 13 of 13; legitimate sales touched: 1 of 6",
 		"REJECTED",                   // the manager's resolution, as the display shows it
 		"store display: 2 registers", // the display saw both registers' status
 	} {
 		if !strings.Contains(text, line) {
 			t.Errorf("demo output lacks %q", line)
+		}
+	}
+	// The legitimate bulk buyers: the regular's two cartons pass, the
+	// office's ten are held for a manager, not refused.
+	for _, re := range []string{`regular smoker: two cartons +¥12,000  ALLOW \(score 10\)\n`, `office manager: the monthly order, 10 cartons +¥60,000  REVIEW \(score 55\)\n`} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("demo output does not match %s", re)
 		}
 	}
 	if !regexp.MustCompile(`HQ API \(fleet, alerts\): +http://\S+/v1/fleet +http://\S+/v1/alerts\n`).MatchString(text) {

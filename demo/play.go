@@ -11,6 +11,7 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/reason"
 	"github.com/posguard/posguard/policy/token"
 )
 
@@ -61,8 +62,12 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			return sum, err
 		}
 		r.tally(&sum, st, ev)
+		outcome := strings.ToUpper(string(ev.Decision.Outcome))
+		if ev.Decision.Score > 0 {
+			outcome += fmt.Sprintf(" (score %d)", ev.Decision.Score)
+		}
 		fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), st.register, st.who,
-			yen(total(ev.Request)), strings.ToUpper(string(ev.Decision.Outcome)))
+			yen(total(ev.Request)), outcome)
 		for _, why := range reasons(ev.Decision) {
 			fmt.Fprintf(r.o.Out, "%12s· %s\n", "", why)
 		}
@@ -271,14 +276,19 @@ func total(req *policy.Request) int64 {
 	return n
 }
 
-// reasons lists the enforced rules' sentences, then the shadow ones.
+// reasons lists the enforced rules' reasons, then the shadow ones, as the
+// shared templates word them in English, each with its score.
 func reasons(d *policy.Decision) []string {
 	var on, shadow []string
 	for _, f := range d.Rules {
+		s := reason.Fired(reason.English, f)
+		if f.Score > 0 {
+			s += fmt.Sprintf(" (+%d)", f.Score)
+		}
 		if f.Mode == "shadow" {
-			shadow = append(shadow, "(shadow) "+f.Reason)
+			shadow = append(shadow, "(shadow) "+s)
 		} else {
-			on = append(on, f.Reason)
+			on = append(on, s)
 		}
 	}
 	return append(on, shadow...)

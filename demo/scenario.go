@@ -60,7 +60,8 @@ var (
 )
 
 // scenario replays the 7pay reports of July 2019 at one store with two
-// registers: ordinary shoppers, the Saitama victim, a ¥100,000 tobacco buy,
+// registers: ordinary shoppers, a regular's two cartons and an office's ten
+// (legitimate bulk buyers), the Saitama victim, a ¥100,000 tobacco buy,
 // the Shinjuku crew cycling accounts at one till, a replayed QR screenshot,
 // and HQ's denylist reaching the store.
 func scenario() []step {
@@ -70,10 +71,22 @@ func scenario() []step {
 		{after: 2 * time.Minute, register: "r2", who: "student, just topped up ¥3,000: lunch", label: "legit",
 			items: []item{{onigiri, 1}, {icedCoffee, 1}},
 			pay:   wallet{account: "acct-suzuki", accountAge: 90 * 24 * time.Hour, deviceAge: 90 * 24 * time.Hour, topUpAgo: 5 * time.Minute, topUpAmount: 3000}},
-		{after: time.Minute, register: "r2", who: "regular smoker: one carton", label: "legit",
-			items: []item{{sevenStarsCarton, 1}}, pay: regular("acct-sato")},
+		{after: time.Minute, register: "r2", who: "regular smoker: two cartons", label: "legit",
+			items: []item{{sevenStarsCarton, 2}}, pay: regular("acct-sato")},
 		{after: time.Minute, register: "r1", who: "card holder paying by EMV QR", label: "legit",
 			items: []item{{onigiri, 1}}, pay: wallet{account: "emv", emvPAN: "5413330089020011"}},
+		// A legitimate bulk buyer: held for a manager, not refused. Left
+		// open for whoever watches the display (with --keep, approve it).
+		{after: time.Minute, register: "r2", who: "office manager: the monthly order, 10 cartons", label: "legit",
+			items: []item{{sevenStarsCarton, 10}},
+			pay:   wallet{account: "acct-office-kanda", accountAge: 3 * 365 * 24 * time.Hour, deviceAge: 400 * 24 * time.Hour}},
+		// The crew's runner on a phone bound minutes ago, no top-up, no
+		// foreign login: enough signals to hold, not to refuse.
+		{after: time.Minute, register: "r1", who: "crew runner, phone bound 10 min ago: three cartons", label: "fraud",
+			items: []item{{sevenStarsCarton, 3}},
+			pay:   wallet{account: "acct-runner", accountAge: 300 * 24 * time.Hour, deviceAge: 10 * time.Minute}},
+		{after: 30 * time.Second, resolve: "crew runner, phone bound 10 min ago: three cartons", action: "reject",
+			note: "manager at the back-office display rejects the runner's held sale (PIN)"},
 	}
 	// The Shinjuku crew: 8 taken-over accounts in a row, two cartons
 	// each, while other stolen accounts shop too. Halfway through the crew
@@ -92,8 +105,6 @@ func scenario() []step {
 	}
 	s = append(s,
 		crew(1, 2*time.Minute),
-		step{after: 30 * time.Second, resolve: crewStep(1), action: "reject",
-			note: "manager at the back-office display rejects the held sale of crew account 1 (PIN)"},
 		crew(2, 90*time.Second),
 		step{after: time.Minute, register: "r1", who: "Saitama victim: ¥90,000 top-up 40 min ago, ¥90,400 of tobacco", label: "fraud",
 			items: []item{{sevenStarsCarton, 15}, {onigiri, 2}}, pay: takenOver("acct-victim-saitama", 40*time.Minute, 90000)},

@@ -53,7 +53,7 @@ func TestBrowserAlertAndResolve(t *testing.T) {
 	deny := `#alerts article.alert.deny[data-id="S001/R1/ep1/1"]`
 	run(t, ctx, "deny alert appears", chromedp.WaitVisible(css(deny)))
 	denyText := get(t, ctx, "deny text", chromedp.Text(css(deny)))
-	for _, want := range []string{"DENY", "Register R1", "tobacco cartons 6 > limit 2", "acct…", "tobacco ×6", "¥35,100"} {
+	for _, want := range []string{"DENY", "Register R1", "tobacco cartons 6 > limit 2", "…9c21", "tobacco cartons ×6", "¥35,100", "Score 25 (shadow 35)", "device bound 10 min before the sale < minimum 24 h (+25)", "¥90,000 top-up 12 min before a ¥34,800 sale (within 1 h) (+35) (shadow rule)"} {
 		if !strings.Contains(denyText, want) {
 			t.Errorf("deny alert text lacks %q:\n%s", want, denyText)
 		}

@@ -2,32 +2,15 @@ package display
 
 import (
 	"sort"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/policy/reason"
+	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/wire"
 )
-
-// maskAccount shows enough of an account key for staff to tell two accounts
-// apart on screen and no more: the first four characters (fewer for short
-// keys, never more than half) and an ellipsis.
-func maskAccount(acct string) string {
-	n := utf8.RuneCountInString(acct)
-	if n == 0 {
-		return ""
-	}
-	show := min(4, n/2)
-	i := 0
-	for k := range acct {
-		if i == show {
-			return acct[:k] + "…"
-		}
-		i++
-	}
-	return "…"
-}
 
 // alertFrom turns an alert event into what the page shows. The event carries
 // no review id or deadline: the register holds a review under the sale id,
@@ -41,16 +24,25 @@ func alertFrom(ev event.Event, reviewTimeout time.Duration) board.Alert {
 		SaleID:   ev.SaleID,
 		Outcome:  string(ev.Decision.Outcome),
 		Rules:    make([]board.Rule, 0, len(ev.Decision.Rules)),
-		Account:  maskAccount(ev.Request.Payment.Account),
+		Account:  reason.MaskAccount(ev.Request.Payment.Account),
+		Score:    ev.Decision.Score,
+
+		ShadowScore: ev.Decision.ShadowScore,
 	}
 	for _, r := range ev.Decision.Rules {
-		a.Rules = append(a.Rules, board.Rule{ID: r.ID, Action: r.Action, Mode: r.Mode, Reason: r.Reason})
+		a.Rules = append(a.Rules, board.Rule{ID: r.ID, Action: r.Action, Mode: r.Mode, Reason: r.Reason, Score: r.Score,
+			Text: board.Text{JA: reason.Fired(reason.Japanese, r), EN: reason.Fired(reason.English, r)}})
 	}
+	names := categoryNames(ev.Decision)
 	byCat := map[string]*board.Line{}
 	for _, l := range ev.Request.Lines {
 		c := byCat[l.Category]
 		if c == nil {
-			c = &board.Line{Category: l.Category}
+			n := names[l.Category]
+			if n.ID == "" {
+				n = sale.Names{ID: l.Category}
+			}
+			c = &board.Line{Category: l.Category, Names: board.Text{JA: reason.Category(reason.Japanese, n), EN: reason.Category(reason.English, n)}}
 			byCat[l.Category] = c
 		}
 		c.Quantity += l.Quantity
@@ -76,6 +68,24 @@ func alertFrom(ev event.Event, reviewTimeout time.Duration) board.Alert {
 		}
 	}
 	return a
+}
+
+// categoryNames are the names of the sale's categories as the register
+// put them in the decision (the display has no policy), and those single
+// categories its reasons name, for decisions that predate the list.
+func categoryNames(d *sale.Decision) map[string]sale.Names {
+	out := map[string]sale.Names{"unknown": {ID: "unknown", JA: "不明な商品", EN: "unknown items"}}
+	for _, f := range d.Rules {
+		for _, r := range f.Reasons {
+			if n := r.Category; n.ID != "" && !strings.Contains(n.ID, ",") {
+				out[n.ID] = n
+			}
+		}
+	}
+	for _, n := range d.Categories {
+		out[n.ID] = n
+	}
+	return out
 }
 
 // resolutionFrom turns a resolution event into the board's form.

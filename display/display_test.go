@@ -57,12 +57,21 @@ func TestStreamSnapshotThenLiveAlert(t *testing.T) {
 	want := board.Alert{
 		ID: "S001/R2/ep1/7", Register: "R2", At: now, SaleID: "sale-R2-7", Outcome: "deny",
 		Rules: []board.Rule{
-			{ID: "tobacco-cartons", Action: "deny", Mode: "enforce", Reason: "tobacco cartons 6 > limit 2"},
-			{ID: "fresh-topup", Action: "review", Mode: "shadow", Reason: "top-up ¥90,000 12m before sale"},
+			{ID: "tobacco-cartons", Action: "deny", Mode: "enforce", Reason: "tobacco cartons 6 > limit 2",
+				Text: board.Text{JA: "タバコ(カートン) 6点 > 上限 2点", EN: "tobacco cartons 6 > limit 2"}},
+			{ID: "new-device", Action: "score", Mode: "enforce", Reason: "device bound 10m0s before the sale < minimum 24h0m0s", Score: 25,
+				Text: board.Text{JA: "端末登録から10分 < 最低 24時間", EN: "device bound 10 min before the sale < minimum 24 h"}},
+			{ID: "fresh-topup", Action: "score", Mode: "shadow", Reason: "top-up ¥90,000 12m0s before a ¥34,800 sale (within 1h0m0s)", Score: 35,
+				Text: board.Text{JA: "12分前に90,000円チャージ、34,800円の購入（1時間以内）", EN: "¥90,000 top-up 12 min before a ¥34,800 sale (within 1 h)"}},
 		},
-		Cart:    []board.Line{{Category: "tobacco", Quantity: 6, Amount: 34800}, {Category: "drinks", Quantity: 2, Amount: 300}},
-		Amount:  35100,
-		Account: "acct…",
+		Cart: []board.Line{
+			{Category: "tobacco-carton", Names: board.Text{JA: "タバコ(カートン)", EN: "tobacco cartons"}, Quantity: 6, Amount: 34800},
+			{Category: "drink", Names: board.Text{JA: "飲料", EN: "drinks"}, Quantity: 2, Amount: 300},
+		},
+		Amount:      35100,
+		Account:     "…9c21",
+		Score:       25,
+		ShadowScore: 35,
 	}
 	gotJSON, _ := json.Marshal(a)
 	wantJSON, _ := json.Marshal(want)
@@ -482,18 +491,17 @@ func TestPageLanguage(t *testing.T) {
 	}
 }
 
-func TestMaskAccount(t *testing.T) {
-	for in, want := range map[string]string{
-		"":              "",
-		"a":             "…",
-		"ab":            "a…",
-		"abcdefgh":      "abcd…",
-		"acct-7f3a9c21": "acct…",
-		"アカウント番号12345":  "アカウン…",
-	} {
-		if got := maskAccount(in); got != want {
-			t.Errorf("maskAccount(%q) = %q, want %q", in, got, want)
-		}
+// TestAlertNamesFallBack: a decision from a register that predates reason
+// codes and category names still shows its sentence and category ids.
+func TestAlertNamesFallBack(t *testing.T) {
+	ev := alertEvent(testStore, "R1", 1, policy.Review, time.Now())
+	ev.Decision.Categories = nil
+	for i := range ev.Decision.Rules {
+		ev.Decision.Rules[i].Reasons = nil
+	}
+	a := alertFrom(ev, time.Minute)
+	if a.Rules[0].Text.JA != "tobacco cartons 6 > limit 2" || a.Cart[0].Names.JA != "tobacco-carton" || a.Cart[1].Names.EN != "drink" {
+		t.Errorf("old decision: rules %+v cart %+v", a.Rules, a.Cart)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/posguard/posguard/internal/brokertest"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -251,17 +252,19 @@ func (p *page) resolve(req ResolveRequest, csrf string) (int, ResolveResponse) {
 
 // alertEvent builds the alert event a register publishes: a tobacco carton
 // sale held for review or denied.
+var cartonNames = sale.Names{ID: "tobacco-carton", JA: "タバコ(カートン)", EN: "tobacco cartons"}
+
 func alertEvent(store, reg string, seq uint64, outcome policy.Outcome, at time.Time) event.Event {
-	sale := "sale-" + reg + "-" + itoa(seq)
+	saleID := "sale-" + reg + "-" + itoa(seq)
 	return event.Event{
 		ID: event.ID(store, reg, "ep1", seq), Seq: seq, Type: event.Alert,
-		Store: store, Register: reg, At: at, SaleID: sale,
+		Store: store, Register: reg, At: at, SaleID: saleID,
 		Request: &policy.Request{
-			SaleID: sale, Store: store, Register: reg, At: at,
+			SaleID: saleID, Store: store, Register: reg, At: at,
 			Lines: []policy.Line{
-				{JAN: "4901234567894", Category: "tobacco", Quantity: 5, UnitPrice: 5800},
-				{JAN: "4909876543210", Category: "tobacco", Quantity: 1, UnitPrice: 5800},
-				{JAN: "4900000000017", Category: "drinks", Quantity: 2, UnitPrice: 150},
+				{JAN: "4901234567894", Category: "tobacco-carton", Quantity: 5, UnitPrice: 5800},
+				{JAN: "4909876543210", Category: "tobacco-carton", Quantity: 1, UnitPrice: 5800},
+				{JAN: "4900000000017", Category: "drink", Quantity: 2, UnitPrice: 150},
 			},
 			Payment: policy.Payment{Kind: "pg1", Issuer: "7pay", Account: "acct-7f3a9c21"},
 		},
@@ -269,9 +272,16 @@ func alertEvent(store, reg string, seq uint64, outcome policy.Outcome, at time.T
 			Outcome: outcome,
 			Policy:  policy.PolicyRef{Name: "stores", Version: 3},
 			Rules: []policy.Fired{
-				{ID: "tobacco-cartons", Action: string(outcome), Mode: "enforce", Reason: "tobacco cartons 6 > limit 2"},
-				{ID: "fresh-topup", Action: "review", Mode: "shadow", Reason: "top-up ¥90,000 12m before sale"},
+				{ID: "tobacco-cartons", Action: string(outcome), Mode: "enforce", Reason: "tobacco cartons 6 > limit 2",
+					Reasons: []sale.Reason{{Code: sale.CodeCartQuantity, Value: 6, Limit: 2, Unit: sale.UnitItems, Category: cartonNames}}},
+				{ID: "new-device", Action: "score", Mode: "enforce", Score: 25, Reason: "device bound 10m0s before the sale < minimum 24h0m0s",
+					Reasons: []sale.Reason{{Code: sale.CodeNewDevice, Value: 600, Limit: 86400, Unit: sale.UnitSeconds, Ago: 600}}},
+				{ID: "fresh-topup", Action: "score", Mode: "shadow", Score: 35, Reason: "top-up ¥90,000 12m0s before a ¥34,800 sale (within 1h0m0s)",
+					Reasons: []sale.Reason{{Code: sale.CodeFreshTopUp, Value: 34800, Unit: sale.UnitYen, Window: 3600, Ago: 720, TopUp: 90000}}},
 			},
+			Score:       25,
+			ShadowScore: 35,
+			Categories:  []sale.Names{cartonNames, {ID: "drink", JA: "飲料", EN: "drinks"}},
 		},
 	}
 }

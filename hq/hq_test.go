@@ -25,6 +25,7 @@ import (
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -225,6 +226,8 @@ func TestFleetAndQueries(t *testing.T) {
 	publish(t, c, wire.StatusTopic("s1", "r1"), st)
 	alert := decision("s1", "r1", 2, policy.Deny)
 	alert.Type = event.Alert
+	alert.Decision.Rules = []policy.Fired{{ID: "carton-cap", Action: "deny", Mode: "enforce", Reason: "tobacco cartons 3 > limit 2",
+		Reasons: []sale.Reason{{Code: sale.CodeCartQuantity, Value: 3, Limit: 2, Category: sale.Names{ID: "tobacco-carton", JA: "タバコ(カートン)", EN: "tobacco cartons"}}}}}
 	publish(t, c, wire.EventsTopic("s1", "r1"), decision("s1", "r1", 1, policy.Allow))
 	publish(t, c, wire.AlertsTopic("s1", "r1"), alert)
 	collectAcks(t, acks, 2)
@@ -237,10 +240,17 @@ func TestFleetAndQueries(t *testing.T) {
 	if e := fleet[0]; !e.Online || e.PolicyVersion != 3 || e.OutboxDepth != 4 || e.Store != "s1" {
 		t.Fatalf("fleet entry = %+v", e)
 	}
-	var alerts []event.Event
+	var alerts []struct {
+		event.Event
+		Text struct{ JA, EN []string }
+	}
 	getJSON(t, f.http.URL+"/v1/alerts?store=s1", &alerts)
 	if len(alerts) != 1 || alerts[0].ID != alert.ID {
 		t.Fatalf("alerts = %v", alerts)
+	}
+	// The reasons as the staff read them, from the shared templates.
+	if txt := alerts[0].Text; len(txt.JA) != 1 || txt.JA[0] != "タバコ(カートン) 3点 > 上限 2点" || txt.EN[0] != "tobacco cartons 3 > limit 2" {
+		t.Errorf("alert text = %+v", txt)
 	}
 	var evs []event.Event
 	getJSON(t, f.http.URL+"/v1/events?store=s1&register=r1&account=acct&since="+t0.Format(time.RFC3339), &evs)

@@ -14,6 +14,7 @@ import (
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
+	"github.com/posguard/posguard/policy/reason"
 )
 
 // maxDenylistBody bounds POST /v1/denylist, the API's largest request.
@@ -42,7 +43,7 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		{"GET /v1/fleet", apiauth.Read, http.HandlerFunc(s.fleet)},
 		// Each alert with its state (open, approved, rejected, timed_out,
 		// denied) and, once resolved, its resolution: who, how and when.
-		{"GET /v1/alerts", apiauth.Read, list(s, s.cfg.Store.Alerts, event.Alert)},
+		{"GET /v1/alerts", apiauth.Read, list(s, s.alerts, event.Alert)},
 		{"GET /v1/events", apiauth.Read, list(s, s.cfg.Store.Events)},
 		{"POST /v1/denylist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
@@ -109,6 +110,36 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 		out = append(out, e)
 	}
 	writeJSON(w, out)
+}
+
+// alertView is an alert as GET /v1/alerts returns it: the stored alert and
+// its fired rules' reasons as people read them, in Japanese and English,
+// from the same templates as the store display and the POS.
+type alertView struct {
+	store.Alert
+	Text *alertText `json:"text,omitempty"`
+}
+
+// alertText is one sentence per fired rule, in decision order, shadow
+// rules marked.
+type alertText struct {
+	JA []string `json:"ja"`
+	EN []string `json:"en"`
+}
+
+func (s *Service) alerts(ctx context.Context, q store.Query) ([]alertView, error) {
+	alerts, err := s.cfg.Store.Alerts(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]alertView, len(alerts))
+	for i, a := range alerts {
+		out[i].Alert = a
+		if d := a.Decision; d != nil && len(d.Rules) > 0 {
+			out[i].Text = &alertText{JA: reason.Decision(reason.Japanese, *d), EN: reason.Decision(reason.English, *d)}
+		}
+	}
+	return out, nil
 }
 
 // query reads the filters of /v1/events and /v1/alerts: store, register,

@@ -109,6 +109,14 @@ func BenchmarkEvaluateFiring(b *testing.B) {
 	benchEvaluate(b, loadExample(b), readRequest(b, "topup-90400"))
 }
 
+// BenchmarkEvaluateFiringUnscored: the same sale under the example as it
+// was before scores (testdata/unscored.yaml), the rules of
+// BenchmarkEvaluateFiring before issue 16: what reason codes and category
+// names cost on their own.
+func BenchmarkEvaluateFiringUnscored(b *testing.B) {
+	benchEvaluate(b, loadExampleUnscored(b), readRequest(b, "topup-90400"))
+}
+
 func BenchmarkLoad(b *testing.B) {
 	data := []byte(mustRead(b, "testdata/chain-default.yaml"))
 	b.ReportAllocs()

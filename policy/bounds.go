@@ -3,6 +3,8 @@ package policy
 import (
 	"math"
 	"strconv"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // Bounds of the numbers a policy and a sale may carry. Amounts are int64 yen
@@ -95,10 +97,18 @@ const safeLines = min(math.MaxInt/(MaxLineQuantity*MaxItemUnits), math.MaxInt64/
 // checkRange denies a sale whose lines are out of range or whose total
 // overflows. It runs once per evaluation, before the rules, and allocates
 // only when it fires.
+// RangeFired is the built-in cart:range rule denying a sale for why, for
+// what a caller refuses before the engine sees it (the agent's cart of more
+// than MaxLines items).
+func RangeFired(why string) Fired {
+	return Fired{ID: RangeRuleID, Action: string(Deny), Mode: ModeEnforce, Reason: "sale refused: " + why,
+		Reasons: []sale.Reason{{Code: sale.CodeRange, Text: why}}}
+}
+
 func (e *evaluation) checkRange() {
 	for i := range e.req.Lines {
 		if why := lineRange(i, &e.req.Lines[i]); why != "" {
-			e.fire(RangeRuleID, string(Deny), ModeEnforce, "sale refused: "+why)
+			e.builtin(RangeRuleID, string(Deny), "sale refused: "+why, []sale.Reason{{Code: sale.CodeRange, Text: why}})
 			return
 		}
 	}
@@ -106,6 +116,6 @@ func (e *evaluation) checkRange() {
 		return
 	}
 	if s := e.sums(nil, true); s.overflow {
-		e.fire(RangeRuleID, string(Deny), ModeEnforce, "sale refused: its total overflows")
+		e.builtin(RangeRuleID, string(Deny), "sale refused: its total overflows", []sale.Reason{{Code: sale.CodeRange, Text: "its total overflows"}})
 	}
 }

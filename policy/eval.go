@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"slices"
 	"strconv"
 	"time"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // TokenRuleID is the id of the built-in rule that fires for an invalid or
@@ -42,6 +45,9 @@ type evaluation struct {
 	cel      celVars
 	celReady bool // cel is set up for this sale
 
+	// reasons holds the fired rules' reasons of this sale; the decision
+	// keeps it, so it is never reused.
+	reasons []sale.Reason
 	// bycat is the sale's lines added up per category, worked out once
 	// (by the first rule that needs it) for every rule's sums.
 	bycat      []catSum
@@ -55,14 +61,47 @@ type catSum struct {
 	base, withUnits cartSums
 }
 
-func (e *evaluation) fire(id, action, mode, reason string) {
-	e.d.Rules = append(e.d.Rules, Fired{ID: id, Action: action, Mode: mode, Reason: reason})
-	if mode == ModeShadow {
+// fire records a fired rule. Its score goes to the decision's score, or
+// to the shadow score in shadow mode; its action, unless shadow, to the
+// outcome (a score-only rule's action ranks as allow).
+func (e *evaluation) fire(f Fired) {
+	e.d.Rules = append(e.d.Rules, f)
+	if f.Mode == ModeShadow {
+		e.d.ShadowScore += f.Score
 		return
 	}
-	if o := Outcome(action); rank(o) > rank(e.d.Outcome) {
+	e.d.Score += f.Score
+	e.raise(Outcome(f.Action))
+}
+
+func (e *evaluation) raise(o Outcome) {
+	if rank(o) > rank(e.d.Outcome) {
 		e.d.Outcome = o
 	}
+}
+
+// fireRule fires a policy rule with its English sentence and its reasons.
+func (e *evaluation) fireRule(r *Rule, reason string, why []sale.Reason) {
+	e.fire(Fired{ID: r.ID, Action: r.Action, Mode: r.Mode, Score: r.Score, Reason: reason, Reasons: e.keep(why)})
+}
+
+// builtin fires one of the rules the engine has of itself (token,
+// cart:range, offline and failMode limits): always enforced, no score.
+func (e *evaluation) builtin(id, action, reason string, why []sale.Reason) {
+	e.fire(Fired{ID: id, Action: action, Mode: ModeEnforce, Reason: reason, Reasons: e.keep(why)})
+}
+
+// keep copies a fired rule's reasons into one array per decision and
+// returns them from there: callers build them on their stack, and a sale
+// where rules fire pays one allocation for all their reasons (two if they
+// outgrow it) instead of one per rule.
+func (e *evaluation) keep(why []sale.Reason) []sale.Reason {
+	if e.reasons == nil {
+		e.reasons = make([]sale.Reason, 0, len(e.p.Rules)+len(e.p.Offline.Categories)+2)
+	}
+	start := len(e.reasons)
+	e.reasons = append(e.reasons, why...)
+	return e.reasons[start:len(e.reasons):len(e.reasons)]
 }
 
 // Evaluate decides one sale. It is pure: time is req.At, state is hist. A
@@ -112,6 +151,12 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if req.Offline {
 		e.offline()
 	}
+	if p.Thresholds.set() {
+		e.raise(p.Thresholds.band(e.d.Score))
+	}
+	if len(e.d.Rules) > 0 {
+		e.d.Categories = e.categoryNames() // only when read: a quiet sale allocates nothing
+	}
 	d := e.d
 	e.release()
 	return d
@@ -126,10 +171,22 @@ func (e *evaluation) release() {
 		e.cel.reset()
 	}
 	clear(e.bycat) // keep the storage, not the sale's strings
-	e.p, e.req, e.hist, e.d, e.celReady, e.bycatReady = nil, Request{}, nil, Decision{}, false, false
+	e.p, e.req, e.hist, e.d, e.celReady, e.bycatReady, e.reasons = nil, Request{}, nil, Decision{}, false, false, nil
 	if pool != nil {
 		pool.Put(e)
 	}
+}
+
+// categoryNames are the names of the sale's categories, each once.
+func (e *evaluation) categoryNames() []sale.Names {
+	var out []sale.Names
+	for i := range e.req.Lines {
+		c := e.p.category(&e.req.Lines[i])
+		if !slices.ContainsFunc(out, func(n sale.Names) bool { return n.ID == c }) {
+			out = append(out, e.p.CategoryNames(c))
+		}
+	}
+	return out
 }
 
 // exprVars are the inputs of expr rules for this sale, set up when the
@@ -148,7 +205,7 @@ func (e *evaluation) token(invalid, unknown string) {
 		if invalid != string(Review) {
 			invalid = string(Deny) // never allow an invalid token
 		}
-		e.fire(TokenRuleID, invalid, ModeEnforce, "token rejected: "+pm.Invalid)
+		e.builtin(TokenRuleID, invalid, "token rejected: "+pm.Invalid, []sale.Reason{{Code: sale.CodeTokenInvalid, Text: pm.Invalid}})
 		return
 	}
 	switch pm.Kind {
@@ -166,7 +223,7 @@ func (e *evaluation) token(invalid, unknown string) {
 	if kind == "" {
 		kind = "none"
 	}
-	e.fire(TokenRuleID, unknown, ModeEnforce, "token matched no known wallet (kind "+kind+")")
+	e.builtin(TokenRuleID, unknown, "token matched no known wallet (kind "+kind+")", []sale.Reason{{Code: sale.CodeTokenUnknown, Text: kind}})
 }
 
 // category is the line's category, resolved from the catalog when the
@@ -299,6 +356,9 @@ func (e *evaluation) applies(r *Rule) bool {
 	return false
 }
 
+// secs is a span in whole seconds, as reasons carry it.
+func secs(d time.Duration) int64 { return int64(d / time.Second) }
+
 // span shows a measured time in a reason. Token claims have one-second
 // resolution, so the sub-second part of the sale time is noise there.
 func span(d time.Duration) string { return d.Truncate(time.Second).String() }
@@ -306,7 +366,7 @@ func span(d time.Duration) string { return d.Truncate(time.Second).String() }
 // claimTooRecent fires r when a token claim's time (device bound,
 // account created) is less than min before the sale. A claim the token
 // does not make fires nothing; one after the sale is clock skew, age 0.
-func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what string) {
+func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what, code string) {
 	if since.IsZero() || !e.applies(r) {
 		return
 	}
@@ -315,7 +375,8 @@ func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration,
 		age = 0
 	}
 	if age < min {
-		e.fire(r.ID, r.Action, r.Mode, what+" "+span(age)+" before the sale < minimum "+min.String())
+		e.fireRule(r, what+" "+span(age)+" before the sale < minimum "+min.String(), []sale.Reason{{
+			Code: code, Value: secs(age), Limit: secs(min), Unit: sale.UnitSeconds, Ago: secs(age), Category: r.names}})
 	}
 }
 
@@ -330,7 +391,8 @@ func (e *evaluation) offline() {
 	o := &e.p.Offline
 	if o.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *o.MaxSaleAmount {
-			e.fire("offline:sale", o.Action, ModeEnforce, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount))
+			e.builtin("offline:sale", o.Action, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount),
+				[]sale.Reason{{Code: sale.CodeOfflineSale, Value: s.amount, Limit: *o.MaxSaleAmount, Unit: sale.UnitYen}})
 		}
 	}
 	for i := range o.Categories {
@@ -338,18 +400,24 @@ func (e *evaluation) offline() {
 		s := e.sums([]string{l.Category}, false)
 		label := e.p.Label(l.Category)
 		var reason string
+		var buf [2]sale.Reason
+		why := buf[:0]
 		if l.MaxQuantity != nil && s.quantity > *l.MaxQuantity {
 			reason = join(reason, "offline: "+label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*l.MaxQuantity))
+			why = append(why, sale.Reason{Code: sale.CodeOfflineQuantity, Value: int64(s.quantity), Limit: int64(*l.MaxQuantity),
+				Unit: sale.UnitItems, Category: e.p.CategoryNames(l.Category)})
 		}
 		if l.MaxAmount != nil && s.amount > *l.MaxAmount {
 			reason = join(reason, "offline: "+label+" "+yen(s.amount)+" > limit "+yen(*l.MaxAmount))
+			why = append(why, sale.Reason{Code: sale.CodeOfflineAmount, Value: s.amount, Limit: *l.MaxAmount,
+				Unit: sale.UnitYen, Category: e.p.CategoryNames(l.Category)})
 		}
 		if reason != "" {
 			id := "offline:" + l.Category
 			if i < len(e.p.offlineIDs) {
 				id = e.p.offlineIDs[i]
 			}
-			e.fire(id, o.Action, ModeEnforce, reason)
+			e.builtin(id, o.Action, reason, why)
 		}
 	}
 }
@@ -372,14 +440,16 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 	if len(fm.Categories) > 0 {
 		for i := range req.Lines {
 			if c := req.Lines[i].Category; c != "" && inCategories(fm.Categories, c) {
-				e.fire("failmode:category", action, ModeEnforce, "no valid policy: sale contains "+c)
+				e.builtin("failmode:category", action, "no valid policy: sale contains "+c,
+					[]sale.Reason{{Code: sale.CodeFailModeCategory, Category: sale.Names{ID: c, EN: c}}})
 				break
 			}
 		}
 	}
 	if fm.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *fm.MaxSaleAmount {
-			e.fire("failmode:sale", action, ModeEnforce, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount))
+			e.builtin("failmode:sale", action, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount),
+				[]sale.Reason{{Code: sale.CodeFailModeSale, Value: s.amount, Limit: *fm.MaxSaleAmount, Unit: sale.UnitYen}})
 		}
 	}
 	return e.d

@@ -81,17 +81,23 @@ func FuzzEvaluate(f *testing.F) {
 			cart = cart[8:]
 		}
 		d := Evaluate(p, req, NewMemoryHistory(past, []string{"b"}))
-		strongest := Allow
+		strongest := p.Thresholds.band(d.Score)
+		score, shadow := 0, 0
 		for _, r := range d.Rules {
-			if r.ID == "" || r.Reason == "" || (r.Action != "review" && r.Action != "deny") {
+			if r.ID == "" || r.Reason == "" || len(r.Reasons) == 0 || (r.Action != "review" && r.Action != "deny" && r.Action != ActionScore) {
 				t.Fatalf("bad fired rule %+v", r)
 			}
 			if r.Mode == ModeEnforce && rank(Outcome(r.Action)) > rank(strongest) {
 				strongest = Outcome(r.Action)
 			}
+			if r.Mode == ModeShadow {
+				shadow += r.Score
+			} else {
+				score += r.Score
+			}
 		}
-		if d.Outcome != strongest {
-			t.Fatalf("outcome %q, strongest enforced action %q (%+v)", d.Outcome, strongest, d.Rules)
+		if d.Outcome != strongest || d.Score != score || d.ShadowScore != shadow {
+			t.Fatalf("outcome %q score %d shadow %d, want %q %d %d (%+v)", d.Outcome, d.Score, d.ShadowScore, strongest, score, shadow, d.Rules)
 		}
 		if invalid != "" && d.Outcome == Allow {
 			t.Fatalf("invalid token allowed: %+v", d)

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/posguard/posguard/internal/yamlpath"
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // MaxDocumentSize bounds what Load reads: a policy is a few kilobytes, and a
@@ -198,6 +199,7 @@ func (v *validator) policy(p *Policy) {
 	}
 	v.offline(p)
 	v.failMode(p)
+	v.scores(p)
 }
 
 func (v *validator) metadata(m *Metadata) {
@@ -222,6 +224,7 @@ func (v *validator) metadata(m *Metadata) {
 func (v *validator) catalog(p *Policy) {
 	c := &p.Catalog
 	p.labels = map[string]string{"unknown": "unknown items"}
+	p.names = map[string]sale.Names{"unknown": {ID: "unknown", JA: "不明な商品", EN: "unknown items"}}
 	for i := range c.Categories {
 		path := idx("catalog.categories", i)
 		cat := &c.Categories[i]
@@ -240,10 +243,25 @@ func (v *validator) catalog(p *Policy) {
 			v.add(path+".id", "duplicate category %q", cat.ID)
 			continue
 		}
-		if cat.Label == "" {
+		switch {
+		case cat.Label == "" && cat.Names.EN != "":
+			cat.Label = cat.Names.EN
+		case cat.Label == "":
 			cat.Label = cat.ID
+		case cat.Names.EN != "" && cat.Names.EN != cat.Label:
+			v.add(path+".names.en", "%q differs from label %q: give one of them", cat.Names.EN, cat.Label)
+		}
+		for _, n := range []struct{ key, name string }{{"ja", cat.Names.JA}, {"en", cat.Names.EN}} {
+			if len(n.name) > MaxText {
+				v.add(path+".names."+n.key, "%d bytes, at most %d", len(n.name), MaxText)
+			}
 		}
 		p.labels[cat.ID] = cat.Label
+		en := cat.Names.EN
+		if en == "" {
+			en = cat.Label
+		}
+		p.names[cat.ID] = sale.Names{ID: cat.ID, JA: cat.Names.JA, EN: en}
 	}
 	p.items = make(map[string]int, len(c.Items))
 	for i := range c.Items {

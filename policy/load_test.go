@@ -15,9 +15,15 @@ import (
 
 func loadExample(t testing.TB) *Policy {
 	t.Helper()
-	p, err := LoadFile("testdata/chain-default.yaml")
+	return loadTestdata(t, "chain-default.yaml")
+}
+
+// loadTestdata loads a policy file of testdata/.
+func loadTestdata(t testing.TB, name string) *Policy {
+	t.Helper()
+	p, err := LoadFile("testdata/" + name)
 	if err != nil {
-		t.Fatalf("load example: %v", err)
+		t.Fatalf("load %s: %v", name, err)
 	}
 	return p
 }
@@ -27,8 +33,11 @@ func TestLoadExample(t *testing.T) {
 	if p.Metadata.Name != "chain-default" || p.Metadata.Version != 1 {
 		t.Errorf("metadata = %+v", p.Metadata)
 	}
-	if len(p.Rules) != 12 {
-		t.Errorf("rules = %d, want 12", len(p.Rules))
+	if len(p.Rules) != 13 {
+		t.Errorf("rules = %d, want 13", len(p.Rules))
+	}
+	if p.Thresholds != (Thresholds{Review: 40, Deny: 80}) {
+		t.Errorf("thresholds = %+v", p.Thresholds)
 	}
 	kinds := map[string]bool{}
 	for _, r := range p.Rules {

@@ -5,12 +5,14 @@
 package policy
 
 import (
-	"cel.dev/cel-go/common/types/ref"
 	"encoding/json"
 	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types/ref"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // Policy is a loaded, validated policy document. Build it with Load or
@@ -26,13 +28,17 @@ type Policy struct {
 	Rules      []Rule   `yaml:"rules" json:"rules"`
 	Offline    Offline  `yaml:"offline,omitempty" json:"offline"`
 	FailMode   FailMode `yaml:"failMode" json:"failMode"`
+	// Thresholds turn the decision's score into review or deny; zero
+	// (absent from the canonical JSON) in a policy without scores.
+	Thresholds Thresholds `yaml:"thresholds,omitempty" json:"thresholds,omitzero"`
 
-	items      map[string]int     // JAN -> index in Catalog.Items
-	labels     map[string]string  // category id -> label
-	ranges     []int              // indexes of Catalog.Ranges, longest prefix first
-	offlineIDs []string           // "offline:<category>" per Offline.Categories, built once
-	evals      *sync.Pool         // of *evaluation, so a warm policy decides without allocating
-	catVals    map[string]ref.Val // category id -> its CEL string, when the policy has expr rules
+	items      map[string]int        // JAN -> index in Catalog.Items
+	labels     map[string]string     // category id -> label
+	names      map[string]sale.Names // category id -> its names for reasons
+	ranges     []int                 // indexes of Catalog.Ranges, longest prefix first
+	offlineIDs []string              // "offline:<category>" per Offline.Categories, built once
+	evals      *sync.Pool            // of *evaluation, so a warm policy decides without allocating
+	catVals    map[string]ref.Val    // category id -> its CEL string, when the policy has expr rules
 }
 
 // Metadata names and versions a policy. Version only goes up; agents refuse
@@ -58,14 +64,35 @@ type Catalog struct {
 	Ranges     []Range    `yaml:"ranges,omitempty" json:"ranges,omitempty"`
 }
 
-// Category is a group of items the rules name. Label is what reasons print
-// ("tobacco cartons"); HighRisk marks the categories failMode reviews by
-// default.
+// Category is a group of items the rules name. Label is what the English
+// reason sentence prints ("tobacco cartons"); Names are what people read
+// on the display, the POS and HQ, in Japanese and English (Names.EN
+// defaults to Label and Label to Names.EN). HighRisk marks the categories
+// failMode reviews by default.
 type Category struct {
 	ID       string `yaml:"id" json:"id"`
 	Label    string `yaml:"label,omitempty" json:"label,omitempty"`
+	Names    Names  `yaml:"names,omitempty" json:"names,omitzero"`
 	HighRisk bool   `yaml:"highRisk,omitempty" json:"highRisk,omitempty"`
 }
+
+// Names is a category's display name in each language the reasons are
+// rendered in (policy/reason).
+type Names struct {
+	JA string `yaml:"ja,omitempty" json:"ja,omitempty"`
+	EN string `yaml:"en,omitempty" json:"en,omitempty"`
+}
+
+// Thresholds are the scores at which a sale is reviewed or denied: the
+// outcome is the strongest of the enforced rules' actions and the band the
+// summed score falls in. Zero means no such band.
+type Thresholds struct {
+	Review int `yaml:"review,omitempty" json:"review,omitempty"`
+	Deny   int `yaml:"deny,omitempty" json:"deny,omitempty"`
+}
+
+// set reports whether the policy scores sales at all.
+func (t Thresholds) set() bool { return t.Review > 0 || t.Deny > 0 }
 
 // Item is one catalog entry. Units is how many sellable units one scan is
 // (a carton = 10 packs); 0 in the document means 1.
@@ -89,6 +116,10 @@ type Range struct {
 	Units     int    `yaml:"units,omitempty" json:"units,omitempty"`
 }
 
+// ActionScore is the action of a rule that only adds its score: it reviews
+// or denies nothing by itself.
+const ActionScore = "score"
+
 // Rule modes: a shadow rule is evaluated and listed but never changes the
 // outcome, so a chain can try a rule before enforcing it.
 const (
@@ -102,16 +133,22 @@ const (
 // one struct because kinds share them (maxAmount, window, within) and the
 // document, whose canonical JSON is signed, is one object per rule.
 type Rule struct {
-	ID          string   `yaml:"id" json:"id"`
-	Kind        string   `yaml:"kind" json:"kind"`
-	Action      string   `yaml:"action" json:"action"`
-	Mode        string   `yaml:"mode,omitempty" json:"mode,omitempty"`
+	ID     string `yaml:"id" json:"id"`
+	Kind   string `yaml:"kind" json:"kind"`
+	Action string `yaml:"action" json:"action"`
+	Mode   string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Score is what the rule adds to the sale's score when it fires (to
+	// the shadow score in shadow mode); the policy's thresholds act on the
+	// sum.
+	Score       int      `yaml:"score,omitempty" json:"score,omitempty"`
 	Description string   `yaml:"description,omitempty" json:"description,omitempty"`
 	Categories  []string `yaml:"categories,omitempty" json:"categories,omitempty"`
-	// Label replaces the joined category labels in reasons.
+	// Label replaces the joined category labels in reasons, and Names
+	// the joined category names people read (Names.EN defaults to Label).
 	Label string `yaml:"label,omitempty" json:"label,omitempty"`
 	// Unless names a fact that keeps the rule from firing (unless.go).
 	Unless string `yaml:"unless,omitempty" json:"unless,omitempty"`
+	Names  Names  `yaml:"names,omitempty" json:"names,omitzero"`
 
 	// Limits are pointers so that 0 ("none at all") differs from unset.
 	MaxQuantity *int   `yaml:"maxQuantity,omitempty" json:"maxQuantity,omitempty"`
@@ -132,8 +169,11 @@ type Rule struct {
 
 	Expr   string `yaml:"expr,omitempty" json:"expr,omitempty"`
 	Reason string `yaml:"reason,omitempty" json:"reason,omitempty"`
+	// ReasonJA is Reason in Japanese, for the staff's screens.
+	ReasonJA string `yaml:"reasonJa,omitempty" json:"reasonJa,omitempty"`
 
 	label string      // Label or the category labels joined, built at load
+	names sale.Names  // the categories' names for reasons, built at load
 	prog  cel.Program // expr only, compiled at load
 	eval  ruleEval    // the kind's evaluation, set at load
 }
@@ -207,6 +247,15 @@ func (p *Policy) Label(category string) string {
 		return l
 	}
 	return category
+}
+
+// CategoryNames are a category's names for reasons: its id and its
+// Japanese and English names (the id where the catalog has none).
+func (p *Policy) CategoryNames(category string) sale.Names {
+	if n, ok := p.names[category]; ok {
+		return n
+	}
+	return sale.Names{ID: category, EN: category}
 }
 
 // Canonical is the policy document as JSON with a fixed field order, UTC

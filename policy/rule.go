@@ -3,6 +3,8 @@ package policy
 import (
 	"reflect"
 	"strings"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // Each rule kind is one file, rule_<kind>.go: its name, the Rule fields it
@@ -68,8 +70,8 @@ func (c *ruleCheck) positive(field string, d Duration) {
 
 // commonRuleFields are the Rule fields every kind reads.
 var commonRuleFields = map[string]bool{
-	"id": true, "kind": true, "action": true, "mode": true,
-	"description": true, "categories": true, "label": true, "unless": true,
+	"id": true, "kind": true, "action": true, "mode": true, "score": true,
+	"description": true, "categories": true, "label": true, "names": true, "unless": true,
 }
 
 // kindFieldsSet lists the kind-specific fields set on r, in document
@@ -93,9 +95,16 @@ func (r *Rule) kindFieldsSet() []string {
 // rule validates one rule and, when its kind is known, stores the kind's
 // evaluation on it.
 func (v *validator) rule(p *Policy, r *Rule, path string) {
-	if !validAction(r.Action) {
-		v.add(path+".action", "must be review or deny, not %q", r.Action)
+	switch {
+	case r.Action == ActionScore && r.Score <= 0:
+		v.add(path+".action", "score needs a score > 0 on the rule")
+	case r.Action != ActionScore && !validAction(r.Action):
+		v.add(path+".action", "must be review, deny or score, not %q", r.Action)
 	}
+	if r.Score < 0 {
+		v.add(path+".score", "must be >= 0")
+	}
+	v.atMost(path+".score", int64(r.Score), MaxScore)
 	switch r.Mode {
 	case "":
 		r.Mode = ModeEnforce
@@ -104,17 +113,38 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 		v.add(path+".mode", "must be enforce or shadow, not %q", r.Mode)
 	}
 	labels := make([]string, 0, len(r.Categories))
+	ja := make([]string, 0, len(r.Categories))
 	for j, c := range r.Categories {
 		l, ok := p.labels[c]
 		if !ok {
 			v.add(idx(path+".categories", j), "unknown category %q", c)
 		}
 		labels = append(labels, l)
+		ja = append(ja, p.names[c].JA)
 	}
 	v.unless(r, path)
 	r.label = r.Label
 	if r.label == "" {
+		r.label = r.Names.EN
+	}
+	if r.label == "" {
 		r.label = joinLabels(labels)
+	}
+	if len(r.Categories) > 0 {
+		// Japanese only when every category has a Japanese name: a
+		// half-translated list reads worse than the English label.
+		jaNames := strings.Join(ja, "・")
+		if contains(ja, "") {
+			jaNames = ""
+		}
+		if r.Names.JA != "" {
+			jaNames = r.Names.JA
+		}
+		en := r.Names.EN
+		if en == "" {
+			en = r.label
+		}
+		r.names = sale.Names{ID: strings.Join(r.Categories, ","), JA: jaNames, EN: en}
 	}
 	kind, ok := ruleKinds[r.Kind]
 	if !ok {

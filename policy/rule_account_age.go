@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/posguard/posguard/policy/sale"
+
 // KindAccountAge fires when the token says the account was created less
 // than minAge before the sale.
 const KindAccountAge = "account_age"
@@ -10,6 +12,6 @@ var accountAgeKind = ruleKind{
 		c.positive("minAge", c.r.MinAge)
 	},
 	eval: func(e *evaluation, r *Rule) {
-		e.claimTooRecent(r, e.req.Payment.AccountSince, r.MinAge.D(), "account created")
+		e.claimTooRecent(r, e.req.Payment.AccountSince, r.MinAge.D(), "account created", sale.CodeNewAccount)
 	},
 }

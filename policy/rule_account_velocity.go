@@ -1,6 +1,10 @@
 package policy
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/posguard/posguard/policy/sale"
+)
 
 // KindAccountVelocity caps what the paying account buys within window,
 // this sale included: sales (maxSales), yen (maxAmount) or items
@@ -44,16 +48,26 @@ func evalAccountVelocity(e *evaluation, r *Rule) {
 		return by
 	}
 	var reason string
+	var buf [3]sale.Reason
+	why := buf[:0]
+	add := func(code string, value, limit int64, unit string) {
+		scope, place := e.scopeOf(r)
+		why = append(why, sale.Reason{Code: code, Value: value, Limit: limit, Unit: unit,
+			Window: secs(r.Window.D()), Scope: scope, Place: place, Category: r.names})
+	}
 	if r.MaxSales != nil && t.Sales > *r.MaxSales {
 		reason = join(reason, strconv.Itoa(t.Sales)+" sales"+in()+strconv.Itoa(*r.MaxSales))
+		add(sale.CodeVelocitySales, int64(t.Sales), int64(*r.MaxSales), sale.UnitSales)
 	}
 	if r.MaxAmount != nil && t.Amount > *r.MaxAmount {
 		reason = join(reason, yen(t.Amount)+in()+yen(*r.MaxAmount))
+		add(sale.CodeVelocityAmount, t.Amount, *r.MaxAmount, sale.UnitYen)
 	}
 	if r.MaxQuantity != nil && t.Quantity > *r.MaxQuantity {
 		reason = join(reason, strconv.Itoa(t.Quantity)+" items"+in()+strconv.Itoa(*r.MaxQuantity))
+		add(sale.CodeVelocityQuantity, int64(t.Quantity), int64(*r.MaxQuantity), sale.UnitItems)
 	}
 	if reason != "" {
-		e.fire(r.ID, r.Action, r.Mode, reason)
+		e.fireRule(r, reason, why)
 	}
 }

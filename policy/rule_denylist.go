@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/posguard/posguard/policy/sale"
+
 // KindDenylist fires for an account on HQ's denylist (History.Denylisted).
 // It has no fields of its own.
 const KindDenylist = "denylist"
@@ -9,6 +11,6 @@ var denylistKind = ruleKind{eval: evalDenylist}
 func evalDenylist(e *evaluation, r *Rule) {
 	acct := e.req.Payment.Account
 	if acct != "" && e.applies(r) && e.hist.Denylisted(acct) {
-		e.fire(r.ID, r.Action, r.Mode, "account is on the HQ denylist")
+		e.fireRule(r, "account is on the HQ denylist", []sale.Reason{{Code: sale.CodeDenylisted, Category: r.names}})
 	}
 }

@@ -23,7 +23,7 @@ func TestDenylistLint(t *testing.T) {
 			"rules[0].reason: not used by kind denylist",
 		}},
 		{name: "bad action and mode", rule: `{id: r, kind: denylist, action: allow, mode: dry-run}`, problems: []string{
-			`rules[0].action: must be review or deny, not "allow"`,
+			`rules[0].action: must be review, deny or score, not "allow"`,
 			`rules[0].mode: must be enforce or shadow, not "dry-run"`,
 		}},
 	})

@@ -3,6 +3,8 @@ package policy
 import (
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+
+	"github.com/posguard/posguard/policy/sale"
 )
 
 // KindExpr fires when its CEL expression (expr, boolean) is true, with
@@ -11,7 +13,7 @@ import (
 const KindExpr = "expr"
 
 var exprKind = ruleKind{
-	fields: []string{"expr", "reason"},
+	fields: []string{"expr", "reason", "reasonJa"},
 	check:  checkExpr,
 	eval:   evalExpr,
 }
@@ -48,14 +50,15 @@ func evalExpr(e *evaluation, r *Rule) {
 	vars := e.exprVars()
 	if vars.beyond != "" {
 		// The load-time cost bound does not hold for this sale.
-		e.fire(r.ID, r.Action, r.Mode, "expression not run: "+vars.beyond)
+		e.fireRule(r, "expression not run: "+vars.beyond, []sale.Reason{{Code: sale.CodeExprFailed, Text: "not run: " + vars.beyond, Category: r.names}})
 		return
 	}
 	out, _, err := r.prog.Eval(vars)
 	if err != nil {
 		// Fail closed: an expression that cannot finish (division by zero,
 		// a missing map key) must not wave the sale through.
-		e.fire(r.ID, r.Action, r.Mode, "expression failed: "+err.Error())
+		msg := err.Error()
+		e.fireRule(r, "expression failed: "+msg, []sale.Reason{{Code: sale.CodeExprFailed, Text: msg, Category: r.names}})
 		return
 	}
 	if b, ok := out.Value().(bool); ok && b {
@@ -63,6 +66,6 @@ func evalExpr(e *evaluation, r *Rule) {
 		if reason == "" {
 			reason = "expression is true: " + r.Expr
 		}
-		e.fire(r.ID, r.Action, r.Mode, reason)
+		e.fireRule(r, reason, []sale.Reason{{Code: sale.CodeExpr, Text: reason, TextJA: r.ReasonJA, Category: r.names}})
 	}
 }

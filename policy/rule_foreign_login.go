@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/posguard/posguard/policy/sale"
+
 // KindForeignLogin fires when the token says the account logged in from
 // abroad in the last 24 hours. It has no fields of its own.
 const KindForeignLogin = "foreign_login"
@@ -8,6 +10,6 @@ var foreignLoginKind = ruleKind{eval: evalForeignLogin}
 
 func evalForeignLogin(e *evaluation, r *Rule) {
 	if e.req.Payment.ForeignLogin && e.applies(r) {
-		e.fire(r.ID, r.Action, r.Mode, "account logged in from abroad in the last 24h")
+		e.fireRule(r, "account logged in from abroad in the last 24h", []sale.Reason{{Code: sale.CodeForeignLogin, Category: r.names}})
 	}
 }

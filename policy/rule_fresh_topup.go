@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/posguard/posguard/policy/sale"
+
 // KindFreshTopUp catches the 7pay pattern of spending a top-up at once: the
 // token's top-up of at least minTopUp yen was at most within before the
 // sale, and what the account spent on the categories (if any) since the
@@ -60,5 +62,11 @@ func evalFreshTopUp(e *evaluation, r *Rule) {
 	if r.MinTopUp > 0 {
 		reason += ", top-up min " + yen(r.MinTopUp)
 	}
-	e.fire(r.ID, r.Action, r.Mode, reason+")")
+	why := sale.Reason{Code: sale.CodeFreshTopUp, Value: s.amount, Limit: r.MinAmount, Unit: sale.UnitYen,
+		Window: secs(r.Within.D()), Ago: secs(age), TopUp: pm.TopUpAmount, Category: r.names}
+	if before > 0 {
+		why.Spent = s.amount + before
+		why.Scope, why.Place = e.scopeOf(r)
+	}
+	e.fireRule(r, reason+")", []sale.Reason{why})
 }

@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/posguard/posguard/policy/sale"
+
 // KindNewDevice fires when the token says its device was bound to the
 // account less than within before the sale.
 const KindNewDevice = "new_device"
@@ -10,6 +12,6 @@ var newDeviceKind = ruleKind{
 		c.positive("within", c.r.Within)
 	},
 	eval: func(e *evaluation, r *Rule) {
-		e.claimTooRecent(r, e.req.Payment.DeviceSince, r.Within.D(), "device bound")
+		e.claimTooRecent(r, e.req.Payment.DeviceSince, r.Within.D(), "device bound", sale.CodeNewDevice)
 	},
 }

@@ -1,6 +1,10 @@
 package policy
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/posguard/posguard/policy/sale"
+)
 
 // KindRegisterAccounts caps the distinct accounts paying for the
 // categories within window, this one counted (maxAccounts): the Shinjuku
@@ -30,6 +34,9 @@ func evalRegisterAccounts(e *evaluation, r *Rule) {
 	req := &e.req
 	n := e.hist.DistinctAccounts(req.Store, e.scopeRegister(r), req.At.Add(-r.Window.D()), r.Categories, req.Payment.Account) + 1
 	if n > *r.MaxAccounts {
-		e.fire(r.ID, r.Action, r.Mode, strconv.Itoa(n)+" accounts "+e.scopePlace(r)+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts))
+		scope, place := e.scopeOf(r)
+		e.fireRule(r, strconv.Itoa(n)+" accounts "+e.scopePlace(r)+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts),
+			[]sale.Reason{{Code: sale.CodeAccounts, Value: int64(n), Limit: int64(*r.MaxAccounts), Unit: sale.UnitAccounts,
+				Window: secs(r.Window.D()), Scope: scope, Place: place, Category: r.names}})
 	}
 }

@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/posguard/posguard/policy/sale"
+
 // KindSaleAmount caps the yen of one sale (maxAmount): the whole sale, or
 // with categories the total of their lines.
 const KindSaleAmount = "sale_amount"
@@ -24,6 +26,7 @@ func evalSaleAmount(e *evaluation, r *Rule) {
 		if len(r.Categories) > 0 {
 			what = r.label
 		}
-		e.fire(r.ID, r.Action, r.Mode, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount))
+		e.fireRule(r, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount),
+			[]sale.Reason{{Code: sale.CodeSaleAmount, Value: s.amount, Limit: *r.MaxAmount, Unit: sale.UnitYen, Category: r.names}})
 	}
 }

@@ -32,6 +32,15 @@ func (e *evaluation) scopeRegister(r *Rule) string {
 
 // scopePlace names where r counted, for its reason: "at register R1" or
 // "at store S001". Built only when the rule fires.
+// scopeOf is where the rule counted past sales, as reasons carry it: the
+// scope and the store or register id.
+func (e *evaluation) scopeOf(r *Rule) (scope, place string) {
+	if r.Scope == ScopeRegister {
+		return ScopeRegister, e.req.Register
+	}
+	return ScopeStore, e.req.Store
+}
+
 func (e *evaluation) scopePlace(r *Rule) string {
 	if reg := e.scopeRegister(r); reg != "" {
 		return "at register " + reg

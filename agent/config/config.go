@@ -27,6 +27,7 @@ import (
 	"github.com/posguard/posguard/internal/secretfile"
 	"github.com/posguard/posguard/internal/yamlpath"
 	"github.com/posguard/posguard/policy/bundle"
+	"github.com/posguard/posguard/policy/reason"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -64,6 +65,7 @@ type Config struct {
 	HTTP        HTTPConfig     `yaml:"http"`
 	Session     SessionConfig  `yaml:"session"`
 	Review      ReviewConfig   `yaml:"review"`
+	Messages    MessagesConfig `yaml:"messages,omitempty"`
 	ManagerPINs []string       `yaml:"managerPINs"`
 	Retention   Retention      `yaml:"retention"`
 
@@ -130,6 +132,13 @@ type SessionConfig struct {
 // ReviewConfig bounds how long a held payment waits.
 type ReviewConfig struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"`
+}
+
+// MessagesConfig words what the POS shows with a decision.
+type MessagesConfig struct {
+	// Language of the decision's message (the fired rules' reasons) in
+	// the answer to the POS: ja, the default, or en.
+	Language string `yaml:"language,omitempty"`
 }
 
 // Retention bounds the state file.
@@ -301,6 +310,9 @@ func (c *Config) defaults() {
 	if c.Review.Timeout == 0 {
 		c.Review.Timeout = DefaultReviewTO
 	}
+	if c.Messages.Language == "" {
+		c.Messages.Language = reason.Japanese
+	}
 	if c.HQ != nil && c.HQ.OfflineAfter == 0 {
 		c.HQ.OfflineAfter = DefaultOfflineAfter
 	}
@@ -391,6 +403,9 @@ func (c *Config) validate() problems {
 	}
 	if c.Review.Timeout < 0 {
 		ps.add("review.timeout", "must be > 0, got %v", c.Review.Timeout)
+	}
+	if l := c.Messages.Language; l != "" && !reason.Valid(l) {
+		ps.add("messages.language", "must be ja or en, not %q", l)
 	}
 	for i, entry := range c.ManagerPINs {
 		key := fmt.Sprintf("managerPINs[%d]", i)

@@ -18,7 +18,7 @@ func backtestCLI(t *testing.T, stdin string, args ...string) (code int, stdout, 
 
 func TestPolicyTestTable(t *testing.T) {
 	events := filepath.Join(backtestTestdata, "7pay.jsonl")
-	code, out, errs := backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "chain-default.yaml"), "--events", events)
+	code, out, errs := backtestCLI(t, "", "--policy", filepath.Join(policyTestdata, "unscored.yaml"), "--events", events)
 	if code != 0 {
 		t.Fatalf("code %d, stderr %s", code, errs)
 	}
@@ -39,7 +39,7 @@ func TestPolicyTestJSONFromStdin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := backtestCLI(t, string(data), "--policy", filepath.Join(policyTestdata, "chain-default.yaml"), "--events", "-", "--json", "--progress")
+	code, out, errs := backtestCLI(t, string(data), "--policy", filepath.Join(policyTestdata, "unscored.yaml"), "--events", "-", "--json", "--progress")
 	if code != 0 {
 		t.Fatalf("code %d, stderr %s", code, errs)
 	}
@@ -61,7 +61,7 @@ func TestPolicyTestBaselineAndDenylist(t *testing.T) {
 	if err := os.WriteFile(deny, []byte("# flagged by HQ\nacct-crew-1\n\nshopper-03\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	example := filepath.Join(policyTestdata, "chain-default.yaml")
+	example := filepath.Join(policyTestdata, "unscored.yaml")
 	code, out, errs := backtestCLI(t, "", "--policy", example, "--baseline", example, "--denylist", deny,
 		"--events", filepath.Join(backtestTestdata, "7pay.jsonl"), "--json")
 	if code != 0 {
@@ -94,7 +94,7 @@ func TestPolicyTestBadLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example := filepath.Join(policyTestdata, "chain-default.yaml")
+	example := filepath.Join(policyTestdata, "unscored.yaml")
 	code, out, _ := backtestCLI(t, "garbage\n"+string(data), "--policy", example, "--events", "-")
 	if code != 0 || !strings.Contains(out, "1 bad lines") || !strings.Contains(out, "  line 1: parse event: ") {
 		t.Errorf("one bad line among good ones: code %d, out:\n%s", code, out)
@@ -106,7 +106,7 @@ func TestPolicyTestBadLines(t *testing.T) {
 }
 
 func TestPolicyTestUsage(t *testing.T) {
-	example := filepath.Join(policyTestdata, "chain-default.yaml")
+	example := filepath.Join(policyTestdata, "unscored.yaml")
 	events := filepath.Join(backtestTestdata, "7pay.jsonl")
 	tests := []struct {
 		name string

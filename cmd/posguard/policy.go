@@ -6,10 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/reason"
 )
 
 func runPolicy(ctx context.Context, std stdio, args []string) error {
@@ -80,12 +85,18 @@ Decide one sale with a policy and print the Decision as JSON:
 {"outcome", "policy": {"name", "version"}, "rules": [{"id", "action", "mode", "reason"}]}.
 The request is policy.Request as JSON; the history is {"sales": [{"at",
 "account", "store", "register", "lines"}], "denylist": [...]}. See
-policy/testdata/README.md. Exit 0 whatever the outcome.`)
+policy/testdata/README.md. With --lang, print the outcome, the score and
+each fired rule's reasons as people read them (ja or en) instead of JSON.
+Exit 0 whatever the outcome.`)
 	policyFile := fs.String("policy", "", "policy `FILE` (YAML) to decide with (required)")
 	requestFile := fs.String("request", "", "request `FILE` (JSON, policy.Request) to decide (required)")
 	historyFile := fs.String("history", "", "history `FILE` (JSON: past sales and denylist); empty history if not given")
+	lang := fs.String("lang", "", "print the decision as text in `LANG` (ja or en) instead of JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *lang != "" && !reason.Valid(*lang) {
+		return usagef("--lang must be ja or en, not %q", *lang)
 	}
 	if fs.NArg() != 0 {
 		return usagef("eval takes no arguments, got %q", fs.Args())
@@ -116,6 +127,10 @@ policy/testdata/README.md. Exit 0 whatever the outcome.`)
 		hist = h
 	}
 	d := policy.Evaluate(p, req, hist)
+	if *lang != "" {
+		_, err := io.WriteString(std.out, decisionText(*lang, d))
+		return err
+	}
 	out, err := policy.DecisionJSON(d)
 	if err != nil {
 		return err
@@ -128,4 +143,34 @@ policy/testdata/README.md. Exit 0 whatever the outcome.`)
 func expiredProblem(p *policy.Policy, now time.Time) string {
 	return fmt.Sprintf("metadata.expiresAt: expired at %s, before now (%s); registers refuse it unless it is signed with --valid-for",
 		p.Metadata.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+}
+
+// decisionText is a decision as `policy eval --lang` prints it: the outcome
+// and score on the first line, then one line per fired rule with its
+// action, id, score and reasons in lang.
+func decisionText(lang string, d policy.Decision) string {
+	var b strings.Builder
+	b.WriteString(string(d.Outcome))
+	if d.Score > 0 || d.ShadowScore > 0 {
+		fmt.Fprintf(&b, " (score %d", d.Score)
+		if d.ShadowScore > 0 {
+			fmt.Fprintf(&b, ", shadow %d", d.ShadowScore)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, f := range d.Rules {
+		action := f.Action
+		if f.Mode == policy.ModeShadow {
+			action += " (shadow)"
+		}
+		score := ""
+		if f.Score > 0 {
+			score = "+" + strconv.Itoa(f.Score)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", action, f.ID, score, reason.Fired(lang, f))
+	}
+	tw.Flush()
+	return b.String()
 }

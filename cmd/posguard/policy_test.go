@@ -19,7 +19,7 @@ func policyCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestPolicyLint(t *testing.T) {
 	example := filepath.Join(policyTestdata, "chain-default.yaml")
 	code, out, errs := policyCLI(t, "policy", "lint", "--at", "2026-07-04T00:00:00Z", example)
-	if code != 0 || out != example+": ok: chain-default version 1, 12 rules, expires 2027-01-01T00:00:00Z\n" {
+	if code != 0 || out != example+": ok: chain-default version 1, 13 rules, expires 2027-01-01T00:00:00Z\n" {
 		t.Errorf("lint example: code %d out %q err %q", code, out, errs)
 	}
 
@@ -35,7 +35,7 @@ func TestPolicyLint(t *testing.T) {
 	// Expired is a warning, not a problem: the document is still valid.
 	code, out, errs = policyCLI(t, "policy", "lint", "--at", "2026-07-04T00:00:00+09:00", expired)
 	if want := expired + ": warning: metadata.expiresAt: expired at 2026-01-02T00:00:00Z, before now (2026-07-03T15:00:00Z); registers refuse it unless it is signed with --valid-for\n"; code != 0 || errs != want ||
-		out != expired+": ok: chain-default version 1, 12 rules, expires 2026-01-02T00:00:00Z\n" {
+		out != expired+": ok: chain-default version 1, 13 rules, expires 2026-01-02T00:00:00Z\n" {
 		t.Errorf("lint expired: code %d out %q err %q", code, out, errs)
 	}
 

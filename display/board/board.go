@@ -31,7 +31,11 @@ type Alert struct {
 	Cart     []Line    `json:"cart"`
 	Amount   int64     `json:"amount"`  // yen, the whole sale
 	Account  string    `json:"account"` // already masked
-	Deadline time.Time `json:"deadline,omitzero"`
+	// Score and ShadowScore are the decision's, under a policy with
+	// scores; 0 otherwise.
+	Score       int       `json:"score,omitempty"`
+	ShadowScore int       `json:"shadowScore,omitempty"`
+	Deadline    time.Time `json:"deadline,omitzero"`
 
 	State      string    `json:"state,omitempty"`
 	SentAt     time.Time `json:"sentAt,omitzero"`
@@ -40,17 +44,29 @@ type Alert struct {
 	Detail     string    `json:"detail,omitempty"`
 }
 
-// Rule is one fired rule with its sentence.
+// Rule is one fired rule with its sentence: Reason as the register wrote
+// it (English), Text rendered from its reason codes in each language the
+// page can switch to.
 type Rule struct {
 	ID     string `json:"id"`
 	Action string `json:"action"`
 	Mode   string `json:"mode"`
 	Reason string `json:"reason"`
+	Text   Text   `json:"text"`
+	Score  int    `json:"score,omitempty"`
 }
 
-// Line is the cart summed per category.
+// Text is one thing said in each of the page's languages.
+type Text struct {
+	JA string `json:"ja"`
+	EN string `json:"en"`
+}
+
+// Line is the cart summed per category, with the category's names where
+// the decision carried them (the id otherwise).
 type Line struct {
 	Category string `json:"category"`
+	Names    Text   `json:"names"`
 	Quantity int    `json:"quantity"`
 	Amount   int64  `json:"amount"`
 }

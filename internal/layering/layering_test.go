@@ -97,3 +97,20 @@ func TestDisplayDoesNotLinkCEL(t *testing.T) {
 		}
 	}
 }
+
+// TestReasonTemplatesStayLight: policy/reason, which the display, HQ and
+// the agent render reasons with, depends on nothing of the module but the
+// contract package policy/sale, so it never brings the engine along.
+func TestReasonTemplatesStayLight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the module")
+	}
+	for _, p := range list(t, true, module+"/policy/reason") {
+		if strings.HasPrefix(p.ImportPath, module+"/") && p.ImportPath != module+"/policy/reason" && p.ImportPath != module+"/policy/sale" {
+			t.Errorf("policy/reason depends on %s: it may import only policy/sale", p.ImportPath)
+		}
+		if strings.HasPrefix(p.ImportPath, "cel.dev/") {
+			t.Errorf("policy/reason links %s", p.ImportPath)
+		}
+	}
+}

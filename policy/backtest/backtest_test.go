@@ -23,7 +23,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the fixture and golden files")
 
 const (
-	chainDefault = "../testdata/chain-default.yaml"
+	chainDefault = "../testdata/unscored.yaml" // the example before scores (issue 16)
 	lenient      = "testdata/lenient-2019.yaml"
 	fixture      = "testdata/7pay.jsonl"
 )

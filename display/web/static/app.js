@@ -217,14 +217,30 @@
     }
     d.append(head);
 
+    // Parentheses in the page's language: full width in Japanese.
+    const paren = (s) => st.lang === "ja" ? "（" + s + "）" : " (" + s + ")";
+    if (a.score || a.shadowScore) {
+      let s = t("score") + " " + (a.score || 0);
+      if (a.shadowScore) s += paren(t("shadowScore") + " " + a.shadowScore);
+      d.append(el("div", "score", s));
+    }
     const rules = el("ul", "rules");
     for (const r of a.rules || []) {
-      rules.append(el("li", r.mode === "shadow" ? "shadow" : "", r.reason + (r.mode === "shadow" ? " (" + t("shadow") + ")" : "")));
+      // The register's reasons rendered in both languages by the display
+      // server; the English sentence for a register that predates them.
+      let text = (r.text && r.text[st.lang]) || r.reason;
+      if (r.score) text += paren("+" + r.score);
+      if (r.mode === "shadow") text += paren(t("shadow"));
+      rules.append(el("li", r.mode === "shadow" ? "shadow" : "", text));
     }
     d.append(rules);
 
     const cart = el("div", "cart");
-    const parts = (a.cart || []).map((l) => l.category + " ×" + l.quantity + " (" + fmtYen(l.amount) + ")");
+    const parts = (a.cart || []).map((l) => {
+      const name = (l.names && l.names[st.lang]) || l.category;
+      const qty = st.lang === "ja" ? " " + l.quantity + t("items") : " ×" + l.quantity;
+      return name + qty + paren(fmtYen(l.amount));
+    });
     cart.append(el("b", "", fmtYen(a.amount || 0)), document.createTextNode("  " + parts.join(" · ")));
     d.append(cart);
     const acct = el("div", "acct", t("account") + ": ");
