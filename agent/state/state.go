@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -141,6 +142,10 @@ type Options struct {
 	// OpenFile replaces os.OpenFile for the data file (bbolt option).
 	OpenFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 	Logger   *slog.Logger
+
+	// denyHash replaces the denylist index's keyed hash (tests force
+	// collisions with it).
+	denyHash func(string) uint64
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -177,11 +182,16 @@ type Store struct {
 
 	inflight atomic.Int32 // writes running now; see write
 
+	// deny is the denylist's index (denyset.go), replaced whole after
+	// each committed change; lookups load it without a lock. denyMu
+	// orders the writers, each of which derives its set from the last.
+	deny   atomic.Pointer[denySet]
+	denyMu sync.Mutex
+
 	mu      sync.RWMutex // guards the in-memory mirror below
 	hist    historyIndex
 	seen    map[string]int64 // replay key -> expiry, unix ns
 	atc     map[string]uint32
-	deny    map[string]struct{}
 	denyVer wire.ListVersion
 	denyAt  time.Time // issuedAt of the last applied denylist message
 	// lastFact is the time of the newest peer fact applied (unix ns, 0:
@@ -208,7 +218,14 @@ func Open(path string, opts Options) (*Store, error) {
 			Timeout:  opts.LockTimeout,
 			MaxSize:  opts.MaxSize,
 			OpenFile: opts.OpenFile,
+			// The checks below read every page: mapping them all in one
+			// call costs less than a fault each.
+			MmapFlags: populateFlag,
 		})
+		if err == nil {
+			// Later remaps (the file grew) map only what is read.
+			db.MmapFlags = 0
+		}
 		return err
 	})
 	switch {
@@ -233,7 +250,6 @@ func Open(path string, opts Options) (*Store, error) {
 		hist: newHistoryIndex(),
 		seen: map[string]int64{},
 		atc:  map[string]uint32{},
-		deny: map[string]struct{}{},
 	}
 	if err := guard(s.init); err != nil {
 		db.Close()
@@ -402,13 +418,22 @@ func (s *Store) load() error {
 		if err := s.loadPeers(tx); err != nil {
 			return err
 		}
-		s.deny = loadDenylist(tx.Bucket([]byte(bDeny)))
 		s.denyVer, s.denyAt = denylistMeta(tx.Bucket([]byte(bMeta)))
 		// Read every byte of every key and value once, so a damaged page
 		// (an element pointing outside the file) faults now, under guard,
-		// rather than in a later commit that copies it.
+		// rather than in a later commit that copies it. The denylist's
+		// keys are read by hashing them into its index, the rest by a
+		// checksum.
+		empty := newDenySet(maphash.MakeSeed(), s.opts.denyHash, nil)
+		hashes, err := readDenylist(tx.Bucket([]byte(bDeny)), empty)
+		if err != nil {
+			return err
+		}
 		var sum uint32
-		err = tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+		err = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if string(name) == bDeny {
+				return nil
+			}
 			return b.ForEach(func(k, v []byte) error {
 				sum = crc32.Update(crc32.Update(sum, crc32.IEEETable, k), crc32.IEEETable, v)
 				return nil
@@ -419,16 +444,48 @@ func (s *Store) load() error {
 		}
 		// Then bbolt's own check of the tree: page bounds, double
 		// references, key order. It runs on a goroutine of its own, which is
-		// why the fault-prone reads above come first. Its channel must be
-		// drained: the check reads the transaction until it closes it.
+		// why the fault-prone reads above come first; this one sorts the
+		// denylist's hashes meanwhile. Its channel must be drained: the
+		// check reads the transaction until it closes it.
+		checks := tx.Check()
+		set := newDenySet(empty.seed, empty.hashOf, hashes)
 		var first error
-		for err := range tx.Check() {
+		for err := range checks {
 			if first == nil {
 				first = fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
 		}
-		return first
+		if first != nil {
+			return first
+		}
+		s.deny.Store(set)
+		// The passes above made the whole file resident; what the
+		// decision path needs from it is in memory now, so hand its pages
+		// back (the kernel keeps them cached).
+		releaseMapping(s.db, tx)
+		return nil
 	})
+}
+
+// readDenylist hashes every key of the denylist bucket into an array of
+// its exact size, reading each byte of each key and value.
+func readDenylist(b *bolt.Bucket, set *denySet) ([]uint64, error) {
+	hashes := make([]uint64, 0, b.Stats().KeyN)
+	var sum uint32
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(hashes) == cap(hashes) {
+			return nil, fmt.Errorf("%w: the denylist holds more keys than its pages count", ErrCorrupt)
+		}
+		hashes = append(hashes, set.hashBytes(k))
+		if len(v) > 0 { // none are, but a damaged page could say so
+			sum = crc32.Update(sum, crc32.IEEETable, v)
+		}
+	}
+	if len(hashes) != cap(hashes) {
+		return nil, fmt.Errorf("%w: the denylist holds %d keys, its pages count %d", ErrCorrupt, len(hashes), cap(hashes))
+	}
+	return hashes, nil
 }
 
 // Close waits for pending batches and closes the file; bbolt has fsynced
@@ -481,30 +538,6 @@ func (s *Store) ownSeq(id string) (uint64, bool) {
 	}
 	_, _, _, seq, err := event.SplitID(id)
 	return seq, err == nil
-}
-
-// loadDenylist reads the denylist into a set. The keys are substrings of one
-// string holding all accounts, so a million entries cost two allocations
-// for the keys instead of a million — the difference between a restart that
-// can decide in well under a second and one that cannot.
-func loadDenylist(b *bolt.Bucket) map[string]struct{} {
-	var (
-		arena []byte
-		ends  []int
-	)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		arena = append(arena, k...)
-		ends = append(ends, len(arena))
-	}
-	all := string(arena)
-	set := make(map[string]struct{}, len(ends))
-	start := 0
-	for _, end := range ends {
-		set[all[start:end]] = struct{}{}
-		start = end
-	}
-	return set
 }
 
 // write runs fn in a read-write transaction. Concurrent writes go through
