@@ -5,21 +5,21 @@
 // the example policy as its bootstrap policy and a state file prepared
 // beforehand with 0 or N denylist entries. Each start is timed from exec
 // until GET /healthz answers (the URL comes from the "agent running" log
-// line); after a settle time VmRSS is read from /proc/PID/status, one sale
-// is decided through POST /v1/decide (paid by an account on the list when
-// N > 0, which must be denied: the list was really consulted) and VmRSS is
-// read again, then the agent is stopped with SIGTERM. The Go heap figure
-// is go_memstats_heap_alloc_bytes from the agent's own /metrics, scraped
-// last (it counts objects not yet swept; nothing forces a GC in the
-// daemon). Building the state files happens in this process and does not
-// count.
+// line), and the agent's CPU time is read from /proc/PID/stat then. After
+// a settle time VmRSS is read from /proc/PID/status, one sale is decided
+// through POST /v1/decide (paid by an account on the list when N > 0,
+// which must be denied: the list was really consulted) and VmRSS is read
+// again, then the agent is stopped with SIGTERM. The Go heap figure is
+// go_memstats_heap_alloc_bytes from the agent's own /metrics, scraped last
+// (it counts objects not yet swept; nothing forces a GC in the daemon).
+// Building the state files happens in this process and does not count.
 //
 // With -baseline a second binary (e.g. one built from main) is measured in
 // the same run: the rounds interleave the binaries and sizes, so both see
 // the same machine load. Output lines are in Go benchmark format, one per
 // start, so benchstat can read them:
 //
-//	BenchmarkAgent/bin=posguard/denylist=1000000 1 123456789 start-ns 98765432 rss-bytes 99000000 rss-decided-bytes 4321000 heap-bytes
+//	BenchmarkAgent/bin=posguard/denylist=1000000 1 123456789 start-ns 90000000 start-cpu-ns 98765432 rss-bytes 99000000 rss-decided-bytes 4321000 heap-bytes
 //
 // followed by "#" lines with the median and maximum start time and RSS per
 // binary and size, and the load average before and after.
@@ -112,8 +112,8 @@ func run(args []string) error {
 		bins = append(bins, b)
 	}
 	// One state file per size, shared by the binaries (the layout is the
-	// same), each listing one account per start to decide a sale with.
-	starts := *rounds * len(bins)
+	// same), each listing the accounts of all starts' sales.
+	starts := *rounds * len(bins) * len(sizes)
 	dirs := make([]string, len(sizes))
 	for i, n := range sizes {
 		dirs[i] = filepath.Join(dir, fmt.Sprintf("denylist-%d", n))
@@ -141,7 +141,7 @@ func run(args []string) error {
 					order = append(order, name)
 				}
 				results[name] = append(results[name], r)
-				line := fmt.Sprintf("%s 1 %d start-ns %d rss-bytes %d rss-decided-bytes", name, r.start.Nanoseconds(), r.rss, r.rssDecided)
+				line := fmt.Sprintf("%s 1 %d start-ns %d start-cpu-ns %d rss-bytes %d rss-decided-bytes", name, r.start.Nanoseconds(), r.startCPU.Nanoseconds(), r.rss, r.rssDecided)
 				if r.heap > 0 {
 					line += fmt.Sprintf(" %d heap-bytes", r.heap)
 				}
@@ -153,17 +153,19 @@ func run(args []string) error {
 	for _, name := range order {
 		rs := results[name]
 		st := make([]time.Duration, len(rs))
+		cpu := make([]time.Duration, len(rs))
 		rss := make([]uint64, len(rs))
 		dec := make([]uint64, len(rs))
 		for i, r := range rs {
-			st[i], rss[i], dec[i] = r.start, r.rss, r.rssDecided
+			st[i], cpu[i], rss[i], dec[i] = r.start, r.startCPU, r.rss, r.rssDecided
 		}
 		slices.Sort(st)
+		slices.Sort(cpu)
 		slices.Sort(rss)
 		slices.Sort(dec)
-		fmt.Printf("# %s: %d starts; start to /healthz median %v, max %v; RSS median %.1f MiB (max %.1f), after a decision %.1f MiB (max %.1f)\n",
+		fmt.Printf("# %s: %d starts; start to /healthz median %v, max %v (CPU median %v, max %v); RSS median %.1f MiB (max %.1f), after a decision %.1f MiB (max %.1f)\n",
 			strings.TrimPrefix(name, "BenchmarkAgent/"), len(rs), st[len(st)/2].Round(time.Millisecond), st[len(st)-1].Round(time.Millisecond),
-			mib(rss[len(rss)/2]), mib(rss[len(rss)-1]), mib(dec[len(dec)/2]), mib(dec[len(dec)-1]))
+			cpu[len(cpu)/2], cpu[len(cpu)-1], mib(rss[len(rss)/2]), mib(rss[len(rss)-1]), mib(dec[len(dec)/2]), mib(dec[len(dec)-1]))
 	}
 	return nil
 }
@@ -299,6 +301,7 @@ var runningRE = regexp.MustCompile(`msg="agent running".* http=(http://\S+)`)
 // result is one start's figures.
 type result struct {
 	start           time.Duration // exec until /healthz answered
+	startCPU        time.Duration // the agent's CPU time then (user + system)
 	rss, rssDecided uint64        // VmRSS idle, and after one decision
 	heap            uint64        // Go heap at the end (0: unknown)
 }
@@ -374,6 +377,14 @@ func measure(mc measureConfig, dir string, n, i int) (result, error) {
 		return res, err
 	}
 	res.start = time.Since(began)
+	// What the start cost the agent in CPU, steadier than the wall clock
+	// on a loaded machine (10 ms resolution).
+	cpu, cpuErr := cpuTime(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if cpuErr != nil {
+		kill()
+		return res, cpuErr
+	}
+	res.startCPU = cpu
 	select {
 	case <-time.After(mc.settle):
 	case <-done:
@@ -474,6 +485,34 @@ func vmRSS(path string) (uint64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS in %s", path)
 }
+
+// cpuTime reads a process's user and system CPU time from /proc/PID/stat.
+func cpuTime(path string) (time.Duration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read CPU time: %w", err)
+	}
+	// The command name (field 2) may hold spaces; the fields after it are
+	// counted from its closing parenthesis: utime and stime are 14 and 15.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("read CPU time: %s: unexpected format", path)
+	}
+	var ticks uint64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read CPU time: %s: %w", path, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go runs on.
+const clockTicks = 100
 
 // heapAlloc scrapes go_memstats_heap_alloc_bytes from the agent's metrics.
 func heapAlloc(url string) (uint64, error) {

@@ -39,8 +39,8 @@ func TestMeasure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.start <= 0 || r.start > mc.startTO {
-			t.Errorf("start time %v is not plausible", r.start)
+		if r.start <= 0 || r.start > mc.startTO || r.startCPU <= 0 || r.startCPU > mc.startTO {
+			t.Errorf("start time %v (CPU %v) is not plausible", r.start, r.startCPU)
 		}
 		for _, rss := range []uint64{r.rss, r.rssDecided} {
 			if rss < 1<<20 || rss > 1<<32 {
