@@ -429,6 +429,10 @@ func (s *Store) load() error {
 		if err != nil {
 			return err
 		}
+		// The index is sorted on a goroutine of its own (it reads only the
+		// hashes) while this one and bbolt's check read the file.
+		built := make(chan *denySet, 1)
+		go func() { built <- newDenySet(empty.seed, empty.hashOf, hashes) }()
 		var sum uint32
 		err = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if string(name) == bDeny {
@@ -444,13 +448,10 @@ func (s *Store) load() error {
 		}
 		// Then bbolt's own check of the tree: page bounds, double
 		// references, key order. It runs on a goroutine of its own, which is
-		// why the fault-prone reads above come first; this one sorts the
-		// denylist's hashes meanwhile. Its channel must be drained: the
-		// check reads the transaction until it closes it.
-		checks := tx.Check()
-		set := newDenySet(empty.seed, empty.hashOf, hashes)
+		// why the fault-prone reads above come first. Its channel must be
+		// drained: the check reads the transaction until it closes it.
 		var first error
-		for err := range checks {
+		for err := range tx.Check() {
 			if first == nil {
 				first = fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
@@ -458,7 +459,7 @@ func (s *Store) load() error {
 		if first != nil {
 			return first
 		}
-		s.deny.Store(set)
+		s.deny.Store(<-built)
 		// The passes above made the whole file resident; what the
 		// decision path needs from it is in memory now, so hand its pages
 		// back (the kernel keeps them cached).
