@@ -148,7 +148,7 @@ if want rss && [ -n "${BASELINE_REF:-}" ]; then
 	fi
 fi
 step rss "$ROOT/bench" go run ./cmd/rss -entries 0,1000000 -rounds "${RSS_ROUNDS:-13}" "${rss_args[@]}"
-step rss-10m "$ROOT/bench" go run ./cmd/rss -entries 10000000 -rounds "${RSS10M_ROUNDS:-3}" "${rss_args[@]}"
+step rss-10m "$ROOT/bench" go run ./cmd/rss -entries 10000000 -rounds "${RSS10M_ROUNDS:-3}" -start-timeout 10m "${rss_args[@]}"
 # A policy push applied by 1,000 MQTT agent clients.
 step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
 

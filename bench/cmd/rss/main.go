@@ -77,6 +77,7 @@ func run(args []string) error {
 	bin := fs.String("bin", "", "posguard `BINARY` to run (default: build github.com/posguard/posguard/cmd/posguard)")
 	baseline := fs.String("baseline", "", "a second posguard `BINARY` (e.g. built from main) measured in the same rounds, labelled bin=baseline")
 	rounds := fs.Int("rounds", 1, "starts per binary and size, interleaved")
+	startTO := fs.Duration("start-timeout", 2*time.Minute, "how long a start may take before the run fails")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func run(args []string) error {
 		return fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	mc := measureConfig{bin: *bin, label: "posguard", policy: *policyFile, settle: *settle, startTO: 2 * time.Minute}
+	mc := measureConfig{bin: *bin, label: "posguard", policy: *policyFile, settle: *settle, startTO: *startTO}
 	if mc.bin == "" {
 		if mc.bin, err = build(dir); err != nil {
 			return err
