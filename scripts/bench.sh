@@ -137,7 +137,7 @@ step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -bencht
 # from that commit and measures it in the same rounds (bin=baseline), e.g.
 # BASELINE_REF=320c44c ONLY=rss scripts/bench.sh.
 rss_args=()
-if want rss && [ -n "${BASELINE_REF:-}" ]; then
+if { want rss || want rss-10m; } && [ -n "${BASELINE_REF:-}" ]; then
 	echo "== rss: building the baseline posguard from $BASELINE_REF"
 	rm -rf "$OUT/baseline-src" && mkdir -p "$OUT/baseline-src"
 	if git archive "$BASELINE_REF" | tar -x -C "$OUT/baseline-src" &&
