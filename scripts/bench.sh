@@ -8,7 +8,8 @@
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
 # Steps: decision, decision-agent, opa, decide, durable, scan, scan-agent,
-# facts, ingest, backtest, rss, fanout, scale; ONLY=decision also runs decision-agent.
+# facts, denylist, ingest, backtest, rss, rss-10m, fanout, scale;
+# ONLY=decision also runs decision-agent, ONLY=rss also rss-10m.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
 # step is POSGUARD_TEST_PG (default the local server's "test" database); the
@@ -105,6 +106,10 @@ fi
 # (NAME=PATH,...) compares binaries in interleaved rounds instead of
 # building this checkout.
 step decide "$ROOT/bench" go run ./cmd/decide -callers 8 -rounds "$COUNT" ${DECIDE_BINS:+-bin "$DECIDE_BINS"}
+# The denylist index: opening a state file with 1,000,000 entries (its
+# integrity check included; cpu-ns/op is the process's CPU time) and
+# lookups, absent and present.
+step denylist "$ROOT" "${bench[@]}" -bench 'BenchmarkOpenDenylist|BenchmarkDenylisted' -benchmem ./agent/state
 # Durable decisions per second (bbolt, fsync on): 1 and 8 callers.
 step durable "$ROOT" "${bench[@]}" -bench 'BenchmarkCommit' ./agent/state
 # Scan pass-through over ptys, with p50/p99.
@@ -131,14 +136,25 @@ step ingest "$ROOT/bench" sh -c 'go test -run "^$" -count "$1" -bench "Benchmark
 # Backtest: 1,000,000 events streamed through parse workers and the replay
 # shards (by store) with the example policy.
 step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
-# Agent state RSS, idle and with a 1,000,000-entry denylist.
-if want rss; then
-	for _ in $(seq "$COUNT"); do
-		step rss "$ROOT/bench" go run ./cmd/rss -entries 0,1000000
-		cat "$OUT/rss.txt" >>"$OUT/rss-all.txt"
-	done
-	mv "$OUT/rss-all.txt" "$OUT/rss.txt"
+# The real `posguard agent` process: start to /healthz, RSS idle and after
+# one decision, with an empty state file and a 1,000,000-entry denylist
+# (RSS_ROUNDS interleaved starts each, default 13), then with 10,000,000
+# (RSS10M_ROUNDS, default 3). BASELINE_REF=<git ref> also builds posguard
+# from that commit and measures it in the same rounds (bin=baseline), e.g.
+# BASELINE_REF=320c44c ONLY=rss scripts/bench.sh.
+rss_args=()
+if { want rss || want rss-10m; } && [ -n "${BASELINE_REF:-}" ]; then
+	echo "== rss: building the baseline posguard from $BASELINE_REF"
+	rm -rf "$OUT/baseline-src" && mkdir -p "$OUT/baseline-src"
+	if git archive "$BASELINE_REF" | tar -x -C "$OUT/baseline-src" &&
+		(cd "$OUT/baseline-src" && go build -o "$OUT/posguard-baseline" ./cmd/posguard); then
+		rss_args=(-baseline "$OUT/posguard-baseline")
+	else
+		failed+=("rss baseline build ($BASELINE_REF)")
+	fi
 fi
+step rss "$ROOT/bench" go run ./cmd/rss -entries 0,1000000 -rounds "${RSS_ROUNDS:-13}" "${rss_args[@]}"
+step rss-10m "$ROOT/bench" go run ./cmd/rss -entries 10000000 -rounds "${RSS10M_ROUNDS:-3}" -start-timeout 10m "${rss_args[@]}"
 # A policy push applied by 1,000 MQTT agent clients.
 step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
 # Chain scale: SCALE_REGISTERS (default 10,000) register sessions, one event

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/wire"
 )
 
 const crashEnv = "POSGUARD_STATE_CRASH_CHILD"
@@ -24,7 +26,11 @@ const crashEnv = "POSGUARD_STATE_CRASH_CHILD"
 // test that would show up as skipped in every other run).
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashEnv); path != "" {
-		crashChild(path)
+		if os.Getenv(crashEnv+"_DENYLIST") != "" {
+			denylistCrashChild(path)
+		} else {
+			crashChild(path)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -146,6 +152,101 @@ func TestSurvivesSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: replay of %s after the kill: %v", round, key, err)
 			}
 			break
+		}
+		s.Close()
+	}
+}
+
+// crashDelta is delta seq of the denylist crash test: it adds 100 accounts
+// and removes half of the previous delta's.
+func crashDelta(seq uint64) (add, remove []string) {
+	for i := range 100 {
+		add = append(add, fmt.Sprintf("d%d-%d", seq, i))
+		if i < 50 && seq > 1 {
+			remove = append(remove, fmt.Sprintf("d%d-%d", seq-1, i))
+		}
+	}
+	return add, remove
+}
+
+// denylistCrashChild applies denylist deltas after the stored one and
+// prints each seq once applied.
+func denylistCrashChild(path string) {
+	s, err := Open(path, testOptions())
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(3)
+	}
+	if s.DenylistSeq() == 0 {
+		if _, err := s.ReplaceDenylist(wire.ListVersion{Epoch: "E", Seq: 1}, t0, denyAccounts(50_000)); err != nil {
+			fmt.Println("snapshot:", err)
+			os.Exit(3)
+		}
+	}
+	for seq := s.DenylistSeq() + 1; seq < 5000; seq++ {
+		add, remove := crashDelta(seq)
+		if err := s.ApplyDenylistDelta(wire.ListVersion{Epoch: "E", Seq: seq}, t0.Add(time.Duration(seq)*time.Second), add, remove); err != nil {
+			fmt.Println("delta:", err)
+			os.Exit(3)
+		}
+		fmt.Println(seq)
+	}
+}
+
+// TestDenylistSurvivesSIGKILL kills a process applying denylist deltas and
+// checks after each kill that the reopened list is at or past the last
+// delta reported applied and holds exactly the effect of every delta up to
+// its version: all of each, none of the next.
+func TestDenylistSurvivesSIGKILL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for round := range 3 {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), crashEnv+"="+path, crashEnv+"_DENYLIST=1")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		killAfter := 3 + rng.IntN(30)
+		sc := bufio.NewScanner(stdout)
+		var confirmed uint64
+		lines := 0
+		for sc.Scan() {
+			seq, err := strconv.ParseUint(sc.Text(), 10, 64)
+			if err != nil {
+				t.Fatalf("child: %s", sc.Text())
+			}
+			confirmed = seq
+			if lines++; lines == killAfter {
+				cmd.Process.Kill()
+			}
+		}
+		var exit *exec.ExitError
+		if err := cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != -1 {
+			t.Fatalf("round %d: child did not die by the kill: %v", round, err)
+		}
+		s, err := Open(path, testOptions())
+		if err != nil {
+			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
+		}
+		at := s.DenylistSeq()
+		if at < confirmed {
+			t.Fatalf("round %d: list at %d, but delta %d was applied", round, at, confirmed)
+		}
+		t.Logf("round %d: killed after delta %d, list at %d", round, confirmed, at)
+		for seq := uint64(2); seq <= at+1; seq++ {
+			add, _ := crashDelta(seq)
+			for i, a := range add {
+				// Delta seq's accounts: listed once it applied, the first
+				// half removed again by seq+1.
+				want := seq <= at && (i >= 50 || seq == at)
+				if s.Denylisted(a) != want {
+					t.Fatalf("round %d: list at %d: %s listed=%v", round, at, a, !want)
+				}
+			}
 		}
 		s.Close()
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -90,7 +91,14 @@ func (s *Store) ApplyDenylistDelta(v wire.ListVersion, issuedAt time.Time, add, 
 	if err := nonEmpty(add, remove); err != nil {
 		return fmt.Errorf("denylist delta %d: %w", v.Seq, err)
 	}
+	s.denyMu.Lock()
+	defer s.denyMu.Unlock()
+	set := s.deny.Load()
+	// The hashes of the accounts that were absent and added, or present
+	// and removed: the index counts accounts, not requests.
+	var added, removed []uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		added, removed = added[:0], removed[:0]
 		meta := tx.Bucket([]byte(bMeta))
 		cur, curAt := denylistMeta(meta)
 		if gap := judgeDelta(cur, curAt, v, issuedAt); gap != nil {
@@ -98,30 +106,40 @@ func (s *Store) ApplyDenylistDelta(v wire.ListVersion, issuedAt time.Time, add, 
 		}
 		db := tx.Bucket([]byte(bDeny))
 		for _, a := range add {
+			if hasKey(db, []byte(a)) {
+				continue
+			}
 			if err := db.Put([]byte(a), nil); err != nil {
 				return err
 			}
+			added = append(added, set.hash(a))
 		}
 		for _, a := range remove {
+			if !hasKey(db, []byte(a)) {
+				continue
+			}
 			if err := db.Delete([]byte(a)); err != nil {
 				return err
 			}
+			removed = append(removed, set.hash(a))
 		}
 		return putDenylistMeta(meta, v, issuedAt)
 	})
 	if err != nil {
 		return fmt.Errorf("denylist delta %d in %s: %w", v.Seq, s.path, err)
 	}
+	s.deny.Store(set.apply(added, removed))
 	s.mu.Lock()
-	for _, a := range add {
-		s.deny[a] = struct{}{}
-	}
-	for _, a := range remove {
-		delete(s.deny, a)
-	}
 	s.denyVer, s.denyAt = v, issuedAt
 	s.mu.Unlock()
 	return nil
+}
+
+// hasKey reports whether b holds key. (Get cannot tell: within the
+// transaction that put it, a key with an empty value reads as nil.)
+func hasKey(b *bolt.Bucket, key []byte) bool {
+	k, _ := b.Cursor().Seek(key)
+	return bytes.Equal(k, key)
 }
 
 // ReplaceDenylist replaces the whole list with a snapshot. The same version
@@ -138,6 +156,8 @@ func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts
 	sorted := slices.Clone(accounts)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
+	s.denyMu.Lock()
+	defer s.denyMu.Unlock()
 	var reset *wire.DenylistReset
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bMeta))
@@ -167,13 +187,20 @@ func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts
 	if err != nil {
 		return nil, fmt.Errorf("denylist snapshot %d in %s: %w", v.Seq, s.path, err)
 	}
-	set := make(map[string]struct{}, len(sorted))
-	for _, a := range sorted {
-		set[a] = struct{}{}
+	cur := s.deny.Load()
+	hashes := make([]uint64, len(sorted))
+	for i, a := range sorted {
+		hashes[i] = cur.hash(a)
 	}
+	s.deny.Store(newDenySet(cur.seed, cur.hashOf, hashes))
 	s.mu.Lock()
-	s.deny, s.denyVer, s.denyAt = set, v, issuedAt
+	s.denyVer, s.denyAt = v, issuedAt
 	s.mu.Unlock()
+	// Freeing the old list's pages read all of them.
+	s.db.View(func(tx *bolt.Tx) error {
+		releaseMapping(s.db, tx)
+		return nil
+	})
 	return reset, nil
 }
 
@@ -188,12 +215,32 @@ func (s *Store) DenylistVersion() wire.ListVersion {
 // DenylistSeq is the sequence number of the stored denylist (0: none yet).
 func (s *Store) DenylistSeq() uint64 { return s.DenylistVersion().Seq }
 
-// Denylisted implements policy.History: an O(1) lookup in memory.
+// Denylisted implements policy.History. The in-memory index answers for
+// every account not on the list, without a lock or an allocation. A hash
+// found is confirmed in the file (a read transaction, ~10 µs), so an
+// account whose 64-bit hash collides with a listed one's — about one lookup
+// in 2^64/len, 5·10^-13 at 10,000,000 entries — is never denied for it.
 func (s *Store) Denylisted(account string) bool {
-	s.mu.RLock()
-	_, ok := s.deny[account]
-	s.mu.RUnlock()
-	return ok
+	if !s.deny.Load().has(account) {
+		return false
+	}
+	return s.denylistedInFile(account)
+}
+
+// denylistedInFile looks account up in the denylist bucket. Should the file
+// not be readable (closed at shutdown, when no decision can be stored
+// anyway), the index's answer stands.
+func (s *Store) denylistedInFile(account string) bool {
+	found := true
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = hasKey(tx.Bucket([]byte(bDeny)), []byte(account))
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("denylist lookup in the state file failed; the in-memory index answers", "err", err)
+		return true
+	}
+	return found
 }
 
 func denylistMeta(meta *bolt.Bucket) (wire.ListVersion, time.Time) {

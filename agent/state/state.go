@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -23,6 +24,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -137,6 +139,10 @@ type Options struct {
 	// OpenFile replaces os.OpenFile for the data file (bbolt option).
 	OpenFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 	Logger   *slog.Logger
+
+	// denyHash replaces the denylist index's keyed hash (tests force
+	// collisions with it).
+	denyHash func(string) uint64
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -170,11 +176,16 @@ type Store struct {
 
 	group *groupCommit // every read-write transaction; see write
 
+	// deny is the denylist's index (denyset.go), replaced whole after
+	// each committed change; lookups load it without a lock. denyMu
+	// orders the writers, each of which derives its set from the last.
+	deny   atomic.Pointer[denySet]
+	denyMu sync.Mutex
+
 	mu      sync.RWMutex // guards the in-memory mirror below
 	hist    historyIndex
 	seen    map[string]int64 // replay key -> expiry, unix ns
 	atc     map[string]uint32
-	deny    map[string]struct{}
 	denyVer wire.ListVersion
 	denyAt  time.Time   // issuedAt of the last applied denylist message
 	allow   allowMirror // allowlist.go, with its own lock
@@ -202,7 +213,14 @@ func Open(path string, opts Options) (*Store, error) {
 			Timeout:  opts.LockTimeout,
 			MaxSize:  opts.MaxSize,
 			OpenFile: opts.OpenFile,
+			// The checks below read every page: mapping them all in one
+			// call costs less than a fault each.
+			MmapFlags: populateFlag,
 		})
+		if err == nil {
+			// Later remaps (the file grew) map only what is read.
+			db.MmapFlags = 0
+		}
 		return err
 	})
 	switch {
@@ -227,7 +245,6 @@ func Open(path string, opts Options) (*Store, error) {
 		hist:  newHistoryIndex(),
 		seen:  map[string]int64{},
 		atc:   map[string]uint32{},
-		deny:  map[string]struct{}{},
 	}
 	if err := guard(s.init); err != nil {
 		db.Close()
@@ -399,13 +416,26 @@ func (s *Store) load() error {
 		if err := s.allow.load(tx); err != nil {
 			return err
 		}
-		s.deny = loadDenylist(tx.Bucket([]byte(bDeny)))
 		s.denyVer, s.denyAt = denylistMeta(tx.Bucket([]byte(bMeta)))
 		// Read every byte of every key and value once, so a damaged page
 		// (an element pointing outside the file) faults now, under guard,
-		// rather than in a later commit that copies it.
+		// rather than in a later commit that copies it. The denylist's
+		// keys are read by hashing them into its index, the rest by a
+		// checksum.
+		empty := newDenySet(maphash.MakeSeed(), s.opts.denyHash, nil)
+		hashes, err := readDenylist(tx.Bucket([]byte(bDeny)), empty)
+		if err != nil {
+			return err
+		}
+		// The index is sorted on a goroutine of its own (it reads only the
+		// hashes) while this one and bbolt's check read the file.
+		built := make(chan *denySet, 1)
+		go func() { built <- newDenySet(empty.seed, empty.hashOf, hashes) }()
 		var sum uint32
-		err = tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
+		err = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			if string(name) == bDeny {
+				return nil
+			}
 			return b.ForEach(func(k, v []byte) error {
 				sum = crc32.Update(crc32.Update(sum, crc32.IEEETable, k), crc32.IEEETable, v)
 				return nil
@@ -424,8 +454,37 @@ func (s *Store) load() error {
 				first = fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
 		}
-		return first
+		if first != nil {
+			return first
+		}
+		s.deny.Store(<-built)
+		// The passes above made the whole file resident; what the
+		// decision path needs from it is in memory now, so hand its pages
+		// back (the kernel keeps them cached).
+		releaseMapping(s.db, tx)
+		return nil
 	})
+}
+
+// readDenylist hashes every key of the denylist bucket into an array of
+// its exact size, reading each byte of each key and value.
+func readDenylist(b *bolt.Bucket, set *denySet) ([]uint64, error) {
+	hashes := make([]uint64, 0, b.Stats().KeyN)
+	var sum uint32
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if len(hashes) == cap(hashes) {
+			return nil, fmt.Errorf("%w: the denylist holds more keys than its pages count", ErrCorrupt)
+		}
+		hashes = append(hashes, set.hashBytes(k))
+		if len(v) > 0 { // none are, but a damaged page could say so
+			sum = crc32.Update(sum, crc32.IEEETable, v)
+		}
+	}
+	if len(hashes) != cap(hashes) {
+		return nil, fmt.Errorf("%w: the denylist holds %d keys, its pages count %d", ErrCorrupt, len(hashes), cap(hashes))
+	}
+	return hashes, nil
 }
 
 // Close waits for pending batches and closes the file; bbolt has fsynced
@@ -478,30 +537,6 @@ func (s *Store) ownSeq(id string) (uint64, bool) {
 	}
 	_, _, _, seq, err := event.SplitID(id)
 	return seq, err == nil
-}
-
-// loadDenylist reads the denylist into a set. The keys are substrings of one
-// string holding all accounts, so a million entries cost two allocations
-// for the keys instead of a million — the difference between a restart that
-// can decide in well under a second and one that cannot.
-func loadDenylist(b *bolt.Bucket) map[string]struct{} {
-	var (
-		arena []byte
-		ends  []int
-	)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		arena = append(arena, k...)
-		ends = append(ends, len(arena))
-	}
-	all := string(arena)
-	set := make(map[string]struct{}, len(ends))
-	start := 0
-	for _, end := range ends {
-		set[all[start:end]] = struct{}{}
-		start = end
-	}
-	return set
 }
 
 // write runs fn in a read-write transaction and returns once it is
