@@ -582,11 +582,56 @@ func CheckEpoch(e string) error {
 // Delta is one signed change to the denylist. Seq goes up by exactly one per
 // delta; a register that sees a gap asks for a resync.
 type Delta struct {
-	Epoch    string    `json:"epoch"`
-	Seq      uint64    `json:"seq"`
-	Add      []string  `json:"add,omitempty"`
-	Remove   []string  `json:"remove,omitempty"`
-	IssuedAt time.Time `json:"issuedAt"`
+	Epoch    string                `json:"epoch"`
+	Seq      uint64                `json:"seq"`
+	Add      []string              `json:"add,omitempty"`
+	Remove   []string              `json:"remove,omitempty"`
+	IssuedAt time.Time             `json:"issuedAt"`
+	Details  map[string]ListDetail `json:"details,omitempty"` // only for accounts in add / accounts
+}
+
+// ListDetail says why an entry is on a list and until when. Accounts without
+// a detail never expire.
+type ListDetail struct {
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	Rule      string    `json:"rule,omitempty"`   // the chain rule or "case:<id>" that added it
+	Reason    string    `json:"reason,omitempty"` // for people, e.g. "account_stores: 3 stores in 30m"
+	Events    []string  `json:"events,omitempty"` // ids of the events that caused it (HQ keeps them; may be trimmed on the wire)
+}
+
+// MaxDetailEvents bounds the event ids a list detail carries on the wire.
+const MaxDetailEvents = 16
+
+// Check reports what is wrong with a detail.
+func (d ListDetail) Check() error {
+	if err := checkText("rule", d.Rule, false); err != nil {
+		return err
+	}
+	if err := checkText("reason", d.Reason, false); err != nil {
+		return err
+	}
+	if len(d.Events) > MaxDetailEvents {
+		return fmt.Errorf("events: %d ids, limit %d", len(d.Events), MaxDetailEvents)
+	}
+	for i, id := range d.Events {
+		if err := CheckEventID(id); err != nil {
+			return fmt.Errorf("events[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkDetails checks that every detail belongs to a listed account.
+func checkDetails(details map[string]ListDetail, listed func(string) bool) error {
+	for a, d := range details {
+		if !listed(a) {
+			return fmt.Errorf("details[%q]: account is not in the list's entries", a)
+		}
+		if err := d.Check(); err != nil {
+			return fmt.Errorf("details[%q]: %w", a, err)
+		}
+	}
+	return nil
 }
 
 // Validate checks the sequence, the entries and that no account is both
@@ -623,6 +668,9 @@ func (d *Delta) Validate() error {
 			return fmt.Errorf("denylist delta: remove[%d]: %q is also added", i, a)
 		}
 	}
+	if err := checkDetails(d.Details, func(a string) bool { _, ok := added[a]; return ok }); err != nil {
+		return fmt.Errorf("denylist delta: %w", err)
+	}
 	return nil
 }
 
@@ -648,10 +696,11 @@ func ParseDelta(data []byte) (Delta, error) {
 
 // Snapshot is the signed full denylist as of delta Seq of its Epoch.
 type Snapshot struct {
-	Epoch    string    `json:"epoch"`
-	Seq      uint64    `json:"seq"`
-	Accounts []string  `json:"accounts"`
-	IssuedAt time.Time `json:"issuedAt"`
+	Epoch    string                `json:"epoch"`
+	Seq      uint64                `json:"seq"`
+	Accounts []string              `json:"accounts"`
+	IssuedAt time.Time             `json:"issuedAt"`
+	Details  map[string]ListDetail `json:"details,omitempty"` // only for accounts in add / accounts
 }
 
 // Validate checks the entries. Duplicates are allowed: loading them into a
@@ -672,6 +721,17 @@ func (s *Snapshot) Validate() error {
 	for i, a := range s.Accounts {
 		if err := CheckAccount(a); err != nil {
 			return fmt.Errorf("denylist snapshot: accounts[%d]: %w", i, err)
+		}
+	}
+	if len(s.Details) > 0 {
+		listed := make(map[string]struct{}, len(s.Details))
+		for _, a := range s.Accounts {
+			if _, ok := s.Details[a]; ok {
+				listed[a] = struct{}{}
+			}
+		}
+		if err := checkDetails(s.Details, func(a string) bool { _, ok := listed[a]; return ok }); err != nil {
+			return fmt.Errorf("denylist snapshot: %w", err)
 		}
 	}
 	return nil

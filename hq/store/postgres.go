@@ -47,6 +47,7 @@ var migrations = []string{
 	// The denylist's epoch: a database restored from a backup keeps it, a
 	// new one gets its own (see wire.ListVersion).
 	`ALTER TABLE denylist_seq ADD COLUMN epoch text NOT NULL DEFAULT gen_random_uuid()::text;`,
+	chainMigration, // chain_pg.go
 }
 
 // Postgres is the backend for real deployments; several HQ instances may
@@ -274,6 +275,9 @@ func (s *Postgres) DenylistChange(ctx context.Context, c ListChange) (wire.ListV
 			if _, err := tx.Exec(ctx, `DELETE FROM denylist WHERE account = ANY($1)`, c.Remove); err != nil {
 				return err
 			}
+		}
+		if err := saveDetails(ctx, tx, c); err != nil { // chain_pg.go
+			return err
 		}
 		return insertEvent(ctx, tx, c.record(wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}))
 	})

@@ -40,6 +40,7 @@ type Store interface {
 	DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error)
 	// Denylist returns the current list and its version.
 	Denylist(ctx context.Context) (wire.ListVersion, []string, error)
+	Chain // chain.go
 	Close() error
 }
 
@@ -49,6 +50,7 @@ type ListChange struct {
 	At          time.Time
 	By          string // the authenticated caller
 	Reason      string
+	Details     map[string]wire.ListDetail // per added account; nil for plain entries
 }
 
 // record is the event that records c as version v of the list.
@@ -140,8 +142,11 @@ func (q Query) limit() int {
 
 // account is the payment account an event is about, for filtering.
 func account(ev event.Event) string {
-	if ev.Request != nil {
+	switch {
+	case ev.Request != nil:
 		return ev.Request.Payment.Account
+	case ev.Chain != nil:
+		return ev.Chain.Account
 	}
 	return ""
 }
