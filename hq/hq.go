@@ -48,6 +48,7 @@ type Config struct {
 	// use for HQ. Any other Host is refused against DNS rebinding.
 	APIListen string
 	APIHosts  []string
+	Chain     ChainConfig // chain_wire.go
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
@@ -68,8 +69,9 @@ type Service struct {
 	readyOnce sync.Once
 	ready     chan struct{} // closed once the first subscriptions are granted
 
-	denyMu       sync.Mutex // orders denylist changes and their publication
-	lastSnapshot time.Time  // when this instance last published the snapshot; under denyMu
+	chain        *chainRunner // chain_wire.go; nil without chain rules
+	denyMu       sync.Mutex   // orders denylist changes and their publication
+	lastSnapshot time.Time    // when this instance last published the snapshot; under denyMu
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -116,6 +118,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet()}
+	if err := s.newChain(); err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
 	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
 		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
@@ -145,6 +150,12 @@ func (s *Service) Run(ctx context.Context) error {
 	// Connect retries in the background: HQ starts even while the broker
 	// is still coming up, and its HTTP view works meanwhile.
 	s.client.Connect()
+	chainCtx, chainStop := context.WithCancel(context.Background())
+	chainDone := make(chan struct{})
+	go func() {
+		defer close(chainDone)
+		s.runChain(chainCtx) // chain_wire.go
+	}()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -160,6 +171,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	close(stop)
 	<-done
+	chainStop()
+	<-chainDone
 	// A connected client is gone within the quiesce time; one still
 	// trying to connect finishes its attempt first (up to the connect
 	// timeout), which shutdown need not wait for.
@@ -319,6 +332,7 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
+	s.evaluateChain(ctx, evs, stop) // chain_wire.go
 	byReg := make(map[[2]string][]string)
 	for _, ev := range evs {
 		k := [2]string{ev.Store, ev.Register}

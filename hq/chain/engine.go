@@ -70,8 +70,16 @@ func (e *Engine) Evaluate(ctx context.Context, evs []event.Event) ([]Firing, []e
 	}
 	var obs []store.ChainObs
 	var todo []pending
+	// order is each event's place in the batch: an event is judged as if
+	// the batch's later events had not come yet, so a threshold two of
+	// them reach together fires once, at the later one.
+	order := make(map[string]int, len(evs))
 	for i := range evs {
 		ev := &evs[i]
+		if _, dup := order[ev.ID]; dup {
+			continue
+		}
+		order[ev.ID] = i
 		for j := range e.doc.Rules {
 			r := &e.doc.Rules[j]
 			facts := r.kind.observe(r, ev)
@@ -91,12 +99,27 @@ func (e *Engine) Evaluate(ctx context.Context, evs []event.Event) ([]Firing, []e
 	if err != nil {
 		return nil, nil, err
 	}
+	// Events this call recorded first, by place in the batch; a duplicate
+	// that another instance recorded before is no later event of ours.
+	recorded := make(map[string]int, len(evs))
+	for _, p := range todo {
+		if seen[p.first].New {
+			recorded[p.ev.ID] = order[p.ev.ID]
+		}
+	}
 	var fired []Firing
 	var failed []error
 	for _, p := range todo {
 		s := seen[p.first : p.first+len(p.facts)]
 		if !s[0].New {
 			continue // seen before: judged then
+		}
+		me := order[p.ev.ID]
+		for k := range s {
+			s[k].Others = slices.DeleteFunc(slices.Clone(s[k].Others), func(h store.ChainHit) bool {
+				i, ours := recorded[h.EventID]
+				return ours && i > me
+			})
 		}
 		f := p.r.kind.judge(p.r, p.ev, p.facts, s)
 		switch {

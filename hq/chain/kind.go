@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
@@ -69,22 +70,58 @@ func refused(ev *event.Event) (*sale.Request, bool) {
 	return req, ok && (d.Outcome == sale.Deny || d.Outcome == sale.Review)
 }
 
-// hitMembers are the members seen besides the event's own.
-func hitMembers(s store.ChainSeen) []string {
-	out := make([]string, len(s.Others))
-	for i, h := range s.Others {
+// window finds the window of the rule's length w that holds the event's
+// own observation (member at t) with the most distinct members, among the
+// windows where the event's member appears by this event alone when
+// ownNew is set (so a rule fires when a member is added, not on every
+// repeat). It returns the window's other members, each with its first
+// hit, ordered by time; ok is false when no window qualifies. Windows on
+// either side of t count: with several HQ instances, or a register
+// flushing its outbox late, events do not arrive in time order.
+func window(member string, t time.Time, w time.Duration, hits []store.ChainHit, ownNew bool) (best []store.ChainHit, ok bool) {
+	starts := []time.Time{t.Add(-w), t}
+	for _, h := range hits {
+		if !h.At.Before(t.Add(-w)) && !h.At.After(t) {
+			starts = append(starts, h.At)
+		}
+	}
+	for _, s := range starts {
+		end := s.Add(w)
+		var in []store.ChainHit
+		seen := map[string]bool{}
+		clash := false
+		for _, h := range hits {
+			if h.At.Before(s) || h.At.After(end) {
+				continue
+			}
+			if h.Member == member {
+				clash = true
+				if ownNew {
+					break
+				}
+				continue
+			}
+			if !seen[h.Member] {
+				seen[h.Member] = true
+				in = append(in, h)
+			}
+		}
+		if clash && ownNew {
+			continue
+		}
+		if !ok || len(in) > len(best) {
+			best, ok = in, true
+		}
+	}
+	return best, ok
+}
+
+func members(hits []store.ChainHit) []string {
+	out := make([]string, len(hits))
+	for i, h := range hits {
 		out[i] = h.Member
 	}
 	return out
-}
-
-func hasMember(s store.ChainSeen, m string) bool {
-	for _, h := range s.Others {
-		if h.Member == m {
-			return true
-		}
-	}
-	return false
 }
 
 // events lists the trigger first, then the events of the hits.

@@ -26,15 +26,15 @@ var accountStoresKind = ruleKind{
 		return nil
 	},
 	judge: func(r *Rule, ev *event.Event, _ []fact, seen []store.ChainSeen) *Firing {
-		s := seen[0]
-		if hasMember(s, ev.Store) || len(s.Others)+1 < r.MinStores {
+		hits, ok := window(ev.Store, ev.At, r.Window.D(), seen[0].Others, true)
+		if !ok || len(hits)+1 < r.MinStores {
 			return nil
 		}
-		stores := append(hitMembers(s), ev.Store)
+		stores := append(members(hits), ev.Store)
 		slices.Sort(stores)
 		acct := ev.Request.Payment.Account
 		return &Firing{
-			Account: acct, Accounts: []string{acct}, Stores: stores, Events: events(ev, s.Others),
+			Account: acct, Accounts: []string{acct}, Stores: stores, Events: events(ev, hits),
 			Reason: fmt.Sprintf("%s: account paid at %d stores within %s", KindAccountStores, len(stores), r.Window.D()),
 		}
 	},

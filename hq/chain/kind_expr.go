@@ -165,27 +165,19 @@ func judgeExpr(r *Rule, ev *event.Event, facts []fact, seen []store.ChainSeen) *
 		return &Firing{failed: fmt.Errorf("rule %s: expression not run on %s: %s", r.ID, ev.ID, why)}
 	}
 	var ch celChain
-	var hits []store.ChainHit
-	var stores []string
-	if d.Outcome == "allow" {
-		ch.AccountStores = int64(len(seen[0].Others)) + 1
-		if hasMember(seen[0], ev.Store) {
-			ch.AccountStores--
-		}
-		ch.StoreAccounts = int64(len(seen[1].Others)) + 1
-		if hasMember(seen[1], req.Payment.Account) {
-			ch.StoreAccounts--
-		}
-		hits = seen[0].Others
-		stores = append(hitMembers(seen[0]), ev.Store)
-	} else {
-		ch.RefusedStores = int64(len(seen[0].Others)) + 1
-		if hasMember(seen[0], ev.Store) {
-			ch.RefusedStores--
-		}
-		hits = seen[0].Others
-		stores = append(hitMembers(seen[0]), ev.Store)
+	w := r.Window.D()
+	count := func(member string, s store.ChainSeen) ([]store.ChainHit, int64) {
+		hits, _ := window(member, ev.At, w, s.Others, false)
+		return hits, int64(len(hits)) + 1
 	}
+	var hits []store.ChainHit
+	if d.Outcome == "allow" {
+		hits, ch.AccountStores = count(ev.Store, seen[0])
+		_, ch.StoreAccounts = count(req.Payment.Account, seen[1])
+	} else {
+		hits, ch.RefusedStores = count(ev.Store, seen[0])
+	}
+	stores := append(members(hits), ev.Store)
 	var amount int64
 	for _, l := range req.Lines {
 		amount += int64(l.Quantity) * l.UnitPrice

@@ -31,15 +31,45 @@ var refusedThenElsewhereKind = ruleKind{
 		return nil
 	},
 	judge: func(r *Rule, ev *event.Event, facts []fact, seen []store.ChainSeen) *Firing {
-		s := seen[0]
-		if !strings.HasPrefix(facts[0].member, paidAt) || hasMember(s, facts[0].member) {
-			return nil // a refusal, or not the first payment at this store
-		}
+		w := r.Window.D()
+		own := facts[0].member
 		var where []string
 		var hits []store.ChainHit
-		for _, h := range s.Others {
-			if st, ok := strings.CutPrefix(h.Member, refusedAt); ok && st != ev.Store {
-				where = append(where, st)
+		if st, isPay := strings.CutPrefix(own, paidAt); isPay {
+			// A payment: refusals elsewhere up to a window before it, and
+			// no payment at this store since the window began (fired then).
+			for _, h := range seen[0].Others {
+				if h.At.After(ev.At) || h.At.Before(ev.At.Add(-w)) {
+					continue
+				}
+				if h.Member == own && h.At.Before(ev.At) {
+					return nil
+				}
+				if rs, ok := strings.CutPrefix(h.Member, refusedAt); ok && rs != st && !slices.Contains(where, rs) {
+					where = append(where, rs)
+					hits = append(hits, h)
+				}
+			}
+			if len(where) == 0 {
+				return nil
+			}
+			acct := ev.Request.Payment.Account
+			return &Firing{
+				Account: acct, Accounts: []string{acct}, Stores: uniqueSorted(append(where, st)), Events: events(ev, hits),
+				Reason: fmt.Sprintf("%s: refused at %s, paid at %s within %s", KindRefusedThenElsewhere,
+					strings.Join(where, ", "), st, w),
+			}
+		}
+		// A refusal that arrived after the payments it precedes (a late
+		// outbox, another HQ instance): payments elsewhere up to a window
+		// after it.
+		rs := strings.TrimPrefix(own, refusedAt)
+		for _, h := range seen[0].Others {
+			if h.At.Before(ev.At) || h.At.After(ev.At.Add(w)) {
+				continue
+			}
+			if ps, ok := strings.CutPrefix(h.Member, paidAt); ok && ps != rs && !slices.Contains(where, ps) {
+				where = append(where, ps)
 				hits = append(hits, h)
 			}
 		}
@@ -47,11 +77,10 @@ var refusedThenElsewhereKind = ruleKind{
 			return nil
 		}
 		acct := ev.Request.Payment.Account
-		stores := slices.Sorted(slices.Values(append(slices.Clone(where), ev.Store)))
 		return &Firing{
-			Account: acct, Accounts: []string{acct}, Stores: stores, Events: events(ev, hits),
+			Account: acct, Accounts: []string{acct}, Stores: uniqueSorted(append(where, rs)), Events: events(ev, hits),
 			Reason: fmt.Sprintf("%s: refused at %s, paid at %s within %s", KindRefusedThenElsewhere,
-				strings.Join(where, ", "), ev.Store, r.Window.D()),
+				rs, strings.Join(where, ", "), w),
 		}
 	},
 }

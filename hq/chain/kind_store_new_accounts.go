@@ -38,15 +38,15 @@ var storeNewAccountsKind = ruleKind{
 		return []fact{{key: ev.Store, member: pm.Account}}
 	},
 	judge: func(r *Rule, ev *event.Event, facts []fact, seen []store.ChainSeen) *Firing {
-		s := seen[0]
 		acct := facts[0].member
-		if hasMember(s, acct) || len(s.Others)+1 < r.MinAccounts {
+		hits, ok := window(acct, ev.At, r.Window.D(), seen[0].Others, true)
+		if !ok || len(hits)+1 < r.MinAccounts {
 			return nil
 		}
-		accounts := append(hitMembers(s), acct)
+		accounts := append(members(hits), acct)
 		slices.Sort(accounts)
 		return &Firing{
-			Accounts: accounts, Stores: []string{ev.Store}, Events: events(ev, s.Others),
+			Accounts: accounts, Stores: []string{ev.Store}, Events: events(ev, hits),
 			Reason: fmt.Sprintf("%s: %d accounts with fresh top-ups or devices paid at %s within %s",
 				KindStoreNewAccounts, len(accounts), ev.Store, r.Window.D()),
 		}

@@ -119,6 +119,18 @@ func TestKinds(t *testing.T) {
 			fire: []int{2, 4}, reason: "refused_then_elsewhere: refused at S1, paid at S3 within 1h0m0s", stores: []string{"S1", "S3"},
 		},
 		{
+			name:   "account_stores out of time order",
+			rule:   "- {id: hop, kind: account_stores, minStores: 3, window: 30m}",
+			events: []ev{{store: "S1", acct: "a"}, {store: "S3", acct: "a", min: 30}, {store: "S2", acct: "a", min: 10}, {store: "S2", acct: "a", min: 11}},
+			fire:   []int{2}, reason: "account_stores: account paid at 3 stores within 30m0s", stores: []string{"S1", "S2", "S3"},
+		},
+		{
+			name:   "refused_then_elsewhere, the refusal arriving late",
+			rule:   "- {id: walk, kind: refused_then_elsewhere, window: 1h}",
+			events: []ev{{store: "S2", acct: "a", min: 10}, {store: "S1", acct: "a", out: sale.Deny}},
+			fire:   []int{1}, reason: "refused_then_elsewhere: refused at S1, paid at S2 within 1h0m0s", stores: []string{"S1", "S2"},
+		},
+		{
 			name:   "refused_then_elsewhere past the window",
 			rule:   "- {id: walk, kind: refused_then_elsewhere, window: 1h}",
 			events: []ev{{store: "S1", acct: "a", out: sale.Deny}, {store: "S2", acct: "a", min: 61}},

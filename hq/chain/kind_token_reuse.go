@@ -25,15 +25,15 @@ var tokenReuseKind = ruleKind{
 		return []fact{{key: req.Payment.Issuer + "\x1f" + req.Payment.TokenID, member: ev.Store}}
 	},
 	judge: func(r *Rule, ev *event.Event, _ []fact, seen []store.ChainSeen) *Firing {
-		s := seen[0]
-		if hasMember(s, ev.Store) || len(s.Others) == 0 {
+		hits, ok := window(ev.Store, ev.At, r.Window.D(), seen[0].Others, true)
+		if !ok || len(hits) == 0 {
 			return nil
 		}
-		stores := append(hitMembers(s), ev.Store)
+		stores := append(members(hits), ev.Store)
 		slices.Sort(stores)
 		acct := ev.Request.Payment.Account
 		return &Firing{
-			Account: acct, Accounts: []string{acct}, Stores: stores, Events: events(ev, s.Others),
+			Account: acct, Accounts: []string{acct}, Stores: stores, Events: events(ev, hits),
 			Reason: fmt.Sprintf("%s: token %s seen at %s", KindTokenReuse, ev.Request.Payment.TokenID, strings.Join(stores, ", ")),
 		}
 	},

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/posguard/posguard/wire"
@@ -40,10 +38,11 @@ type ChainObs struct {
 	Window time.Duration
 }
 
-// ChainHit is one distinct member seen, with the first event that showed it.
+// ChainHit is another observation under the same rule and key.
 type ChainHit struct {
 	Member  string
 	EventID string
+	At      time.Time
 }
 
 // ChainSeen is what ChainObserve found for one observation.
@@ -52,28 +51,17 @@ type ChainSeen struct {
 	// on new observations only, so an event delivered twice, or to two
 	// HQ instances, counts once.
 	New bool
-	// Others are the distinct members of the other observations under the
-	// same rule and key at [At-Window, At], ordered by member, at most
-	// MaxChainMembers.
+	// Others are the other observations under the same rule and key at
+	// [At-Window, At+Window], ordered by time and event id, at most
+	// MaxChainScan (the nearest in time): every window of the rule's
+	// length that holds the observation lies within, whatever order the
+	// events arrived in.
 	Others []ChainHit
 }
 
-// MaxChainMembers bounds the members ChainObserve reports per observation,
-// and so the thresholds a chain rule may use.
-const MaxChainMembers = 64
-
-// windowStart is the first instant o's window counts.
-func (o ChainObs) windowStart() time.Time { return o.At.Add(-o.Window) }
-
-// sortedHits orders member → first event by member.
-func sortedHits(first map[string]string) []ChainHit {
-	if len(first) == 0 {
-		return nil
-	}
-	out := make([]ChainHit, 0, len(first))
-	for m, id := range first {
-		out = append(out, ChainHit{Member: m, EventID: id})
-	}
-	slices.SortFunc(out, func(a, b ChainHit) int { return strings.Compare(a.Member, b.Member) })
-	return out[:min(len(out), MaxChainMembers)]
-}
+// MaxChainScan bounds the observations ChainObserve reports per
+// observation; MaxChainMembers bounds the thresholds a chain rule may use.
+const (
+	MaxChainScan    = 1000
+	MaxChainMembers = 64
+)

@@ -2,10 +2,13 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,27 +79,33 @@ func (s *Bolt) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, e
 	return seen, nil
 }
 
-// boltWindow lists the distinct members other than o's own event under o's
-// rule and key within its window, ordered by member.
+// boltWindow lists the observations other than o's own event under o's
+// rule and key at [At-Window, At+Window], the nearest in time up to
+// MaxChainScan, ordered by time, as on PostgreSQL.
 func boltWindow(ob *bolt.Bucket, o ChainObs) []ChainHit {
 	p := chainPrefix(o.Rule, o.Key)
-	end := uint64(o.At.UnixNano())
-	first := map[string]string{}
+	end := o.At.Add(o.Window).UnixNano()
+	var out []ChainHit
 	c := ob.Cursor()
-	for k, v := c.Seek(append(bytes.Clone(p), timeKey(o.windowStart(), "")...)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek(append(bytes.Clone(p), timeKey(o.At.Add(-o.Window), "")...)); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		tk := k[len(p):]
-		if binary.BigEndian.Uint64(tk[:8]) > end {
+		ns := int64(binary.BigEndian.Uint64(tk[:8]))
+		if ns > end {
 			break
 		}
-		id := string(tk[8:])
-		if id == o.EventID {
-			continue
-		}
-		if _, ok := first[string(v)]; !ok {
-			first[string(v)] = id
+		if id := string(tk[8:]); id != o.EventID {
+			out = append(out, ChainHit{Member: string(v), EventID: id, At: time.Unix(0, ns).UTC()})
 		}
 	}
-	return sortedHits(first)
+	if len(out) > MaxChainScan {
+		dist := func(h ChainHit) time.Duration { return max(h.At.Sub(o.At), o.At.Sub(h.At)) }
+		slices.SortStableFunc(out, func(a, b ChainHit) int { return cmp.Compare(dist(a), dist(b)) })
+		out = out[:MaxChainScan]
+		slices.SortStableFunc(out, func(a, b ChainHit) int {
+			return cmp.Or(a.At.Compare(b.At), strings.Compare(a.EventID, b.EventID))
+		})
+	}
+	return out
 }
 
 func (s *Bolt) ChainPrune(ctx context.Context, before time.Time) (int, error) {

@@ -58,12 +58,13 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 		b.Queue(`INSERT INTO chain_obs (rule, key, member, event_id, at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
 			ON CONFLICT DO NOTHING RETURNING rule, key, event_id`, rules, keys, members, ids, ats)
-		b.Queue(`SELECT o.n, coalesce((SELECT array_agg(h.member || chr(1) || h.event_id ORDER BY h.member) FROM (
-				SELECT DISTINCT ON (c.member) c.member, c.event_id FROM chain_obs c
+		b.Queue(`SELECT o.n, h.member, h.event_id, h.at
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) WITH ORDINALITY o(rule, key, id, at, win, n)
+			CROSS JOIN LATERAL (SELECT c.member, c.event_id, c.at FROM chain_obs c
 				WHERE c.rule = o.rule AND c.key = o.key AND c.event_id <> o.id
-					AND c.at BETWEEN o.at - o.win * interval '1 microsecond' AND o.at
-				ORDER BY c.member, c.at, c.event_id LIMIT `+fmt.Sprint(MaxChainMembers)+`) h), '{}')
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) WITH ORDINALITY o(rule, key, id, at, win, n)`,
+					AND c.at BETWEEN o.at - o.win * interval '1 microsecond' AND o.at + o.win * interval '1 microsecond'
+				ORDER BY abs(extract(epoch FROM c.at - o.at)), c.event_id LIMIT `+fmt.Sprint(MaxChainScan)+`) h
+			ORDER BY o.n, h.at, h.event_id`,
 			rules, keys, ids, ats, wins)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
@@ -85,18 +86,21 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
+		for i, o := range obs {
+			seen[i].New = added[[3]string{o.Rule, o.Key, o.EventID}]
+		}
 		rows, err = br.Query()
 		if err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
 		for rows.Next() {
 			var i int
-			var hits []string
-			if err := rows.Scan(&i, &hits); err != nil {
+			var h ChainHit
+			if err := rows.Scan(&i, &h.Member, &h.EventID, &h.At); err != nil {
 				return fmt.Errorf("count: %w", err)
 			}
-			o := obs[i-1]
-			seen[i-1] = ChainSeen{New: added[[3]string{o.Rule, o.Key, o.EventID}], Others: splitHits(hits)}
+			h.At = h.At.UTC()
+			seen[i-1].Others = append(seen[i-1].Others, h)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("count: %w", err)
@@ -107,22 +111,6 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 		return nil, fmt.Errorf("chain observations: %w", err)
 	}
 	return seen, nil
-}
-
-func splitHits(hits []string) []ChainHit {
-	if len(hits) == 0 {
-		return nil
-	}
-	out := make([]ChainHit, len(hits))
-	for i, h := range hits {
-		for j := range len(h) {
-			if h[j] == 1 {
-				out[i] = ChainHit{Member: h[:j], EventID: h[j+1:]}
-				break
-			}
-		}
-	}
-	return out
 }
 
 func (s *Postgres) ChainPrune(ctx context.Context, before time.Time) (int, error) {
