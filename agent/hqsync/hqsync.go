@@ -393,7 +393,14 @@ func (c *Client) denylistDelta(b []byte) {
 		return
 	}
 	v := wire.ListVersion{Epoch: d.Epoch, Seq: d.Seq}
+	if err := c.cfg.State.PutDenylistDetails(d.Add, d.Details); err != nil {
+		c.refuse(wire.SubjectDenylist, int64(d.Seq), err)
+		return
+	}
 	err = c.cfg.State.ApplyDenylistDelta(v, d.IssuedAt, d.Add, d.Remove)
+	if err == nil && len(d.Remove) > 0 {
+		err = c.cfg.State.DropDenylistDetails(d.Remove)
+	}
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap) && gap.Stale():
@@ -422,6 +429,9 @@ func (c *Client) denylistSnapshot(b []byte) {
 		return // the retained snapshot again, on every reconnect
 	}
 	reset, err := c.cfg.State.ReplaceDenylist(v, s.IssuedAt, s.Accounts)
+	if err == nil {
+		err = c.cfg.State.ReplaceDenylistDetails(s.Details, nil)
+	}
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap):

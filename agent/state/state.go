@@ -177,13 +177,15 @@ type Store struct {
 
 	inflight atomic.Int32 // writes running now; see write
 
-	mu      sync.RWMutex // guards the in-memory mirror below
-	hist    historyIndex
-	seen    map[string]int64 // replay key -> expiry, unix ns
-	atc     map[string]uint32
-	deny    map[string]struct{}
-	denyVer wire.ListVersion
-	denyAt  time.Time // issuedAt of the last applied denylist message
+	mu   sync.RWMutex // guards the in-memory mirror below
+	hist historyIndex
+	seen map[string]int64 // replay key -> expiry, unix ns
+	atc  map[string]uint32
+	deny map[string]struct{}
+	// denyDetails: listdetails.go
+	denyDetails map[string]wire.ListDetail
+	denyVer     wire.ListVersion
+	denyAt      time.Time // issuedAt of the last applied denylist message
 	// lastFact is the time of the newest peer fact applied (unix ns, 0:
 	// none).
 	lastFact int64
@@ -403,6 +405,9 @@ func (s *Store) load() error {
 			return err
 		}
 		s.deny = loadDenylist(tx.Bucket([]byte(bDeny)))
+		if s.denyDetails, err = loadDenylistDetails(tx); err != nil { // listdetails.go
+			return err
+		}
 		s.denyVer, s.denyAt = denylistMeta(tx.Bucket([]byte(bMeta)))
 		// Read every byte of every key and value once, so a damaged page
 		// (an element pointing outside the file) faults now, under guard,
