@@ -25,7 +25,9 @@ import (
 //	.amount (yen), .tokenId, .topUpAt, .deviceSince
 //	chain.accountStores  distinct stores the account paid at (this sale included)
 //	chain.refusedStores  distinct stores that denied or held the account
-//	chain.storeAccounts  distinct accounts that paid at this store
+//
+// Counts are over the window holding the event with the most stores, and
+// stop at 65 (store.MaxChainMembers others).
 //
 // The expression is type-checked and its worst-case cost bounded at load,
 // as the policy's expr rules are; one that fails at run time does not fire
@@ -58,14 +60,12 @@ type celEvent struct {
 type celChain struct {
 	AccountStores int64 `cel:"accountStores"`
 	RefusedStores int64 `cel:"refusedStores"`
-	StoreAccounts int64 `cel:"storeAccounts"`
 }
 
 // Keys of the facts an expr rule records, one namespace each.
 const (
 	exprPaid    = "paid\x1f"    // account → store
 	exprRefused = "refused\x1f" // account → store
-	exprStore   = "store\x1f"   // store → account
 )
 
 type exprProgram = cel.Program
@@ -152,7 +152,7 @@ var exprKind = ruleKind{
 			return nil
 		}
 		if d.Outcome == "allow" {
-			return []fact{{key: exprPaid + req.Payment.Account, member: ev.Store}, {key: exprStore + ev.Store, member: req.Payment.Account}}
+			return []fact{{key: exprPaid + req.Payment.Account, member: ev.Store}}
 		}
 		return []fact{{key: exprRefused + req.Payment.Account, member: ev.Store}}
 	},
@@ -173,7 +173,6 @@ func judgeExpr(r *Rule, ev *event.Event, facts []fact, seen []store.ChainSeen) *
 	var hits []store.ChainHit
 	if d.Outcome == "allow" {
 		hits, ch.AccountStores = count(ev.Store, seen[0])
-		_, ch.StoreAccounts = count(req.Payment.Account, seen[1])
 	} else {
 		hits, ch.RefusedStores = count(ev.Store, seen[0])
 	}

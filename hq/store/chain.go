@@ -52,16 +52,17 @@ type ChainSeen struct {
 	// HQ instances, counts once.
 	New bool
 	// Others are the other observations under the same rule and key at
-	// [At-Window, At+Window], ordered by time and event id, at most
-	// MaxChainScan (the nearest in time): every window of the rule's
-	// length that holds the observation lies within, whatever order the
-	// events arrived in.
+	// [At-Window, At+Window] (every window of the rule's length that holds
+	// the observation lies within, whatever order the events arrived in),
+	// ordered by time and event id: for each member the nearest one at or
+	// before At and the nearest one after, which decide whether the member
+	// is in any such window; of those the MaxChainScan nearest in time.
 	Others []ChainHit
 }
 
 // MaxChainScan bounds the observations ChainObserve reports per
 // observation; MaxChainMembers bounds the thresholds a chain rule may use.
 const (
-	MaxChainScan    = 1000
+	MaxChainScan    = 2 * MaxChainMembers
 	MaxChainMembers = 64
 )

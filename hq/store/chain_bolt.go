@@ -80,8 +80,7 @@ func (s *Bolt) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, e
 }
 
 // boltWindow lists the observations other than o's own event under o's
-// rule and key at [At-Window, At+Window], the nearest in time up to
-// MaxChainScan, ordered by time, as on PostgreSQL.
+// rule and key at [At-Window, At+Window] as ChainSeen.Others says.
 func boltWindow(ob *bolt.Bucket, o ChainObs) []ChainHit {
 	p := chainPrefix(o.Rule, o.Key)
 	end := o.At.Add(o.Window).UnixNano()
@@ -97,14 +96,30 @@ func boltWindow(ob *bolt.Bucket, o ChainObs) []ChainHit {
 			out = append(out, ChainHit{Member: string(v), EventID: id, At: time.Unix(0, ns).UTC()})
 		}
 	}
-	if len(out) > MaxChainScan {
-		dist := func(h ChainHit) time.Duration { return max(h.At.Sub(o.At), o.At.Sub(h.At)) }
-		slices.SortStableFunc(out, func(a, b ChainHit) int { return cmp.Compare(dist(a), dist(b)) })
-		out = out[:MaxChainScan]
-		slices.SortStableFunc(out, func(a, b ChainHit) int {
-			return cmp.Or(a.At.Compare(b.At), strings.Compare(a.EventID, b.EventID))
-		})
+	// For each member and side of At, the nearest one, as on PostgreSQL.
+	dist := func(h ChainHit) time.Duration { return max(h.At.Sub(o.At), o.At.Sub(h.At)) }
+	type side struct {
+		member string
+		after  bool
 	}
+	near := map[side]ChainHit{}
+	for _, h := range out {
+		k := side{h.Member, h.At.After(o.At)}
+		if n, ok := near[k]; !ok || dist(h) < dist(n) || dist(h) == dist(n) && h.EventID < n.EventID {
+			near[k] = h
+		}
+	}
+	out = out[:0]
+	for _, h := range near {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b ChainHit) int {
+		return cmp.Or(cmp.Compare(dist(a), dist(b)), strings.Compare(a.EventID, b.EventID))
+	})
+	out = out[:min(len(out), MaxChainScan)]
+	slices.SortFunc(out, func(a, b ChainHit) int {
+		return cmp.Or(a.At.Compare(b.At), strings.Compare(a.EventID, b.EventID))
+	})
 	return out
 }
 

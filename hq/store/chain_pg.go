@@ -60,10 +60,13 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 			ON CONFLICT DO NOTHING RETURNING rule, key, event_id`, rules, keys, members, ids, ats)
 		b.Queue(`SELECT o.n, h.member, h.event_id, h.at
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) WITH ORDINALITY o(rule, key, id, at, win, n)
-			CROSS JOIN LATERAL (SELECT c.member, c.event_id, c.at FROM chain_obs c
+			CROSS JOIN LATERAL (SELECT x.member, x.event_id, x.at FROM (
+				SELECT DISTINCT ON (c.member, c.at > o.at) c.member, c.event_id, c.at, abs(extract(epoch FROM c.at - o.at)) AS d
+				FROM chain_obs c
 				WHERE c.rule = o.rule AND c.key = o.key AND c.event_id <> o.id
 					AND c.at BETWEEN o.at - o.win * interval '1 microsecond' AND o.at + o.win * interval '1 microsecond'
-				ORDER BY abs(extract(epoch FROM c.at - o.at)), c.event_id LIMIT `+fmt.Sprint(MaxChainScan)+`) h
+				ORDER BY c.member, c.at > o.at, abs(extract(epoch FROM c.at - o.at)), c.event_id) x
+				ORDER BY x.d, x.event_id LIMIT `+fmt.Sprint(MaxChainScan)+`) h
 			ORDER BY o.n, h.at, h.event_id`,
 			rules, keys, ids, ats, wins)
 		br := tx.SendBatch(ctx, b)
