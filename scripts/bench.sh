@@ -120,9 +120,11 @@ fi
 # HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100 into
 # the store alone (200 batches per run); then the whole path, 20,000 events
 # published QoS 1 by a register client through the embedded broker to HQ,
-# stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event).
+# stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event);
+# and the same with a rule of every chain rule kind evaluated on the stream
+# (BenchmarkIngestMQTTChain), run side by side so the load is shared.
 step ingest "$ROOT/bench" sh -c 'go test -run "^$" -count "$1" -bench "BenchmarkIngest$" -benchtime 200x ./ingest; rc=$?
-	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
+	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT(Chain)?$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
 # Backtest: 1,000,000 events read, sorted and replayed through the example policy.
 step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
 # Agent state RSS, idle and with a 1,000,000-entry denylist.
