@@ -52,11 +52,7 @@ func (s *Store) PutDenylistDetails(add []string, details map[string]wire.ListDet
 				}
 				continue
 			}
-			v, err := json.Marshal(d)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(a), v); err != nil {
+			if err := putDetail(b, a, d); err != nil {
 				return err
 			}
 		}
@@ -109,11 +105,7 @@ func (s *Store) ReplaceDenylistDetails(keep map[string]wire.ListDetail, drop []s
 			return err
 		}
 		for a, d := range keep {
-			v, err := json.Marshal(d)
-			if err != nil {
-				return err
-			}
-			if err := b.Put([]byte(a), v); err != nil {
+			if err := putDetail(b, a, d); err != nil {
 				return err
 			}
 		}
@@ -157,4 +149,12 @@ func (s *Store) DenylistEntry(account string, at time.Time) (wire.ListDetail, bo
 func (s *Store) DenylistReason(account string, at time.Time) (rule, reason string, listed bool) {
 	d, ok := s.DenylistEntry(account, at)
 	return d.Rule, d.Reason, ok
+}
+
+func putDetail(b *bolt.Bucket, account string, d wire.ListDetail) error {
+	v, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(account), v)
 }

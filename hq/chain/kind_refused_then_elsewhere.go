@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
@@ -33,54 +34,49 @@ var refusedThenElsewhereKind = ruleKind{
 	judge: func(r *Rule, ev *event.Event, facts []fact, seen []store.ChainSeen) *Firing {
 		w := r.Window.D()
 		own := facts[0].member
-		var where []string
-		var hits []store.ChainHit
+		others := seen[0].Others
 		if st, isPay := strings.CutPrefix(own, paidAt); isPay {
 			// A payment: refusals elsewhere up to a window before it, and
 			// no payment at this store since the window began (fired then).
-			for _, h := range seen[0].Others {
-				if h.At.After(ev.At) || h.At.Before(ev.At.Add(-w)) {
-					continue
-				}
-				if h.Member == own && h.At.Before(ev.At) {
+			for _, h := range others {
+				if h.Member == own && h.At.Before(ev.At) && !h.At.Before(ev.At.Add(-w)) {
 					return nil
 				}
-				if rs, ok := strings.CutPrefix(h.Member, refusedAt); ok && rs != st && !slices.Contains(where, rs) {
-					where = append(where, rs)
-					hits = append(hits, h)
-				}
 			}
-			if len(where) == 0 {
-				return nil
-			}
-			acct := ev.Request.Payment.Account
-			return &Firing{
-				Account: acct, Accounts: []string{acct}, Stores: uniqueSorted(append(where, st)), Events: events(ev, hits),
-				Reason: fmt.Sprintf("%s: refused at %s, paid at %s within %s", KindRefusedThenElsewhere,
-					strings.Join(where, ", "), st, w),
-			}
+			where, hits := elsewhere(others, refusedAt, st, ev.At.Add(-w), ev.At)
+			return refusedFiring(r, ev, hits, strings.Join(where, ", "), st, where)
 		}
 		// A refusal that arrived after the payments it precedes (a late
 		// outbox, another HQ instance): payments elsewhere up to a window
 		// after it.
 		rs := strings.TrimPrefix(own, refusedAt)
-		for _, h := range seen[0].Others {
-			if h.At.Before(ev.At) || h.At.After(ev.At.Add(w)) {
-				continue
-			}
-			if ps, ok := strings.CutPrefix(h.Member, paidAt); ok && ps != rs && !slices.Contains(where, ps) {
-				where = append(where, ps)
-				hits = append(hits, h)
-			}
-		}
-		if len(where) == 0 {
-			return nil
-		}
-		acct := ev.Request.Payment.Account
-		return &Firing{
-			Account: acct, Accounts: []string{acct}, Stores: uniqueSorted(append(where, rs)), Events: events(ev, hits),
-			Reason: fmt.Sprintf("%s: refused at %s, paid at %s within %s", KindRefusedThenElsewhere,
-				rs, strings.Join(where, ", "), w),
-		}
+		where, hits := elsewhere(others, paidAt, rs, ev.At, ev.At.Add(w))
+		return refusedFiring(r, ev, hits, rs, strings.Join(where, ", "), where)
 	},
+}
+
+// elsewhere lists the stores other than here of the hits whose member has
+// prefix, at [from, to], each once with its first hit.
+func elsewhere(hits []store.ChainHit, prefix, here string, from, to time.Time) (where []string, first []store.ChainHit) {
+	for _, h := range hits {
+		if h.At.Before(from) || h.At.After(to) {
+			continue
+		}
+		if st, ok := strings.CutPrefix(h.Member, prefix); ok && st != here && !slices.Contains(where, st) {
+			where = append(where, st)
+			first = append(first, h)
+		}
+	}
+	return where, first
+}
+
+func refusedFiring(r *Rule, ev *event.Event, hits []store.ChainHit, refusedIn, paidIn string, others []string) *Firing {
+	if len(others) == 0 {
+		return nil
+	}
+	acct := ev.Request.Payment.Account
+	return &Firing{
+		Account: acct, Accounts: []string{acct}, Stores: uniqueSorted(append(others, ev.Store)), Events: events(ev, hits),
+		Reason: fmt.Sprintf("%s: refused at %s, paid at %s within %s", KindRefusedThenElsewhere, refusedIn, paidIn, r.Window.D()),
+	}
 }
