@@ -263,19 +263,37 @@ func TestChainRestartMidWindow(t *testing.T) {
 	}
 }
 
-// Two HQ instances sharing the load on one PostgreSQL database: every
-// account paying at three stores is denylisted exactly once, whichever
-// instance got which of its events, and no event is counted twice.
+// Two HQ instances sharing the load (--share) on one PostgreSQL database
+// (each with its own connections), or in one process on one bbolt file:
+// every account paying at three stores is denylisted exactly once,
+// whichever instance got which of its events, and no event is counted
+// twice.
 func TestChainTwoInstances(t *testing.T) {
-	url := testenv.PostgresURL(t)
-	r := newChainRig(t, "hq-a", "hq-b")
-	var stores []store.Store
-	for _, id := range []string{"hq-a", "hq-b"} {
-		st, err := store.OpenPostgres(context.Background(), url)
+	t.Run("postgres", func(t *testing.T) {
+		url := testenv.PostgresURL(t)
+		twoInstances(t, func() store.Store {
+			st, err := store.OpenPostgres(context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		})
+	})
+	t.Run("bolt", func(t *testing.T) {
+		st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
+		twoInstances(t, func() store.Store { return st })
+	})
+}
+
+func twoInstances(t *testing.T, open func() store.Store) {
+	r := newChainRig(t, "hq-a", "hq-b")
+	var stores []store.Store
+	for _, id := range []string{"hq-a", "hq-b"} {
+		st := open()
+		t.Cleanup(func() { st.Close() })
 		stores = append(stores, st)
 		r.run(t, id, st, "ingest")
 	}
