@@ -8,7 +8,8 @@
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
 # Steps: decision, decision-agent, opa, durable, scan, scan-agent, facts,
-# ingest, backtest, rss, fanout; ONLY=decision also runs decision-agent.
+# ingest, backtest, rss, fanout, chainpush; ONLY=decision also runs
+# decision-agent.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
 # step is POSGUARD_TEST_PG (default the local server's "test" database); the
@@ -137,6 +138,9 @@ if want rss; then
 fi
 # A policy push applied by 1,000 MQTT agent clients.
 step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
+# From the event that trips a chain rule (account_stores) to the automatic
+# denylist entry applied by 1,000 register clients (bbolt HQ store).
+step chainpush "$ROOT/bench" go run ./cmd/chainpush -clients 1000 -rounds "$COUNT" -timeout 14m
 
 echo
 echo "== summary (benchstat)"
