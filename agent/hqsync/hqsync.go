@@ -429,9 +429,6 @@ func (c *Client) denylistSnapshot(b []byte) {
 		return // the retained snapshot again, on every reconnect
 	}
 	reset, err := c.cfg.State.ReplaceDenylist(v, s.IssuedAt, s.Accounts)
-	if err == nil {
-		err = c.cfg.State.ReplaceDenylistDetails(s.Details, nil)
-	}
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap):
@@ -449,6 +446,13 @@ func (c *Client) denylistSnapshot(b []byte) {
 		c.mu.Lock()
 		c.denyReset = reset
 		c.mu.Unlock()
+	}
+	// The list's details (automatic entries' expiry) after the list: a
+	// crash in between leaves entries without expiry, listed until HQ
+	// removes them.
+	if err := c.cfg.State.ReplaceDenylistDetails(s.Details, nil); err != nil {
+		c.refuse(wire.SubjectDenylist, int64(s.Seq), err)
+		return
 	}
 	c.log.Info("denylist snapshot applied", "epoch", s.Epoch, "seq", s.Seq, "accounts", len(s.Accounts))
 	c.StatusChanged()
