@@ -117,6 +117,9 @@ var errForeign = errors.New("not this store's message")
 // Everything from the broker is untrusted: the topic must be this store's,
 // and the payload must name the same store and register as its topic.
 func (s *Server) apply(topic string, payload []byte) error {
+	if topic == wire.StoreAlertsTopic(s.cfg.Store) {
+		return s.applyChainAlert(payload)
+	}
 	store, reg, kind, err := wire.ParseRegTopic(topic)
 	if err != nil {
 		return err

@@ -46,6 +46,11 @@ const (
 const (
 	HQStore    = "hq"
 	HQDenylist = "denylist"
+	// HQChain is the register of the alerts HQ's chain rules raise: such an
+	// alert's id is hq/chain/{rule}.{hash of the event that tripped it}/1,
+	// the same on every HQ instance, so a firing is stored (and acted on)
+	// once however many times its event is delivered.
+	HQChain = "chain"
 )
 
 // Why a review resolution was refused, in English for people: the end of a
@@ -126,6 +131,7 @@ type Event struct {
 	Decision   *sale.Decision  `json:"decision,omitempty"`
 	Resolution *ResolutionInfo `json:"resolution,omitempty"`
 	Denylist   *DenylistInfo   `json:"denylist,omitempty"`
+	Chain      *ChainInfo      `json:"chain,omitempty"`
 	Detail     string          `json:"detail,omitempty"`
 	// Code is why a review resolution was refused (refusal events with a
 	// Resolution only). Parse accepts its absence, as registers built
@@ -153,6 +159,19 @@ type DenylistInfo struct {
 	Remove []string `json:"remove,omitempty"`
 	By     string   `json:"by"`     // the authenticated caller: "ops-bot (token)"
 	Reason string   `json:"reason"` // why, as the caller gave it
+}
+
+// ChainInfo is what a chain rule at HQ saw: the alert it raised carries it
+// instead of a request and decision.
+type ChainInfo struct {
+	Rule    string   `json:"rule"`
+	Kind    string   `json:"kind"`
+	Mode    string   `json:"mode"` // enforce | shadow
+	Reason  string   `json:"reason"`
+	Account string   `json:"account,omitempty"`
+	Stores  []string `json:"stores,omitempty"`  // the stores concerned; the alert goes to their displays
+	Events  []string `json:"events,omitempty"`  // the events that tripped it, the last one first
+	Actions []string `json:"actions,omitempty"` // taken: alert, denylist, case
 }
 
 // ID builds an event id; see Event.
@@ -227,6 +246,9 @@ func (ev Event) Validate() error {
 		return errors.New("at is required")
 	case ev.Label != "" && ev.Label != "fraud" && ev.Label != "legit":
 		return fmt.Errorf("label %q: want fraud or legit", ev.Label)
+	}
+	if ev.Chain != nil || ev.Register == HQChain && ev.Store == HQStore {
+		return ev.validateChain()
 	}
 	switch ev.Type {
 	case Decision, Alert:
@@ -306,6 +328,28 @@ func (ev Event) Validate() error {
 	}
 	if ev.Code != "" && ev.Type != Refusal {
 		return fmt.Errorf("code %q on a %s event: codes are for refused review resolutions", ev.Code, ev.Type)
+	}
+	return nil
+}
+
+// validateChain checks an alert raised by a chain rule at HQ.
+func (ev Event) validateChain() error {
+	c := ev.Chain
+	switch {
+	case ev.Store != HQStore || ev.Register != HQChain:
+		return fmt.Errorf("chain alert from %s/%s: only HQ (%s/%s) raises them", ev.Store, ev.Register, HQStore, HQChain)
+	case ev.Type != Alert:
+		return fmt.Errorf("%s event from %s/%s: want alert", ev.Type, HQStore, HQChain)
+	case c == nil:
+		return errors.New("chain alert without chain")
+	case c.Rule == "":
+		return errors.New("chain.rule is required")
+	case c.Reason == "":
+		return errors.New("chain.reason is required")
+	case c.Mode != "enforce" && c.Mode != "shadow":
+		return fmt.Errorf("chain.mode %q: want enforce or shadow", c.Mode)
+	case ev.Request != nil || ev.Decision != nil || ev.Resolution != nil || ev.Denylist != nil || ev.Code != "":
+		return errors.New("chain alert with register fields (request, decision, resolution, denylist or code)")
 	}
 	return nil
 }

@@ -36,6 +36,9 @@ func (s *Service) DenylistChange(ctx context.Context, c store.ListChange) (uint6
 	if err := checkWhoWhy(c.By, c.Reason); err != nil {
 		return 0, fmt.Errorf("denylist change: %w", err)
 	}
+	if err := checkDetails(c); err != nil { // chain_wire.go
+		return 0, fmt.Errorf("denylist change: %w", err)
+	}
 	s.denyMu.Lock()
 	defer s.denyMu.Unlock()
 	now := s.cfg.Now()
@@ -47,7 +50,7 @@ func (s *Service) DenylistChange(ctx context.Context, c store.ListChange) (uint6
 	seq := v.Seq
 	s.m.denylistSeq.Set(float64(seq))
 	b, err := bundle.SignDelta(s.cfg.Signer, s.cfg.SignerAlg, s.cfg.SignerKID,
-		wire.Delta{Epoch: v.Epoch, Seq: seq, Add: add, Remove: remove, IssuedAt: now.UTC()})
+		wire.Delta{Epoch: v.Epoch, Seq: seq, Add: add, Remove: remove, IssuedAt: now.UTC(), Details: c.Details})
 	if err != nil {
 		return seq, fmt.Errorf("denylist change %d stored but not published: %w", seq, err)
 	}
@@ -114,8 +117,23 @@ func (s *Service) snapshot(ctx context.Context) error {
 	if accounts == nil {
 		accounts = []string{} // an emptied list is still a list
 	}
+	details, err := s.cfg.Store.DenylistDetails(ctx)
+	if err != nil {
+		return err
+	}
+	// Read apart from the list: keep the details of accounts on it only.
+	var listed map[string]wire.ListDetail
+	if len(details) > 0 {
+		listed = make(map[string]wire.ListDetail, len(details))
+		for _, a := range accounts {
+			if d, ok := details[a]; ok {
+				listed[a] = d
+			}
+		}
+	}
+	details = listed
 	b, err := bundle.SignSnapshot(s.cfg.Signer, s.cfg.SignerAlg, s.cfg.SignerKID,
-		wire.Snapshot{Epoch: v.Epoch, Seq: v.Seq, Accounts: accounts, IssuedAt: s.cfg.Now().UTC()})
+		wire.Snapshot{Epoch: v.Epoch, Seq: v.Seq, Accounts: accounts, IssuedAt: s.cfg.Now().UTC(), Details: details})
 	if err != nil {
 		return err
 	}

@@ -55,6 +55,7 @@ type Config struct {
 	// use for HQ. Any other Host is refused against DNS rebinding.
 	APIListen string
 	APIHosts  []string
+	Chain     ChainConfig // chain_wire.go
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
@@ -80,8 +81,9 @@ type Service struct {
 	jsMu sync.Mutex
 	js   *jsSource // the JetStream consumer, when configured and started
 
-	denyMu       sync.Mutex // orders denylist changes and their publication
-	lastSnapshot time.Time  // when this instance last published the snapshot; under denyMu
+	chain        *chainRunner // chain_wire.go; nil without chain rules
+	denyMu       sync.Mutex   // orders denylist changes and their publication
+	lastSnapshot time.Time    // when this instance last published the snapshot; under denyMu
 
 	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
 	lastAllowSnapshot time.Time
@@ -147,6 +149,12 @@ func New(cfg Config) (*Service, error) {
 		s.notReady.Store(2)
 	}
 	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
+	if s.cfg.Chain.Cases == nil {
+		s.cfg.Chain.Cases = s.cases // the case action opens HQ's own cases
+	}
+	if err := s.newChain(); err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
 	if err := cfg.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "posguard_hq_messages_dropped_total",
 		Help: "MQTT messages dropped because the ingest queue was full (their registers resend them)."},
 		func() float64 { return float64(s.in.Dropped()) })); err != nil {
@@ -183,6 +191,12 @@ func (s *Service) Run(ctx context.Context) error {
 	// Connect retries in the background: HQ starts even while the broker
 	// is still coming up, and its HTTP view works meanwhile.
 	s.client.Connect()
+	chainCtx, chainStop := context.WithCancel(context.Background())
+	chainDone := make(chan struct{})
+	go func() {
+		defer close(chainDone)
+		s.runChain(chainCtx) // chain_wire.go
+	}()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -195,6 +209,8 @@ func (s *Service) Run(ctx context.Context) error {
 			s.client.Disconnect(100)
 			close(stop)
 			<-done
+			chainStop()
+			<-chainDone
 			return fmt.Errorf("hq: %w", err)
 		}
 		if js != nil {
@@ -219,6 +235,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	close(stop)
 	<-done
+	chainStop()
+	<-chainDone
 	// A connected client is gone within the quiesce time; one still
 	// trying to connect finishes its attempt first (up to the connect
 	// timeout), which shutdown need not wait for.
@@ -381,6 +399,7 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
+	s.evaluateChain(ctx, evs, stop) // chain_wire.go
 	byReg := make(map[[2]string][]string)
 	for _, ev := range evs {
 		k := [2]string{ev.Store, ev.Register}

@@ -47,6 +47,8 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		{"GET /v1/events", apiauth.Read, list(s, s.cfg.Store.Events)},
 		{"POST /v1/denylist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
+		// The chain rules in force, each with how often it fired.
+		{"GET /v1/chain/rules", apiauth.Read, http.HandlerFunc(s.chainRules)},
 	}
 	routes = append(routes, s.caseRoutes()...) // cases_http.go
 	for _, rt := range append(routes, extra...) {

@@ -165,7 +165,8 @@ func newCELEnv() (*celEnv, error) {
 				if !ok {
 					return types.NewErr("denylisted: not a history")
 				}
-				return types.Bool(h.req.Payment.Account != "" && h.h.Denylisted(h.req.Payment.Account))
+				_, _, listed := denylisted(h.h, h.req.Payment.Account, h.req.At)
+				return types.Bool(listed)
 			}))),
 	)
 	if err != nil {

@@ -8,7 +8,7 @@
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
 # Steps: decision, decision-agent, opa, decide, durable, scan, scan-agent,
-# facts, denylist, ingest, backtest, rss, rss-10m, fanout, scale;
+# facts, denylist, ingest, backtest, rss, rss-10m, fanout, chainpush, scale;
 # ONLY=decision also runs decision-agent, ONLY=rss also rss-10m.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
@@ -130,9 +130,11 @@ fi
 # HQ ingest into PostgreSQL (and bbolt for comparison), batches of 100 into
 # the store alone (200 batches per run); then the whole path, 20,000 events
 # published QoS 1 by a register client through the embedded broker to HQ,
-# stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event).
+# stored in PostgreSQL and acked (BenchmarkIngestMQTT, ns/op per event);
+# and the same with a rule of every chain rule kind evaluated on the stream
+# (BenchmarkIngestMQTTChain), run side by side so the load is shared.
 step ingest "$ROOT/bench" sh -c 'go test -run "^$" -count "$1" -bench "BenchmarkIngest$" -benchtime 200x ./ingest; rc=$?
-	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
+	go test -run "^$" -count "$1" -bench "BenchmarkIngestMQTT(Chain)?$" -benchtime 20000x ./ingest || exit; exit $rc' sh "$COUNT"
 # Backtest: 1,000,000 events streamed through parse workers and the replay
 # shards (by store) with the example policy.
 step backtest "$ROOT" "${bench[@]}" -bench 'BenchmarkBacktest/events=1M' -benchtime 1x -benchmem ./policy/backtest
@@ -157,6 +159,9 @@ step rss "$ROOT/bench" go run ./cmd/rss -entries 0,1000000 -rounds "${RSS_ROUNDS
 step rss-10m "$ROOT/bench" go run ./cmd/rss -entries 10000000 -rounds "${RSS10M_ROUNDS:-3}" -start-timeout 10m "${rss_args[@]}"
 # A policy push applied by 1,000 MQTT agent clients.
 step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
+# From the event that trips a chain rule (account_stores) to the automatic
+# denylist entry applied by 1,000 register clients (bbolt HQ store).
+step chainpush "$ROOT/bench" go run ./cmd/chainpush -clients 1000 -rounds "$COUNT" -timeout 14m
 # Chain scale: SCALE_REGISTERS (default 10,000) register sessions, one event
 # each every 10 s for 2 minutes and a policy push, on one Mosquitto and on a
 # three-node NATS cluster (nats-server built from the version bench/go.mod

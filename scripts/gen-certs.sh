@@ -183,10 +183,10 @@ stores_of() {
 		printf '\nuser %s\ntopic readwrite posguard/#\n' "${crt%.crt}"
 	done
 	for s in $(stores_of display); do
-		printf '\nuser display/%s\ntopic deny posguard/v1/reg/display/#\ntopic read posguard/v1/reg/%s/+/alerts\ntopic read posguard/v1/reg/%s/+/status\ntopic write posguard/v1/reg/%s/+/cmd\n' "$s" "$s" "$s" "$s"
+		printf '\nuser display/%s\ntopic deny posguard/v1/reg/display/#\ntopic read posguard/v1/reg/%s/+/alerts\ntopic read posguard/v1/reg/%s/+/status\ntopic read posguard/v1/store/%s/alerts\ntopic write posguard/v1/reg/%s/+/cmd\n' "$s" "$s" "$s" "$s" "$s"
 	done
 	for s in $(stores_of bridge); do
-		printf '\nuser bridge/%s\ntopic deny posguard/v1/reg/bridge/#\ntopic write posguard/v1/reg/%s/#\ntopic write posguard/v1/store/%s/facts/+\ntopic read posguard/v1/ack/%s/+\n' "$s" "$s" "$s" "$s"
+		printf '\nuser bridge/%s\ntopic deny posguard/v1/reg/bridge/#\ntopic write posguard/v1/reg/%s/#\ntopic write posguard/v1/store/%s/facts/+\ntopic read posguard/v1/ack/%s/+\ntopic read posguard/v1/store/%s/alerts\n' "$s" "$s" "$s" "$s" "$s"
 	done
 	for crt in reg.*.*.crt; do
 		[ -e "$crt" ] || continue

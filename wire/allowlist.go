@@ -13,9 +13,6 @@ import (
 const (
 	MaxAllowlistAccounts  = 20_000
 	MaxAllowSnapshotBytes = 16 << 20
-	// MaxDetailEvents bounds the event ids of one entry's detail on the
-	// allowlist; HQ keeps them all and trims the wire copy.
-	MaxDetailEvents = 16
 )
 
 // ValidateAllowDelta checks d as an allowlist delta: the checks of a
@@ -62,34 +59,14 @@ func checkAllowDetails(what, field string, accounts []string, details map[string
 		if !ok {
 			return fmt.Errorf("%s: %s[%d] %q: no detail (every allow entry needs expiresAt)", what, field, i, a)
 		}
+		// Validate has checked the detail itself (ListDetail.Check).
 		if d.ExpiresAt.IsZero() {
 			return fmt.Errorf("%s: details[%q].expiresAt: required", what, a)
-		}
-		if err := checkDetail(fmt.Sprintf("%s: details[%q]", what, a), d); err != nil {
-			return err
 		}
 	}
 	for a := range details {
 		if _, ok := listed[a]; !ok {
 			return fmt.Errorf("%s: details[%q]: account not in %s", what, a, field)
-		}
-	}
-	return nil
-}
-
-func checkDetail(path string, d ListDetail) error {
-	if err := checkText(path+".rule", d.Rule, false); err != nil {
-		return err
-	}
-	if err := checkText(path+".reason", d.Reason, false); err != nil {
-		return err
-	}
-	if len(d.Events) > MaxDetailEvents {
-		return fmt.Errorf("%s.events: %d ids, limit %d", path, len(d.Events), MaxDetailEvents)
-	}
-	for i, id := range d.Events {
-		if err := CheckEventID(id); err != nil {
-			return fmt.Errorf("%s.events[%d]: %w", path, i, err)
 		}
 	}
 	return nil

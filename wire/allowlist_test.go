@@ -52,13 +52,13 @@ func TestParseAllowDelta(t *testing.T) {
 		{"no expiry", `{"epoch":"e1","seq":3,"add":["acct-a"],"issuedAt":"2019-07-03T10:15:00Z","details":{"acct-a":{"rule":"case:1"}}}`,
 			`allowlist delta: details["acct-a"].expiresAt: required`},
 		{"detail of a removal", `{"epoch":"e1","seq":3,"remove":["acct-a"],"issuedAt":"2019-07-03T10:15:00Z","details":{"acct-a":{"expiresAt":"2019-08-02T10:15:00Z"}}}`,
-			`allowlist delta: details: 1 entries for 0 accounts`},
+			`allowlist delta: details["acct-a"]: account is not in the list's entries`},
 		{"detail of another account", `{"epoch":"e1","seq":3,"add":["acct-a"],"remove":["acct-b"],"issuedAt":"2019-07-03T10:15:00Z","details":{"acct-a":{"expiresAt":"2019-08-02T10:15:00Z"},"acct-b":{"expiresAt":"2019-08-02T10:15:00Z"}}}`,
-			`allowlist delta: details: 2 entries for 1 accounts`},
+			`allowlist delta: details["acct-b"]: account is not in the list's entries`},
 		{"control in reason", `{"epoch":"e1","seq":3,"add":["acct-a"],"issuedAt":"2019-07-03T10:15:00Z","details":{"acct-a":{"expiresAt":"2019-08-02T10:15:00Z","reason":"a\u0007"}}}`,
-			`allowlist delta: details["acct-a"].reason: control character U+0007 at 1`},
+			`allowlist delta: details["acct-a"]: reason: control character U+0007 at 1`},
 		{"bad event id", `{"epoch":"e1","seq":3,"add":["acct-a"],"issuedAt":"2019-07-03T10:15:00Z","details":{"acct-a":{"expiresAt":"2019-08-02T10:15:00Z","events":[""]}}}`,
-			`allowlist delta: details["acct-a"].events[0]: empty event id`},
+			`allowlist delta: details["acct-a"]: events[0]: empty event id`},
 		{"seq 0 named as the allowlist", `{"epoch":"e1","seq":0,"add":["acct-a"],"issuedAt":"2019-07-03T10:15:00Z"}`,
 			`allowlist delta: seq: required, must be > 0`},
 		{"unknown field", `{"epoch":"e1","seq":1,"add":["a"],"issuedAt":"2019-07-03T10:15:00Z","x":1}`,
@@ -89,7 +89,7 @@ func TestParseAllowSnapshot(t *testing.T) {
 	big := `{"epoch":"e1","seq":3,"accounts":["acct-a"],"issuedAt":"2019-07-03T10:15:00Z","details":{"acct-a":{"expiresAt":"2019-08-02T10:15:00Z","events":[` +
 		strings.Repeat(`"e",`, wire.MaxDetailEvents) + `"e"]}}}`
 	_, err = wire.ParseAllowSnapshot([]byte(big))
-	if want := `allowlist snapshot: details["acct-a"].events: 17 ids, limit 16`; err == nil || err.Error() != want {
+	if want := `allowlist snapshot: details["acct-a"]: events: 17 ids, limit 16`; err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
 	}
 }

@@ -615,6 +615,41 @@ type Delta struct {
 	Details  map[string]ListDetail `json:"details,omitempty"` // only for accounts in add / accounts
 }
 
+// MaxDetailEvents bounds the event ids a list detail carries on the wire.
+const MaxDetailEvents = 16
+
+// Check reports what is wrong with a detail.
+func (d ListDetail) Check() error {
+	if err := checkText("rule", d.Rule, false); err != nil {
+		return err
+	}
+	if err := checkText("reason", d.Reason, false); err != nil {
+		return err
+	}
+	if len(d.Events) > MaxDetailEvents {
+		return fmt.Errorf("events: %d ids, limit %d", len(d.Events), MaxDetailEvents)
+	}
+	for i, id := range d.Events {
+		if err := CheckEventID(id); err != nil {
+			return fmt.Errorf("events[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkDetails checks that every detail belongs to a listed account.
+func checkDetails(details map[string]ListDetail, listed func(string) bool) error {
+	for a, d := range details {
+		if !listed(a) {
+			return fmt.Errorf("details[%q]: account is not in the list's entries", a)
+		}
+		if err := d.Check(); err != nil {
+			return fmt.Errorf("details[%q]: %w", a, err)
+		}
+	}
+	return nil
+}
+
 // Validate checks the sequence, the entries and that no account is both
 // added and removed (the order would be ambiguous).
 func (d *Delta) Validate() error {
@@ -648,6 +683,9 @@ func (d *Delta) Validate() error {
 		if _, ok := added[a]; ok {
 			return fmt.Errorf("denylist delta: remove[%d]: %q is also added", i, a)
 		}
+	}
+	if err := checkDetails(d.Details, func(a string) bool { _, ok := added[a]; return ok }); err != nil {
+		return fmt.Errorf("denylist delta: %w", err)
 	}
 	return nil
 }
@@ -699,6 +737,17 @@ func (s *Snapshot) Validate() error {
 	for i, a := range s.Accounts {
 		if err := CheckAccount(a); err != nil {
 			return fmt.Errorf("denylist snapshot: accounts[%d]: %w", i, err)
+		}
+	}
+	if len(s.Details) > 0 {
+		listed := make(map[string]struct{}, len(s.Details))
+		for _, a := range s.Accounts {
+			if _, ok := s.Details[a]; ok {
+				listed[a] = struct{}{}
+			}
+		}
+		if err := checkDetails(s.Details, func(a string) bool { _, ok := listed[a]; return ok }); err != nil {
+			return fmt.Errorf("denylist snapshot: %w", err)
 		}
 	}
 	return nil

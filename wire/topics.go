@@ -219,12 +219,17 @@ func HQFilters(group string) []string {
 	return []string{HQEventsFilter(group), HQAlertsFilter(group), HQCmdFilter(group), HQStatusFilter}
 }
 
+// StoreAlertsTopic carries the alerts HQ's chain rules raise about a store
+// (event.Event with a Chain), to the store's displays; only HQ publishes.
+func StoreAlertsTopic(store string) string { return Prefix + "/store/" + store + "/alerts" }
+
 // DisplayFilters are the subscriptions of a store display: the alerts and the
-// status of every register of its store.
+// status of every register of its store, and HQ's alerts about the store.
 func DisplayFilters(store string) []string {
 	return []string{
 		Prefix + "/reg/" + store + "/+/" + KindAlerts,
 		Prefix + "/reg/" + store + "/+/" + KindStatus,
+		StoreAlertsTopic(store),
 	}
 }
 

@@ -33,7 +33,7 @@ func TestTopicBuilders(t *testing.T) {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
 	}
-	if got, want := wire.DisplayFilters("s042"), []string{"posguard/v1/reg/s042/+/alerts", "posguard/v1/reg/s042/+/status"}; !slices.Equal(got, want) {
+	if got, want := wire.DisplayFilters("s042"), []string{"posguard/v1/reg/s042/+/alerts", "posguard/v1/reg/s042/+/status", "posguard/v1/store/s042/alerts"}; !slices.Equal(got, want) {
 		t.Errorf("DisplayFilters = %q, want %q", got, want)
 	}
 	hq := wire.HQFilters("grp")

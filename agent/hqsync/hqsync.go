@@ -399,7 +399,14 @@ func (c *Client) denylistDelta(b []byte) {
 		return
 	}
 	v := wire.ListVersion{Epoch: d.Epoch, Seq: d.Seq}
+	if err := c.cfg.State.PutDenylistDetails(d.Add, d.Details); err != nil {
+		c.refuse(wire.SubjectDenylist, int64(d.Seq), err)
+		return
+	}
 	err = c.cfg.State.ApplyDenylistDelta(v, d.IssuedAt, d.Add, d.Remove)
+	if err == nil && len(d.Remove) > 0 {
+		err = c.cfg.State.DropDenylistDetails(d.Remove)
+	}
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap) && gap.Stale():
@@ -445,6 +452,13 @@ func (c *Client) denylistSnapshot(b []byte) {
 		c.mu.Lock()
 		c.denyReset = reset
 		c.mu.Unlock()
+	}
+	// The list's details (automatic entries' expiry) after the list: a
+	// crash in between leaves entries without expiry, listed until HQ
+	// removes them.
+	if err := c.cfg.State.ReplaceDenylistDetails(s.Details, nil); err != nil {
+		c.refuse(wire.SubjectDenylist, int64(s.Seq), err)
+		return
 	}
 	c.log.Info("denylist snapshot applied", "epoch", s.Epoch, "seq", s.Seq, "accounts", len(s.Accounts))
 	c.StatusChanged()

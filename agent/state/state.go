@@ -189,6 +189,8 @@ type Store struct {
 	denyVer wire.ListVersion
 	denyAt  time.Time   // issuedAt of the last applied denylist message
 	allow   allowMirror // allowlist.go, with its own lock
+	// denyDetails: listdetails.go
+	denyDetails map[string]wire.ListDetail
 	// lastFact is the time of the newest peer fact applied (unix ns, 0:
 	// none).
 	lastFact int64
@@ -414,6 +416,9 @@ func (s *Store) load() error {
 			return err
 		}
 		if err := s.allow.load(tx); err != nil {
+			return err
+		}
+		if s.denyDetails, err = loadDenylistDetails(tx); err != nil { // listdetails.go
 			return err
 		}
 		s.denyVer, s.denyAt = denylistMeta(tx.Bucket([]byte(bMeta)))

@@ -12,6 +12,7 @@ import (
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker/embedtest"
+	"github.com/posguard/posguard/hq/chain"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/testenv"
 	"github.com/posguard/posguard/policy"
@@ -34,8 +35,18 @@ type mqttRig struct {
 	acks chan wire.Ack
 }
 
-func startMQTT(tb testing.TB, n int) *mqttRig {
+// startMQTT starts the rig; with rules (a chain rules document) HQ
+// evaluates them on the stream as well.
+func startMQTT(tb testing.TB, n int, rules string) *mqttRig {
 	tb.Helper()
+	var cc hq.ChainConfig
+	if rules != "" {
+		doc, err := chain.Load([]byte(rules))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cc.Rules = doc
+	}
 	ctx := context.Background()
 	st, err := store.OpenPostgres(ctx, testenv.PostgresURL(tb))
 	if err != nil {
@@ -43,7 +54,7 @@ func startMQTT(tb testing.TB, n int) *mqttRig {
 	}
 	tb.Cleanup(func() { st.Close() })
 	br, auth := embedtest.Start(tb, "hq", "s1/r1")
-	svc, err := hq.New(hq.Config{MQTT: auth.MQTT(br.URL(), "hq"), Store: st})
+	svc, err := hq.New(hq.Config{MQTT: auth.MQTT(br.URL(), "hq"), Store: st, Chain: cc})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -186,11 +197,32 @@ func (r *mqttRig) stored(tb testing.TB, n int) int {
 // broker, HQ stores them in PostgreSQL (default batching) and acks them;
 // timed from the first publish until every id is acked. ns/op is per event,
 // events/s the rate. Skips without PostgreSQL, like BenchmarkIngest.
-func BenchmarkIngestMQTT(b *testing.B) {
+func BenchmarkIngestMQTT(b *testing.B) { benchIngestMQTT(b, "") }
+
+// BenchmarkIngestMQTTChain is BenchmarkIngestMQTT with every chain rule
+// kind evaluated on the stream (chainRules): each event's observations
+// recorded and counted in PostgreSQL before it is acked.
+func BenchmarkIngestMQTTChain(b *testing.B) { benchIngestMQTT(b, chainRules) }
+
+// chainRules has one rule of each kind, in shadow mode; the benchmark's
+// sales (one store, 5,000 accounts, no top-ups, one token each) trip none,
+// so what is measured is the counting every event costs.
+const chainRules = `apiVersion: posguard/v1
+kind: ChainRules
+metadata: {name: bench}
+rules:
+  - {id: hop, kind: account_stores, minStores: 3, window: 30m, mode: shadow}
+  - {id: walk, kind: refused_then_elsewhere, window: 2h, mode: shadow}
+  - {id: fresh, kind: store_new_accounts, minAccounts: 5, freshFor: 24h, window: 1h, mode: shadow}
+  - {id: tok, kind: token_reuse, window: 24h, mode: shadow}
+  - {id: big, kind: expr, expr: "chain.accountStores >= 2 && event.amount >= 50000", window: 1h, mode: shadow}
+`
+
+func benchIngestMQTT(b *testing.B, rules string) {
 	if b.N > 100*store.DefaultLimit-1 {
 		b.Fatalf("b.N %d: the store count check reads at most %d events", b.N, 100*store.DefaultLimit-1)
 	}
-	r := startMQTT(b, b.N)
+	r := startMQTT(b, b.N, rules)
 	ids, payloads := decisions(b, b.N)
 	elapsed := r.run(b, ids, payloads, func(start bool) {
 		if start {
@@ -209,7 +241,7 @@ func BenchmarkIngestMQTT(b *testing.B) {
 // id acked once, every event stored once.
 func TestIngestMQTT(t *testing.T) {
 	const n = 1500
-	r := startMQTT(t, n)
+	r := startMQTT(t, n, chainRules)
 	ids, payloads := decisions(t, n)
 	r.run(t, ids, payloads, func(bool) {})
 	if got := r.stored(t, n); got != n {

@@ -20,6 +20,7 @@ import (
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/chain"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
@@ -41,7 +42,15 @@ The HTTP API needs a caller authenticated by --api-tokens on every endpoint
 but /healthz (Authorization: Bearer TOKEN, or a TLS client certificate
 named in the file when --api-client-ca is given); read may query, admin may
 also change the denylist. Without --api-tokens the API is open, which HQ
-allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
+allows on a loopback --listen only. Make tokens with 'posguard hq-token'.
+
+With --chain-rules HQ evaluates chain rules over every store's events as
+they are stored (one account paying at many stores, a refusal followed by
+a payment elsewhere, ...) and acts on them: alerts to the stores'
+displays, automatic denylist entries with an expiry (needs
+--denylist-key), cases. The file is checked at start, every problem
+printed; --check-chain-rules FILE only checks it and exits (status 1 on
+problems).`)
 	brokerURL := fs.String("broker", "", "MQTT broker URL (tcp://host:1883, ssl://host:8883), or a cluster's nodes comma-separated; default: the embedded broker")
 	db := fs.String("db", "", "PostgreSQL URL (postgres://user@host/db); default: a bbolt file")
 	state := fs.String("state", "posguard-hq.db", "bbolt file used when --db is not given")
@@ -66,6 +75,8 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	fs.StringVar(&js.CAFile, "nats-ca", "", "CA (PEM) that signed the NATS servers' certificates")
 	fs.StringVar(&js.CertFile, "nats-cert", "", "client certificate (PEM) for NATS; scripts/nats maps its CN to HQ's user")
 	fs.StringVar(&js.KeyFile, "nats-key", "", "private key of --nats-cert")
+	chainRules := fs.String("chain-rules", "", "chain rules file (apiVersion posguard/v1, kind ChainRules) evaluated over the live event stream")
+	checkChain := fs.String("check-chain-rules", "", "check a chain rules file, print every problem with its path, and exit")
 	var mc mqttconn.Config
 	addTLSFlags(fs, &mc, "the --identity")
 	if err := parseFlags(fs, args); err != nil {
@@ -73,6 +84,19 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *checkChain != "" {
+		return checkChainRules(std, *checkChain) // hq_chain.go
+	}
+	var chainCfg hq.ChainConfig
+	if *chainRules != "" {
+		// Before anything is opened or connected: a wrong file stops HQ
+		// with every problem listed.
+		doc, err := chain.LoadFile(*chainRules)
+		if err != nil {
+			return err
+		}
+		chainCfg.Rules = doc
 	}
 	if *brokerURL == "" && *embed == "" {
 		return usagef("give --broker or --embed-broker")
@@ -167,7 +191,7 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	defer st.Close()
 
 	cfg := hq.Config{MQTT: mc, ClientID: id, ShareGroup: *share, Store: st, Logger: log, Auth: auth,
-		APIListen: *listen, APIHosts: hostList(*allowHost)}
+		APIListen: *listen, APIHosts: hostList(*allowHost), Chain: chainCfg}
 	if *natsURLs != "" {
 		js.URLs = *natsURLs
 		cfg.JetStream = &js

@@ -19,6 +19,10 @@ const (
 	TimedOut = "timeout"  // the deadline passed (or the register said so)
 )
 
+// Chain is the outcome of an alert HQ's chain rules raised about the store
+// (one account across stores ...): nothing to resolve, like a deny.
+const Chain = "chain"
+
 // Alert is one deny or review as the page shows it.
 type Alert struct {
 	ID       string    `json:"id"`
@@ -26,7 +30,7 @@ type Alert struct {
 	Register string    `json:"register"`
 	At       time.Time `json:"at"`
 	SaleID   string    `json:"saleId,omitempty"`
-	Outcome  string    `json:"outcome"` // deny | review
+	Outcome  string    `json:"outcome"` // deny | review | chain
 	Rules    []Rule    `json:"rules"`
 	Cart     []Line    `json:"cart"`
 	Amount   int64     `json:"amount"`  // yen, the whole sale

@@ -214,12 +214,13 @@ func (h *aclHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // Allowed is the posguard topic ACL, the same rules as scripts/mosquitto's
 // ACL file: an HQ identity (wire.IsHQUsername: "hq", "hq-NAME") may do
 // anything, shared subscriptions included; "display/{s}" reads its store's
-// alerts and status and writes its store's registers' cmd topics; a
+// alerts and status, and HQ's chain alerts about the store, and writes its store's registers' cmd topics; a
 // register "{s}/{r}" writes only under its own reg topic and its own facts
 // topic, and reads policy, denylist, allowlist, its own cmd and ack topics
 // and its own store's facts; "bridge/{s}", a store broker's bridge, writes
 // what the registers of its store write and reads what they read from HQ
-// (policy, denylist, allowlist, their acks). topic may be a subscription
+// (policy, denylist, allowlist, their acks) and HQ's chain alerts for the
+// store's displays. topic may be a subscription
 // filter. No one but HQ may join a shared subscription: a member of HQ's
 // group takes its turn of HQ's messages, and one that may not read them
 // would make the broker drop every Nth event. Ids are checked with wire's
@@ -239,7 +240,8 @@ func Allowed(user, topic string, write bool) bool {
 		if write {
 			return matches(wire.CmdTopic(store, "+"), topic)
 		}
-		return matches(wire.AlertsTopic(store, "+"), topic) || matches(wire.StatusTopic(store, "+"), topic)
+		return matches(wire.AlertsTopic(store, "+"), topic) || matches(wire.StatusTopic(store, "+"), topic) ||
+			matches(wire.StoreAlertsTopic(store), topic)
 	}
 	if store, ok := strings.CutPrefix(user, "bridge/"); ok {
 		if wire.ValidateStore(store) != nil {
@@ -248,7 +250,7 @@ func Allowed(user, topic string, write bool) bool {
 		if write {
 			return matches(wire.Prefix+"/reg/"+store+"/#", topic) || matches(wire.FactsFilter(store), topic)
 		}
-		return readsFromHQ(topic) || matches(wire.AckTopic(store, "+"), topic)
+		return readsFromHQ(topic) || matches(wire.AckTopic(store, "+"), topic) || matches(wire.StoreAlertsTopic(store), topic)
 	}
 	store, reg, ok := strings.Cut(user, "/")
 	if !ok || wire.ValidateStore(store) != nil || wire.ValidateRegister(reg) != nil {

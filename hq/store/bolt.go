@@ -262,6 +262,9 @@ func (s *Bolt) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersi
 		if _, err := putEvent(tx, c.record(v)); err != nil {
 			return err
 		}
+		if err := putDetails(tx, c); err != nil { // chain_bolt.go
+			return err
+		}
 		return meta.Put(kDenySeq, binary.BigEndian.AppendUint64(nil, v.Seq))
 	})
 	if err != nil {

@@ -91,6 +91,7 @@ var migrations = []string{
 	CREATE TABLE allowlist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL,
 		epoch text NOT NULL DEFAULT gen_random_uuid()::text);
 	INSERT INTO allowlist_seq (seq) VALUES (0);`,
+	chainMigration, // chain_pg.go
 }
 
 // Postgres is the backend for real deployments; several HQ instances may
@@ -318,6 +319,9 @@ func (s *Postgres) DenylistChange(ctx context.Context, c ListChange) (wire.ListV
 			if _, err := tx.Exec(ctx, `DELETE FROM denylist WHERE account = ANY($1)`, c.Remove); err != nil {
 				return err
 			}
+		}
+		if err := saveDetails(ctx, tx, c); err != nil { // chain_pg.go
+			return err
 		}
 		return insertEvent(ctx, tx, c.record(wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}))
 	})

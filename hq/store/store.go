@@ -42,6 +42,7 @@ type Store interface {
 	Denylist(ctx context.Context) (wire.ListVersion, []string, error)
 	CaseStore      // cases.go
 	AllowlistStore // cases.go
+	Chain          // chain.go
 	Close() error
 }
 
@@ -143,8 +144,11 @@ func (q Query) limit() int {
 
 // account is the payment account an event is about, for filtering.
 func account(ev event.Event) string {
-	if ev.Request != nil {
+	switch {
+	case ev.Request != nil:
 		return ev.Request.Payment.Account
+	case ev.Chain != nil:
+		return ev.Chain.Account
 	}
 	return ""
 }

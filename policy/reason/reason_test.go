@@ -100,6 +100,8 @@ func TestRender(t *testing.T) {
 		{"en", sale.Reason{Code: sale.CodeCartQuantity, Value: 3, Limit: 2, Category: sale.Names{ID: "x"}}, "x 3 > limit 2"},
 		// Unknown language: Japanese, the stores' language.
 		{"fr", sale.Reason{Code: sale.CodeDenylisted}, "本部の利用停止リストにあるアカウント"},
+		{"ja", sale.Reason{Code: sale.CodeDenylisted, Text: "crew-hopping"}, "本部の利用停止リストにあるアカウント（チェーンルール crew-hopping）"},
+		{"en", sale.Reason{Code: sale.CodeDenylisted, Text: "crew-hopping"}, "account is on the HQ denylist: chain rule crew-hopping"},
 		// A code from a newer register: the code and its text, not nothing.
 		{"ja", sale.Reason{Code: "new.code", Text: "x"}, "new.code: x"},
 		{"en", sale.Reason{Code: sale.CodeTokenInvalid, Text: "replayed"}, "token rejected: replayed"},

@@ -120,8 +120,18 @@ var templates = map[string][2]template{
 		func(r *sale.Reason) string { return "account logged in from abroad in the last 24 h" },
 	},
 	sale.CodeDenylisted: {
-		func(r *sale.Reason) string { return "本部の利用停止リストにあるアカウント" },
-		func(r *sale.Reason) string { return "account is on the HQ denylist" },
+		func(r *sale.Reason) string {
+			if r.Text != "" {
+				return "本部の利用停止リストにあるアカウント（チェーンルール " + r.Text + "）"
+			}
+			return "本部の利用停止リストにあるアカウント"
+		},
+		func(r *sale.Reason) string {
+			if r.Text != "" {
+				return "account is on the HQ denylist: chain rule " + r.Text
+			}
+			return "account is on the HQ denylist"
+		},
 	},
 	sale.CodeExpr: {
 		// The policy author's own words: they are shown as written.

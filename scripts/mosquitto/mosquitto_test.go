@@ -328,6 +328,14 @@ func TestShippedBrokerConfig(t *testing.T) {
 			t.Fatalf("display got %s %q", m.topic, m.payload)
 		default:
 		}
+		// HQ's chain alerts: the display reads its store's; a register or
+		// a display cannot forge one.
+		r1.publish(t, wire.StoreAlertsTopic("s042"), "forged by a register", false)
+		d.publish(t, wire.StoreAlertsTopic("s042"), "forged by the display", false)
+		hq.publish(t, wire.StoreAlertsTopic("s043"), "hq alert s043", false)
+		chainAlert := msg{wire.StoreAlertsTopic("s042"), "hq alert s042"}
+		hq.publish(t, chainAlert.topic, chainAlert.payload, false)
+		d.expect(t, chainAlert)
 
 		forged := wire.CmdTopic("s043", "r1")
 		d.publish(t, forged, "resolve", false)

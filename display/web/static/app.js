@@ -53,7 +53,7 @@
       const a = JSON.parse(m.data);
       const fresh = !st.alerts.has(a.id);
       st.alerts.set(a.id, a);
-      if (fresh && a.outcome === "deny") alarm();
+      if (fresh && (a.outcome === "deny" || a.outcome === "chain")) alarm();
       render();
     });
     es.addEventListener("register", (m) => {
