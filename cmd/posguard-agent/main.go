@@ -1,5 +1,6 @@
 // Command posguard-agent is the register's binary: the agent daemon and the
-// few tools a register needs (ports, token inspect, policy lint, version).
+// few tools a register needs (ports, token inspect, policy lint, version,
+// and on Windows the service that runs the agent).
 // It carries none of HQ, PostgreSQL, the embedded broker, the display or the
 // demo, so it stays small enough for a POS terminal; posguard has the same
 // commands, implemented once in cmd/internal/cli.
@@ -20,6 +21,7 @@ func program() cli.Program {
 			cli.Ports,
 			{Name: "policy", Summary: "lint a policy file", Run: cli.Group("policy", cli.PolicyLint)},
 			{Name: "token", Summary: "inspect a payment token", Run: cli.Group("token", cli.TokenInspect)},
+			cli.Service,
 			cli.Version,
 		},
 	}

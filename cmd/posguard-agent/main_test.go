@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -34,7 +35,7 @@ func TestCommands(t *testing.T) {
 		}
 		names = append(names, strings.Fields(l)[0])
 	}
-	if want := []string{"agent", "policy", "ports", "token", "version"}; !slices.Equal(names, want) {
+	if want := []string{"agent", "policy", "ports", "service", "token", "version"}; !slices.Equal(names, want) {
 		t.Errorf("commands %q, want %q", names, want)
 	}
 	for _, args := range [][]string{{"hq"}, {"display"}, {"demo"}, {"scanner-sim"}} {
@@ -47,7 +48,7 @@ func TestCommands(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
 		}
 	}
-	for _, c := range []string{"agent", "ports", "policy lint", "token inspect", "version"} {
+	for _, c := range []string{"agent", "ports", "policy lint", "token inspect", "service", "version"} {
 		code, out, errs := runAgentCLI(t, append(strings.Fields(c), "-h")...)
 		if code != 0 || errs != "" || !strings.HasPrefix(out, "Usage: posguard-agent "+c) {
 			t.Errorf("%s -h: exit %d, stderr %q, stdout %q", c, code, errs, out)
@@ -75,5 +76,19 @@ func TestPolicyLint(t *testing.T) {
 	}
 	if code, _, errs := runAgentCLI(t, "policy", "lint", "--at", "x", bad); code != 2 || !strings.Contains(errs, "posguard-agent policy: --at") {
 		t.Errorf("lint --at x: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestServiceCommandLine(t *testing.T) {
+	if code, _, errs := runAgentCLI(t, "service", "restart"); code != 2 || !strings.Contains(errs, `posguard-agent service: unknown command "restart"`) {
+		t.Errorf("service restart: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runAgentCLI(t, "service", "--config", "a.yaml", "start"); code != 2 || !strings.Contains(errs, "--config is for install") {
+		t.Errorf("service --config start: exit %d, stderr %q", code, errs)
+	}
+	if runtime.GOOS != "windows" {
+		if code, _, errs := runAgentCLI(t, "service", "install"); code != 1 || !strings.Contains(errs, "systemd unit") {
+			t.Errorf("service install off Windows: exit %d, stderr %q", code, errs)
+		}
 	}
 }
