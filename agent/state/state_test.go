@@ -98,7 +98,7 @@ func TestOpenOptionErrors(t *testing.T) {
 			t.Errorf("Open(%+v) = %v", o, err)
 		}
 	}
-	if _, err := Open(filepath.Join(dir, "missing", "x.db"), testOptions()); err == nil || !strings.Contains(err.Error(), "missing/x.db") {
+	if _, err := Open(filepath.Join(dir, "missing", "x.db"), testOptions()); err == nil || !strings.Contains(err.Error(), filepath.Join("missing", "x.db")) {
 		t.Errorf("Open in a missing directory: %v", err)
 	}
 }

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/internal/atomicfile"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/backtest"
 )
 
 func runPolicyTest(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy test", "--policy NEW.yaml --events EVENTS.jsonl", `
+	fs := cli.NewFlags(std, "policy test", "--policy NEW.yaml --events EVENTS.jsonl", `
 Backtest a policy: replay recorded sale decisions through it in time order,
 rebuilding the register history as it goes, and report per rule how often
 it fires, how decisions change against a baseline (allow → deny, ...) and,
@@ -55,20 +56,20 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	htmlFile := fs.String("html", "", "also write the report as a self-contained HTML page with charts to `FILE`")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return usagef("test takes no arguments, got %q", fs.Args())
+		return cli.Usagef("test takes no arguments, got %q", fs.Args())
 	}
 	if *policyFile == "" || *eventsFile == "" {
-		return usagef("test needs --policy and --events")
+		return cli.Usagef("test needs --policy and --events")
 	}
 	if *htmlFile == "-" {
-		return usagef("--html needs a file name: the table or the JSON goes to standard output")
+		return cli.Usagef("--html needs a file name: the table or the JSON goes to standard output")
 	}
 	if *retention <= 0 {
-		return usagef("--retention must be > 0, got %s", *retention)
+		return cli.Usagef("--retention must be > 0, got %s", *retention)
 	}
 	opts := backtest.Options{Retention: *retention}
 	var err error
@@ -96,7 +97,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 			return fmt.Errorf("%s: %w", *labelsFile, err)
 		}
 	}
-	var in io.Reader = std.in
+	var in io.Reader = std.In
 	if *eventsFile != "-" {
 		f, err := os.Open(*eventsFile)
 		if err != nil {
@@ -105,23 +106,23 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 		defer f.Close()
 		in = f
 	}
-	tty := isTerminal(std.err)
+	tty := isTerminal(std.Err)
 	if tty || *progress {
-		opts.Progress = progressPrinter(std.err, tty, "sales")
+		opts.Progress = progressPrinter(std.Err, tty, "sales")
 	}
 
 	rep, err := backtest.Run(ctx, in, opts)
 	if tty && opts.Progress != nil {
-		fmt.Fprint(std.err, "\r\033[K") // clear the progress line
+		fmt.Fprint(std.Err, "\r\033[K") // clear the progress line
 	}
 	if err != nil && !errors.Is(err, backtest.ErrNothingReplayed) {
 		return fmt.Errorf("backtest %s: %w", *eventsFile, err)
 	}
 	if *asJSON {
-		if werr := backtest.WriteJSON(std.out, rep); werr != nil {
+		if werr := backtest.WriteJSON(std.Out, rep); werr != nil {
 			return werr
 		}
-	} else if werr := backtest.WriteTable(std.out, rep); werr != nil {
+	} else if werr := backtest.WriteTable(std.Out, rep); werr != nil {
 		return werr
 	}
 	if *htmlFile != "" {

@@ -7,12 +7,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/policy/backtest"
 	"github.com/posguard/posguard/policy/backtest/gen"
 )
 
 func runPolicyGenEvents(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy gen-events", "--out EVENTS.jsonl [--labels LABELS.jsonl]", `
+	fs := cli.NewFlags(std, "policy gen-events", "--out EVENTS.jsonl [--labels LABELS.jsonl]", `
 Generate a labelled, synthetic but realistic data set for 'policy test': a
 store chain's QR payments over --days days, as the events JSONL HQ exports,
 and the ground truth per account as the labels file HQ's cases API exports.
@@ -38,21 +39,21 @@ The same flags give byte-identical files.`)
 	out := fs.String("out", "", "events `FILE` (JSONL) to write, - for standard output (required)")
 	labelsOut := fs.String("labels", "", "labels `FILE` (JSONL) to write; none if not given")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return usagef("gen-events takes no arguments, got %q", fs.Args())
+		return cli.Usagef("gen-events takes no arguments, got %q", fs.Args())
 	}
 	if *out == "" {
-		return usagef("gen-events needs --out (- for standard output)")
+		return cli.Usagef("gen-events needs --out (- for standard output)")
 	}
 	if *labelsOut == "-" || (*labelsOut != "" && *labelsOut == *out) {
-		return usagef("--labels needs a file of its own")
+		return cli.Usagef("--labels needs a file of its own")
 	}
 	day, err := time.ParseInLocation("2006-01-02", *start, gen.Zone)
 	if err != nil {
-		return usagef("--start %q: want a date as YYYY-MM-DD", *start)
+		return cli.Usagef("--start %q: want a date as YYYY-MM-DD", *start)
 	}
 	cfg := gen.Config{Seed: *seed, Start: day, Days: *days, Stores: *stores, RegistersPerStore: *registers, SalesPerStoreDay: *perDay}
 	for _, c := range []struct {
@@ -61,16 +62,16 @@ The same flags give byte-identical files.`)
 	}{{"--days", *days, gen.MaxDays}, {"--stores", *stores, gen.MaxStores},
 		{"--registers-per-store", *registers, gen.MaxRegistersPerStore}, {"--sales-per-day", *perDay, gen.MaxSalesPerStoreDay}} {
 		if c.v < 1 || c.v > c.limit {
-			return usagef("%s %d: want 1 to %d", c.name, c.v, c.limit)
+			return cli.Usagef("%s %d: want 1 to %d", c.name, c.v, c.limit)
 		}
 	}
-	tty := isTerminal(std.err)
+	tty := isTerminal(std.Err)
 	if tty || *progress {
-		p := progressPrinter(std.err, tty, "days")
+		p := progressPrinter(std.Err, tty, "days")
 		cfg.Progress = func(done, total int) { p("generate", done, total) }
 	}
 
-	var events io.Writer = std.out
+	var events io.Writer = std.Out
 	var files []*os.File
 	create := func(path string) (*os.File, error) {
 		f, err := os.Create(path)
@@ -106,7 +107,7 @@ The same flags give byte-identical files.`)
 	}
 	st, err := gen.Generate(ctx, cfg, events, labels)
 	if tty && cfg.Progress != nil {
-		fmt.Fprint(std.err, "\r\033[K")
+		fmt.Fprint(std.Err, "\r\033[K")
 	}
 	if err != nil {
 		return err
@@ -118,7 +119,7 @@ The same flags give byte-identical files.`)
 	}
 	files = nil
 	ok = true
-	fmt.Fprintf(std.err, "%d sales over %d days at %d stores: %d fraud (%s, %d accounts, %d crew runs, %d lone victims), %d bulk buys; %d accounts paid\n",
+	fmt.Fprintf(std.Err, "%d sales over %d days at %d stores: %d fraud (%s, %d accounts, %d crew runs, %d lone victims), %d bulk buys; %d accounts paid\n",
 		st.Sales, *days, *stores, st.FraudSales, backtest.Yen(st.FraudAmount), st.FraudAccounts, st.CrewVisits, st.Lone, st.BulkSales, st.Accounts)
 	return nil
 }

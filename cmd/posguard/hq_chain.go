@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/hq/chain"
 )
 
@@ -16,9 +17,9 @@ func checkChainRules(std stdio, path string) error {
 	switch {
 	case errors.As(err, &ve):
 		for _, p := range ve.Problems {
-			fmt.Fprintf(std.out, "%s: %s\n", path, p)
+			fmt.Fprintf(std.Out, "%s: %s\n", path, p)
 		}
-		return &exitError{code: 1}
+		return &cli.ExitError{Code: 1}
 	case err != nil:
 		return err
 	}
@@ -28,7 +29,7 @@ func checkChainRules(std stdio, path string) error {
 			enforce++
 		}
 	}
-	fmt.Fprintf(std.out, "%s: ok: chain rules %q, %d rule(s), %d enforced, %d in shadow\n",
+	fmt.Fprintf(std.Out, "%s: ok: chain rules %q, %d rule(s), %d enforced, %d in shadow\n",
 		path, d.Metadata.Name, len(d.Rules), enforce, len(d.Rules)-enforce)
 	return nil
 }

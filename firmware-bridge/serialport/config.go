@@ -15,6 +15,8 @@ import (
 type Config struct {
 	// Port is the device path. For USB scanners prefer the
 	// /dev/serial/by-id/... link: ttyACM numbers can change on replug.
+	// On Windows it is the port's name, COM3 (go.bug.st/serial adds the
+	// \\.\ prefix that COM10 and above need).
 	Port     string  `yaml:"port"`
 	Baud     int     `yaml:"baud,omitempty"`     // default 9600
 	DataBits int     `yaml:"dataBits,omitempty"` // 5..8, default 8

@@ -6,12 +6,20 @@ package secretfile
 import (
 	"fmt"
 	"os"
+	"runtime"
 )
 
 // Exposed returns a sentence saying that path is readable or writable by
 // group or others, with its mode, or "" when it is not (or cannot be
 // stat'ed: reading it will report that).
 func Exposed(path string) string {
+	if runtime.GOOS == "windows" {
+		// Go reports 0666 (0444 if read-only) for every Windows file:
+		// ACLs, not modes, protect it there, and 'posguard-agent service
+		// install' makes %ProgramData%\posguard readable by SYSTEM and the
+		// Administrators only.
+		return ""
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return ""
