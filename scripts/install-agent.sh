@@ -34,7 +34,7 @@ else
 fi
 
 install -d -m 0750 -o root -g posguard /etc/posguard
-install -d -m 0700 -o posguard -g posguard /var/lib/posguard
+install -d -m 0750 -o posguard -g posguard /var/lib/posguard
 install -m 0755 -o root -g root "$bin" /usr/local/bin/posguard
 
 if [ ! -e /etc/posguard/agent.yaml ]; then
