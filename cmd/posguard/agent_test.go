@@ -69,7 +69,7 @@ managerPINs: ['%s']
 
 func agentCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	return cli(t, time.Time{}, args...)
+	return runAt(t, time.Time{}, args...)
 }
 
 func TestAgentCLI(t *testing.T) {
@@ -354,7 +354,7 @@ func TestAgentRunsAndStops(t *testing.T) {
 	defer cancel()
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, stdio{in: strings.NewReader(""), out: &out, err: logs}, []string{"agent", "--config", cfg})
+		exit <- run(ctx, stdio{In: strings.NewReader(""), Out: &out, Err: logs}, []string{"agent", "--config", cfg})
 	}()
 	var url string
 	deadline := time.Now().Add(10 * time.Second)
@@ -410,7 +410,7 @@ func TestAgentWarnsOfReadableSecrets(t *testing.T) {
 	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, []string{"agent", "--config", cfg})
+		done <- run(ctx, stdio{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, []string{"agent", "--config", cfg})
 	}()
 	waitOutput(t, ctx, &stderr, `msg="agent running"`)
 	cancel()

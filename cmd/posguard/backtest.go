@@ -10,12 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/backtest"
 )
 
 func runPolicyTest(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy test", "--policy NEW.yaml --events EVENTS.jsonl", `
+	fs := cli.NewFlags(std, "policy test", "--policy NEW.yaml --events EVENTS.jsonl", `
 Backtest a policy: replay recorded sale decisions through it in time order,
 rebuilding the register history as it goes, and report per rule how often
 it fires, how decisions change against a baseline (allow → deny, ...) and,
@@ -37,17 +38,17 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	retention := fs.Duration("retention", backtest.DefaultRetention, "how long the rebuilt history remembers a sale (the agent's retention)")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return usagef("test takes no arguments, got %q", fs.Args())
+		return cli.Usagef("test takes no arguments, got %q", fs.Args())
 	}
 	if *policyFile == "" || *eventsFile == "" {
-		return usagef("test needs --policy and --events")
+		return cli.Usagef("test needs --policy and --events")
 	}
 	if *retention <= 0 {
-		return usagef("--retention must be > 0, got %s", *retention)
+		return cli.Usagef("--retention must be > 0, got %s", *retention)
 	}
 	opts := backtest.Options{Retention: *retention}
 	var err error
@@ -64,7 +65,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 			return err
 		}
 	}
-	var in io.Reader = std.in
+	var in io.Reader = std.In
 	if *eventsFile != "-" {
 		f, err := os.Open(*eventsFile)
 		if err != nil {
@@ -73,23 +74,23 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 		defer f.Close()
 		in = f
 	}
-	tty := isTerminal(std.err)
+	tty := isTerminal(std.Err)
 	if tty || *progress {
-		opts.Progress = progressPrinter(std.err, tty)
+		opts.Progress = progressPrinter(std.Err, tty)
 	}
 
 	rep, err := backtest.Run(ctx, in, opts)
 	if tty && opts.Progress != nil {
-		fmt.Fprint(std.err, "\r\033[K") // clear the progress line
+		fmt.Fprint(std.Err, "\r\033[K") // clear the progress line
 	}
 	if err != nil && !errors.Is(err, backtest.ErrNothingReplayed) {
 		return fmt.Errorf("backtest %s: %w", *eventsFile, err)
 	}
 	if *asJSON {
-		if werr := backtest.WriteJSON(std.out, rep); werr != nil {
+		if werr := backtest.WriteJSON(std.Out, rep); werr != nil {
 			return werr
 		}
-	} else if werr := backtest.WriteTable(std.out, rep); werr != nil {
+	} else if werr := backtest.WriteTable(std.Out, rep); werr != nil {
 		return werr
 	}
 	if err != nil {

@@ -81,7 +81,7 @@ func TestBrokerUnreachableIsSaid(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int, 1)
 			go func() {
-				done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr}, tc.args(t, url, auth))
+				done <- run(ctx, stdio{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, tc.args(t, url, auth))
 			}()
 			t.Cleanup(func() {
 				cancel()

@@ -4,11 +4,12 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/demo"
 )
 
 func runDemo(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "demo", "", `
+	fs := cli.NewFlags(std, "demo", "", `
 Run posguard on this machine and replay the 7pay attack of July 2019: an
 embedded MQTT broker, HQ, the store display and two registers whose barcode
 scanners and POS ports are pseudo-terminals. HQ signs and pushes the example
@@ -21,19 +22,19 @@ scanner → agent → POS path. Each decision is printed as it is made.`)
 	dir := fs.String("dir", "", "keep state files and keys in this directory (default: a temporary one)")
 	listen := fs.String("display", "127.0.0.1:0", "address of the store display page")
 	verbose := fs.Bool("v", false, "show the components' logs")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *speed < 0 {
-		return usagef("--speed must be >= 0")
+		return cli.Usagef("--speed must be >= 0")
 	}
 	log := slog.New(slog.DiscardHandler)
 	if *verbose {
-		log = newLogger(std.err)
+		log = cli.NewLogger(std.Err)
 	}
-	_, err := demo.Run(ctx, demo.Options{Out: std.out, Log: log, Speed: *speed, Keep: *keep, Dir: *dir, DisplayListen: *listen})
+	_, err := demo.Run(ctx, demo.Options{Out: std.Out, Log: log, Speed: *speed, Keep: *keep, Dir: *dir, DisplayListen: *listen})
 	return err
 }

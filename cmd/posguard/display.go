@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/display"
 	"github.com/posguard/posguard/internal/mqttconn"
 )
@@ -26,37 +27,37 @@ store login password hash (bcrypt); make one with
 and preferably serve HTTPS (-https-cert, -https-key).`
 
 func runDisplay(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "display", "", displayAbout)
+	fs := cli.NewFlags(std, "display", "", displayAbout)
 	broker := fs.String("broker", "", "MQTT broker URL, e.g. tcp://127.0.0.1:1883 or ssl://broker:8883 (required)")
 	store := fs.String("store", "", "store id whose registers to show (required)")
 	listen := fs.String("listen", display.DefaultListen, "HTTP listen address; beyond loopback requires -password-hash or -password-hash-file")
 	hash := fs.String("password-hash", "", "bcrypt hash of the store login password")
 	hashFile := fs.String("password-hash-file", "", "file holding the bcrypt hash of the store login password")
 	var mc mqttconn.Config
-	addTLSFlags(fs, &mc, "display/STORE")
+	cli.AddTLSFlags(fs, &mc, "display/STORE")
 	httpsCert := fs.String("https-cert", "", "PEM certificate to serve the page over HTTPS")
 	httpsKey := fs.String("https-key", "", "PEM private key of -https-cert")
 	reviewTimeout := fs.Duration("review-timeout", 0, "how long registers hold a review (the countdown); 0 means 2m, set it to the registers' value")
 	stateFile := fs.String("state", "", "file keeping open reviews, recent alerts and the broker session across restarts, so alerts sent while down still arrive; empty: a restart forgets them")
 	allowHost := fs.String("allow-host", "", "further host names browsers use for the display, comma-separated (others are refused against DNS rebinding)")
 	hashPassword := fs.Bool("hash-password", false, "read a password from stdin, print its bcrypt hash and exit")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *hashPassword {
 		return printPasswordHash(std)
 	}
 	if *broker == "" {
-		return usagef("-broker is required")
+		return cli.Usagef("-broker is required")
 	}
 	if *store == "" {
-		return usagef("-store is required")
+		return cli.Usagef("-store is required")
 	}
 	if *hash != "" && *hashFile != "" {
-		return usagef("give -password-hash or -password-hash-file, not both")
+		return cli.Usagef("give -password-hash or -password-hash-file, not both")
 	}
 	if *hashFile != "" {
 		b, err := os.ReadFile(*hashFile)
@@ -66,10 +67,10 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 		*hash = strings.TrimSpace(string(b))
 	}
 	if (mc.CertFile == "") != (mc.KeyFile == "") {
-		return usagef("-tls-cert and -tls-key go together")
+		return cli.Usagef("-tls-cert and -tls-key go together")
 	}
 	if (*httpsCert == "") != (*httpsKey == "") {
-		return usagef("-https-cert and -https-key go together")
+		return cli.Usagef("-https-cert and -https-key go together")
 	}
 	mc.Broker = *broker
 	var https *tls.Config
@@ -83,7 +84,7 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 	srv, err := display.New(display.Config{
 		Store: *store, MQTT: mc, Listen: *listen,
 		PasswordHash: *hash, HTTPS: https, ReviewTimeout: *reviewTimeout,
-		StateFile: *stateFile, Log: newLogger(std.err), Hosts: hostList(*allowHost),
+		StateFile: *stateFile, Log: cli.NewLogger(std.Err), Hosts: hostList(*allowHost),
 	})
 	if err != nil {
 		return err
@@ -93,25 +94,25 @@ func runDisplay(ctx context.Context, std stdio, args []string) error {
 		scheme = "https"
 	}
 	return srv.Run(ctx, func(addr string) {
-		fmt.Fprintf(std.out, "posguard display for store %s on %s://%s/\n", *store, scheme, addr)
+		fmt.Fprintf(std.Out, "posguard display for store %s on %s://%s/\n", *store, scheme, addr)
 	})
 }
 
 // printPasswordHash reads one line (the password) from stdin and prints
 // its bcrypt hash, so a store can make -password-hash without other tools.
 func printPasswordHash(std stdio) error {
-	line, err := bufio.NewReader(std.in).ReadString('\n')
+	line, err := bufio.NewReader(std.In).ReadString('\n')
 	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
 		if err != nil {
 			return fmt.Errorf("read password from stdin: %w", err)
 		}
-		return usagef("empty password on stdin")
+		return cli.Usagef("empty password on stdin")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
-	fmt.Fprintln(std.out, string(h))
+	fmt.Fprintln(std.Out, string(h))
 	return nil
 }

@@ -43,7 +43,7 @@ func TestDisplayCLIArgs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := run(context.Background(), stdio{in: strings.NewReader(c.stdin), out: &out, err: &errb}, c.args)
+			code := run(context.Background(), stdio{In: strings.NewReader(c.stdin), Out: &out, Err: &errb}, c.args)
 			if code != c.wantCode || !strings.Contains(errb.String(), c.wantErr) {
 				t.Fatalf("exit %d, stderr %q; want %d mentioning %q", code, errb.String(), c.wantCode, c.wantErr)
 			}
@@ -53,7 +53,7 @@ func TestDisplayCLIArgs(t *testing.T) {
 
 func TestDisplayCLIHelp(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errb}, []string{"display", "-h"}); code != 0 ||
+	if code := run(context.Background(), stdio{In: strings.NewReader(""), Out: &out, Err: &errb}, []string{"display", "-h"}); code != 0 ||
 		!strings.Contains(out.String(), "-password-hash-file") {
 		t.Fatalf("display -h: exit %d, stdout %q", code, out.String())
 	}
@@ -61,7 +61,7 @@ func TestDisplayCLIHelp(t *testing.T) {
 
 func TestDisplayCLIHashPassword(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), stdio{in: strings.NewReader("s3cret\n"), out: &out, err: &errb}, []string{"display", "-hash-password"}); code != 0 {
+	if code := run(context.Background(), stdio{In: strings.NewReader("s3cret\n"), Out: &out, Err: &errb}, []string{"display", "-hash-password"}); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	hash := strings.TrimSpace(out.String())
@@ -78,7 +78,7 @@ func startDisplay(t *testing.T, args ...string) (string, func()) {
 	pr, pw := io.Pipe()
 	codec := make(chan int, 1)
 	go func() {
-		codec <- run(ctx, stdio{in: strings.NewReader(""), out: pw, err: io.Discard}, append([]string{"display"}, args...))
+		codec <- run(ctx, stdio{In: strings.NewReader(""), Out: pw, Err: io.Discard}, append([]string{"display"}, args...))
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')

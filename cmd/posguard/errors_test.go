@@ -71,7 +71,7 @@ func TestErrorsSayItOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, errs := cli(t, time.Date(2026, 7, 4, 0, 0, 0, 0, time.UTC), tt.args...)
+			code, _, errs := runAt(t, time.Date(2026, 7, 4, 0, 0, 0, 0, time.UTC), tt.args...)
 			if code != 1 || !strings.HasPrefix(errs, tt.want) {
 				t.Errorf("exit %d, stderr\n%q\nwant it to start with\n%q", code, errs, tt.want)
 			}

@@ -18,7 +18,7 @@ func TestShippedPolicyAfterItsExpiry(t *testing.T) {
 	example := filepath.Join(policyTestdata, "chain-default.yaml")
 
 	// lint: still a valid document, with a warning that says what to do.
-	code, out, errs := cli(t, after2031, "policy", "lint", example)
+	code, out, errs := runAt(t, after2031, "policy", "lint", example)
 	if code != 0 || !strings.HasPrefix(out, example+": ok: chain-default version 1") ||
 		!strings.Contains(errs, "warning: metadata.expiresAt: expired at 2027-01-01T00:00:00Z, before now (2031-03-01T09:00:00Z)") {
 		t.Errorf("lint in 2031: exit %d, stdout %q, stderr %q", code, out, errs)
@@ -26,7 +26,7 @@ func TestShippedPolicyAfterItsExpiry(t *testing.T) {
 
 	// eval: decisions depend on the request's time, never on the clock.
 	req := filepath.Join(policyTestdata, "requests", "register-8th.json")
-	code, out, errs = cli(t, after2031, "policy", "eval", "--policy", example, "--request", req,
+	code, out, errs = runAt(t, after2031, "policy", "eval", "--policy", example, "--request", req,
 		"--history", filepath.Join(policyTestdata, "history", "shinjuku.json"))
 	want, err := os.ReadFile(filepath.Join(policyTestdata, "decisions", "register-8th.json"))
 	if err != nil {
@@ -40,11 +40,11 @@ func TestShippedPolicyAfterItsExpiry(t *testing.T) {
 	// refuse it), and is with a fresh validity that a register takes.
 	dir := hqKey(t)
 	key := filepath.Join(dir, "hq-policy-1.key")
-	code, out, errs = cli(t, after2031, "policy", "sign", "--key", key, example)
+	code, out, errs = runAt(t, after2031, "policy", "sign", "--key", key, example)
 	if code != 1 || out != "" || !strings.Contains(errs, "policy not signed: metadata.expiresAt: expired at 2027-01-01T00:00:00Z") {
 		t.Errorf("sign expired: exit %d, %d bytes out, stderr %q", code, len(out), errs)
 	}
-	code, out, errs = cli(t, after2031, "policy", "sign", "--key", key, "--valid-for", "720h", example)
+	code, out, errs = runAt(t, after2031, "policy", "sign", "--key", key, "--valid-for", "720h", example)
 	if code != 0 {
 		t.Fatalf("sign --valid-for: exit %d: %s", code, errs)
 	}
@@ -63,7 +63,7 @@ func TestShippedPolicyAfterItsExpiry(t *testing.T) {
 	if _, err := bundle.VerifyPolicy([]byte(out), []bundle.TrustedKey{trusted}, "S001", 0, after2031.Add(720*time.Hour)); bundle.ReasonOf(err) != bundle.Expired {
 		t.Errorf("re-stamped policy after its validity: %v, want expired", err)
 	}
-	if code, _, errs := cli(t, after2031, "policy", "sign", "--key", key, "--valid-for", "10ms", example); code != 2 || !strings.Contains(errs, "--valid-for must be at least 1s") {
+	if code, _, errs := runAt(t, after2031, "policy", "sign", "--key", key, "--valid-for", "10ms", example); code != 2 || !strings.Contains(errs, "--valid-for must be at least 1s") {
 		t.Errorf("sign --valid-for 10ms: exit %d, stderr %q", code, errs)
 	}
 }

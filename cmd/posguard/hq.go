@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/apiauth"
 	"github.com/posguard/posguard/hq/broker"
@@ -29,7 +30,7 @@ import (
 )
 
 func runHQ(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "hq", "", `
+	fs := cli.NewFlags(std, "hq", "", `
 Run the headquarters service: store every register's events, alerts and
 status (each event once, by id, then acknowledged), serve the fleet view and
 queries over HTTP, and sign and publish denylist changes.
@@ -61,15 +62,15 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	allowHost := fs.String("allow-host", "", "further host names clients use for the HTTP API, comma-separated (others are refused against DNS rebinding)")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
 	var mc mqttconn.Config
-	addTLSFlags(fs, &mc, "the --identity")
-	if err := parseFlags(fs, args); err != nil {
+	cli.AddTLSFlags(fs, &mc, "the --identity")
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	if *brokerURL == "" && *embed == "" {
-		return usagef("give --broker or --embed-broker")
+		return cli.Usagef("give --broker or --embed-broker")
 	}
 	if *brokerURL != "" {
 		// Before anything is opened or created.
@@ -77,7 +78,7 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 			return err
 		}
 	}
-	log := newLogger(std.err)
+	log := cli.NewLogger(std.Err)
 	var auth *apiauth.Tokens
 	if *tokensFile != "" {
 		var err error
@@ -90,16 +91,16 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 	}
 	loopback, err := httpserve.IsLoopback(*listen)
 	if err != nil {
-		return usagef("--listen %v", err)
+		return cli.Usagef("--listen %v", err)
 	}
 	if !loopback && auth == nil {
-		return usagef("--listen %s is beyond loopback: give --api-tokens, so that only known callers read events and change the denylist", *listen)
+		return cli.Usagef("--listen %s is beyond loopback: give --api-tokens, so that only known callers read events and change the denylist", *listen)
 	}
 	if (*apiCert == "") != (*apiKey == "") {
-		return usagef("give --api-tls-cert and --api-tls-key together")
+		return cli.Usagef("give --api-tls-cert and --api-tls-key together")
 	}
 	if *apiClientCA != "" && (*apiCert == "" || auth == nil) {
-		return usagef("--api-client-ca needs --api-tls-cert and --api-tokens (which names the certificates)")
+		return cli.Usagef("--api-client-ca needs --api-tls-cert and --api-tokens (which names the certificates)")
 	}
 	tlsConf, err := apiTLS(*apiCert, *apiKey, *apiClientCA)
 	if err != nil {
@@ -110,10 +111,10 @@ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.`)
 		return err
 	}
 	if *identity != "" && *identity != id {
-		return usagef("--identity %s: the certificate --tls-cert is %s's", *identity, id)
+		return cli.Usagef("--identity %s: the certificate --tls-cert is %s's", *identity, id)
 	}
 	if !wire.IsHQUsername(id) {
-		return usagef(`identity %q: HQ identities are "hq" or "hq-NAME" (NAME: 1 to 32 of A-Z a-z 0-9 _ -)`, id)
+		return cli.Usagef(`identity %q: HQ identities are "hq" or "hq-NAME" (NAME: 1 to 32 of A-Z a-z 0-9 _ -)`, id)
 	}
 	mc.Username = id
 
@@ -230,7 +231,7 @@ func apiTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
 }
 
 func runHQToken(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "hq-token", "", `
+	fs := cli.NewFlags(std, "hq-token", "", `
 Make an API token for 'posguard hq --api-tokens FILE': append its line (the
 name, the role and the token's SHA-256; never the token) to FILE, created
 0600 if missing, and print the token once on stdout. Give it to the caller,
@@ -242,18 +243,18 @@ Roles: read (fleet, events, alerts, denylist status, metrics) and admin
 	file := fs.String("file", "", "the tokens file (required)")
 	name := fs.String("name", "", "who the token is for, recorded with every change it makes (required)")
 	role := fs.String("role", "read", "read or admin")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" || *name == "" {
-		return usagef("give --file and --name")
+		return cli.Usagef("give --file and --name")
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	token, line, err := apiauth.NewToken(*name, apiauth.Role(*role))
 	if err != nil {
-		return usagef("%v", err)
+		return cli.Usagef("%v", err)
 	}
 	if old, err := os.ReadFile(*file); err == nil {
 		if _, err := apiauth.Parse(strings.NewReader(string(old) + line + "\n")); err != nil {
@@ -271,7 +272,7 @@ Roles: read (fleet, events, alerts, denylist status, metrics) and admin
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", *file, err)
 	}
-	fmt.Fprintln(std.out, token)
+	fmt.Fprintln(std.Out, token)
 	return nil
 }
 
@@ -287,10 +288,10 @@ func embeddedBroker(addr, passwords, cert, key, clientCA string) (broker.Options
 		opts.Passwords = p
 	}
 	if (cert == "") != (key == "") {
-		return opts, usagef("--embed-cert and --embed-key: give both or neither")
+		return opts, cli.Usagef("--embed-cert and --embed-key: give both or neither")
 	}
 	if clientCA != "" && cert == "" {
-		return opts, usagef("--embed-client-ca needs --embed-cert and --embed-key")
+		return opts, cli.Usagef("--embed-client-ca needs --embed-cert and --embed-key")
 	}
 	if cert != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
@@ -317,7 +318,7 @@ func embeddedBroker(addr, passwords, cert, key, clientCA string) (broker.Options
 	}
 	if passwords == "" {
 		if opts.TLS == nil || opts.TLS.ClientCAs == nil {
-			return opts, usagef("--embed-broker needs --embed-passwords, or --embed-cert, --embed-key and --embed-client-ca: the broker refuses anonymous clients")
+			return opts, cli.Usagef("--embed-broker needs --embed-passwords, or --embed-cert, --embed-key and --embed-client-ca: the broker refuses anonymous clients")
 		}
 		opts.Passwords = nil
 	}

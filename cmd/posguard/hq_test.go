@@ -59,7 +59,7 @@ func TestHQEmbeddedBrokerAuthenticates(t *testing.T) {
 	done := make(chan int, 1)
 	var out, errb bytes.Buffer
 	go func() {
-		done <- run(ctx, stdio{in: strings.NewReader(""), out: &out, err: &errb}, []string{"hq", "--embed-broker", addr,
+		done <- run(ctx, stdio{In: strings.NewReader(""), Out: &out, Err: &errb}, []string{"hq", "--embed-broker", addr,
 			"--embed-passwords", passwd, "--state", filepath.Join(dir, "hq.db"), "--listen", "127.0.0.1:0"})
 	}()
 	defer func() {

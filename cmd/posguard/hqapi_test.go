@@ -68,7 +68,7 @@ func TestHQTokenAndAuthenticatedAPI(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, stdio{in: strings.NewReader(""), out: io.Discard, err: pw}, []string{"hq", "--embed-broker", "127.0.0.1:0", "--embed-passwords", passwd,
+		done <- run(ctx, stdio{In: strings.NewReader(""), Out: io.Discard, Err: pw}, []string{"hq", "--embed-broker", "127.0.0.1:0", "--embed-passwords", passwd,
 			"--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0", "--api-tokens", file})
 		pw.Close()
 	}()

@@ -13,7 +13,7 @@ const policyTestdata = "../../policy/testdata"
 
 func policyCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	return cli(t, time.Time{}, args...)
+	return runAt(t, time.Time{}, args...)
 }
 
 func TestPolicyLint(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/hq/push"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/policy"
@@ -35,7 +36,7 @@ func addSignFlags(fs *flag.FlagSet) signFlags {
 
 func (f signFlags) load() (crypto.Signer, string, string, error) {
 	if *f.key == "" {
-		return nil, "", "", usagef("--key is required")
+		return nil, "", "", cli.Usagef("--key is required")
 	}
 	signer, alg, err := keyfile.Load(*f.key)
 	if err != nil {
@@ -58,7 +59,7 @@ func lintAndSign(path string, f signFlags, now time.Time) (*policy.Policy, []byt
 		return nil, nil, err
 	}
 	if d := *f.validFor; d != 0 && d < time.Second {
-		return nil, nil, usagef("--valid-for must be at least 1s, got %v", d)
+		return nil, nil, cli.Usagef("--valid-for must be at least 1s, got %v", d)
 	}
 	p, err := policy.LoadFile(path)
 	if err != nil {
@@ -70,7 +71,7 @@ func lintAndSign(path string, f signFlags, now time.Time) (*policy.Policy, []byt
 		p.Metadata.IssuedAt, p.Metadata.ExpiresAt = at, at.Add(d)
 	}
 	if p.Expired(now) {
-		return nil, nil, fmt.Errorf("policy not signed: %s", expiredProblem(p, now))
+		return nil, nil, fmt.Errorf("policy not signed: %s", cli.ExpiredProblem(p, now))
 	}
 	b, err := bundle.SignPolicy(signer, alg, kid, p)
 	if err != nil {
@@ -80,7 +81,7 @@ func lintAndSign(path string, f signFlags, now time.Time) (*policy.Policy, []byt
 }
 
 func runPolicySign(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy sign", "POLICY.yaml", `
+	fs := cli.NewFlags(std, "policy sign", "POLICY.yaml", `
 Validate a policy and write it as a signed bundle (COSE_Sign1 over the
 canonical JSON) to standard output, e.g.
 
@@ -89,22 +90,22 @@ canonical JSON) to standard output, e.g.
 A policy already expired is not signed (registers would refuse it), unless
 --valid-for re-stamps it valid from now.`)
 	sf := addSignFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want one policy file, got %d arguments", fs.NArg())
+		return cli.Usagef("want one policy file, got %d arguments", fs.NArg())
 	}
-	_, b, err := lintAndSign(fs.Arg(0), sf, std.clock())
+	_, b, err := lintAndSign(fs.Arg(0), sf, std.Clock())
 	if err != nil {
 		return err
 	}
-	_, err = std.out.Write(b)
+	_, err = std.Out.Write(b)
 	return err
 }
 
 func runPolicyPush(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy push", "POLICY.yaml", `
+	fs := cli.NewFlags(std, "policy push", "POLICY.yaml", `
 Lint and sign a policy, publish it retained to the registers in scope, and
 wait until they report the new version (or --timeout). Registers that are
 offline take the retained bundle when they reconnect. As with 'policy sign',
@@ -112,42 +113,42 @@ offline take the retained bundle when they reconnect. As with 'policy sign',
 	sf := addSignFlags(fs)
 	var mc mqttconn.Config
 	fs.StringVar(&mc.Broker, "broker", "", "MQTT broker URL (required)")
-	addTLSFlags(fs, &mc, "hq")
+	cli.AddTLSFlags(fs, &mc, "hq")
 	scope := fs.String("scope", "all", `"all" or one store id`)
 	expect := fs.Int("expect", 0, "wait for this many registers (default: every register that has reported status)")
 	timeout := fs.Duration("timeout", 60*time.Second, "how long to wait for registers to report")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want one policy file, got %d arguments", fs.NArg())
+		return cli.Usagef("want one policy file, got %d arguments", fs.NArg())
 	}
 	if mc.Broker == "" {
-		return usagef("--broker is required")
+		return cli.Usagef("--broker is required")
 	}
-	p, b, err := lintAndSign(fs.Arg(0), sf, std.clock())
+	p, b, err := lintAndSign(fs.Arg(0), sf, std.Clock())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(std.err, "pushing %s v%d (%d bytes signed) to scope %s\n", p.Metadata.Name, p.Metadata.Version, len(b), *scope)
+	fmt.Fprintf(std.Err, "pushing %s v%d (%d bytes signed) to scope %s\n", p.Metadata.Name, p.Metadata.Version, len(b), *scope)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	rep, err := push.Run(ctx, push.Options{MQTT: mc, Scope: *scope, Bundle: b, Version: p.Metadata.Version, Expect: *expect,
 		Progress: func(r push.Report) {
-			fmt.Fprintf(std.err, "\rapplied %d  pending %d  refused %d  offline %d ", len(r.Applied), len(r.Pending), len(r.Refused), len(r.Offline))
+			fmt.Fprintf(std.Err, "\rapplied %d  pending %d  refused %d  offline %d ", len(r.Applied), len(r.Pending), len(r.Refused), len(r.Offline))
 		}})
-	fmt.Fprintln(std.err)
+	fmt.Fprintln(std.Err)
 	for _, id := range rep.Applied {
-		fmt.Fprintf(std.out, "%s\tapplied v%d\n", id, p.Metadata.Version)
+		fmt.Fprintf(std.Out, "%s\tapplied v%d\n", id, p.Metadata.Version)
 	}
 	for id, reason := range rep.Refused {
-		fmt.Fprintf(std.out, "%s\trefused: %s\n", id, reason)
+		fmt.Fprintf(std.Out, "%s\trefused: %s\n", id, reason)
 	}
 	for _, id := range rep.Pending {
-		fmt.Fprintf(std.out, "%s\tpending\n", id)
+		fmt.Fprintf(std.Out, "%s\tpending\n", id)
 	}
 	for _, id := range rep.Offline {
-		fmt.Fprintf(std.out, "%s\toffline (will apply on reconnect)\n", id)
+		fmt.Fprintf(std.Out, "%s\toffline (will apply on reconnect)\n", id)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -157,7 +158,7 @@ offline take the retained bundle when they reconnect. As with 'policy sign',
 	case len(rep.Refused) > 0:
 		return fmt.Errorf("%d registers refused v%d", len(rep.Refused), p.Metadata.Version)
 	case len(rep.Applied) == 0 && len(rep.Offline) == 0:
-		fmt.Fprintln(std.err, "no register has reported yet; the bundle is retained and applies when they connect")
+		fmt.Fprintln(std.Err, "no register has reported yet; the bundle is retained and applies when they connect")
 	}
 	return nil
 }

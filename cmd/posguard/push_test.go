@@ -30,7 +30,7 @@ func hqKey(t *testing.T) (dir string) {
 
 func TestPolicySign(t *testing.T) {
 	dir := hqKey(t)
-	code, out, stderr := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), "../../policy/testdata/chain-default.yaml")
+	code, out, stderr := runAt(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), "../../policy/testdata/chain-default.yaml")
 	if code != 0 {
 		t.Fatalf("sign: exit %d: %s", code, stderr)
 	}
@@ -49,7 +49,7 @@ func TestPolicySign(t *testing.T) {
 	// A broken policy is never signed, and a missing key is a usage error.
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(broken, []byte("apiVersion: posguard/v1\nkind: Policy\n"), 0o600)
-	if code, out, _ := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), broken); code != 1 || out != "" {
+	if code, out, _ := runAt(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(dir, "hq-policy-1.key"), broken); code != 1 || out != "" {
 		t.Fatalf("sign broken policy: exit %d, %d bytes out; want 1 and nothing", code, len(out))
 	}
 	if code, _, _ := runCLI(t, "", "policy", "sign", "../../policy/testdata/chain-default.yaml"); code != 2 {
@@ -60,7 +60,7 @@ func TestPolicySign(t *testing.T) {
 func TestPolicyPushNoRegisters(t *testing.T) {
 	b, auth := embedtest.Start(t, "hq-push")
 	dir := hqKey(t)
-	code, _, stderr := cli(t, beforeExpiry, "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
+	code, _, stderr := runAt(t, beforeExpiry, "policy", "push", "--broker", b.URL(), "--key", filepath.Join(dir, "hq-policy-1.key"),
 		"--mqtt-password-file", auth.PasswordFile("hq-push"),
 		"--timeout", "10s", "../../policy/testdata/chain-default.yaml")
 	if code != 0 || !strings.Contains(stderr, "no register has reported yet") {
@@ -117,7 +117,7 @@ func TestPolicyKeygenForHQ(t *testing.T) {
 	if err != nil {
 		t.Fatalf("agent configuration with the snippet: %v", err)
 	}
-	code, signed, errs := cli(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(keys, "hq-1.key"), "../../policy/testdata/chain-default.yaml")
+	code, signed, errs := runAt(t, beforeExpiry, "policy", "sign", "--key", filepath.Join(keys, "hq-1.key"), "../../policy/testdata/chain-default.yaml")
 	if code != 0 {
 		t.Fatalf("sign: exit %d: %s", code, errs)
 	}

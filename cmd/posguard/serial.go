@@ -9,13 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posguard/posguard/cmd/internal/cli"
 	"github.com/posguard/posguard/firmware-bridge/line"
-	"github.com/posguard/posguard/firmware-bridge/serialport"
 	"github.com/posguard/posguard/firmware-bridge/sim"
 )
 
 func runScannerSim(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "scanner-sim", "SCRIPT", `
+	fs := cli.NewFlags(std, "scanner-sim", "SCRIPT", `
 Create a virtual scanner on a pseudo-terminal, print the path to open as its
 serial port, and play SCRIPT ("-" reads standard input, line by line). The
 path is a symlink owned by the simulator, so it stays the same across
@@ -46,21 +46,21 @@ unplug); --hold keeps the port open instead.`)
 	posEcho := fs.String("pos-echo", "", "also create a POS-side port at this path and print what is written to it")
 	ackTimeout := fs.Duration("ack-timeout", 500*time.Millisecond, "SSI mode: wait this long for the host's ACK before sending again")
 	hold := fs.Bool("hold", false, "after the script, keep the port (and print feedback) until interrupted")
-	if err := parseFlags(fs, args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("want one SCRIPT argument (a file, or - for standard input), got %d", fs.NArg())
+		return cli.Usagef("want one SCRIPT argument (a file, or - for standard input), got %d", fs.NArg())
 	}
 	if *mode != string(sim.ModeLine) && *mode != string(sim.ModeSSI) {
-		return usagef("--mode must be line or ssi, got %q", *mode)
+		return cli.Usagef("--mode must be line or ssi, got %q", *mode)
 	}
 	if len(suffix) == 0 && *mode == string(sim.ModeLine) {
-		return usagef("--suffix must not be empty in line mode: it ends each scan")
+		return cli.Usagef("--suffix must not be empty in line mode: it ends each scan")
 	}
 	framing := line.Framing{Prefix: prefix, Suffix: suffix, AIM: *withAIM}
-	out := &lockedWriter{w: std.out} // the script, the feedback and the POS echo print concurrently
-	var script io.Reader = std.in
+	out := &lockedWriter{w: std.Out} // the script, the feedback and the POS echo print concurrently
+	var script io.Reader = std.In
 	if name := fs.Arg(0); name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
@@ -71,7 +71,7 @@ unplug); --hold keeps the port open instead.`)
 	}
 
 	s, err := sim.New(sim.Options{Mode: sim.Mode(*mode), Framing: framing, Link: *link, AckTimeout: *ackTimeout,
-		Log: slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Log: slog.New(slog.NewTextHandler(std.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}
@@ -125,36 +125,5 @@ func echoPOS(ctx context.Context, pos *sim.POS, w io.Writer) {
 			return
 		}
 		fmt.Fprintf(w, "pos < %q\n", append(b, pos.Take()...))
-	}
-}
-
-func runPorts(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "ports", "", "List the serial ports of this machine, with USB vendor/product id and serial number where the OS knows them.")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("takes no arguments")
-	}
-	ports, err := serialport.List()
-	if err != nil {
-		return err
-	}
-	writePorts(std.out, ports)
-	return nil
-}
-
-// writePorts prints one line a port, with the USB ids where known.
-func writePorts(w io.Writer, ports []serialport.PortInfo) {
-	if len(ports) == 0 {
-		fmt.Fprintln(w, "no serial ports found")
-		return
-	}
-	for _, p := range ports {
-		if !p.USB {
-			fmt.Fprintf(w, "%s\n", p.Name)
-			continue
-		}
-		fmt.Fprintf(w, "%s\tusb %s:%s\tserial %q\t%s\n", p.Name, p.VID, p.PID, p.Serial, p.Product)
 	}
 }

@@ -63,7 +63,7 @@ func TestScannerSimCLI(t *testing.T) {
 			args = append(args, scriptArg)
 			simCtx, stopSim := context.WithCancel(ctx)
 			code := make(chan int, 1)
-			go func() { code <- run(simCtx, stdio{in: strings.NewReader(tt.stdin), out: &out, err: &errOut}, args) }()
+			go func() { code <- run(simCtx, stdio{In: strings.NewReader(tt.stdin), Out: &out, Err: &errOut}, args) }()
 			waitOutput(t, ctx, &out, "scanner "+link+" -> /dev/pts/")
 
 			f := line.Framing{Suffix: line.Bytes("\r\n"), AIM: true}
@@ -131,7 +131,7 @@ func TestSerialCLIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), stdio{in: strings.NewReader(""), out: &out, err: &errOut}, tt.args)
+		code := run(context.Background(), stdio{In: strings.NewReader(""), Out: &out, Err: &errOut}, tt.args)
 		if code != tt.code || !strings.Contains(errOut.String(), tt.wantErr) || !strings.Contains(out.String(), tt.wantOut) {
 			t.Errorf("%v: exit %d, stderr %q, stdout %q; want exit %d, %q and %q", tt.args, code, errOut.String(), out.String(), tt.code, tt.wantErr, tt.wantOut)
 		}
@@ -140,50 +140,9 @@ func TestSerialCLIErrors(t *testing.T) {
 
 func TestScannerSimBadScriptLine(t *testing.T) {
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), stdio{in: strings.NewReader("sleep 1ms\nwarp 9\n"), out: &out, err: &errOut}, []string{"scanner-sim", "-"})
+	code := run(context.Background(), stdio{In: strings.NewReader("sleep 1ms\nwarp 9\n"), Out: &out, Err: &errOut}, []string{"scanner-sim", "-"})
 	if code != 1 || !strings.Contains(errOut.String(), "script line 2: unknown command \"warp\"") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
-	}
-}
-
-func TestPortsCLI(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run(context.Background(), stdio{out: &out, err: &errOut}, []string{"ports"}); code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut.String())
-	}
-	ports, err := serialport.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ports) == 0 {
-		if out.String() != "no serial ports found\n" {
-			t.Errorf("output %q", out.String())
-		}
-		return
-	}
-	for _, p := range ports {
-		if !strings.Contains(out.String(), p.Name) {
-			t.Errorf("port %s not listed in %q", p.Name, out.String())
-		}
-	}
-}
-
-// TestWritePorts covers the USB line of `posguard ports`, which this
-// machine (no USB scanner attached) cannot show for real.
-func TestWritePorts(t *testing.T) {
-	var b strings.Builder
-	writePorts(&b, []serialport.PortInfo{
-		{Name: "/dev/ttyS0"},
-		{Name: "/dev/ttyACM0", USB: true, VID: "05e0", PID: "1900", Serial: "S/N:1234", Product: "Symbol Bar Code Scanner"},
-	})
-	want := "/dev/ttyS0\n/dev/ttyACM0\tusb 05e0:1900\tserial \"S/N:1234\"\tSymbol Bar Code Scanner\n"
-	if b.String() != want {
-		t.Fatalf("got %q, want %q", b.String(), want)
-	}
-	b.Reset()
-	writePorts(&b, nil)
-	if b.String() != "no serial ports found\n" {
-		t.Fatalf("no ports: %q", b.String())
 	}
 }
 
@@ -198,7 +157,7 @@ func TestScannerSimWaitsForSlowReader(t *testing.T) {
 	var out, errOut syncbuf.Buffer
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, stdio{in: strings.NewReader("raw 41420d\n"), out: &out, err: &errOut}, []string{"scanner-sim", "--link", link, "-"})
+		code <- run(ctx, stdio{In: strings.NewReader("raw 41420d\n"), Out: &out, Err: &errOut}, []string{"scanner-sim", "--link", link, "-"})
 	}()
 	waitOutput(t, ctx, &out, "scanner "+link+" -> /dev/pts/")
 	p, err := serial.Open(link, &serial.Mode{BaudRate: 9600})

@@ -97,3 +97,33 @@ func TestDisplayDoesNotLinkCEL(t *testing.T) {
 		}
 	}
 }
+
+// The register's binary stays small and carries nothing of HQ's side: no
+// PostgreSQL driver, no MQTT broker, no display, no HQ, no demo, no
+// browser automation (docs/DESIGN.md, "Programs").
+func TestAgentBinaryLinksNoServerSide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the module")
+	}
+	forbidden := []struct{ prefix, why string }{
+		{"github.com/jackc/", "the PostgreSQL driver is HQ's"},
+		{"github.com/mochi-mqtt/server", "the embedded broker is HQ's"},
+		{"github.com/chromedp/", "browser automation is the demo's and the tests'"},
+	}
+	pkgs := list(t, true, module+"/cmd/posguard-agent")
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found only %d packages for cmd/posguard-agent", len(pkgs))
+	}
+	for _, p := range pkgs {
+		for _, prog := range []string{"hq", "display", "demo"} {
+			if under(p.ImportPath, prog) {
+				t.Errorf("posguard-agent links %s: the register's binary must not carry the %s", p.ImportPath, prog)
+			}
+		}
+		for _, f := range forbidden {
+			if strings.HasPrefix(p.ImportPath, f.prefix) {
+				t.Errorf("posguard-agent links %s: %s", p.ImportPath, f.why)
+			}
+		}
+	}
+}

@@ -19,7 +19,7 @@ import (
 )
 
 // agentCmd is the package of the binary the packages carry.
-const agentCmd = "../../cmd/posguard"
+const agentCmd = "../../cmd/posguard-agent"
 
 // testVersion marks the packages of this test, so that a run killed half
 // way can be told from a real install and purged by the next run.

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -16,8 +16,11 @@ import (
 	"github.com/posguard/posguard/policy"
 )
 
-func runAgent(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "agent", "", `
+// Agent is the register daemon.
+var Agent = Command{"agent", "run the register daemon", runAgent}
+
+func runAgent(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "agent", "", `
 Run the register daemon: read scans from the scanner, forward item scans to
 the POS, decide payment tokens with the active policy (durably, in the state
 file, before the POS hears of them), hold reviews for a manager PIN, sync
@@ -28,21 +31,21 @@ SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the configuration file.
 See scripts/agent.example.yaml for every configuration key.`)
 	cfgPath := fs.String("config", "/etc/posguard/agent.yaml", "configuration file (YAML)")
 	check := fs.Bool("check", false, "validate the configuration file and its key files, then exit")
-	if err := parseFlags(fs, args); err != nil {
+	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return Usagef("unexpected argument %q", fs.Arg(0))
 	}
-	log := newLogger(std.err)
+	log := NewLogger(std.Err)
 	cfg, err := config.Load(*cfgPath)
 	var ve *config.ValidationError
 	if *check && errors.As(err, &ve) {
 		// Like policy lint: every problem, one per line.
 		for _, p := range ve.Problems {
-			fmt.Fprintf(std.out, "%s: %s\n", *cfgPath, p)
+			fmt.Fprintf(std.Out, "%s: %s\n", *cfgPath, p)
 		}
-		return &exitError{code: 1}
+		return &ExitError{Code: 1}
 	}
 	if err != nil {
 		return err
@@ -54,12 +57,12 @@ See scripts/agent.example.yaml for every configuration key.`)
 		if b := cfg.Policy.Bootstrap; b != "" {
 			if p, err := policy.LoadFile(b); err != nil {
 				log.Warn("policy.bootstrap: "+err.Error(), "config", *cfgPath)
-			} else if p.Expired(std.clock()) {
+			} else if p.Expired(std.Clock()) {
 				log.Warn(fmt.Sprintf("policy.bootstrap: %s v%d expired at %s", p.Metadata.Name, p.Metadata.Version,
 					p.Metadata.ExpiresAt.Format(time.RFC3339)), "config", *cfgPath)
 			}
 		}
-		fmt.Fprintf(std.out, "%s: ok (store %s, register %s)\n", *cfgPath, cfg.Store, cfg.Register)
+		fmt.Fprintf(std.Out, "%s: ok (store %s, register %s)\n", *cfgPath, cfg.Store, cfg.Register)
 		return nil
 	}
 	a, err := agent.New(cfg, agent.Options{Logger: log, Version: version.Read().Short()})

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -22,20 +22,24 @@ import (
 	"github.com/posguard/posguard/policy/token"
 )
 
-func runToken(ctx context.Context, std stdio, args []string) error {
-	return subcommand(ctx, std, "token", args, []command{
-		{"mint", "sign a PG1 payment token", runTokenMint},
-		{"inspect", "decode (and with --policy verify) any payment token", runTokenInspect},
-		{"qr", "render a token as a QR code (PNG or terminal)", runTokenQR},
-	})
-}
+// PolicyKeygen is "policy keygen".
+var PolicyKeygen = Command{"keygen", "make a signing key pair and its policy issuers snippet", runPolicyKeygen}
 
-// parseInterspersed parses flags that may come before or after the
+// TokenMint is "token mint".
+var TokenMint = Command{"mint", "sign a PG1 payment token", runTokenMint}
+
+// TokenInspect is "token inspect".
+var TokenInspect = Command{"inspect", "decode (and with --policy verify) any payment token", runTokenInspect}
+
+// TokenQR is "token qr".
+var TokenQR = Command{"qr", "render a token as a QR code (PNG or terminal)", runTokenQR}
+
+// ParseInterspersed parses flags that may come before or after the
 // positional arguments ("token qr TEXT --png out.png"); "--" ends flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := parseFlags(fs, args); err != nil {
+		if err := ParseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
@@ -50,8 +54,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func runPolicyKeygen(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy keygen", "", `
+func runPolicyKeygen(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "policy keygen", "", `
 Make a signing key pair. Writes, in --out, KID.key (the private key, PEM
 PKCS#8, mode 0600, never overwritten) and KID.pub.pem, and prints the
 configuration snippet that trusts the key. Two uses:
@@ -74,46 +78,46 @@ configuration snippet that trusts the key. Two uses:
 	kid := fs.String("kid", "", "key id, the COSE kid and the file name stem (required)")
 	alg := fs.String("alg", "EdDSA", "signature algorithm: EdDSA (Ed25519) or ES256 (ECDSA P-256)")
 	out := fs.String("out", "", "directory for the key files (required)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(pos) > 0:
-		return usagef("unexpected argument %q", pos[0])
+		return Usagef("unexpected argument %q", pos[0])
 	case *use != "wallet" && *use != "hq":
-		return usagef("--use must be wallet or hq, not %q", *use)
+		return Usagef("--use must be wallet or hq, not %q", *use)
 	case *use == "hq" && *iss != "":
-		return usagef("--issuer names a wallet; an HQ key (--use hq) has none")
+		return Usagef("--issuer names a wallet; an HQ key (--use hq) has none")
 	case *use == "wallet" && *iss == "":
-		return usagef("--issuer is required with --use wallet (the default); for HQ's bundle-signing key use --use hq")
+		return Usagef("--issuer is required with --use wallet (the default); for HQ's bundle-signing key use --use hq")
 	case *kid == "" || *out == "":
-		return usagef("--kid and --out are required")
+		return Usagef("--kid and --out are required")
 	case *alg != "EdDSA" && *alg != "ES256":
-		return usagef("--alg must be EdDSA or ES256, not %q", *alg)
+		return Usagef("--alg must be EdDSA or ES256, not %q", *alg)
 	}
 	if *use == "hq" {
 		files, _, err := token.WriteKeyPair(*out, *kid, *alg)
 		if err != nil {
 			return fmt.Errorf("keygen: %w", err)
 		}
-		fmt.Fprintf(std.err, "wrote %s (private, 0600: keep it on HQ), %s; trust it in each agent's configuration:\n", files.Private, files.Public)
-		_, err = fmt.Fprintf(std.out, "policy:\n  trustedKeys:\n    - {kid: %s, file: %s}\n", *kid, files.Public)
+		fmt.Fprintf(std.Err, "wrote %s (private, 0600: keep it on HQ), %s; trust it in each agent's configuration:\n", files.Private, files.Public)
+		_, err = fmt.Fprintf(std.Out, "policy:\n  trustedKeys:\n    - {kid: %s, file: %s}\n", *kid, files.Public)
 		return err
 	}
 	files, snippet, err := token.WriteKeyFiles(*out, *iss, *kid, *alg)
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	fmt.Fprintf(std.err, "wrote %s (private, 0600: keep it on the wallet backend), %s, %s; paste this under the policy's tokens:\n",
+	fmt.Fprintf(std.Err, "wrote %s (private, 0600: keep it on the wallet backend), %s, %s; paste this under the policy's tokens:\n",
 		files.Private, files.Public, files.Issuer)
-	_, err = std.out.Write(snippet)
+	_, err = std.Out.Write(snippet)
 	return err
 }
 
-// parseWhen reads a time flag: RFC 3339, or a duration meaning that long
+// ParseWhen reads a time flag: RFC 3339, or a duration meaning that long
 // before now ("90m" = an hour and a half ago).
-func parseWhen(name, s string, now time.Time) (time.Time, error) {
+func ParseWhen(name, s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
@@ -122,13 +126,13 @@ func parseWhen(name, s string, now time.Time) (time.Time, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return time.Time{}, usagef("--%s %q: want an RFC 3339 time or a duration ago like 30m", name, s)
+		return time.Time{}, Usagef("--%s %q: want an RFC 3339 time or a duration ago like 30m", name, s)
 	}
 	return now.Add(-d), nil
 }
 
-func runTokenMint(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "token mint", "", `
+func runTokenMint(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "token mint", "", `
 Sign a PG1 payment token with an issuer key made by 'posguard policy keygen'
 and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 	keyPath := fs.String("key", "", "private key file KID.key (required)")
@@ -143,22 +147,22 @@ and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 	accountSince := fs.String("account-since", "", "account creation time, the as claim")
 	device := fs.String("device", "", "device id hash in hex, the dv claim")
 	foreign := fs.Bool("foreign-login", false, "the account logged in from abroad in the last 24 h (fl claim)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
+		return Usagef("unexpected argument %q", pos[0])
 	}
 	if *keyPath == "" || *iss == "" || *sub == "" {
-		return usagef("--key, --issuer and --sub are required")
+		return Usagef("--key, --issuer and --sub are required")
 	}
 	if *ttl <= 0 {
-		return usagef("--ttl must be > 0")
+		return Usagef("--ttl must be > 0")
 	}
-	now := std.clock()
+	now := std.Clock()
 	c := token.Claims{Issuer: *iss, Subject: *sub, TopUpAmount: *topupAmount, ForeignLogin: *foreign}
-	if c.IssuedAt, err = parseWhen("at", *at, now); err != nil {
+	if c.IssuedAt, err = ParseWhen("at", *at, now); err != nil {
 		return err
 	}
 	if c.IssuedAt.IsZero() {
@@ -169,13 +173,13 @@ and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 		name, val string
 		dst       *time.Time
 	}{{"topup-at", *topupAt, &c.TopUpAt}, {"device-since", *deviceSince, &c.DeviceSince}, {"account-since", *accountSince, &c.AccountSince}} {
-		if *f.dst, err = parseWhen(f.name, f.val, now); err != nil {
+		if *f.dst, err = ParseWhen(f.name, f.val, now); err != nil {
 			return err
 		}
 	}
 	if *device != "" {
 		if c.DeviceID, err = hex.DecodeString(*device); err != nil {
-			return usagef("--device %q is not hex", *device)
+			return Usagef("--device %q is not hex", *device)
 		}
 	}
 	key, alg, err := keyfile.Load(*keyPath)
@@ -189,19 +193,19 @@ and print its text (PG1:...). Times are RFC 3339 or a duration ago ("45m").`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(std.out, text)
+	fmt.Fprintln(std.Out, text)
 	return nil
 }
 
 // readText takes the token text from the argument, or stdin for "-".
-func readText(std stdio, pos []string) ([]byte, error) {
+func readText(std Stdio, pos []string) ([]byte, error) {
 	if len(pos) != 1 {
-		return nil, usagef("want exactly one TEXT argument (or - for stdin), got %d", len(pos))
+		return nil, Usagef("want exactly one TEXT argument (or - for stdin), got %d", len(pos))
 	}
 	if pos[0] != "-" {
 		return []byte(pos[0]), nil
 	}
-	b, err := io.ReadAll(io.LimitReader(std.in, token.MaxTextLen+2))
+	b, err := io.ReadAll(io.LimitReader(std.In, token.MaxTextLen+2))
 	if err != nil {
 		return nil, fmt.Errorf("read token from stdin: %w", err)
 	}
@@ -222,8 +226,8 @@ type inspectResult struct {
 	TLV    []token.TLV  `json:"tlv,omitempty"`
 }
 
-func runTokenInspect(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "token inspect", "TEXT|-", `
+func runTokenInspect(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "token inspect", "TEXT|-", `
 Decode a payment token of any kind (PG1, EMV CPM, opaque) and show its
 claims; EMV payloads also show their TLV tree, with the PAN masked to its
 last four digits. Without --policy nothing is verified: the token is only
@@ -246,7 +250,7 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.
 	asJSON := fs.Bool("json", false, `print {"kind","wellFormed","verified"[,"valid"],"reason","claims"[,"tlv"]} as JSON`)
 	keyPath := fs.String("account-key", "", "file holding the chain's account hash secret (with --policy; default: empty key)")
 	at := fs.String("at", "", "verify as of this RFC 3339 time (default: now)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
@@ -254,10 +258,10 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.
 	if err != nil {
 		return err
 	}
-	now := std.clock()
+	now := std.Clock()
 	if *at != "" {
 		if now, err = time.Parse(time.RFC3339, *at); err != nil {
-			return usagef("--at %q is not an RFC 3339 time", *at)
+			return Usagef("--at %q is not an RFC 3339 time", *at)
 		}
 	}
 	var tok *token.Token
@@ -292,19 +296,19 @@ Quote TEXT: PG1 text is base45, whose alphabet includes the space.
 		res.Kind, res.TLV = tok.Kind, tok.TLV
 	}
 	if *asJSON {
-		enc := json.NewEncoder(std.out)
+		enc := json.NewEncoder(std.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {
 			return err
 		}
 		if verr != nil {
-			fmt.Fprintf(std.err, "posguard token inspect: %v\n", verr)
+			fmt.Fprintf(std.Err, "%s token inspect: %v\n", std.Prog(), verr)
 		}
 	} else {
-		printInspect(std.out, res, verr, verified)
+		printInspect(std.Out, res, verr, verified)
 	}
 	if verr != nil {
-		return &exitError{code: 1}
+		return &ExitError{Code: 1}
 	}
 	return nil
 }
@@ -356,8 +360,8 @@ func printTLV(w io.Writer, objs []token.TLV, indent string) {
 	}
 }
 
-func runTokenQR(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "token qr", "TEXT|-", `
+func runTokenQR(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "token qr", "TEXT|-", `
 Render a token as a QR code: a PNG with --png, otherwise drawn in the
 terminal with half-block characters and a quiet zone, white on black
 regardless of the terminal's colours, so a phone camera or a register's
@@ -366,7 +370,7 @@ scanner can read it off the screen.`)
 	size := fs.Int("size", 384, "PNG width and height in pixels (grown if too small for the code)")
 	plain := fs.Bool("plain", false, "no colour escapes: light blocks on the terminal's own dark background")
 	invert := fs.Bool("invert", false, "with --plain: draw dark modules, for light-background terminals and paper")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := ParseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
@@ -375,7 +379,7 @@ scanner can read it off the screen.`)
 		return err
 	}
 	if *size <= 0 {
-		return usagef("--size must be > 0")
+		return Usagef("--size must be > 0")
 	}
 	q, err := qrcode.New(string(text), qrcode.Medium)
 	if err != nil {
@@ -391,10 +395,10 @@ scanner can read it off the screen.`)
 	// background, which the escapes force unless --plain.
 	art := q.ToSmallString(*plain && *invert)
 	if *plain {
-		_, err = io.WriteString(std.out, art)
+		_, err = io.WriteString(std.Out, art)
 		return err
 	}
-	bw := bufio.NewWriter(std.out)
+	bw := bufio.NewWriter(std.Out)
 	for _, line := range strings.SplitAfter(strings.TrimSuffix(art, "\n"), "\n") {
 		fmt.Fprintf(bw, "\x1b[97;40m%s\x1b[0m\n", strings.TrimSuffix(line, "\n"))
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -12,19 +12,14 @@ import (
 	"github.com/posguard/posguard/policy"
 )
 
-func runPolicy(ctx context.Context, std stdio, args []string) error {
-	return subcommand(ctx, std, "policy", args, []command{
-		{"keygen", "make a signing key pair and its policy issuers snippet", runPolicyKeygen},
-		{"lint", "validate a policy file and report every problem", runPolicyLint},
-		{"eval", "decide one request with a policy and print the decision", runPolicyEval},
-		{"sign", "validate a policy and write it as a signed bundle", runPolicySign},
-		{"push", "sign a policy, publish it to the registers and follow them applying it", runPolicyPush},
-		{"test", "backtest a policy on recorded decision events", runPolicyTest},
-	})
-}
+// PolicyLint is "policy lint".
+var PolicyLint = Command{"lint", "validate a policy file and report every problem", runPolicyLint}
 
-func runPolicyLint(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy lint", "FILE", `
+// PolicyEval is "policy eval".
+var PolicyEval = Command{"eval", "decide one request with a policy and print the decision", runPolicyEval}
+
+func runPolicyLint(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "policy lint", "FILE", `
 Validate a policy file (YAML) and report every problem at once, one per line
 as "FILE: path: reason". Exit 0 with a one-line summary when the policy is
 valid, 1 when it has problems.
@@ -35,19 +30,19 @@ check of a policy kept in a repository does not start failing on a date.
 Registers refuse an expired policy, so 'policy sign' and 'policy push'
 refuse to sign one unless --valid-for gives it a fresh validity.`)
 	at := fs.String("at", "", "check expiry at this `TIME` (RFC 3339) instead of now")
-	if err := parseFlags(fs, args); err != nil {
+	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
-	now := std.clock()
+	now := std.Clock()
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
-			return usagef("--at: %v", err)
+			return Usagef("--at: %v", err)
 		}
 		now = t
 	}
 	if fs.NArg() != 1 {
-		return usagef("lint needs exactly one policy FILE, got %d arguments", fs.NArg())
+		return Usagef("lint needs exactly one policy FILE, got %d arguments", fs.NArg())
 	}
 	file := fs.Arg(0)
 	data, err := os.ReadFile(file)
@@ -58,23 +53,23 @@ refuse to sign one unless --valid-for gives it a fresh validity.`)
 	var ve *policy.ValidationError
 	if errors.As(err, &ve) {
 		for _, pr := range ve.Problems {
-			fmt.Fprintf(std.out, "%s: %s\n", file, pr)
+			fmt.Fprintf(std.Out, "%s: %s\n", file, pr)
 		}
-		return &exitError{code: 1}
+		return &ExitError{Code: 1}
 	}
 	if err != nil {
 		return fmt.Errorf("load policy %s: %w", file, err)
 	}
 	if p.Expired(now) {
-		fmt.Fprintf(std.err, "%s: warning: %s\n", file, expiredProblem(p, now))
+		fmt.Fprintf(std.Err, "%s: warning: %s\n", file, ExpiredProblem(p, now))
 	}
-	fmt.Fprintf(std.out, "%s: ok: %s version %d, %d rules, expires %s\n",
+	fmt.Fprintf(std.Out, "%s: ok: %s version %d, %d rules, expires %s\n",
 		file, p.Metadata.Name, p.Metadata.Version, len(p.Rules), p.Metadata.ExpiresAt.Format(time.RFC3339))
 	return nil
 }
 
-func runPolicyEval(ctx context.Context, std stdio, args []string) error {
-	fs := newFlags(std, "policy eval", "", `
+func runPolicyEval(ctx context.Context, std Stdio, args []string) error {
+	fs := NewFlags(std, "policy eval", "", `
 Decide one sale with a policy and print the Decision as JSON:
 {"outcome", "policy": {"name", "version"}, "rules": [{"id", "action", "mode", "reason"}]}.
 The request is policy.Request as JSON; the history is {"sales": [{"at",
@@ -83,14 +78,14 @@ policy/testdata/README.md. Exit 0 whatever the outcome.`)
 	policyFile := fs.String("policy", "", "policy `FILE` (YAML) to decide with (required)")
 	requestFile := fs.String("request", "", "request `FILE` (JSON, policy.Request) to decide (required)")
 	historyFile := fs.String("history", "", "history `FILE` (JSON: past sales and denylist); empty history if not given")
-	if err := parseFlags(fs, args); err != nil {
+	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return usagef("eval takes no arguments, got %q", fs.Args())
+		return Usagef("eval takes no arguments, got %q", fs.Args())
 	}
 	if *policyFile == "" || *requestFile == "" {
-		return usagef("eval needs --policy and --request")
+		return Usagef("eval needs --policy and --request")
 	}
 	p, err := policy.LoadFile(*policyFile)
 	if err != nil {
@@ -119,12 +114,12 @@ policy/testdata/README.md. Exit 0 whatever the outcome.`)
 	if err != nil {
 		return err
 	}
-	_, err = std.out.Write(out)
+	_, err = std.Out.Write(out)
 	return err
 }
 
-// expiredProblem says that p has expired at now, and how to sign it anyway.
-func expiredProblem(p *policy.Policy, now time.Time) string {
+// ExpiredProblem says that p has expired at now, and how to sign it anyway.
+func ExpiredProblem(p *policy.Policy, now time.Time) string {
 	return fmt.Sprintf("metadata.expiresAt: expired at %s, before now (%s); registers refuse it unless it is signed with --valid-for",
 		p.Metadata.ExpiresAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 }
