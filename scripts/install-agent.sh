@@ -1,5 +1,8 @@
 #!/bin/sh
-# Install the posguard register agent as a systemd service.
+# Install the posguard register agent as a systemd service, by hand. On
+# Debian/Ubuntu and RHEL/Fedora registers prefer the posguard-agent .deb or
+# .rpm (scripts/release.sh makes them; README "Installing on a register"):
+# same user, directories and unit, the binary in /usr/bin.
 #
 #   sudo scripts/install-agent.sh [path/to/posguard]
 #

@@ -25,11 +25,17 @@ const agentCmd = "../../cmd/posguard-agent"
 // way can be told from a real install and purged by the next run.
 const testVersion = "pkgtest"
 
+// testEpoch is the SOURCE_DATE_EPOCH stamped into the test's binary the
+// way scripts/release.sh stamps it, so the installed binary must report it
+// as its build date.
+const testEpoch = 1795996800
+
 // buildAgent builds the agent binary for this machine.
 func buildAgent(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "posguard-agent")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, agentCmd)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags",
+		fmt.Sprintf("-X github.com/posguard/posguard/internal/version.sourceDateEpoch=%d", testEpoch), "-o", bin, agentCmd)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", agentCmd, err, out)
@@ -132,8 +138,9 @@ func checkInstalled(t *testing.T, unit []byte, wantVersion string) {
 		t.Errorf("dpkg-query: %q, want %q", got, "install ok installed "+wantVersion)
 	}
 	checkOwner(t, BinaryPath, false, 0o755, "root", "root")
-	if out := run(t, BinaryPath, "version"); !strings.Contains(out, "revision: ") {
-		t.Errorf("%s version printed %q", BinaryPath, out)
+	built := "\nbuilt: " + time.Unix(testEpoch, 0).UTC().Format(time.RFC3339) + "\n"
+	if out := run(t, BinaryPath, "version"); !strings.HasPrefix(out, "posguard-agent ") || !strings.Contains(out, built) {
+		t.Errorf("%s version printed %q, want the name and %q", BinaryPath, out, built)
 	}
 	checkOwner(t, UnitPath, false, 0o644, "root", "root")
 	if got, err := os.ReadFile(UnitPath); err != nil || !bytes.Equal(got, unit) {
