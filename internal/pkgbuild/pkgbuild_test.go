@@ -41,15 +41,21 @@ func TestParseVersion(t *testing.T) {
 	}
 }
 
-func TestUnit(t *testing.T) {
+// packagedUnit is the hand-install unit of scripts/ and the package's.
+func packagedUnit(t *testing.T) (src, unit []byte) {
+	t.Helper()
 	src, err := os.ReadFile("../../scripts/posguard-agent.service")
 	if err != nil {
 		t.Fatal(err)
 	}
-	unit, err := Unit(src)
-	if err != nil {
+	if unit, err = Unit(src); err != nil {
 		t.Fatal(err)
 	}
+	return src, unit
+}
+
+func TestUnit(t *testing.T) {
+	src, unit := packagedUnit(t)
 	for _, line := range []string{
 		"ExecStartPre=/usr/bin/posguard-agent agent --check --config /etc/posguard/agent.yaml\n",
 		"ExecStart=/usr/bin/posguard-agent agent --config /etc/posguard/agent.yaml\n",
@@ -69,18 +75,11 @@ func TestUnit(t *testing.T) {
 	}
 }
 
-// spec is a package of the given file as the binary; Build does not run
-// the binary, so any file shows what the packaging step does.
+// testSpec is a package of the given file as the binary; Build does not
+// run the binary, so any file shows what the packaging step does.
 func testSpec(t *testing.T, binary string) Spec {
 	t.Helper()
-	src, err := os.ReadFile("../../scripts/posguard-agent.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit, err := Unit(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, unit := packagedUnit(t)
 	return Spec{Binary: binary, Unit: unit, Config: "../../scripts/agent.example.yaml", License: "../../LICENSE",
 		Version: "v1.2.0", Arch: "amd64", MTime: time.Date(2026, 11, 29, 18, 0, 0, 0, time.UTC)}
 }
