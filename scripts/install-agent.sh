@@ -1,5 +1,8 @@
 #!/bin/sh
-# Install the posguard register agent as a systemd service.
+# Install the posguard register agent as a systemd service, by hand. On
+# Debian/Ubuntu and RHEL/Fedora registers prefer the posguard-agent .deb or
+# .rpm (scripts/release.sh makes them; README "Installing on a register"):
+# same user, directories and unit, the binary in /usr/bin.
 #
 #   sudo scripts/install-agent.sh [path/to/posguard]
 #
@@ -34,7 +37,7 @@ else
 fi
 
 install -d -m 0750 -o root -g posguard /etc/posguard
-install -d -m 0700 -o posguard -g posguard /var/lib/posguard
+install -d -m 0750 -o posguard -g posguard /var/lib/posguard
 install -m 0755 -o root -g root "$bin" /usr/local/bin/posguard
 
 if [ ! -e /etc/posguard/agent.yaml ]; then

@@ -144,3 +144,20 @@ func TestAgentBinaryLinksNoServerSide(t *testing.T) {
 		}
 	}
 }
+
+// The packager is a release tool: no shipped binary carries nfpm and its
+// dependencies (docs/DESIGN.md, "Package layering").
+func TestBinariesLinkNoPackager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list over the module")
+	}
+	pkgs := list(t, true, module+"/cmd/...")
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found only %d packages for cmd/...", len(pkgs))
+	}
+	for _, p := range pkgs {
+		if strings.HasPrefix(p.ImportPath, "github.com/goreleaser/") || under(p.ImportPath, "internal/pkgbuild") {
+			t.Errorf("a binary under cmd/ links %s: packaging belongs to scripts/pkg", p.ImportPath)
+		}
+	}
+}

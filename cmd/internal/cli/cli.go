@@ -263,13 +263,15 @@ func AddTLSFlags(fs *flag.FlagSet, c *mqttconn.Config, identity string) {
 }
 
 // Version prints the build's version.
-var Version = Command{"version", "print the version, VCS revision and build time", runVersion}
+var Version = Command{"version", "print the version, VCS revision and build date", runVersion}
 
 func runVersion(ctx context.Context, std Stdio, args []string) error {
 	fs := NewFlags(std, "version", "", `
-Print the module version, the VCS revision and the commit time the binary
-was built from; "(devel)" and "unknown" when the go command could not stamp
-them (go run, a build outside a VCS checkout).`)
+Print the module version, the VCS revision the binary was built from and
+its build date: SOURCE_DATE_EPOCH for a release build (scripts/release.sh),
+else the commit time, never the clock of the build, so that builds are
+reproducible. "(devel)" and "unknown" when the go command could not stamp
+them (go run, -buildvcs=false, a build outside a VCS checkout).`)
 	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
