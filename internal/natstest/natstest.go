@@ -82,12 +82,10 @@ func Start(tb testing.TB, n int) *Cluster {
 		}
 		o.MQTT.Host = "127.0.0.1"
 		o.MQTT.Port = mport
-		// As scripts/nats/gen-cluster.sh ships it: sessions and retained
-		// messages replicated, each subscriber's consumer one in-memory
-		// replica (see there).
+		// As scripts/nats/gen-cluster.sh ships it: sessions, retained
+		// messages and each subscription's consumer replicated (see there).
 		o.MQTT.StreamReplicas = min(n, 3)
-		o.MQTT.ConsumerReplicas = 1
-		o.MQTT.ConsumerMemoryStorage = true
+		o.MQTT.ConsumerReplicas = min(n, 3)
 		if n > 1 {
 			o.Cluster.Name = "posguard"
 			o.Cluster.Host = "127.0.0.1"

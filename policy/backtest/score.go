@@ -4,16 +4,25 @@ import "github.com/posguard/posguard/policy"
 
 // riskLevel is the one seam between a decision and the report's threshold
 // sweep: the level a sale reached, and whether it is a risk score (true)
-// or, for a policy without scores, the rank of its outcome (0 allow,
+// or, for a policy without thresholds, the rank of its outcome (0 allow,
 // 1 review, 2 deny; false). The sweep then asks, for each threshold, which
 // labelled sales at that level or above would have been stopped.
 //
-// Decisions carry no score yet. When policy.Decision gains its risk score
-// (rules' `score`, the policy's `thresholds`), return it here for a policy
-// that has thresholds — `return d.Score, len(p.Thresholds) > 0`, in the
-// names the score change chooses — and the sweep, its JSON and the HTML
-// report's chart switch to score thresholds with no other change.
+// With thresholds the level is the decision's score, raised to the band
+// its outcome stands for when an enforced review or deny rule decided it
+// whatever the score (a hard deny is stopped at every threshold up to the
+// deny one).
 func riskLevel(p *policy.Policy, d *policy.Decision) (level int, scored bool) {
-	_ = p
-	return rank(d.Outcome), false
+	t := p.Thresholds
+	if t == (policy.Thresholds{}) {
+		return rank(d.Outcome), false
+	}
+	level = d.Score
+	switch d.Outcome {
+	case policy.Deny:
+		level = max(level, t.Deny)
+	case policy.Review:
+		level = max(level, t.Review)
+	}
+	return level, true
 }

@@ -167,13 +167,11 @@ mqtt {
   # Sessions and retained messages (policy, denylist snapshot) survive
   # the loss of a node.
   stream_replicas: $replicas
-  # Each QoS 1 subscription is a JetStream consumer: one replica in memory
-  # each, not a Raft group of $replicas per register on disk. A node lost
-  # drops the deliveries in flight on it; the register reconnects, takes
-  # the retained policy and snapshot again and resends unacknowledged
-  # events, which HQ stores once by id.
-  consumer_replicas: 1
-  consumer_memory_storage: true
+  # Each QoS 1 subscription is a JetStream consumer, placed on any node.
+  # Replicated like the streams: a consumer of one replica on a node that
+  # is lost would leave its register, still connected to another node,
+  # subscribed to nothing (no acks, no deltas) until it reconnects.
+  consumer_replicas: $replicas
   # A register's messages are redelivered if it has not acknowledged
   # them within this time.
   ack_wait: "30s"

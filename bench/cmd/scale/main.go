@@ -209,8 +209,8 @@ func startNATS(dir string, n int, logw io.Writer) (*cluster, error) {
 listen: 127.0.0.1:%d
 jetstream { store_dir: %q }
 cluster { name: posguard, listen: 127.0.0.1:%d, routes: [%s] }
-mqtt { listen: 127.0.0.1:%d, stream_replicas: %d, consumer_replicas: 1, consumer_memory_storage: true, max_ack_pending: 1000 }
-`, i+1, p.client, filepath.Join(dir, fmt.Sprintf("js%d", i+1)), p.route, strings.Join(routes, ", "), p.mqtt, min(n, 3))
+mqtt { listen: 127.0.0.1:%d, stream_replicas: %d, consumer_replicas: %d, max_ack_pending: 1000 }
+`, i+1, p.client, filepath.Join(dir, fmt.Sprintf("js%d", i+1)), p.route, strings.Join(routes, ", "), p.mqtt, min(n, 3), min(n, 3))
 		conf := filepath.Join(dir, fmt.Sprintf("n%d.conf", i+1))
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			return nil, err
