@@ -113,10 +113,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 		var exit *exec.ExitError
 		// Unix: death by signal is exit code -1. Windows: Kill is
 		// TerminateProcess(h, 1).
-		killedCode := -1
-		if runtime.GOOS == "windows" {
-			killedCode = 1
-		}
+		killedCode := killedExitCode()
 		if !errors.As(err, &exit) || exit.ExitCode() != killedCode {
 			t.Fatalf("round %d: child did not die by the kill: %v", round, err)
 		}
@@ -232,7 +229,7 @@ func TestDenylistSurvivesSIGKILL(t *testing.T) {
 			}
 		}
 		var exit *exec.ExitError
-		if err := cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != -1 {
+		if err := cmd.Wait(); !errors.As(err, &exit) || exit.ExitCode() != killedExitCode() {
 			t.Fatalf("round %d: child did not die by the kill: %v", round, err)
 		}
 		s, err := Open(path, testOptions())
@@ -257,4 +254,14 @@ func TestDenylistSurvivesSIGKILL(t *testing.T) {
 		}
 		s.Close()
 	}
+}
+
+// killedExitCode is the exit code Wait reports for a killed child: -1 for
+// a signal on Unix; Windows has no signals, and TerminateProcess ends it
+// with code 1.
+func killedExitCode() int {
+	if runtime.GOOS == "windows" {
+		return 1
+	}
+	return -1
 }
