@@ -9,7 +9,8 @@ import (
 
 func TestClusterKeepsRetainedAcrossNodeLoss(t *testing.T) {
 	c := Start(t, 3)
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(c.Nodes[0].MQTTURL()).SetClientID("pub"))
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(c.Nodes[0].MQTTURL()).SetClientID("pub").
+		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
 	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}
@@ -19,7 +20,8 @@ func TestClusterKeepsRetainedAcrossNodeLoss(t *testing.T) {
 	pub.Disconnect(100)
 	c.Kill(0)
 	got := make(chan string, 1)
-	sub := paho.NewClient(paho.NewClientOptions().AddBroker(c.Nodes[2].MQTTURL()).SetClientID("sub"))
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(c.Nodes[2].MQTTURL()).SetClientID("sub").
+		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
 	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("connect: %v", tok.Error())
 	}

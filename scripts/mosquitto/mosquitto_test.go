@@ -336,6 +336,10 @@ func TestShippedBrokerConfig(t *testing.T) {
 		chainAlert := msg{wire.StoreAlertsTopic("s042"), "hq alert s042"}
 		hq.publish(t, chainAlert.topic, chainAlert.payload, false)
 		d.expect(t, chainAlert)
+		// HQ reads everything posguard, its own alerts too, and neither
+		// forgery before them.
+		hq.expect(t, msg{wire.StoreAlertsTopic("s043"), "hq alert s043"})
+		hq.expect(t, chainAlert)
 
 		forged := wire.CmdTopic("s043", "r1")
 		d.publish(t, forged, "resolve", false)
