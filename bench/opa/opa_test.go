@@ -17,9 +17,11 @@ import (
 
 const testdata = "../../policy/testdata"
 
+// loadPolicy is the example policy as it was before scores (unscored.yaml):
+// the Rego translation in this package is of that one.
 func loadPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
-	p, err := policy.LoadFile(filepath.Join(testdata, "chain-default.yaml"))
+	p, err := policy.LoadFile(filepath.Join(testdata, "unscored.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
