@@ -110,6 +110,10 @@ func TestClusterNodeLoss(t *testing.T) {
 	if _, err := hqs[0].DenylistChange(context.Background(), store.ListChange{Add: []string{"crew-1"}, By: "test", Reason: "crew"}); err != nil {
 		t.Fatal(err)
 	}
+	// Every node learns of a retained message on its own, a moment after
+	// it is stored (natstest.WaitRetained): registers start after that.
+	cl.WaitRetained(wire.PolicyTopic(wire.ScopeAll))
+	cl.WaitRetained(wire.DenylistSnapshot)
 
 	var regs []*running
 	for _, id := range []string{"S001/R1", "S001/R2", "S002/R1", "S002/R2", "S003/R1", "S003/R2"} {

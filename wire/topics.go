@@ -233,8 +233,33 @@ func DisplayFilters(store string) []string {
 	}
 }
 
-// AgentFilters are the subscriptions of a register: both policy scopes that
-// can cover it, the denylist, the allowlist, its commands and its acks.
+// AgentSubscriptions are a register's subscriptions with the QoS it asks
+// for each: AgentFilters and its store's facts.
+//
+// Only its commands (a manager's resolve from the display) and the store's
+// facts are QoS 1 in the register's persistent session, the messages a
+// broker must keep for it while it is away. Policy, denylist and allowlist
+// are QoS 0: each has a retained message that the register receives again
+// at every connect (it always subscribes anew), and a delta that does not
+// follow its list makes it ask HQ for a resync, so nothing queued in the
+// session would add to what the retained state gives. Acks are QoS 0 too:
+// an event not acked is sent again and HQ acks it again. On a NATS cluster
+// every QoS 1 subscription of a persistent session is a JetStream consumer
+// replicated on three nodes (DESIGN "Clustered broker"); two per register
+// instead of nine is what lets a cluster carry a chain's fleet.
+func AgentSubscriptions(store, reg string) map[string]byte {
+	subs := make(map[string]byte, 9)
+	for _, f := range AgentFilters(store, reg) {
+		subs[f] = 0
+	}
+	subs[CmdTopic(store, reg)] = 1
+	subs[FactsFilter(store)] = 1
+	return subs
+}
+
+// AgentFilters are the subscriptions of a register but its store's facts:
+// both policy scopes that can cover it, the denylist, the allowlist, its
+// commands and its acks.
 func AgentFilters(store, reg string) []string {
 	return []string{
 		PolicyTopic(ScopeAll),

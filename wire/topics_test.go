@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -45,6 +46,16 @@ func TestTopicBuilders(t *testing.T) {
 		if !slices.Contains(agent, want) {
 			t.Errorf("AgentFilters lacks %q", want)
 		}
+	}
+	subs := wire.AgentSubscriptions("s042", "r1")
+	want := map[string]byte{
+		"posguard/v1/policy/all": 0, "posguard/v1/policy/s042": 0,
+		wire.DenylistDelta: 0, wire.DenylistSnapshot: 0, wire.AllowlistDelta: 0, wire.AllowlistSnapshot: 0,
+		"posguard/v1/ack/s042/r1":     0,
+		"posguard/v1/reg/s042/r1/cmd": 1, "posguard/v1/store/s042/facts/+": 1,
+	}
+	if !maps.Equal(subs, want) {
+		t.Errorf("AgentSubscriptions = %v, want %v", subs, want)
 	}
 }
 

@@ -200,14 +200,11 @@ func (c *Client) onConnect(pc paho.Client) {
 	c.mu.Lock()
 	c.connected, c.reconnected, c.factsRestart = true, true, true
 	c.mu.Unlock()
-	filters := make(map[string]byte)
-	for _, f := range wire.AgentFilters(c.cfg.Store, c.cfg.Register) {
-		filters[f] = 1
-	}
-	// The store's facts, QoS 1 in the persistent session: the broker
-	// queues the peers' facts while this register is away.
+	// The store's facts are QoS 1 in the persistent session: the broker
+	// queues the peers' facts while this register is away (the QoS of each
+	// filter, and why, in wire.AgentSubscriptions).
+	filters := wire.AgentSubscriptions(c.cfg.Store, c.cfg.Register)
 	factsFilter := wire.FactsFilter(c.cfg.Store)
-	filters[factsFilter] = 1
 	tok := pc.SubscribeMultiple(filters, nil) // the default handler takes them
 	go func() {
 		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {

@@ -201,3 +201,62 @@ func (c *Cluster) Stop() {
 		c.Kill(i)
 	}
 }
+
+// WaitRetained waits until every running node hands the retained message
+// on topic to a new subscriber. The MQTT gateway keeps retained messages in
+// a replicated stream but each node learns of a new one asynchronously
+// (through its own consumer of that stream), so for a moment after a
+// publish a client subscribing at another node may get nothing: a test
+// that starts registers right after a push waits here first. DESIGN
+// "Clustered broker" says what this means for a register.
+func (c *Cluster) WaitRetained(topic string) {
+	c.tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	c.mu.Lock()
+	var urls []string
+	for _, n := range c.Nodes {
+		if n.srv != nil {
+			urls = append(urls, n.mqtt)
+		}
+	}
+	c.mu.Unlock()
+	for i, url := range urls {
+		for attempt := 1; ; attempt++ {
+			_, err := ReadRetained(url, fmt.Sprintf("natstest-retained-%d-%d", i, attempt), topic, 5*time.Second)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.tb.Fatalf("nats cluster: %s does not serve the retained %s within 30s: %v", url, topic, err)
+			}
+		}
+	}
+}
+
+// ReadRetained connects a fresh MQTT client (clean session, id id) to url,
+// subscribes to filter and returns the first message, which for a topic
+// with a retained message is that message.
+func ReadRetained(url, id, filter string, wait time.Duration) ([]byte, error) {
+	got := make(chan []byte, 1)
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).
+		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
+	defer sub.Disconnect(100)
+	if tok := sub.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		return nil, fmt.Errorf("connect %s: %v", url, tok.Error())
+	}
+	tok := sub.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		select {
+		case got <- m.Payload():
+		default:
+		}
+	})
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		return nil, fmt.Errorf("subscribe %s at %s: %v", filter, url, tok.Error())
+	}
+	select {
+	case p := <-got:
+		return p, nil
+	case <-time.After(wait):
+		return nil, fmt.Errorf("no retained message on %s at %s within %s", filter, url, wait)
+	}
+}

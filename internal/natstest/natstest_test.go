@@ -30,43 +30,16 @@ func TestClusterKeepsRetainedAcrossNodeLoss(t *testing.T) {
 	// is the message being gone, not the election taking a while.
 	deadline := killed.Add(60 * time.Second)
 	for attempt := 1; time.Now().Before(deadline); attempt++ {
-		p, err := readRetained(c.Nodes[2].MQTTURL(), fmt.Sprintf("sub-%d", attempt), 10*time.Second)
+		p, err := ReadRetained(c.Nodes[2].MQTTURL(), fmt.Sprintf("sub-%d", attempt), "posguard/v1/policy/+", 10*time.Second)
 		if err != nil {
 			t.Logf("attempt %d, %s after the loss: %v", attempt, time.Since(killed).Round(time.Millisecond), err)
 			continue
 		}
-		if p != "v1" {
+		if string(p) != "v1" {
 			t.Fatalf("retained = %q, want v1", p)
 		}
 		t.Logf("retained policy read %s after the loss (attempt %d)", time.Since(killed).Round(time.Millisecond), attempt)
 		return
 	}
 	t.Fatal("retained policy lost with node 1: not delivered within 60s of the loss")
-}
-
-// readRetained connects a fresh client and returns the first retained
-// message on the policy topics.
-func readRetained(url, id string, wait time.Duration) (string, error) {
-	got := make(chan string, 1)
-	sub := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(id).
-		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond))
-	defer sub.Disconnect(100)
-	if tok := sub.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
-		return "", fmt.Errorf("connect: %v", tok.Error())
-	}
-	tok := sub.Subscribe("posguard/v1/policy/+", 1, func(_ paho.Client, m paho.Message) {
-		select {
-		case got <- string(m.Payload()):
-		default:
-		}
-	})
-	if !tok.WaitTimeout(wait) || tok.Error() != nil {
-		return "", fmt.Errorf("subscribe: %v", tok.Error())
-	}
-	select {
-	case p := <-got:
-		return p, nil
-	case <-time.After(wait):
-		return "", fmt.Errorf("no retained message within %s", wait)
-	}
 }

@@ -2,7 +2,9 @@
 // reports what a register and HQ see: N lightweight register sessions (one
 // paho MQTT client each, in this process) connected across the broker, each
 // publishing one decision event every -interval for -duration and waiting
-// for HQ's ack, plus one policy push to all of them halfway through. Two
+// for HQ's ack, plus one policy push to all of them halfway through. Each
+// session is persistent and subscribes as a real register does
+// (wire.AgentSubscriptions: two QoS 1 filters, the rest QoS 0). Two
 // brokers in the same run, so the figures compare:
 //
 //   - mosquitto: one Mosquitto process; two HQ instances split the events
@@ -399,7 +401,7 @@ func connect(cl *cluster, i int, s *stats) (*reg, error) {
 	storeID, id := fleetID(i)
 	r := &reg{store: storeID, id: id, sent: map[string]time.Time{}}
 	cfg := mqttconn.Config{Broker: strings.Join(cl.mqtt, ","), MaxReconnect: 2 * time.Second}
-	o, err := cfg.Options(mqttconn.Client{ID: wire.Username(storeID, id), Clean: true, OneShot: true, KeepAlive: time.Minute})
+	o, err := cfg.Options(mqttconn.Client{ID: wire.Username(storeID, id), OneShot: true, KeepAlive: time.Minute})
 	if err != nil {
 		return nil, err
 	}
@@ -437,7 +439,8 @@ func connect(cl *cluster, i int, s *stats) (*reg, error) {
 		return nil, fmt.Errorf("register %d connect: %v", i, cmp.Or(tok.Error(), errors.New("timeout")))
 	}
 	r.c = c
-	tok := c.SubscribeMultiple(map[string]byte{wire.AckTopic(storeID, id): 1, wire.PolicyTopic(wire.ScopeAll): 1}, nil)
+	// What a real register subscribes to, at the QoS it asks for each.
+	tok := c.SubscribeMultiple(wire.AgentSubscriptions(storeID, id), nil)
 	if !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
 		return nil, fmt.Errorf("register %d subscribe: %v", i, tok.Error())
 	}
