@@ -38,18 +38,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/bench/internal/agentproc"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -102,7 +99,7 @@ func run(args []string) error {
 	defer os.RemoveAll(dir)
 	mc := measureConfig{bin: *bin, label: "posguard", policy: *policyFile, settle: *settle, startTO: *startTO}
 	if mc.bin == "" {
-		if mc.bin, err = build(dir); err != nil {
+		if mc.bin, err = agentproc.Build(dir); err != nil {
 			return err
 		}
 	}
@@ -185,35 +182,9 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// build compiles the posguard command into dir. It builds in the root
-// module's directory (found through the bench module's replace directive,
-// or the root module itself), whose go.sum covers the command's
-// dependencies.
-func build(dir string) (string, error) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/posguard/posguard").Output()
-	if err != nil {
-		return "", fmt.Errorf("find the posguard module: %w", err)
-	}
-	root := strings.TrimSpace(string(out))
-	if root == "" {
-		return "", errors.New("find the posguard module: no directory (run from the bench or root module)")
-	}
-	bin := filepath.Join(dir, "posguard")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/posguard")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build posguard in %s: %w", root, err)
-	}
-	return bin, nil
-}
-
 func options() state.Options {
 	return state.Options{Store: "S001", Register: "R1", Logger: slog.New(slog.DiscardHandler)}
 }
-
-// accountKey is the agent's account key (tokens.accountKeyFile).
-const accountKey = "rss-bench-account-key-0123456789"
 
 // saleToken is the opaque one-time code paying start i's sale (the example
 // policy's "otherpay" wallet: 28 and 18 digits).
@@ -222,7 +193,7 @@ func saleToken(i int) string { return fmt.Sprintf("28%018d", i) }
 // saleAccount is the account the agent derives from saleToken(i): the
 // wallet's name and the keyed hash of the code (policy/token).
 func saleAccount(i int) string {
-	m := hmac.New(sha256.New, []byte(accountKey))
+	m := hmac.New(sha256.New, []byte(agentproc.AccountKey))
 	m.Write([]byte("opaque\x00"))
 	m.Write([]byte(saleToken(i)))
 	return "otherpay:" + hex.EncodeToString(m.Sum(nil)[:16])
@@ -243,7 +214,7 @@ func prepare(dir, policyFile string, n, starts int) error {
 		return fmt.Errorf("create state %s: %w", path, err)
 	}
 	defer s.Close()
-	if err := writeConfig(dir, policyFile); err != nil {
+	if _, err := agentproc.WriteConfig(dir, policyFile); err != nil {
 		return err
 	}
 	accounts := make([]string, 0, min(n, chunk))
@@ -271,34 +242,6 @@ func prepare(dir, policyFile string, n, starts int) error {
 	return nil
 }
 
-// writeConfig writes an HTTP-only agent configuration into dir (state file
-// state.db, account key account.key, bootstrap policy policyFile) as
-// agent.yaml.
-func writeConfig(dir, policyFile string) error {
-	pol, err := filepath.Abs(policyFile)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(pol); err != nil {
-		return fmt.Errorf("policy: %w", err)
-	}
-	key := filepath.Join(dir, "account.key")
-	if err := os.WriteFile(key, []byte(accountKey+"\n"), 0o600); err != nil {
-		return err
-	}
-	doc := fmt.Sprintf(`store: S001
-register: R1
-state: %q
-policy:
-  bootstrap: %q
-tokens: {accountKeyFile: %q}
-http: {listen: "127.0.0.1:0"}
-`, filepath.Join(dir, "state.db"), pol, key)
-	return os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(doc), 0o600)
-}
-
-var runningRE = regexp.MustCompile(`msg="agent running".* http=(http://\S+)`)
-
 // result is one start's figures.
 type result struct {
 	start           time.Duration // exec until /healthz answered
@@ -311,107 +254,50 @@ type result struct {
 // denylist entries) and decides start i's sale.
 func measure(mc measureConfig, dir string, n, i int) (result, error) {
 	var res result
-	cmd := exec.Command(mc.bin, "agent", "--config", filepath.Join(dir, "agent.yaml"))
-	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
-	stderr, err := cmd.StderrPipe()
+	began := time.Now()
+	p, err := agentproc.Start(mc.bin, filepath.Join(dir, "agent.yaml"), mc.startTO)
 	if err != nil {
 		return res, err
 	}
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("start agent: %w", err)
-	}
-	var (
-		mu   sync.Mutex
-		logs strings.Builder
-		urls = make(chan string, 1)
-		done = make(chan struct{}) // stderr closed: the agent has exited
-	)
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if m := runningRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case urls <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	log := func() string { mu.Lock(); defer mu.Unlock(); return logs.String() }
-	kill := func() {
-		cmd.Process.Kill()
-		<-done
-		cmd.Wait()
-	}
-	stop := func() error {
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			return fmt.Errorf("SIGTERM: %w", err)
-		}
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			kill()
-			return fmt.Errorf("agent did not stop within 30s of SIGTERM:\n%s", log())
-		}
-		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("agent exit: %w:\n%s", err, log())
-		}
-		return nil
-	}
-	var url string
-	select {
-	case url = <-urls:
-	case <-done:
-		cmd.Wait()
-		return res, fmt.Errorf("agent exited at start:\n%s", log())
-	case <-time.After(mc.startTO):
-		kill()
-		return res, fmt.Errorf("agent not running after %v:\n%s", mc.startTO, log())
-	}
+	url := p.URL
 	if err := healthz(url); err != nil {
-		kill()
+		p.Kill()
 		return res, err
 	}
 	res.start = time.Since(began)
 	// What the start cost the agent in CPU, steadier than the wall clock
 	// on a loaded machine (10 ms resolution).
-	cpu, cpuErr := cpuTime(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	cpu, cpuErr := cpuTime(fmt.Sprintf("/proc/%d/stat", p.Pid()))
 	if cpuErr != nil {
-		kill()
+		p.Kill()
 		return res, cpuErr
 	}
 	res.startCPU = cpu
 	select {
 	case <-time.After(mc.settle):
-	case <-done:
-		cmd.Wait()
-		return res, fmt.Errorf("agent exited while idle:\n%s", log())
+	case <-p.Exited():
+		return res, fmt.Errorf("agent exited while idle: %w", p.Stop())
 	}
-	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	status := fmt.Sprintf("/proc/%d/status", p.Pid())
 	if res.rss, err = vmRSS(status); err != nil {
-		kill()
+		p.Kill()
 		return res, err
 	}
 	outcome, err := decide(url, saleToken(i))
 	if err != nil {
-		kill()
+		p.Kill()
 		return res, err
 	}
 	if i < n && outcome != "deny" { // saleAccount(i) is on the list
-		kill()
+		p.Kill()
 		return res, fmt.Errorf("sale paid by a denylisted account: outcome %q, want deny", outcome)
 	}
 	if res.rssDecided, err = vmRSS(status); err != nil {
-		kill()
+		p.Kill()
 		return res, err
 	}
 	heap, heapErr := heapAlloc(url + "/metrics")
-	if err := stop(); err != nil {
+	if err := p.Stop(); err != nil {
 		return res, err
 	}
 	if heapErr == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/agent/state"
+	"github.com/posguard/posguard/bench/internal/agentproc"
 )
 
 // TestMeasure builds posguard, prepares a state file with a small denylist
@@ -20,7 +21,7 @@ func TestMeasure(t *testing.T) {
 		t.Skip("no /proc: ", err)
 	}
 	dir := t.TempDir()
-	bin, err := build(dir)
+	bin, err := agentproc.Build(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

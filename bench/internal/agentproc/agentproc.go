@@ -40,6 +40,10 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// AccountKey is the agent's account key (tokens.accountKeyFile), from
+// which it derives the account of an opaque wallet code.
+const AccountKey = "bench-account-key-0123456789abcd"
+
 // WriteConfig writes an HTTP-only agent configuration into dir (state file
 // state.db, account key account.key; no scanner, POS port or hq section)
 // with policyFile as its bootstrap policy, and returns its path.
@@ -52,7 +56,7 @@ func WriteConfig(dir, policyFile string) (string, error) {
 		return "", fmt.Errorf("policy: %w", err)
 	}
 	key := filepath.Join(dir, "account.key")
-	if err := os.WriteFile(key, []byte("bench-account-key-0123456789abcd\n"), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(AccountKey+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	cfg := filepath.Join(dir, "agent.yaml")
@@ -122,9 +126,7 @@ func Start(bin, cfg string, timeout time.Duration) (*Proc, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("agent exited at start:\n%s", p.Log())
 	case <-time.After(timeout):
-		cmd.Process.Kill()
-		<-p.done
-		cmd.Wait()
+		p.Kill()
 		return nil, fmt.Errorf("agent not running after %v:\n%s", timeout, p.Log())
 	}
 }
@@ -140,6 +142,13 @@ func (p *Proc) Log() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.logs.String()
+}
+
+// Kill kills the agent at once and collects its exit.
+func (p *Proc) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+	p.cmd.Wait()
 }
 
 // Stop sends SIGTERM and waits up to 30 s for a clean exit. On an agent
@@ -159,9 +168,7 @@ func (p *Proc) Stop() error {
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		p.cmd.Wait()
+		p.Kill()
 		return fmt.Errorf("agent did not stop within 30s of SIGTERM:\n%s", p.Log())
 	}
 	if err := p.cmd.Wait(); err != nil {
