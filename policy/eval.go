@@ -266,30 +266,31 @@ func (e *evaluation) token(invalid, unknown string) {
 	e.builtin(TokenRuleID, unknown, sale.Reason{Code: sale.CodeTokenUnknown, Text: kind})
 }
 
-// category is the line's category, resolved from the catalog when the
-// caller left it empty.
-func (p *Policy) category(l *Line) string {
-	if l.Category != "" {
-		return l.Category
-	}
-	if it, ok := p.Item(l.JAN); ok {
-		return it.Category
-	}
-	return "unknown"
-}
-
+// lineInfo is the line's category, resolved from the catalog when the
+// caller left it empty ("unknown" for an item the catalog does not know),
+// and the sellable units of one of it. A listed JAN is read in place: this
+// runs for every line of every sale, and Item's copy of the entry showed
+// in the profile.
 func (p *Policy) lineInfo(l *Line) (category string, units int) {
-	units = 1
-	if it, ok := p.Item(l.JAN); ok {
+	category, units = l.Category, 1
+	if i, ok := p.items[l.JAN]; ok {
+		it := &p.Catalog.Items[i]
 		units = it.Units
-		if l.Category == "" {
-			return it.Category, units
+		if category == "" {
+			category = it.Category
+		}
+	} else if len(p.ranges) > 0 {
+		if it, ok := p.Item(l.JAN); ok {
+			units = it.Units
+			if category == "" {
+				category = it.Category
+			}
 		}
 	}
-	if l.Category == "" {
-		return "unknown", units
+	if category == "" {
+		category = "unknown"
 	}
-	return l.Category, units
+	return category, units
 }
 
 func inCategories(cats []string, c string) bool {
