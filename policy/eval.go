@@ -52,6 +52,9 @@ type evaluation struct {
 	reasons  []sale.Reason
 	text     []byte
 	textFrom int // where the sentence being written starts in text
+	// into, when set, is the Decider whose storage the decision gets, and
+	// no sentence is written.
+	into *Decider
 	// bycat is the sale's lines added up per category, worked out once
 	// (by the first rule that needs it) for every rule's sums.
 	bycat      []catSum
@@ -111,6 +114,10 @@ func (e *evaluation) builtin(id, action string, why ...sale.Reason) {
 // one allocation each. Rules is never nil, so a decision where nothing
 // fired encodes as "rules": [] (a zero-length slice allocates nothing).
 func (e *evaluation) finish(names bool) {
+	if e.into != nil {
+		e.finishInto(e.into, names)
+		return
+	}
 	if len(e.fired) == 0 {
 		e.d.Rules = []Fired{}
 		return
@@ -143,6 +150,29 @@ func (e *evaluation) finish(names bool) {
 // decided by DefaultFailMode; a nil hist is an empty history. Rules is
 // never nil, so a decision where nothing fired encodes as "rules": [].
 func Evaluate(p *Policy, req Request, hist History) Decision {
+	return evaluate(p, req, hist, nil)
+}
+
+// A Decider decides sale after sale for a caller that is done with each
+// decision before it asks for the next, as a backtest is: the decision's
+// Rules, their Reasons and its Categories live in the Decider and are
+// overwritten by its next call, and Fired.Reason, the English sentence
+// for logs, is left empty (render Reasons with policy/reason where text is
+// wanted). Everything else is what Evaluate decides, and a warm Decider
+// decides a sale where rules fire without allocating (CEL's boxes aside).
+// A Decider is not for concurrent use; its zero value is ready.
+type Decider struct {
+	rules   []Fired
+	reasons []sale.Reason
+	cats    []sale.Names
+}
+
+// Evaluate decides one sale as Evaluate does, into the Decider's storage.
+func (dc *Decider) Evaluate(p *Policy, req Request, hist History) Decision {
+	return evaluate(p, req, hist, dc)
+}
+
+func evaluate(p *Policy, req Request, hist History, into *Decider) Decision {
 	if p == nil {
 		return EvaluateFailMode(DefaultFailMode(), req)
 	}
@@ -156,7 +186,7 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if e == nil {
 		e = &evaluation{}
 	}
-	e.p, e.req, e.hist = p, req, hist
+	e.p, e.req, e.hist, e.into = p, req, hist, into
 	e.d = Decision{
 		Outcome: Allow,
 		Policy:  PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version},
@@ -204,9 +234,32 @@ func (e *evaluation) release() {
 	clear(e.fired)
 	clear(e.reasons)
 	e.fired, e.spans, e.reasons, e.text, e.textFrom = e.fired[:0], e.spans[:0], e.reasons[:0], e.text[:0], 0
-	e.p, e.req, e.hist, e.d, e.celReady, e.bycatReady = nil, Request{}, nil, Decision{}, false, false
+	e.p, e.req, e.hist, e.into, e.d, e.celReady, e.bycatReady = nil, Request{}, nil, nil, Decision{}, false, false
 	if pool != nil {
 		pool.Put(e)
+	}
+}
+
+// finishInto is finish for a Decider: the decision gets the Decider's
+// storage, overwritten, and no sentences.
+func (e *evaluation) finishInto(dc *Decider, names bool) {
+	dc.rules = append(dc.rules[:0], e.fired...)
+	dc.reasons = append(dc.reasons[:0], e.reasons...)
+	for i, sp := range e.spans {
+		dc.rules[i].Reasons = dc.reasons[sp.why0:sp.why1:sp.why1]
+	}
+	if dc.rules == nil {
+		dc.rules = []Fired{}
+	}
+	e.d.Rules = dc.rules
+	if names && len(e.fired) > 0 {
+		dc.cats = dc.cats[:0]
+		for _, c := range e.byCategory() {
+			dc.cats = append(dc.cats, e.p.CategoryNames(c.cat))
+		}
+		if len(dc.cats) > 0 {
+			e.d.Categories = dc.cats
+		}
 	}
 }
 

@@ -14,19 +14,35 @@ import (
 // was written since the last one fired; a rule that writes and then does
 // not fire calls unsay.
 
-// w writes s.
-func (e *evaluation) w(s string) { e.text = append(e.text, s...) }
+// w writes s. Nothing is written for a Decider, which gives no sentences.
+func (e *evaluation) w(s string) {
+	if e.into == nil {
+		e.text = append(e.text, s...)
+	}
+}
 
 // wInt writes n in decimal.
-func (e *evaluation) wInt(n int64) { e.text = strconv.AppendInt(e.text, n, 10) }
+func (e *evaluation) wInt(n int64) {
+	if e.into == nil {
+		e.text = strconv.AppendInt(e.text, n, 10)
+	}
+}
 
 // wYen writes an amount as yen() does: "¥90,400".
-func (e *evaluation) wYen(v int64) { e.text = appendYen(e.text, v) }
+func (e *evaluation) wYen(v int64) {
+	if e.into == nil {
+		e.text = appendYen(e.text, v)
+	}
+}
 
 // wSpan writes a measured time in whole seconds, in time.Duration's
 // format ("20m0s"): token claims have one-second resolution, so the
 // sub-second part of the sale time is noise there.
-func (e *evaluation) wSpan(d time.Duration) { e.text = appendSeconds(e.text, d) }
+func (e *evaluation) wSpan(d time.Duration) {
+	if e.into == nil {
+		e.text = appendSeconds(e.text, d)
+	}
+}
 
 // wNext starts another clause of the sentence: "; " when something is
 // written already (join's separator).
