@@ -71,6 +71,9 @@ type memSale struct {
 	place  regKey // where it was made, to filter an account's list
 	cats   []catTotal
 	mask   uint64 // the catBits of cats
+	// few holds cats for a sale of up to len(few) categories, most of
+	// them: one allocation per sale instead of two.
+	few [3]catTotal
 }
 
 // catTotal is what a sale holds of one category.
@@ -146,6 +149,7 @@ func (h *MemoryHistory) add(s *PastSale) {
 		return
 	}
 	m := &memSale{at: s.At, denied: s.Denied, place: regKey{s.Store, s.Register}}
+	m.cats = m.few[:0]
 	for i := range s.Lines {
 		l := &s.Lines[i]
 		c := l.Category
