@@ -11,16 +11,7 @@ import (
 // for the English sentences it leaves out; and a warm one decides a firing
 // sale without allocating on the built-in kinds.
 func TestDeciderDecidesAsEvaluate(t *testing.T) {
-	withoutExpr := func(p *Policy) *Policy {
-		p.Rules = slices.DeleteFunc(p.Rules, func(r Rule) bool { return r.Kind == KindExpr })
-		return p
-	}
-	policies := map[string]*Policy{
-		"example":               loadExample(t),
-		"example without expr":  withoutExpr(loadExample(t)),
-		"unscored":              loadExampleUnscored(t),
-		"unscored without expr": withoutExpr(loadExampleUnscored(t)),
-	}
+	policies := examplePolicies(t)
 	reqs := []string{"topup-90400", "crew-first-account", "office-10-cartons", "register-8th", "tobacco-100000",
 		"offline-cartons", "replayed", "regular-2-cartons", "onigiri-700"}
 	h := shinjuku(t)

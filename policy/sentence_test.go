@@ -36,16 +36,7 @@ func TestEvaluateFiringAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop entries")
 	}
-	withoutExpr := func(p *Policy) *Policy {
-		p.Rules = slices.DeleteFunc(p.Rules, func(r Rule) bool { return r.Kind == KindExpr })
-		return p
-	}
-	policies := map[string]*Policy{
-		"example":               loadExample(t),
-		"example without expr":  withoutExpr(loadExample(t)),
-		"unscored":              loadExampleUnscored(t),
-		"unscored without expr": withoutExpr(loadExampleUnscored(t)),
-	}
+	policies := examplePolicies(t)
 	h := shinjuku(t)
 	for name, p := range policies {
 		maxAllocs := 4.0
@@ -67,5 +58,20 @@ func TestEvaluateFiringAllocations(t *testing.T) {
 		if fired < 5 {
 			t.Errorf("%s: only %d of the incident requests fired a rule", name, fired)
 		}
+	}
+}
+
+// examplePolicies are the two example policies as shipped and without
+// their expr rule (whose CEL boxes allocate on their own).
+func examplePolicies(t testing.TB) map[string]*Policy {
+	withoutExpr := func(p *Policy) *Policy {
+		p.Rules = slices.DeleteFunc(p.Rules, func(r Rule) bool { return r.Kind == KindExpr })
+		return p
+	}
+	return map[string]*Policy{
+		"example":               loadExample(t),
+		"example without expr":  withoutExpr(loadExample(t)),
+		"unscored":              loadExampleUnscored(t),
+		"unscored without expr": withoutExpr(loadExampleUnscored(t)),
 	}
 }
