@@ -135,3 +135,17 @@ func BenchmarkEvaluateExprNearLimit(b *testing.B) {
 	p := testPolicy(b, `{id: r, kind: expr, action: review, expr: "sale.lines.exists(l, l.jan.matches('^49[0-9]{11}$'))"}`)
 	benchEvaluate(b, p, worstRequest())
 }
+
+// BenchmarkEvaluateFiringDecider: the Saitama sale decided by a reused
+// Decider, as the backtest decides (no sentences, storage reused).
+func BenchmarkEvaluateFiringDecider(b *testing.B) {
+	p, req := loadExample(b), readRequest(b, "topup-90400")
+	h := benchHistory(req.At)
+	var dc Decider
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := dc.Evaluate(p, req, h); d.Outcome == "" {
+			b.Fatal("no outcome")
+		}
+	}
+}

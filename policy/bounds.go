@@ -108,7 +108,9 @@ func RangeFired(why string) Fired {
 func (e *evaluation) checkRange() {
 	for i := range e.req.Lines {
 		if why := lineRange(i, &e.req.Lines[i]); why != "" {
-			e.builtin(RangeRuleID, string(Deny), "sale refused: "+why, []sale.Reason{{Code: sale.CodeRange, Text: why}})
+			e.w("sale refused: ")
+			e.w(why)
+			e.builtin(RangeRuleID, string(Deny), sale.Reason{Code: sale.CodeRange, Text: why})
 			return
 		}
 	}
@@ -116,6 +118,7 @@ func (e *evaluation) checkRange() {
 		return
 	}
 	if s := e.sums(nil, true); s.overflow {
-		e.builtin(RangeRuleID, string(Deny), "sale refused: its total overflows", []sale.Reason{{Code: sale.CodeRange, Text: "its total overflows"}})
+		e.w("sale refused: its total overflows")
+		e.builtin(RangeRuleID, string(Deny), sale.Reason{Code: sale.CodeRange, Text: "its total overflows"})
 	}
 }

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/posguard/posguard/policy/sale"
@@ -45,9 +43,18 @@ type evaluation struct {
 	cel      celVars
 	celReady bool // cel is set up for this sale
 
-	// reasons holds the fired rules' reasons of this sale; the decision
-	// keeps it, so it is never reused.
-	reasons []sale.Reason
+	// fired, reasons and text are what the fired rules said, kept from
+	// sale to sale: Evaluate hands the decision exact copies (finish), so
+	// a firing sale allocates its rules, their reasons, their sentences
+	// and its category names once each, not once per rule or per word.
+	fired    []Fired
+	spans    []firedSpan
+	reasons  []sale.Reason
+	text     []byte
+	textFrom int // where the sentence being written starts in text
+	// into, when set, is the Decider whose storage the decision gets, and
+	// no sentence is written.
+	into *Decider
 	// bycat is the sale's lines added up per category, worked out once
 	// (by the first rule that needs it) for every rule's sums.
 	bycat      []catSum
@@ -61,11 +68,21 @@ type catSum struct {
 	base, withUnits cartSums
 }
 
-// fire records a fired rule. Its score goes to the decision's score, or
-// to the shadow score in shadow mode; its action, unless shadow, to the
-// outcome (a score-only rule's action ranks as allow).
-func (e *evaluation) fire(f Fired) {
-	e.d.Rules = append(e.d.Rules, f)
+// firedSpan is where a fired rule's sentence and reasons are in the
+// evaluation's text and reasons.
+type firedSpan struct{ text0, text1, why0, why1 int }
+
+// fire records a fired rule whose sentence is what was written since the
+// last one fired. Its score goes to the decision's score, or to the
+// shadow score in shadow mode; its action, unless shadow, to the outcome
+// (a score-only rule's action ranks as allow).
+func (e *evaluation) fire(f Fired, why []sale.Reason) {
+	sp := firedSpan{text0: e.textFrom, text1: len(e.text), why0: len(e.reasons)}
+	e.reasons = append(e.reasons, why...)
+	sp.why1 = len(e.reasons)
+	e.textFrom = len(e.text)
+	e.fired = append(e.fired, f)
+	e.spans = append(e.spans, sp)
 	if f.Mode == ModeShadow {
 		e.d.ShadowScore += f.Score
 		return
@@ -80,28 +97,50 @@ func (e *evaluation) raise(o Outcome) {
 	}
 }
 
-// fireRule fires a policy rule with its English sentence and its reasons.
-func (e *evaluation) fireRule(r *Rule, reason string, why []sale.Reason) {
-	e.fire(Fired{ID: r.ID, Action: r.Action, Mode: r.Mode, Score: r.Score, Reason: reason, Reasons: e.keep(why)})
+// fireRule fires a policy rule with the sentence written (sentence.go)
+// and its reasons.
+func (e *evaluation) fireRule(r *Rule, why ...sale.Reason) {
+	e.fire(Fired{ID: r.ID, Action: r.Action, Mode: r.Mode, Score: r.Score}, why)
 }
 
 // builtin fires one of the rules the engine has of itself (token,
 // cart:range, offline and failMode limits): always enforced, no score.
-func (e *evaluation) builtin(id, action, reason string, why []sale.Reason) {
-	e.fire(Fired{ID: id, Action: action, Mode: ModeEnforce, Reason: reason, Reasons: e.keep(why)})
+func (e *evaluation) builtin(id, action string, why ...sale.Reason) {
+	e.fire(Fired{ID: id, Action: action, Mode: ModeEnforce}, why)
 }
 
-// keep copies a fired rule's reasons into one array per decision and
-// returns them from there: callers build them on their stack, and a sale
-// where rules fire pays one allocation for all their reasons (two if they
-// outgrow it) instead of one per rule.
-func (e *evaluation) keep(why []sale.Reason) []sale.Reason {
-	if e.reasons == nil {
-		e.reasons = make([]sale.Reason, 0, len(e.p.Rules)+len(e.p.Offline.Categories)+2)
+// finish gives the decision its fired rules, their reasons and sentences
+// and the sale's category names, copied out of the evaluation's storage in
+// one allocation each. Rules is never nil, so a decision where nothing
+// fired encodes as "rules": [] (a zero-length slice allocates nothing).
+func (e *evaluation) finish(names bool) {
+	if e.into != nil {
+		e.finishInto(e.into, names)
+		return
 	}
-	start := len(e.reasons)
-	e.reasons = append(e.reasons, why...)
-	return e.reasons[start:len(e.reasons):len(e.reasons)]
+	if len(e.fired) == 0 {
+		e.d.Rules = []Fired{}
+		return
+	}
+	rules := make([]Fired, len(e.fired))
+	var why []sale.Reason
+	if len(e.reasons) > 0 {
+		why = make([]sale.Reason, len(e.reasons))
+		copy(why, e.reasons)
+	}
+	text := string(e.text)
+	for i, sp := range e.spans {
+		f := e.fired[i]
+		f.Reason = text[sp.text0:sp.text1]
+		if why != nil {
+			f.Reasons = why[sp.why0:sp.why1:sp.why1]
+		}
+		rules[i] = f
+	}
+	e.d.Rules = rules
+	if names {
+		e.d.Categories = e.categoryNames()
+	}
 }
 
 // Evaluate decides one sale. It is pure: time is req.At, state is hist. A
@@ -111,6 +150,29 @@ func (e *evaluation) keep(why []sale.Reason) []sale.Reason {
 // decided by DefaultFailMode; a nil hist is an empty history. Rules is
 // never nil, so a decision where nothing fired encodes as "rules": [].
 func Evaluate(p *Policy, req Request, hist History) Decision {
+	return evaluate(p, req, hist, nil)
+}
+
+// A Decider decides sale after sale for a caller that is done with each
+// decision before it asks for the next, as a backtest is: the decision's
+// Rules, their Reasons and its Categories live in the Decider and are
+// overwritten by its next call, and Fired.Reason, the English sentence
+// for logs, is left empty (render Reasons with policy/reason where text is
+// wanted). Everything else is what Evaluate decides, and a warm Decider
+// decides a sale where rules fire without allocating (CEL's boxes aside).
+// A Decider is not for concurrent use; its zero value is ready.
+type Decider struct {
+	rules   []Fired
+	reasons []sale.Reason
+	cats    []sale.Names
+}
+
+// Evaluate decides one sale as Evaluate does, into the Decider's storage.
+func (dc *Decider) Evaluate(p *Policy, req Request, hist History) Decision {
+	return evaluate(p, req, hist, dc)
+}
+
+func evaluate(p *Policy, req Request, hist History, into *Decider) Decision {
 	if p == nil {
 		return EvaluateFailMode(DefaultFailMode(), req)
 	}
@@ -124,11 +186,10 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if e == nil {
 		e = &evaluation{}
 	}
-	e.p, e.req, e.hist = p, req, hist
+	e.p, e.req, e.hist, e.into = p, req, hist, into
 	e.d = Decision{
 		Outcome: Allow,
 		Policy:  PolicyRef{Name: p.Metadata.Name, Version: p.Metadata.Version},
-		Rules:   []Fired{}, // no allocation: a zero-length slice shares one address
 		Offline: req.Offline,
 	}
 
@@ -154,9 +215,7 @@ func Evaluate(p *Policy, req Request, hist History) Decision {
 	if p.Thresholds.set() {
 		e.raise(p.Thresholds.band(e.d.Score))
 	}
-	if len(e.d.Rules) > 0 {
-		e.d.Categories = e.categoryNames() // only when read: a quiet sale allocates nothing
-	}
+	e.finish(true)
 	d := e.d
 	e.release()
 	return d
@@ -170,21 +229,50 @@ func (e *evaluation) release() {
 	if e.celReady {
 		e.cel.reset()
 	}
-	clear(e.bycat) // keep the storage, not the sale's strings
-	e.p, e.req, e.hist, e.d, e.celReady, e.bycatReady, e.reasons = nil, Request{}, nil, Decision{}, false, false, nil
+	// Keep the storage, not the sale's strings.
+	clear(e.bycat)
+	clear(e.fired)
+	clear(e.reasons)
+	e.fired, e.spans, e.reasons, e.text, e.textFrom = e.fired[:0], e.spans[:0], e.reasons[:0], e.text[:0], 0
+	e.p, e.req, e.hist, e.into, e.d, e.celReady, e.bycatReady = nil, Request{}, nil, nil, Decision{}, false, false
 	if pool != nil {
 		pool.Put(e)
 	}
 }
 
-// categoryNames are the names of the sale's categories, each once.
-func (e *evaluation) categoryNames() []sale.Names {
-	var out []sale.Names
-	for i := range e.req.Lines {
-		c := e.p.category(&e.req.Lines[i])
-		if !slices.ContainsFunc(out, func(n sale.Names) bool { return n.ID == c }) {
-			out = append(out, e.p.CategoryNames(c))
+// finishInto is finish for a Decider: the decision gets the Decider's
+// storage, overwritten, and no sentences.
+func (e *evaluation) finishInto(dc *Decider, names bool) {
+	dc.rules = append(dc.rules[:0], e.fired...)
+	dc.reasons = append(dc.reasons[:0], e.reasons...)
+	for i, sp := range e.spans {
+		dc.rules[i].Reasons = dc.reasons[sp.why0:sp.why1:sp.why1]
+	}
+	if dc.rules == nil {
+		dc.rules = []Fired{}
+	}
+	e.d.Rules = dc.rules
+	if names && len(e.fired) > 0 {
+		dc.cats = dc.cats[:0]
+		for _, c := range e.byCategory() {
+			dc.cats = append(dc.cats, e.p.CategoryNames(c.cat))
 		}
+		if len(dc.cats) > 0 {
+			e.d.Categories = dc.cats
+		}
+	}
+}
+
+// categoryNames are the names of the sale's categories, each once, in
+// the order their first lines come (byCategory's order).
+func (e *evaluation) categoryNames() []sale.Names {
+	cats := e.byCategory()
+	if len(cats) == 0 {
+		return nil
+	}
+	out := make([]sale.Names, len(cats))
+	for i := range cats {
+		out[i] = e.p.CategoryNames(cats[i].cat)
 	}
 	return out
 }
@@ -205,7 +293,9 @@ func (e *evaluation) token(invalid, unknown string) {
 		if invalid != string(Review) {
 			invalid = string(Deny) // never allow an invalid token
 		}
-		e.builtin(TokenRuleID, invalid, "token rejected: "+pm.Invalid, []sale.Reason{{Code: sale.CodeTokenInvalid, Text: pm.Invalid}})
+		e.w("token rejected: ")
+		e.w(pm.Invalid)
+		e.builtin(TokenRuleID, invalid, sale.Reason{Code: sale.CodeTokenInvalid, Text: pm.Invalid})
 		return
 	}
 	switch pm.Kind {
@@ -223,33 +313,37 @@ func (e *evaluation) token(invalid, unknown string) {
 	if kind == "" {
 		kind = "none"
 	}
-	e.builtin(TokenRuleID, unknown, "token matched no known wallet (kind "+kind+")", []sale.Reason{{Code: sale.CodeTokenUnknown, Text: kind}})
+	e.w("token matched no known wallet (kind ")
+	e.w(kind)
+	e.w(")")
+	e.builtin(TokenRuleID, unknown, sale.Reason{Code: sale.CodeTokenUnknown, Text: kind})
 }
 
-// category is the line's category, resolved from the catalog when the
-// caller left it empty.
-func (p *Policy) category(l *Line) string {
-	if l.Category != "" {
-		return l.Category
-	}
-	if it, ok := p.Item(l.JAN); ok {
-		return it.Category
-	}
-	return "unknown"
-}
-
+// lineInfo is the line's category, resolved from the catalog when the
+// caller left it empty ("unknown" for an item the catalog does not know),
+// and the sellable units of one of it. A listed JAN is read in place: this
+// runs for every line of every sale, and Item's copy of the entry showed
+// in the profile.
 func (p *Policy) lineInfo(l *Line) (category string, units int) {
-	units = 1
-	if it, ok := p.Item(l.JAN); ok {
+	category, units = l.Category, 1
+	if i, ok := p.items[l.JAN]; ok {
+		it := &p.Catalog.Items[i]
 		units = it.Units
-		if l.Category == "" {
-			return it.Category, units
+		if category == "" {
+			category = it.Category
+		}
+	} else if len(p.ranges) > 0 {
+		if it, ok := p.Item(l.JAN); ok {
+			units = it.Units
+			if category == "" {
+				category = it.Category
+			}
 		}
 	}
-	if l.Category == "" {
-		return "unknown", units
+	if category == "" {
+		category = "unknown"
 	}
-	return l.Category, units
+	return category, units
 }
 
 func inCategories(cats []string, c string) bool {
@@ -359,14 +453,10 @@ func (e *evaluation) applies(r *Rule) bool {
 // secs is a span in whole seconds, as reasons carry it.
 func secs(d time.Duration) int64 { return int64(d / time.Second) }
 
-// span shows a measured time in a reason. Token claims have one-second
-// resolution, so the sub-second part of the sale time is noise there.
-func span(d time.Duration) string { return d.Truncate(time.Second).String() }
-
 // claimTooRecent fires r when a token claim's time (device bound,
 // account created) is less than min before the sale. A claim the token
 // does not make fires nothing; one after the sale is clock skew, age 0.
-func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, what, code string) {
+func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration, minText, what, code string) {
 	if since.IsZero() || !e.applies(r) {
 		return
 	}
@@ -375,49 +465,61 @@ func (e *evaluation) claimTooRecent(r *Rule, since time.Time, min time.Duration,
 		age = 0
 	}
 	if age < min {
-		e.fireRule(r, what+" "+span(age)+" before the sale < minimum "+min.String(), []sale.Reason{{
-			Code: code, Value: secs(age), Limit: secs(min), Unit: sale.UnitSeconds, Ago: secs(age), Category: r.names}})
+		e.w(what)
+		e.w(" ")
+		e.wSpan(age)
+		e.w(" before the sale < minimum ")
+		e.w(minText)
+		e.fireRule(r, sale.Reason{
+			Code: code, Value: secs(age), Limit: secs(min), Unit: sale.UnitSeconds, Ago: secs(age), Category: r.names})
 	}
-}
-
-func join(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "; " + b
 }
 
 func (e *evaluation) offline() {
 	o := &e.p.Offline
 	if o.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *o.MaxSaleAmount {
-			e.builtin("offline:sale", o.Action, "offline: sale "+yen(s.amount)+" > limit "+yen(*o.MaxSaleAmount),
-				[]sale.Reason{{Code: sale.CodeOfflineSale, Value: s.amount, Limit: *o.MaxSaleAmount, Unit: sale.UnitYen}})
+			e.w("offline: sale ")
+			e.wYen(s.amount)
+			e.w(" > limit ")
+			e.wYen(*o.MaxSaleAmount)
+			e.builtin("offline:sale", o.Action, sale.Reason{Code: sale.CodeOfflineSale, Value: s.amount, Limit: *o.MaxSaleAmount, Unit: sale.UnitYen})
 		}
 	}
 	for i := range o.Categories {
 		l := &o.Categories[i]
 		s := e.sums([]string{l.Category}, false)
-		label := e.p.Label(l.Category)
-		var reason string
 		var buf [2]sale.Reason
 		why := buf[:0]
 		if l.MaxQuantity != nil && s.quantity > *l.MaxQuantity {
-			reason = join(reason, "offline: "+label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*l.MaxQuantity))
+			e.w("offline: ")
+			e.w(e.p.Label(l.Category))
+			e.w(" ")
+			e.wInt(int64(s.quantity))
+			e.w(" > limit ")
+			e.wInt(int64(*l.MaxQuantity))
 			why = append(why, sale.Reason{Code: sale.CodeOfflineQuantity, Value: int64(s.quantity), Limit: int64(*l.MaxQuantity),
 				Unit: sale.UnitItems, Category: e.p.CategoryNames(l.Category)})
 		}
 		if l.MaxAmount != nil && s.amount > *l.MaxAmount {
-			reason = join(reason, "offline: "+label+" "+yen(s.amount)+" > limit "+yen(*l.MaxAmount))
+			e.wNext()
+			e.w("offline: ")
+			e.w(e.p.Label(l.Category))
+			e.w(" ")
+			e.wYen(s.amount)
+			e.w(" > limit ")
+			e.wYen(*l.MaxAmount)
 			why = append(why, sale.Reason{Code: sale.CodeOfflineAmount, Value: s.amount, Limit: *l.MaxAmount,
 				Unit: sale.UnitYen, Category: e.p.CategoryNames(l.Category)})
 		}
-		if reason != "" {
-			id := "offline:" + l.Category
+		if len(why) > 0 {
+			var id string
 			if i < len(e.p.offlineIDs) {
-				id = e.p.offlineIDs[i]
+				id = e.p.offlineIDs[i] // built at load
+			} else {
+				id = "offline:" + l.Category
 			}
-			e.builtin(id, o.Action, reason, why)
+			e.builtin(id, o.Action, why...)
 		}
 	}
 }
@@ -428,7 +530,6 @@ func (e *evaluation) offline() {
 func EvaluateFailMode(fm FailMode, req Request) Decision {
 	e := evaluation{p: &Policy{}, req: req, hist: emptyHistory{}}
 	e.d.Outcome = Allow
-	e.d.Rules = []Fired{}
 	e.d.FailMode = true
 	e.d.Offline = req.Offline
 	e.token(fm.InvalidToken, fm.UnknownToken)
@@ -440,18 +541,23 @@ func EvaluateFailMode(fm FailMode, req Request) Decision {
 	if len(fm.Categories) > 0 {
 		for i := range req.Lines {
 			if c := req.Lines[i].Category; c != "" && inCategories(fm.Categories, c) {
-				e.builtin("failmode:category", action, "no valid policy: sale contains "+c,
-					[]sale.Reason{{Code: sale.CodeFailModeCategory, Category: sale.Names{ID: c, EN: c}}})
+				e.w("no valid policy: sale contains ")
+				e.w(c)
+				e.builtin("failmode:category", action, sale.Reason{Code: sale.CodeFailModeCategory, Category: sale.Names{ID: c, EN: c}})
 				break
 			}
 		}
 	}
 	if fm.MaxSaleAmount != nil {
 		if s := e.sums(nil, false); s.amount > *fm.MaxSaleAmount {
-			e.builtin("failmode:sale", action, "no valid policy: sale "+yen(s.amount)+" > limit "+yen(*fm.MaxSaleAmount),
-				[]sale.Reason{{Code: sale.CodeFailModeSale, Value: s.amount, Limit: *fm.MaxSaleAmount, Unit: sale.UnitYen}})
+			e.w("no valid policy: sale ")
+			e.wYen(s.amount)
+			e.w(" > limit ")
+			e.wYen(*fm.MaxSaleAmount)
+			e.builtin("failmode:sale", action, sale.Reason{Code: sale.CodeFailModeSale, Value: s.amount, Limit: *fm.MaxSaleAmount, Unit: sale.UnitYen})
 		}
 	}
+	e.finish(false)
 	return e.d
 }
 

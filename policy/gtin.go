@@ -1,9 +1,6 @@
 package policy
 
-import (
-	"fmt"
-	"strconv"
-)
+import "fmt"
 
 // checkGTIN validates an EAN-8, UPC-A, EAN-13/JAN or GTIN-14 code: digits
 // only, one of those lengths, and the GS1 mod-10 check digit. The error says
@@ -42,23 +39,4 @@ func gtinCheckDigit(body string) int {
 
 // yen formats an amount as "¥90,400"; reasons are read by clerks and
 // managers, so thousands separators matter.
-func yen(v int64) string {
-	neg := v < 0
-	u := uint64(v)
-	if neg {
-		u = uint64(-v)
-	}
-	s := strconv.FormatUint(u, 10)
-	out := make([]byte, 0, len(s)+len(s)/3+4)
-	if neg {
-		out = append(out, '-')
-	}
-	out = append(out, "¥"...)
-	for i := 0; i < len(s); i++ {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
+func yen(v int64) string { return string(appendYen(nil, v)) }

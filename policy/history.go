@@ -54,6 +54,11 @@ type MemoryHistory struct {
 	// DistinctAccounts call.
 	stamp []uint32
 	call  uint32
+	// catBits gives each category seen one bit, up to 64, so that a
+	// lookup tests a sale's categories with an AND instead of comparing
+	// strings; past 64 (catsFull) lookups compare the strings.
+	catBits  map[string]uint64
+	catsFull bool
 }
 
 type regKey struct{ store, register string }
@@ -65,11 +70,16 @@ type memSale struct {
 	denied bool
 	place  regKey // where it was made, to filter an account's list
 	cats   []catTotal
+	mask   uint64 // the catBits of cats
+	// few holds cats for a sale of up to len(few) categories, most of
+	// them: one allocation per sale instead of two.
+	few [3]catTotal
 }
 
 // catTotal is what a sale holds of one category.
 type catTotal struct {
 	cat    string
+	bit    uint64
 	qty    int
 	amount int64
 }
@@ -83,6 +93,7 @@ func NewMemoryHistory(sales []PastSale, denylist []string) *MemoryHistory {
 		byStore:   map[string][]*memSale{},
 		deny:      map[string]bool{},
 		stamp:     []uint32{0}, // id 0 is no account
+		catBits:   map[string]uint64{},
 	}
 	for i := range sales {
 		h.add(&sales[i])
@@ -138,6 +149,7 @@ func (h *MemoryHistory) add(s *PastSale) {
 		return
 	}
 	m := &memSale{at: s.At, denied: s.Denied, place: regKey{s.Store, s.Register}}
+	m.cats = m.few[:0]
 	for i := range s.Lines {
 		l := &s.Lines[i]
 		c := l.Category
@@ -157,6 +169,10 @@ func (h *MemoryHistory) add(s *PastSale) {
 		if !found {
 			m.cats = append(m.cats, catTotal{cat: c, qty: l.Quantity, amount: amount})
 		}
+	}
+	for j := range m.cats {
+		m.cats[j].bit = h.bitOf(m.cats[j].cat)
+		m.mask |= m.cats[j].bit
 	}
 	id, ok := h.ids[s.Account]
 	if !ok {
@@ -255,21 +271,76 @@ func (m *memSale) match(categories []string) (qty int, amount int64, hit bool) {
 	return qty, amount, hit
 }
 
+// bitOf is the category's bit, given it when first seen; 0 once 64 are
+// taken (catsFull).
+func (h *MemoryHistory) bitOf(c string) uint64 {
+	if b, ok := h.catBits[c]; ok {
+		return b
+	}
+	if len(h.catBits) == 64 {
+		h.catsFull = true
+		return 0
+	}
+	b := uint64(1) << len(h.catBits)
+	h.catBits[c] = b
+	return b
+}
+
+// query is a lookup's categories as bits, every bit for none given (all
+// categories count); a category no sale has had has no bit and matches
+// nothing, as it would compared as a string. ok is false past 64
+// categories: the lookup then compares strings (match).
+func (h *MemoryHistory) query(categories []string) (mask uint64, ok bool) {
+	if h.catsFull {
+		return 0, false
+	}
+	if len(categories) == 0 {
+		return ^uint64(0), true
+	}
+	for _, c := range categories {
+		mask |= h.catBits[c]
+	}
+	return mask, true
+}
+
+// matchBits is match for a query's bits.
+func (m *memSale) matchBits(q uint64) (qty int, amount int64, hit bool) {
+	if m.mask&q == 0 {
+		return 0, 0, false
+	}
+	for i := range m.cats {
+		if c := &m.cats[i]; c.bit&q != 0 {
+			qty += c.qty
+			amount += c.amount
+		}
+	}
+	return qty, amount, true
+}
+
 // AccountSales implements History: Sales counts the sales with at least one
 // line in the categories. Denied sales do not count.
 func (h *MemoryHistory) AccountSales(account, store, register string, since time.Time, categories []string) Totals {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var t Totals
+	q, bits := h.query(categories)
 	list := h.byAccount[account]
 	for i := len(list) - 1; i >= 0 && !list[i].at.Before(since); i-- {
 		m := list[i]
 		if m.denied || m.place.store != store || (register != "" && m.place.register != register) {
 			continue
 		}
-		if q, a, hit := m.match(categories); hit {
+		var qty int
+		var a int64
+		var hit bool
+		if bits {
+			qty, a, hit = m.matchBits(q)
+		} else {
+			qty, a, hit = m.match(categories)
+		}
+		if hit {
 			t.Sales++
-			t.Quantity += q
+			t.Quantity += qty
 			t.Amount += a
 		}
 	}
@@ -287,6 +358,7 @@ func (h *MemoryHistory) DistinctAccounts(store, register string, since time.Time
 		h.call = 1
 	}
 	excludeID := h.ids[exclude] // 0, which no sale has, when unknown
+	q, bits := h.query(categories)
 	n := 0
 	list := h.byStore[store]
 	if register != "" {
@@ -297,7 +369,11 @@ func (h *MemoryHistory) DistinctAccounts(store, register string, since time.Time
 		if m.id == excludeID || h.stamp[m.id] == h.call {
 			continue
 		}
-		if _, _, hit := m.match(categories); hit {
+		hit := m.mask&q != 0
+		if !bits {
+			_, _, hit = m.match(categories)
+		}
+		if hit {
 			h.stamp[m.id] = h.call
 			n++
 		}

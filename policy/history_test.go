@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -133,4 +135,93 @@ func TestMemoryHistoryScopes(t *testing.T) {
 	if n := h.Len(); n != 5 {
 		t.Errorf("after prune Len %d, want 5", n)
 	}
+}
+
+// TestMemoryHistoryCategoryBits: lookups by category bit count what a
+// plain walk comparing category names counts, for categories the history
+// has, has not and (past 64 distinct categories, when the lookups go back
+// to comparing names) for every query, before and after the bits run out.
+func TestMemoryHistoryCategoryBits(t *testing.T) {
+	var sales []PastSale
+	h := NewMemoryHistory(nil, nil)
+	add := func(i int) {
+		s := PastSale{At: t0.Add(-time.Duration(i%50) * time.Minute), Account: "a" + strconv.Itoa(i%7),
+			Store: "S1", Register: "R" + strconv.Itoa(i%2),
+			Lines: []Line{
+				{JAN: "1", Category: "c" + strconv.Itoa(i%80), Quantity: 1 + i%3, UnitPrice: int64(100 * (i%5 + 1))},
+				{JAN: "2", Category: "c" + strconv.Itoa((i*7)%80), Quantity: 2, UnitPrice: 150},
+			}}
+		if i%2 == 0 {
+			s.Lines = append(s.Lines, Line{JAN: "3", Quantity: 1, UnitPrice: 90}) // unknown
+		}
+		sales = append(sales, s)
+		h.Add(s)
+	}
+	// want is the lookups worked out from the sales themselves.
+	want := func(acct, reg string, since time.Time, cats []string, exclude string) (Totals, int) {
+		var tot Totals
+		seen := map[string]bool{}
+		in := func(c string) bool {
+			if c == "" {
+				c = "unknown"
+			}
+			return len(cats) == 0 || slices.Contains(cats, c)
+		}
+		for _, s := range sales {
+			if s.At.Before(since) || (reg != "" && s.Register != reg) {
+				continue
+			}
+			var q int
+			var a int64
+			hit := false
+			for _, l := range s.Lines {
+				if in(l.Category) {
+					hit = true
+					q += l.Quantity
+					a += int64(l.Quantity) * l.UnitPrice
+				}
+			}
+			if !hit {
+				continue
+			}
+			if s.Account == acct {
+				tot.Sales++
+				tot.Quantity += q
+				tot.Amount += a
+			}
+			if s.Account != exclude {
+				seen[s.Account] = true
+			}
+		}
+		return tot, len(seen)
+	}
+	queries := [][]string{nil, {"c1"}, {"c3", "c10", "c63"}, {"unknown"}, {"c70"}, {"nope"}, {"c5", "nope", "unknown"}}
+	check := func(when string) {
+		for _, cats := range queries {
+			for _, reg := range []string{"", "R1"} {
+				since := t0.Add(-30 * time.Minute)
+				wt, wn := want("a3", reg, since, cats, "a1")
+				if got := h.AccountSales("a3", "S1", reg, since, cats); got != wt {
+					t.Errorf("%s: AccountSales %v %q = %+v, want %+v", when, cats, reg, got, wt)
+				}
+				if got := h.DistinctAccounts("S1", reg, since, cats, "a1"); got != wn {
+					t.Errorf("%s: DistinctAccounts %v %q = %d, want %d", when, cats, reg, got, wn)
+				}
+			}
+		}
+	}
+	for i := range 40 { // c0..c39 and c0..c73 by 7s: under 64 categories
+		add(i)
+	}
+	if h.catsFull {
+		t.Fatal("bits ran out before 64 categories")
+	}
+	check("with bits")
+	for i := 40; i < 200; i++ {
+		add(i)
+	}
+	if !h.catsFull {
+		t.Fatal("81 categories and the bits did not run out")
+	}
+	check("past 64 categories")
 }

@@ -176,6 +176,9 @@ type Rule struct {
 	names sale.Names  // the categories' names for reasons, built at load
 	prog  cel.Program // expr only, compiled at load
 	eval  ruleEval    // the kind's evaluation, set at load
+
+	// The texts of Window, Within and MinAge for reasons, built at load.
+	windowText, withinText, minAgeText string
 }
 
 // Offline holds the limits that apply while the register cannot reach HQ

@@ -165,6 +165,7 @@ func (v *validator) rule(p *Policy, r *Rule, path string) {
 		kind.check(&ruleCheck{v: v, p: p, r: r, path: path})
 	}
 	r.eval = kind.eval
+	r.windowText, r.withinText, r.minAgeText = r.Window.D().String(), r.Within.D().String(), r.MinAge.D().String()
 }
 
 // limitSigns reports negative and out-of-bounds limits and minimums,

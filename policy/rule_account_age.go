@@ -12,6 +12,6 @@ var accountAgeKind = ruleKind{
 		c.positive("minAge", c.r.MinAge)
 	},
 	eval: func(e *evaluation, r *Rule) {
-		e.claimTooRecent(r, e.req.Payment.AccountSince, r.MinAge.D(), "account created", sale.CodeNewAccount)
+		e.claimTooRecent(r, e.req.Payment.AccountSince, r.MinAge.D(), durText(r.minAgeText, r.MinAge), "account created", sale.CodeNewAccount)
 	},
 }

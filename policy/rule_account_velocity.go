@@ -1,10 +1,6 @@
 package policy
 
-import (
-	"strconv"
-
-	"github.com/posguard/posguard/policy/sale"
-)
+import "github.com/posguard/posguard/policy/sale"
 
 // KindAccountVelocity caps what the paying account buys within window,
 // this sale included: sales (maxSales), yen (maxAmount) or items
@@ -38,36 +34,47 @@ func evalAccountVelocity(e *evaluation, r *Rule) {
 	t.Sales++
 	t.Amount += s.amount
 	t.Quantity += s.quantity
-	// Reason text is built only once a limit is exceeded: the quiet path
-	// must not allocate.
-	in := func() string {
-		by := " by the account " + e.scopePlace(r) + " in " + r.Window.D().String() + " > limit "
-		if len(r.Categories) > 0 {
-			return " of " + r.label + by
-		}
-		return by
-	}
-	var reason string
+	// The sentence is written only once a limit is exceeded: the quiet
+	// path writes nothing.
 	var buf [3]sale.Reason
 	why := buf[:0]
-	add := func(code string, value, limit int64, unit string) {
+	over := func(code string, value, limit int64, unit string) {
+		e.wNext()
+		if unit == sale.UnitYen {
+			e.wYen(value)
+		} else {
+			e.wInt(value)
+			e.w(" ")
+			e.w(unit) // "sales", "items"
+		}
+		if len(r.Categories) > 0 {
+			e.w(" of ")
+			e.w(r.label)
+		}
+		e.w(" by the account ")
+		e.wScopePlace(r)
+		e.w(" in ")
+		e.w(durText(r.windowText, r.Window))
+		e.w(" > limit ")
+		if unit == sale.UnitYen {
+			e.wYen(limit)
+		} else {
+			e.wInt(limit)
+		}
 		scope, place := e.scopeOf(r)
 		why = append(why, sale.Reason{Code: code, Value: value, Limit: limit, Unit: unit,
 			Window: secs(r.Window.D()), Scope: scope, Place: place, Category: r.names})
 	}
 	if r.MaxSales != nil && t.Sales > *r.MaxSales {
-		reason = join(reason, strconv.Itoa(t.Sales)+" sales"+in()+strconv.Itoa(*r.MaxSales))
-		add(sale.CodeVelocitySales, int64(t.Sales), int64(*r.MaxSales), sale.UnitSales)
+		over(sale.CodeVelocitySales, int64(t.Sales), int64(*r.MaxSales), sale.UnitSales)
 	}
 	if r.MaxAmount != nil && t.Amount > *r.MaxAmount {
-		reason = join(reason, yen(t.Amount)+in()+yen(*r.MaxAmount))
-		add(sale.CodeVelocityAmount, t.Amount, *r.MaxAmount, sale.UnitYen)
+		over(sale.CodeVelocityAmount, t.Amount, *r.MaxAmount, sale.UnitYen)
 	}
 	if r.MaxQuantity != nil && t.Quantity > *r.MaxQuantity {
-		reason = join(reason, strconv.Itoa(t.Quantity)+" items"+in()+strconv.Itoa(*r.MaxQuantity))
-		add(sale.CodeVelocityQuantity, int64(t.Quantity), int64(*r.MaxQuantity), sale.UnitItems)
+		over(sale.CodeVelocityQuantity, int64(t.Quantity), int64(*r.MaxQuantity), sale.UnitItems)
 	}
-	if reason != "" {
-		e.fireRule(r, reason, why)
+	if len(why) > 0 {
+		e.fireRule(r, why...)
 	}
 }

@@ -1,10 +1,6 @@
 package policy
 
-import (
-	"strconv"
-
-	"github.com/posguard/posguard/policy/sale"
-)
+import "github.com/posguard/posguard/policy/sale"
 
 // KindCartLimit caps what one sale holds of some categories: items
 // (maxQuantity), yen (maxAmount) or sellable units (maxUnits: quantity
@@ -29,22 +25,41 @@ var cartLimitKind = ruleKind{
 // of the limits, naming each one exceeded.
 func evalCartLimit(e *evaluation, r *Rule) {
 	s := e.sums(r.Categories, r.MaxUnits != nil)
-	var reason string
 	var buf [3]sale.Reason
 	why := buf[:0]
+	over := func(n, limit int64, unit string) {
+		e.wNext()
+		e.w(r.label)
+		e.w(" ")
+		if unit == sale.UnitYen {
+			e.wYen(n)
+			e.w(" > limit ")
+			e.wYen(limit)
+		} else {
+			e.wInt(n)
+			if unit == sale.UnitUnits {
+				e.w(" units")
+			}
+			e.w(" > limit ")
+			e.wInt(limit)
+			if unit == sale.UnitUnits {
+				e.w(" units")
+			}
+		}
+	}
 	if r.MaxQuantity != nil && s.quantity > *r.MaxQuantity {
-		reason = join(reason, r.label+" "+strconv.Itoa(s.quantity)+" > limit "+strconv.Itoa(*r.MaxQuantity))
+		over(int64(s.quantity), int64(*r.MaxQuantity), sale.UnitItems)
 		why = append(why, sale.Reason{Code: sale.CodeCartQuantity, Value: int64(s.quantity), Limit: int64(*r.MaxQuantity), Unit: sale.UnitItems, Category: r.names})
 	}
 	if r.MaxAmount != nil && s.amount > *r.MaxAmount {
-		reason = join(reason, r.label+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount))
+		over(s.amount, *r.MaxAmount, sale.UnitYen)
 		why = append(why, sale.Reason{Code: sale.CodeCartAmount, Value: s.amount, Limit: *r.MaxAmount, Unit: sale.UnitYen, Category: r.names})
 	}
 	if r.MaxUnits != nil && s.units > *r.MaxUnits {
-		reason = join(reason, r.label+" "+strconv.Itoa(s.units)+" units > limit "+strconv.Itoa(*r.MaxUnits)+" units")
+		over(int64(s.units), int64(*r.MaxUnits), sale.UnitUnits)
 		why = append(why, sale.Reason{Code: sale.CodeCartUnits, Value: int64(s.units), Limit: int64(*r.MaxUnits), Unit: sale.UnitUnits, Category: r.names})
 	}
-	if reason != "" {
-		e.fireRule(r, reason, why)
+	if len(why) > 0 {
+		e.fireRule(r, why...)
 	}
 }

@@ -44,9 +44,14 @@ func evalDenylist(e *evaluation, r *Rule) {
 	case rule != "":
 		// Text is the rule that listed the account, which the templates
 		// name in both languages.
-		e.fireRule(r, "account is on the HQ denylist: chain rule "+rule+" ("+reason+")",
-			[]sale.Reason{{Code: sale.CodeDenylisted, Category: r.names, Text: rule}})
+		e.w("account is on the HQ denylist: chain rule ")
+		e.w(rule)
+		e.w(" (")
+		e.w(reason)
+		e.w(")")
+		e.fireRule(r, sale.Reason{Code: sale.CodeDenylisted, Category: r.names, Text: rule})
 	default:
-		e.fireRule(r, "account is on the HQ denylist", []sale.Reason{{Code: sale.CodeDenylisted, Category: r.names}})
+		e.w("account is on the HQ denylist")
+		e.fireRule(r, sale.Reason{Code: sale.CodeDenylisted, Category: r.names})
 	}
 }

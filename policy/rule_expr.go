@@ -50,7 +50,9 @@ func evalExpr(e *evaluation, r *Rule) {
 	vars := e.exprVars()
 	if vars.beyond != "" {
 		// The load-time cost bound does not hold for this sale.
-		e.fireRule(r, "expression not run: "+vars.beyond, []sale.Reason{{Code: sale.CodeExprFailed, Text: "not run: " + vars.beyond, Category: r.names}})
+		e.w("expression not run: ")
+		e.w(vars.beyond)
+		e.fireRule(r, sale.Reason{Code: sale.CodeExprFailed, Text: "not run: " + vars.beyond, Category: r.names})
 		return
 	}
 	out, _, err := r.prog.Eval(vars)
@@ -58,7 +60,9 @@ func evalExpr(e *evaluation, r *Rule) {
 		// Fail closed: an expression that cannot finish (division by zero,
 		// a missing map key) must not wave the sale through.
 		msg := err.Error()
-		e.fireRule(r, "expression failed: "+msg, []sale.Reason{{Code: sale.CodeExprFailed, Text: msg, Category: r.names}})
+		e.w("expression failed: ")
+		e.w(msg)
+		e.fireRule(r, sale.Reason{Code: sale.CodeExprFailed, Text: msg, Category: r.names})
 		return
 	}
 	if b, ok := out.Value().(bool); ok && b {
@@ -66,6 +70,7 @@ func evalExpr(e *evaluation, r *Rule) {
 		if reason == "" {
 			reason = "expression is true: " + r.Expr
 		}
-		e.fireRule(r, reason, []sale.Reason{{Code: sale.CodeExpr, Text: reason, TextJA: r.ReasonJA, Category: r.names}})
+		e.w(reason)
+		e.fireRule(r, sale.Reason{Code: sale.CodeExpr, Text: reason, TextJA: r.ReasonJA, Category: r.names})
 	}
 }

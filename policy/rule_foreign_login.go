@@ -10,6 +10,7 @@ var foreignLoginKind = ruleKind{eval: evalForeignLogin}
 
 func evalForeignLogin(e *evaluation, r *Rule) {
 	if e.req.Payment.ForeignLogin && e.applies(r) {
-		e.fireRule(r, "account logged in from abroad in the last 24h", []sale.Reason{{Code: sale.CodeForeignLogin, Category: r.names}})
+		e.w("account logged in from abroad in the last 24h")
+		e.fireRule(r, sale.Reason{Code: sale.CodeForeignLogin, Category: r.names})
 	}
 }

@@ -48,25 +48,40 @@ func evalFreshTopUp(e *evaluation, r *Rule) {
 			return
 		}
 	}
-	reason := "top-up " + yen(pm.TopUpAmount) + " " + span(age) + " before a " + yen(s.amount) + " sale"
+	e.w("top-up ")
+	e.wYen(pm.TopUpAmount)
+	e.w(" ")
+	e.wSpan(age)
+	e.w(" before a ")
+	e.wYen(s.amount)
+	e.w(" sale")
 	if len(r.Categories) > 0 {
-		reason += " of " + r.label
+		e.w(" of ")
+		e.w(r.label)
 	}
 	if before > 0 {
-		reason += ", " + yen(s.amount+before) + " by the account " + e.scopePlace(r) + " since the top-up"
+		e.w(", ")
+		e.wYen(s.amount + before)
+		e.w(" by the account ")
+		e.wScopePlace(r)
+		e.w(" since the top-up")
 	}
-	reason += " (within " + r.Within.D().String()
+	e.w(" (within ")
+	e.w(durText(r.withinText, r.Within))
 	if r.MinAmount > 0 {
-		reason += ", min " + yen(r.MinAmount)
+		e.w(", min ")
+		e.wYen(r.MinAmount)
 	}
 	if r.MinTopUp > 0 {
-		reason += ", top-up min " + yen(r.MinTopUp)
+		e.w(", top-up min ")
+		e.wYen(r.MinTopUp)
 	}
+	e.w(")")
 	why := sale.Reason{Code: sale.CodeFreshTopUp, Value: s.amount, Limit: r.MinAmount, Unit: sale.UnitYen,
 		Window: secs(r.Within.D()), Ago: secs(age), TopUp: pm.TopUpAmount, Category: r.names}
 	if before > 0 {
 		why.Spent = s.amount + before
 		why.Scope, why.Place = e.scopeOf(r)
 	}
-	e.fireRule(r, reason+")", []sale.Reason{why})
+	e.fireRule(r, why)
 }

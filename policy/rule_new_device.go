@@ -12,6 +12,6 @@ var newDeviceKind = ruleKind{
 		c.positive("within", c.r.Within)
 	},
 	eval: func(e *evaluation, r *Rule) {
-		e.claimTooRecent(r, e.req.Payment.DeviceSince, r.Within.D(), "device bound", sale.CodeNewDevice)
+		e.claimTooRecent(r, e.req.Payment.DeviceSince, r.Within.D(), durText(r.withinText, r.Within), "device bound", sale.CodeNewDevice)
 	},
 }

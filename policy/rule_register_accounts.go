@@ -1,10 +1,6 @@
 package policy
 
-import (
-	"strconv"
-
-	"github.com/posguard/posguard/policy/sale"
-)
+import "github.com/posguard/posguard/policy/sale"
 
 // KindRegisterAccounts caps the distinct accounts paying for the
 // categories within window, this one counted (maxAccounts): the Shinjuku
@@ -35,8 +31,14 @@ func evalRegisterAccounts(e *evaluation, r *Rule) {
 	n := e.hist.DistinctAccounts(req.Store, e.scopeRegister(r), req.At.Add(-r.Window.D()), r.Categories, req.Payment.Account) + 1
 	if n > *r.MaxAccounts {
 		scope, place := e.scopeOf(r)
-		e.fireRule(r, strconv.Itoa(n)+" accounts "+e.scopePlace(r)+" in "+r.Window.D().String()+" > limit "+strconv.Itoa(*r.MaxAccounts),
-			[]sale.Reason{{Code: sale.CodeAccounts, Value: int64(n), Limit: int64(*r.MaxAccounts), Unit: sale.UnitAccounts,
-				Window: secs(r.Window.D()), Scope: scope, Place: place, Category: r.names}})
+		e.wInt(int64(n))
+		e.w(" accounts ")
+		e.wScopePlace(r)
+		e.w(" in ")
+		e.w(durText(r.windowText, r.Window))
+		e.w(" > limit ")
+		e.wInt(int64(*r.MaxAccounts))
+		e.fireRule(r, sale.Reason{Code: sale.CodeAccounts, Value: int64(n), Limit: int64(*r.MaxAccounts), Unit: sale.UnitAccounts,
+			Window: secs(r.Window.D()), Scope: scope, Place: place, Category: r.names})
 	}
 }

@@ -26,7 +26,11 @@ func evalSaleAmount(e *evaluation, r *Rule) {
 		if len(r.Categories) > 0 {
 			what = r.label
 		}
-		e.fireRule(r, what+" "+yen(s.amount)+" > limit "+yen(*r.MaxAmount),
-			[]sale.Reason{{Code: sale.CodeSaleAmount, Value: s.amount, Limit: *r.MaxAmount, Unit: sale.UnitYen, Category: r.names}})
+		e.w(what)
+		e.w(" ")
+		e.wYen(s.amount)
+		e.w(" > limit ")
+		e.wYen(*r.MaxAmount)
+		e.fireRule(r, sale.Reason{Code: sale.CodeSaleAmount, Value: s.amount, Limit: *r.MaxAmount, Unit: sale.UnitYen, Category: r.names})
 	}
 }

@@ -30,8 +30,6 @@ func (e *evaluation) scopeRegister(r *Rule) string {
 	return ""
 }
 
-// scopePlace names where r counted, for its reason: "at register R1" or
-// "at store S001". Built only when the rule fires.
 // scopeOf is where the rule counted past sales, as reasons carry it: the
 // scope and the store or register id.
 func (e *evaluation) scopeOf(r *Rule) (scope, place string) {
@@ -41,9 +39,14 @@ func (e *evaluation) scopeOf(r *Rule) (scope, place string) {
 	return ScopeStore, e.req.Store
 }
 
-func (e *evaluation) scopePlace(r *Rule) string {
+// wScopePlace writes where r counted, for its sentence: "at register R1"
+// or "at store S001".
+func (e *evaluation) wScopePlace(r *Rule) {
 	if reg := e.scopeRegister(r); reg != "" {
-		return "at register " + reg
+		e.w("at register ")
+		e.w(reg)
+		return
 	}
-	return "at store " + e.req.Store
+	e.w("at store ")
+	e.w(e.req.Store)
 }

@@ -430,6 +430,10 @@ type shard struct {
 	in     chan []*Sale
 	acc    accum
 	det    *detail // labels, threshold sweep, largest changed sales (detail.go)
+	// dec and baseDec decide into storage reused from sale to sale: a
+	// decision is tallied before the next is made, and the replay reads
+	// no English sentences.
+	dec, baseDec policy.Decider
 }
 
 func (sh *shard) decide(s *Sale) {
@@ -443,12 +447,12 @@ func (sh *shard) decide(s *Sale) {
 	}
 	p := sh.opts.Policy
 	sh.det.label(s)
-	d := policy.Evaluate(p, s.Request, st.hist)
+	d := sh.dec.Evaluate(p, s.Request, st.hist)
 	st.hist.add(p, &s.Request, d.Outcome)
 	base := s.Recorded
 	baseRules := s.RecordedRules
 	if b := sh.opts.Baseline; b != nil {
-		bd := policy.Evaluate(b, s.Request, st.base)
+		bd := sh.baseDec.Evaluate(b, s.Request, st.base)
 		st.base.add(b, &s.Request, bd.Outcome)
 		base = bd.Outcome
 		baseRules = sh.acc.scratch[:0]

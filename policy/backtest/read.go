@@ -84,7 +84,12 @@ type rawLine struct {
 type chunk struct {
 	idx   int
 	lines []rawLine
+	buf   []byte // holds the lines' bytes
 }
+
+// chunkBytes is the size of a chunk's line buffer: about chunkLines
+// lines of a few hundred bytes.
+const chunkBytes = 256 << 10
 
 type parsed struct {
 	idx     int
@@ -183,7 +188,7 @@ func sortByTime(sales []Sale) []Sale {
 // longer than maxLine are not buffered whole: their rest is skipped.
 func split(ctx context.Context, r io.Reader, out chan<- chunk, progress func(int), lines *int) error {
 	br := bufio.NewReaderSize(r, maxLine)
-	c := chunk{}
+	c := chunk{lines: make([]rawLine, 0, chunkLines)}
 	send := func() error {
 		if len(c.lines) == 0 {
 			return nil
@@ -196,7 +201,7 @@ func split(ctx context.Context, r io.Reader, out chan<- chunk, progress func(int
 		if progress != nil {
 			progress(*lines)
 		}
-		c = chunk{idx: c.idx + 1}
+		c = chunk{idx: c.idx + 1, lines: make([]rawLine, 0, chunkLines)}
 		return nil
 	}
 	for {
@@ -219,8 +224,15 @@ func split(ctx context.Context, r io.Reader, out chan<- chunk, progress func(int
 		case err != nil && !errors.Is(err, io.EOF):
 			return fmt.Errorf("read events line %d: %w", rl.n, err)
 		default:
-			// ReadSlice's buffer is reused by the next read.
-			rl.data = bytes.Clone(data)
+			// ReadSlice's buffer is reused by the next read: the line is
+			// copied into the chunk's buffer, one allocation for many
+			// lines (the decoded sales copy what they keep).
+			if cap(c.buf)-len(c.buf) < len(data) {
+				c.buf = make([]byte, 0, max(chunkBytes, len(data)))
+			}
+			start := len(c.buf)
+			c.buf = append(c.buf, data...)
+			rl.data = c.buf[start:len(c.buf):len(c.buf)]
 		}
 		c.lines = append(c.lines, rl)
 		if len(c.lines) == chunkLines {
@@ -236,7 +248,7 @@ func split(ctx context.Context, r io.Reader, out chan<- chunk, progress func(int
 }
 
 func parseChunk(c chunk) parsed {
-	p := parsed{idx: c.idx, skipped: map[string]int{}}
+	p := parsed{idx: c.idx, skipped: map[string]int{}, sales: make([]Sale, 0, len(c.lines))}
 	for _, rl := range c.lines {
 		if rl.data == nil {
 			p.bad = append(p.bad, BadLine{Line: rl.n, Reason: fmt.Sprintf("line is %d bytes, longer than the %d an event may be", rl.long, event.MaxSize)})
