@@ -12,6 +12,7 @@ import (
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/reason"
+	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/policy/token"
 )
 
@@ -21,7 +22,7 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 	minted := map[string]string{}
 	decided := map[string]event.Event{}
 	clock := time.Duration(0)
-	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", "time", "reg", "customer", "amount", "decision")
+	fmt.Fprintf(r.o.Out, "%-6s %-6s %-62s %10s  %s\n", "time", "till", "customer", "amount", "decision")
 	for i, st := range scenario() {
 		clock += st.after
 		if err := r.pause(ctx, st.after); err != nil {
@@ -32,7 +33,7 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			if err != nil {
 				return sum, fmt.Errorf("denylist: %w", err)
 			}
-			fmt.Fprintf(r.o.Out, "%-6s %-4s %s (denylist seq %d)\n", stamp(clock), "HQ", st.note, seq)
+			fmt.Fprintf(r.o.Out, "%-6s %-6s %s (denylist seq %d)\n", stamp(clock), "HQ", st.note, seq)
 			if err := r.waitDenylist(ctx, seq); err != nil {
 				return sum, err
 			}
@@ -53,12 +54,13 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			}
 			minted[st.who] = text
 		}
-		ev, err := r.sale(ctx, r.regs[st.register], st.items, text)
+		till := st.till()
+		ev, err := r.sale(ctx, r.regs[till], st.items, text)
 		if err != nil {
-			return sum, fmt.Errorf("%s at %s: %w", st.who, st.register, err)
+			return sum, fmt.Errorf("%s at %s: %w", st.who, till, err)
 		}
 		decided[st.who] = ev
-		if err := r.waitPeers(ctx, st.register, ev.At); err != nil {
+		if err := r.waitPeers(ctx, till, ev.At); err != nil {
 			return sum, err
 		}
 		r.tally(&sum, st, ev)
@@ -66,13 +68,92 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 		if ev.Decision.Score > 0 {
 			outcome += fmt.Sprintf(" (score %d)", ev.Decision.Score)
 		}
-		fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), st.register, st.who,
+		fmt.Fprintf(r.o.Out, "%-6s %-6s %-62s %10s  %s\n", stamp(clock), till, st.who,
 			yen(total(ev.Request)), outcome)
 		for _, why := range reasons(ev.Decision) {
-			fmt.Fprintf(r.o.Out, "%12s· %s\n", "", why)
+			fmt.Fprintf(r.o.Out, "%14s· %s\n", "", why)
+		}
+		if ruleID := chainDenylisted(ev.Decision); ruleID != "" {
+			if err := r.showOnDisplay(ctx, ev); err != nil {
+				return sum, err
+			}
+		}
+		if st.chain != "" {
+			if err := r.waitChainDenylist(ctx, st.chain, ev, clock); err != nil {
+				return sum, err
+			}
 		}
 	}
 	return sum, nil
+}
+
+// chainDenylisted names the chain rule whose denylist entry refused the
+// sale, "" when none did.
+func chainDenylisted(d *policy.Decision) string {
+	for _, f := range d.Rules {
+		for _, why := range f.Reasons {
+			if why.Code == sale.CodeDenylisted && why.Text != "" && f.Mode != "shadow" {
+				return why.Text
+			}
+		}
+	}
+	return ""
+}
+
+// showOnDisplay prints what the store display shows the staff for a sale
+// refused by a chain rule's denylist entry: the reason in Japanese, as the
+// display renders it from the register's reason codes.
+func (r *rig) showOnDisplay(ctx context.Context, ev event.Event) error {
+	c, err := newDisplayClient(ctx, r.displayURLs[ev.Store])
+	if err != nil {
+		return err
+	}
+	a, err := c.waitAlert(ctx, ev.SaleID, "")
+	if err != nil {
+		return err
+	}
+	for _, rl := range a.Rules {
+		if rl.ID == "denylist" {
+			fmt.Fprintf(r.o.Out, "%14s· display %s: %s\n", "", ev.Store, rl.Text.JA)
+			return nil
+		}
+	}
+	return fmt.Errorf("display %s shows sale %s without its denylist rule", ev.Store, ev.SaleID)
+}
+
+// waitChainDenylist waits for HQ's chain rule to denylist the account of
+// the sale ev and for every register of the chain to apply the entry, then
+// prints what HQ did and how long it took from the sale's decision.
+func (r *rig) waitChainDenylist(ctx context.Context, rule string, ev event.Event, clock time.Duration) error {
+	acct := ev.Request.Payment.Account
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		details, err := r.hqStore.DenylistDetails(ctx)
+		if err != nil {
+			return err
+		}
+		if d, ok := details[acct]; ok && d.Rule == rule {
+			v, _, err := r.hqStore.Denylist(ctx)
+			if err != nil {
+				return err
+			}
+			if err := r.waitDenylist(ctx, v.Seq); err != nil {
+				return err
+			}
+			fmt.Fprintf(r.o.Out, "%-6s %-6s chain rule %s: %s → denylisted for %s at all %d registers %.1f s after the sale (seq %d)\n",
+				stamp(clock), "HQ", rule, d.Reason, reason.Duration(reason.English, int64(time.Until(d.ExpiresAt).Round(time.Hour)/time.Second)),
+				len(r.regs), time.Since(ev.At).Seconds(), v.Seq)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("chain rule %s did not denylist the account of sale %s", rule, ev.SaleID)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // resolve does at the store display what a manager does: find the held
@@ -82,7 +163,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 	if held.Decision == nil || held.Decision.Outcome != policy.Review {
 		return fmt.Errorf("scenario: %q was not held for review", st.resolve)
 	}
-	c, err := newDisplayClient(ctx, r.displayURL)
+	c, err := newDisplayClient(ctx, r.displayURLs[held.Store])
 	if err != nil {
 		return err
 	}
@@ -101,7 +182,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 	if _, err := c.waitAlert(ctx, held.SaleID, want); err != nil {
 		return err
 	}
-	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), "disp", st.note, "", strings.ToUpper(want))
+	fmt.Fprintf(r.o.Out, "%-6s %-6s %-62s %10s  %s\n", stamp(clock), "disp", st.note, "", strings.ToUpper(want))
 	return nil
 }
 
@@ -113,7 +194,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 func (r *rig) waitPeers(ctx context.Context, reg string, at time.Time) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for id, peer := range r.regs {
-		if id == reg {
+		if id == reg || peer.store != r.regs[reg].store {
 			continue
 		}
 		for {
@@ -252,7 +333,11 @@ func (r *rig) printSummary(ctx context.Context, s Summary) {
 	fmt.Fprintf(r.o.Out, "%s refused at the till, %s held for a manager\n", yen(s.YenDenied), yen(s.YenHeld))
 	fmt.Fprintf(r.o.Out, "fraudulent sales stopped: %d of %d; legitimate sales touched: %d of %d\n",
 		s.FraudStopped, s.Fraud, s.LegitTouched, s.Legit)
-	if c, err := newDisplayClient(ctx, r.displayURL); err == nil {
+	for _, st := range stores {
+		c, err := newDisplayClient(ctx, r.displayURLs[st])
+		if err != nil {
+			continue
+		}
 		if v, err := c.board(ctx); err == nil {
 			open := 0
 			for _, a := range v.Alerts {
@@ -260,7 +345,7 @@ func (r *rig) printSummary(ctx context.Context, s Summary) {
 					open++
 				}
 			}
-			fmt.Fprintf(r.o.Out, "store display: %d registers, %d alerts, open reviews: %d\n", len(v.Registers), len(v.Alerts), open)
+			fmt.Fprintf(r.o.Out, "store display %s: %d registers, %d alerts, open reviews: %d\n", st, len(v.Registers), len(v.Alerts), open)
 		}
 	}
 }
