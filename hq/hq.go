@@ -148,7 +148,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.JetStream != nil {
 		s.notReady.Store(2)
 	}
-	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
+	s.cases = cases.New(cfg.Store, s, cfg.Now)                     // cases_http.go
 	lm, err := newListMetrics(cfg.Registry, cfg.Store, cfg.Logger) // metrics_lists.go
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
