@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/hq/store"
@@ -14,6 +15,7 @@ import (
 	"github.com/posguard/posguard/policy/reason"
 	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/policy/token"
+	"github.com/posguard/posguard/wire"
 )
 
 // play runs the scenario, one customer at a time, and tallies.
@@ -104,11 +106,7 @@ func chainDenylisted(d *policy.Decision) string {
 // refused by a chain rule's denylist entry: the reason in Japanese, as the
 // display renders it from the register's reason codes.
 func (r *rig) showOnDisplay(ctx context.Context, ev event.Event) error {
-	c, err := newDisplayClient(ctx, r.displayURLs[ev.Store])
-	if err != nil {
-		return err
-	}
-	a, err := c.waitAlert(ctx, ev.SaleID, "")
+	_, a, err := r.displayAlert(ctx, ev)
 	if err != nil {
 		return err
 	}
@@ -126,30 +124,56 @@ func (r *rig) showOnDisplay(ctx context.Context, ev event.Event) error {
 // prints what HQ did and how long it took from the sale's decision.
 func (r *rig) waitChainDenylist(ctx context.Context, rule string, ev event.Event, clock time.Duration) error {
 	acct := ev.Request.Payment.Account
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var d wire.ListDetail
+	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		details, err := r.hqStore.DenylistDetails(ctx)
-		if err != nil {
+		d = details[acct]
+		return d.Rule == rule, err
+	})
+	if err != nil {
+		return fmt.Errorf("chain rule %s did not denylist the account of sale %s: %w", rule, ev.SaleID, err)
+	}
+	v, _, err := r.hqStore.Denylist(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.waitDenylist(ctx, v.Seq); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.o.Out, "%-6s %-6s chain rule %s: %s → denylisted for %s at all %d registers %.1f s after the sale (seq %d)\n",
+		stamp(clock), "HQ", rule, d.Reason, reason.Duration(reason.English, int64(time.Until(d.ExpiresAt).Round(time.Hour)/time.Second)),
+		len(r.regs), time.Since(ev.At).Seconds(), v.Seq)
+	return nil
+}
+
+// displayAlert opens the display of ev's store, as a manager's browser
+// does, and waits for the alert of ev's sale.
+func (r *rig) displayAlert(ctx context.Context, ev event.Event) (*displayClient, board.Alert, error) {
+	c, err := newDisplayClient(ctx, r.displayURLs[ev.Store])
+	if err != nil {
+		return nil, board.Alert{}, err
+	}
+	a, err := c.waitAlert(ctx, ev.SaleID, "")
+	return c, a, err
+}
+
+// pollFor bounds how long the demo waits for a part to catch up.
+const pollFor = 15 * time.Second
+
+// poll calls done every interval until it reports true, fails, or
+// pollFor has passed.
+func poll(ctx context.Context, every time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(pollFor)
+	for {
+		ok, err := done()
+		if ok || err != nil {
 			return err
 		}
-		if d, ok := details[acct]; ok && d.Rule == rule {
-			v, _, err := r.hqStore.Denylist(ctx)
-			if err != nil {
-				return err
-			}
-			if err := r.waitDenylist(ctx, v.Seq); err != nil {
-				return err
-			}
-			fmt.Fprintf(r.o.Out, "%-6s %-6s chain rule %s: %s → denylisted for %s at all %d registers %.1f s after the sale (seq %d)\n",
-				stamp(clock), "HQ", rule, d.Reason, reason.Duration(reason.English, int64(time.Until(d.ExpiresAt).Round(time.Hour)/time.Second)),
-				len(r.regs), time.Since(ev.At).Seconds(), v.Seq)
-			return nil
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("chain rule %s did not denylist the account of sale %s", rule, ev.SaleID)
+			return fmt.Errorf("not within %s", pollFor)
 		}
 		select {
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(every):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -163,11 +187,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 	if held.Decision == nil || held.Decision.Outcome != policy.Review {
 		return fmt.Errorf("scenario: %q was not held for review", st.resolve)
 	}
-	c, err := newDisplayClient(ctx, r.displayURLs[held.Store])
-	if err != nil {
-		return err
-	}
-	a, err := c.waitAlert(ctx, held.SaleID, "")
+	c, a, err := r.displayAlert(ctx, held)
 	if err != nil {
 		return err
 	}
@@ -274,30 +294,21 @@ func (r *rig) sale(ctx context.Context, reg *register, items []item, qr string) 
 // waitDenylist waits until every register reports the denylist sequence,
 // so the next sale shows it taking effect.
 func (r *rig) waitDenylist(ctx context.Context, seq uint64) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	n := 0
+	err := poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		fleet, err := r.hqStore.Fleet(ctx)
-		if err != nil {
-			return err
-		}
-		n := 0
+		n = 0
 		for _, reg := range fleet {
 			if reg.Status.DenylistSeq >= seq {
 				n++
 			}
 		}
-		if n == len(r.regs) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("denylist seq %d reached %d of %d registers", seq, n, len(r.regs))
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return n == len(r.regs), err
+	})
+	if err != nil {
+		return fmt.Errorf("denylist seq %d reached %d of %d registers: %w", seq, n, len(r.regs), err)
 	}
+	return nil
 }
 
 func (r *rig) tally(s *Summary, st step, ev event.Event) {

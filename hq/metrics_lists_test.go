@@ -1,17 +1,12 @@
 package hq
 
 import (
-	"context"
-	"crypto/ed25519"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/wire"
 )
@@ -20,27 +15,8 @@ import (
 // cases by state and the entries read from the store, the moves counted
 // by the instance that made them, automatic denylist entries by rule.
 func TestListMetrics(t *testing.T) {
-	b, auth := embedtest.Start(t, "hq")
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	_, priv, _ := ed25519.GenerateKey(nil)
-	reg := prometheus.NewRegistry()
-	svc, err := New(Config{MQTT: auth.MQTT(b.URL(), "hq"), Store: st, Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1", Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-svc.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("HQ did not connect")
-	}
+	f := start(t)
+	svc, reg, ctx := f.svc, f.reg, t.Context()
 	names := []string{"posguard_hq_cases", "posguard_hq_case_moves_total", "posguard_hq_allowlist_entries",
 		"posguard_hq_denylist_auto_entries", "posguard_hq_list_metrics_errors"}
 	check := func(want string) {
