@@ -21,8 +21,14 @@ type credentials struct {
 
 // demoIdentities are every part that connects to the broker.
 func demoIdentities() []string {
-	return []string{wire.HQUsername, push.PushUsername, wire.DisplayUsername(storeID),
-		wire.Username(storeID, "r1"), wire.Username(storeID, "r2")}
+	ids := []string{wire.HQUsername, push.PushUsername}
+	for _, st := range stores {
+		ids = append(ids, wire.DisplayUsername(st))
+	}
+	for _, t := range tills {
+		ids = append(ids, wire.Username(t.store, t.id))
+	}
+	return ids
 }
 
 // newCredentials makes a secret per identity for the broker's table and

@@ -1,8 +1,8 @@
 // Package demo runs posguard on one machine: an embedded MQTT broker, HQ
-// with a bbolt store, a store display, and two register agents whose
-// scanners and POS ports are pseudo-terminals, then replays the 7pay attack
-// of July 2019 through the real scanner → agent → POS path and prints each
-// decision as it is made.
+// with a bbolt store and chain rules, two stores each with its display and
+// register agents whose scanners and POS ports are pseudo-terminals, then
+// replays the 7pay attack of July 2019 through the real scanner → agent →
+// POS path and prints each decision as it is made.
 package demo
 
 import (
@@ -33,6 +33,7 @@ import (
 	"github.com/posguard/posguard/firmware-bridge/sim"
 	"github.com/posguard/posguard/hq"
 	"github.com/posguard/posguard/hq/broker"
+	"github.com/posguard/posguard/hq/chain"
 	"github.com/posguard/posguard/hq/push"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
@@ -70,7 +71,8 @@ type Summary struct {
 }
 
 const (
-	storeID   = "s1"
+	storeID   = "s1" // where the scenario starts
+	store2    = "s2" // the next street, where the crew moves
 	walletISS = "posguard-wallet-demo"
 	walletKID = "demo-wallet-1"
 	hqKID     = "hq-demo"
@@ -79,7 +81,18 @@ const (
 	demoPIN = "1234"
 )
 
+// tills are the demo's registers: two at the first store, one at the
+// second.
+var tills = []struct{ store, id string }{{storeID, "r1"}, {storeID, "r2"}, {store2, "r1"}}
+
+// stores are the demo's stores, each with its display.
+var stores = []string{storeID, store2}
+
+// tillKey names a register across stores ("s1/r1"), as the table prints it.
+func tillKey(store, id string) string { return store + "/" + id }
+
 type register struct {
+	store     string
 	id        string
 	scanner   *sim.Sim
 	pos       *sim.POS
@@ -99,12 +112,12 @@ type rig struct {
 	creds   *credentials
 	hq      *hq.Service
 	hqStore store.Store
-	regs    map[string]*register
+	regs    map[string]*register // by tillKey
 	wg      sync.WaitGroup
 	errs    chan error
 	urls    []string
-	// displayURL is the store display's base URL.
-	displayURL string
+	// displayURLs are each store display's base URL.
+	displayURLs map[string]string
 }
 
 // Run starts everything, plays the scenario and returns its summary.
@@ -118,7 +131,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	if o.DisplayListen == "" {
 		o.DisplayListen = "127.0.0.1:0"
 	}
-	r := &rig{o: o, log: o.Log, now: time.Now, regs: map[string]*register{}, errs: make(chan error, 16)}
+	r := &rig{o: o, log: o.Log, now: time.Now, regs: map[string]*register{}, displayURLs: map[string]string{}, errs: make(chan error, 16)}
 	if o.Dir == "" {
 		dir, err := os.MkdirTemp("", "posguard-demo-")
 		if err != nil {
@@ -131,7 +144,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); r.wg.Wait() }()
 
-	fmt.Fprintln(o.Out, "posguard demo: the 7pay attack of July 2019, replayed at one store with two registers")
+	fmt.Fprintln(o.Out, "posguard demo: the 7pay attack of July 2019, replayed at two stores of a chain (s1: two registers, s2: one)")
 	if err := r.start(ctx); err != nil {
 		return Summary{}, err
 	}
@@ -186,18 +199,24 @@ func (r *rig) start(ctx context.Context) error {
 	if err := r.startHQ(ctx); err != nil {
 		return err
 	}
-	if err := r.startDisplay(ctx); err != nil {
-		return err
+	for i, st := range stores {
+		listen := "127.0.0.1:0"
+		if i == 0 {
+			listen = r.o.DisplayListen
+		}
+		if err := r.startDisplay(ctx, st, listen); err != nil {
+			return err
+		}
 	}
 	if err := r.watchEvents(); err != nil {
 		return err
 	}
-	for _, id := range []string{"r1", "r2"} {
-		if err := r.startRegister(ctx, id); err != nil {
+	for _, t := range tills {
+		if err := r.startRegister(ctx, tillKey(t.store, t.id)); err != nil {
 			return err
 		}
 	}
-	// HQ signs the example policy and pushes it; wait for both registers.
+	// HQ signs the example policy and pushes it; wait for every register.
 	signed, err := bundle.SignPolicy(r.hqKey, bundle.AlgEdDSA, hqKID, r.policy)
 	if err != nil {
 		return err
@@ -250,7 +269,11 @@ func (r *rig) startHQ(ctx context.Context) error {
 		return err
 	}
 	go func() { <-ctx.Done(); r.wg.Wait(); r.hqStore.Close() }()
-	r.hq, err = hq.New(hq.Config{MQTT: r.hqMQTT(),
+	rules, err := chain.Load([]byte(chainRules))
+	if err != nil {
+		return fmt.Errorf("demo chain rules: %w", err)
+	}
+	r.hq, err = hq.New(hq.Config{MQTT: r.hqMQTT(), Chain: hq.ChainConfig{Rules: rules},
 		Store: r.hqStore, Signer: r.hqKey, SignerAlg: bundle.AlgEdDSA, SignerKID: hqKID, Logger: r.log})
 	if err != nil {
 		return err
@@ -269,9 +292,29 @@ func (r *rig) startHQ(ctx context.Context) error {
 	go srv.Serve(lim)
 	go func() { <-ctx.Done(); srv.Close() }()
 	api := "http://" + ln.Addr().String()
-	r.urls = append(r.urls, "HQ API (fleet, alerts):  "+api+"/v1/fleet  "+api+"/v1/alerts")
+	r.urls = append(r.urls, "HQ API (fleet, alerts):  "+api+"/v1/fleet  "+api+"/v1/alerts",
+		"HQ chain rules:          "+api+"/v1/chain/rules  (crew-hopping: account_stores, 2 stores in 30 min, enforce)")
 	return nil
 }
+
+// chainRules are HQ's chain rules in the demo: an account paying at a
+// second store within half an hour is a crew hopping stores, denylisted at
+// every register of the chain for a day.
+const chainRules = `apiVersion: posguard/v1
+kind: ChainRules
+metadata:
+  name: demo-chain
+  description: the 2019 crew's store hopping, seen from HQ
+rules:
+  - id: crew-hopping
+    kind: account_stores
+    description: one account paying at two stores within half an hour
+    minStores: 2
+    window: 30m
+    mode: enforce
+    actions: [alert, denylist]
+    denylistFor: 24h
+`
 
 func (r *rig) hqMQTT() mqttconn.Config {
 	c := r.creds.mqtt(r.broker.URL(), wire.HQUsername)
@@ -279,18 +322,18 @@ func (r *rig) hqMQTT() mqttconn.Config {
 	return c
 }
 
-func (r *rig) startDisplay(ctx context.Context) error {
-	d, err := display.New(display.Config{Store: storeID, MQTT: mqttconn.Config{Broker: r.broker.URL(), Password: r.creds.passwords[wire.DisplayUsername(storeID)]}, Listen: r.o.DisplayListen,
-		ReviewTimeout: 10 * time.Minute, StateFile: filepath.Join(r.dir, "display-"+storeID+".json"), Log: r.log})
+func (r *rig) startDisplay(ctx context.Context, st, listen string) error {
+	d, err := display.New(display.Config{Store: st, MQTT: mqttconn.Config{Broker: r.broker.URL(), Password: r.creds.passwords[wire.DisplayUsername(st)]}, Listen: listen,
+		ReviewTimeout: 10 * time.Minute, StateFile: filepath.Join(r.dir, "display-"+st+".json"), Log: r.log})
 	if err != nil {
 		return err
 	}
 	addr := make(chan string, 1)
-	r.goRun("display", func(ctx context.Context) error { return d.Run(ctx, func(a string) { addr <- a }) }, ctx)
+	r.goRun("display "+st, func(ctx context.Context) error { return d.Run(ctx, func(a string) { addr <- a }) }, ctx)
 	select {
 	case a := <-addr:
-		r.displayURL = "http://" + a
-		r.urls = append(r.urls, "store display:           "+r.displayURL+"/  (manager PIN "+demoPIN+")")
+		r.displayURLs[st] = "http://" + a
+		r.urls = append(r.urls, fmt.Sprintf("store display %s:        %s/  (manager PIN %s)", st, r.displayURLs[st], demoPIN))
 	case err := <-r.errs:
 		return err
 	case <-time.After(10 * time.Second):
@@ -302,16 +345,16 @@ func (r *rig) startDisplay(ctx context.Context) error {
 // watchEvents hands each register's decision events, as HQ receives them
 // over MQTT, to the scenario player.
 func (r *rig) watchEvents() error {
-	for _, id := range []string{"r1", "r2"} {
-		r.regs[id] = &register{id: id, decisions: make(chan event.Event, 64)}
+	for _, t := range tills {
+		r.regs[tillKey(t.store, t.id)] = &register{store: t.store, id: t.id, decisions: make(chan event.Event, 64)}
 	}
-	return r.broker.Server().Subscribe("posguard/v1/reg/"+storeID+"/+/events", 1,
+	return r.broker.Server().Subscribe("posguard/v1/reg/+/+/events", 1,
 		func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 			ev, err := event.Parse(pk.Payload)
 			if err != nil || ev.Type != event.Decision {
 				return
 			}
-			if reg := r.regs[ev.Register]; reg != nil {
+			if reg := r.regs[tillKey(ev.Store, ev.Register)]; reg != nil {
 				reg.decisions <- ev
 			}
 		})
@@ -319,12 +362,13 @@ func (r *rig) watchEvents() error {
 
 func (r *rig) startRegister(ctx context.Context, id string) error {
 	reg := r.regs[id]
+	file := reg.store + "-" + reg.id // a name for this register's files
 	var err error
 	cr := line.Framing{Suffix: line.Bytes("\r")}
-	if reg.scanner, err = sim.New(sim.Options{Mode: sim.ModeLine, Framing: cr, Link: filepath.Join(r.dir, "scanner-"+id), Log: r.log}); err != nil {
+	if reg.scanner, err = sim.New(sim.Options{Mode: sim.ModeLine, Framing: cr, Link: filepath.Join(r.dir, "scanner-"+file), Log: r.log}); err != nil {
 		return fmt.Errorf("register %s scanner: %w", id, err)
 	}
-	if reg.pos, err = sim.NewPOS(filepath.Join(r.dir, "pos-"+id)); err != nil {
+	if reg.pos, err = sim.NewPOS(filepath.Join(r.dir, "pos-"+file)); err != nil {
 		return fmt.Errorf("register %s POS: %w", id, err)
 	}
 	go func() { <-ctx.Done(); reg.scanner.Close(); reg.pos.Close() }()
@@ -407,8 +451,8 @@ session:
 review:
   timeout: 10m
 managerPINs: ["%s"]
-`, storeID, reg.id, filepath.Join(r.dir, reg.id+".db"), reg.scanner.Path(), reg.pos.Path(),
-		hqKID, pubPath, acctPath, r.broker.URL(), r.creds.passwordFile(wire.Username(storeID, reg.id)), pin)
-	path := filepath.Join(r.dir, "agent-"+reg.id+".yaml")
+`, reg.store, reg.id, filepath.Join(r.dir, reg.store+"-"+reg.id+".db"), reg.scanner.Path(), reg.pos.Path(),
+		hqKID, pubPath, acctPath, r.broker.URL(), r.creds.passwordFile(wire.Username(reg.store, reg.id)), pin)
+	path := filepath.Join(r.dir, "agent-"+reg.store+"-"+reg.id+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	displayLine = regexp.MustCompile(`store display: +(http://\S+)/  \(manager PIN (\d+)\)`)
+	displayLine = regexp.MustCompile(`store display s1: +(http://\S+)/  \(manager PIN (\d+)\)`)
 	keepLine    = regexp.MustCompile(`--keep: everything stays up\. Open the store display above; the manager PIN is (\d+)`)
 )
 
@@ -83,7 +83,9 @@ func TestDemo(t *testing.T) {
 	}
 	// The office's 10 cartons are the one legitimate sale touched: held
 	// for a manager, never refused.
-	want := Summary{Sales: 19, Fraud: 13, FraudStopped: 13, Legit: 6, LegitTouched: 1, Resolved: 1}
+	// The crew's reserve accounts get four small sales through (a test buy
+	// at each store) before HQ's chain rule stops them.
+	want := Summary{Sales: 25, Fraud: 19, FraudStopped: 15, Legit: 6, LegitTouched: 1, Resolved: 1}
 	if sum.Sales != want.Sales || sum.Fraud != want.Fraud || sum.FraudStopped != want.FraudStopped ||
 		sum.Legit != want.Legit || sum.LegitTouched != want.LegitTouched || sum.Resolved != want.Resolved {
 		t.Errorf("summary %+v, want %+v", sum, want)
@@ -98,9 +100,10 @@ func TestDemo(t *testing.T) {
 		"token rejected: replayed",                 // the screenshot
 		"account is on the HQ denylist",            // HQ's denylist at the other till
 		"DENY (score 100)",                         // the crew's first account
-		"fraudulent sales stopped: 13 of 13; legitimate sales touched: 1 of 6",
-		"REJECTED",                   // the manager's resolution, as the display shows it
-		"store display: 2 registers", // the display saw both registers' status
+		"fraudulent sales stopped: 15 of 19; legitimate sales touched: 1 of 6",
+		"REJECTED",                      // the manager's resolution, as the display shows it
+		"store display s1: 2 registers", // each display saw its store's registers' status
+		"store display s2: 1 registers",
 	} {
 		if !strings.Contains(text, line) {
 			t.Errorf("demo output lacks %q", line)
@@ -111,6 +114,21 @@ func TestDemo(t *testing.T) {
 	for _, re := range []string{`regular smoker: two cartons +¥12,000  ALLOW \(score 10\)\n`, `office manager: the monthly order, 10 cartons +¥60,000  REVIEW \(score 55\)\n`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("demo output does not match %s", re)
+		}
+	}
+	// The crew moves to s2: each account's first sale there is its second
+	// store, HQ's chain rule denylists it at every register, and s2 refuses
+	// its cartons naming the rule — in English in the log, in Japanese on
+	// s2's display.
+	for _, i := range []string{"9", "10"} {
+		re := `s2/r1  crew moves to store s2, account ` + i + `: onigiri +¥200  ALLOW\n` +
+			`\d\d:\d\d  HQ     chain rule crew-hopping: account_stores: account paid at 2 stores within 30m0s → denylisted for 24 h at all 3 registers [\d.]+ s after the sale \(seq \d+\)\n` +
+			`\d\d:\d\d  s2/r1  crew, account ` + i + ` at s2: two cartons +¥12,000  DENY \(score 10\)\n` +
+			` +· sale ¥12,000 > limit ¥10,000 \(\+10\)\n` +
+			` +· account is on the HQ denylist: chain rule crew-hopping\n` +
+			` +· display s2: 本部の利用停止リストにあるアカウント（チェーンルール crew-hopping）\n`
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("demo output does not show account %s refused at s2 by the chain rule (%s)", i, re)
 		}
 	}
 	if !regexp.MustCompile(`HQ API \(fleet, alerts\): +http://\S+/v1/fleet +http://\S+/v1/alerts\n`).MatchString(text) {

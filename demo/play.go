@@ -7,12 +7,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posguard/posguard/display/board"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/firmware-bridge/scan"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/reason"
+	"github.com/posguard/posguard/policy/sale"
 	"github.com/posguard/posguard/policy/token"
+	"github.com/posguard/posguard/wire"
 )
 
 // play runs the scenario, one customer at a time, and tallies.
@@ -21,7 +24,7 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 	minted := map[string]string{}
 	decided := map[string]event.Event{}
 	clock := time.Duration(0)
-	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", "time", "reg", "customer", "amount", "decision")
+	fmt.Fprintf(r.o.Out, "%-6s %-6s %-62s %10s  %s\n", "time", "till", "customer", "amount", "decision")
 	for i, st := range scenario() {
 		clock += st.after
 		if err := r.pause(ctx, st.after); err != nil {
@@ -32,7 +35,7 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			if err != nil {
 				return sum, fmt.Errorf("denylist: %w", err)
 			}
-			fmt.Fprintf(r.o.Out, "%-6s %-4s %s (denylist seq %d)\n", stamp(clock), "HQ", st.note, seq)
+			fmt.Fprintf(r.o.Out, "%-6s %-6s %s (denylist seq %d)\n", stamp(clock), "HQ", st.note, seq)
 			if err := r.waitDenylist(ctx, seq); err != nil {
 				return sum, err
 			}
@@ -53,12 +56,13 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 			}
 			minted[st.who] = text
 		}
-		ev, err := r.sale(ctx, r.regs[st.register], st.items, text)
+		till := st.till()
+		ev, err := r.sale(ctx, r.regs[till], st.items, text)
 		if err != nil {
-			return sum, fmt.Errorf("%s at %s: %w", st.who, st.register, err)
+			return sum, fmt.Errorf("%s at %s: %w", st.who, till, err)
 		}
 		decided[st.who] = ev
-		if err := r.waitPeers(ctx, st.register, ev.At); err != nil {
+		if err := r.waitPeers(ctx, till, ev.At); err != nil {
 			return sum, err
 		}
 		r.tally(&sum, st, ev)
@@ -66,13 +70,114 @@ func (r *rig) play(ctx context.Context) (Summary, error) {
 		if ev.Decision.Score > 0 {
 			outcome += fmt.Sprintf(" (score %d)", ev.Decision.Score)
 		}
-		fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), st.register, st.who,
+		fmt.Fprintf(r.o.Out, "%-6s %-6s %-62s %10s  %s\n", stamp(clock), till, st.who,
 			yen(total(ev.Request)), outcome)
 		for _, why := range reasons(ev.Decision) {
-			fmt.Fprintf(r.o.Out, "%12s· %s\n", "", why)
+			fmt.Fprintf(r.o.Out, "%14s· %s\n", "", why)
+		}
+		if ruleID := chainDenylisted(ev.Decision); ruleID != "" {
+			if err := r.showOnDisplay(ctx, ev); err != nil {
+				return sum, err
+			}
+		}
+		if st.chain != "" {
+			if err := r.waitChainDenylist(ctx, st.chain, ev, clock); err != nil {
+				return sum, err
+			}
 		}
 	}
 	return sum, nil
+}
+
+// chainDenylisted names the chain rule whose denylist entry refused the
+// sale, "" when none did.
+func chainDenylisted(d *policy.Decision) string {
+	for _, f := range d.Rules {
+		for _, why := range f.Reasons {
+			if why.Code == sale.CodeDenylisted && why.Text != "" && f.Mode != "shadow" {
+				return why.Text
+			}
+		}
+	}
+	return ""
+}
+
+// showOnDisplay prints what the store display shows the staff for a sale
+// refused by a chain rule's denylist entry: the reason in Japanese, as the
+// display renders it from the register's reason codes.
+func (r *rig) showOnDisplay(ctx context.Context, ev event.Event) error {
+	_, a, err := r.displayAlert(ctx, ev)
+	if err != nil {
+		return err
+	}
+	for _, rl := range a.Rules {
+		if rl.ID == "denylist" {
+			fmt.Fprintf(r.o.Out, "%14s· display %s: %s\n", "", ev.Store, rl.Text.JA)
+			return nil
+		}
+	}
+	return fmt.Errorf("display %s shows sale %s without its denylist rule", ev.Store, ev.SaleID)
+}
+
+// waitChainDenylist waits for HQ's chain rule to denylist the account of
+// the sale ev and for every register of the chain to apply the entry, then
+// prints what HQ did and how long it took from the sale's decision.
+func (r *rig) waitChainDenylist(ctx context.Context, rule string, ev event.Event, clock time.Duration) error {
+	acct := ev.Request.Payment.Account
+	var d wire.ListDetail
+	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		details, err := r.hqStore.DenylistDetails(ctx)
+		d = details[acct]
+		return d.Rule == rule, err
+	})
+	if err != nil {
+		return fmt.Errorf("chain rule %s did not denylist the account of sale %s: %w", rule, ev.SaleID, err)
+	}
+	v, _, err := r.hqStore.Denylist(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.waitDenylist(ctx, v.Seq); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.o.Out, "%-6s %-6s chain rule %s: %s → denylisted for %s at all %d registers %.1f s after the sale (seq %d)\n",
+		stamp(clock), "HQ", rule, d.Reason, reason.Duration(reason.English, int64(time.Until(d.ExpiresAt).Round(time.Hour)/time.Second)),
+		len(r.regs), time.Since(ev.At).Seconds(), v.Seq)
+	return nil
+}
+
+// displayAlert opens the display of ev's store, as a manager's browser
+// does, and waits for the alert of ev's sale.
+func (r *rig) displayAlert(ctx context.Context, ev event.Event) (*displayClient, board.Alert, error) {
+	c, err := newDisplayClient(ctx, r.displayURLs[ev.Store])
+	if err != nil {
+		return nil, board.Alert{}, err
+	}
+	a, err := c.waitAlert(ctx, ev.SaleID, "")
+	return c, a, err
+}
+
+// pollFor bounds how long the demo waits for a part to catch up.
+const pollFor = 15 * time.Second
+
+// poll calls done every interval until it reports true, fails, or
+// pollFor has passed.
+func poll(ctx context.Context, every time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(pollFor)
+	for {
+		ok, err := done()
+		if ok || err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", pollFor)
+		}
+		select {
+		case <-time.After(every):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // resolve does at the store display what a manager does: find the held
@@ -82,11 +187,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 	if held.Decision == nil || held.Decision.Outcome != policy.Review {
 		return fmt.Errorf("scenario: %q was not held for review", st.resolve)
 	}
-	c, err := newDisplayClient(ctx, r.displayURL)
-	if err != nil {
-		return err
-	}
-	a, err := c.waitAlert(ctx, held.SaleID, "")
+	c, a, err := r.displayAlert(ctx, held)
 	if err != nil {
 		return err
 	}
@@ -101,7 +202,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 	if _, err := c.waitAlert(ctx, held.SaleID, want); err != nil {
 		return err
 	}
-	fmt.Fprintf(r.o.Out, "%-6s %-4s %-62s %10s  %s\n", stamp(clock), "disp", st.note, "", strings.ToUpper(want))
+	fmt.Fprintf(r.o.Out, "%-6s %-6s %-62s %10s  %s\n", stamp(clock), "disp", st.note, "", strings.ToUpper(want))
 	return nil
 }
 
@@ -113,7 +214,7 @@ func (r *rig) resolve(ctx context.Context, st step, held event.Event, clock time
 func (r *rig) waitPeers(ctx context.Context, reg string, at time.Time) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for id, peer := range r.regs {
-		if id == reg {
+		if id == reg || peer.store != r.regs[reg].store {
 			continue
 		}
 		for {
@@ -193,30 +294,21 @@ func (r *rig) sale(ctx context.Context, reg *register, items []item, qr string) 
 // waitDenylist waits until every register reports the denylist sequence,
 // so the next sale shows it taking effect.
 func (r *rig) waitDenylist(ctx context.Context, seq uint64) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	n := 0
+	err := poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		fleet, err := r.hqStore.Fleet(ctx)
-		if err != nil {
-			return err
-		}
-		n := 0
+		n = 0
 		for _, reg := range fleet {
 			if reg.Status.DenylistSeq >= seq {
 				n++
 			}
 		}
-		if n == len(r.regs) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("denylist seq %d reached %d of %d registers", seq, n, len(r.regs))
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return n == len(r.regs), err
+	})
+	if err != nil {
+		return fmt.Errorf("denylist seq %d reached %d of %d registers: %w", seq, n, len(r.regs), err)
 	}
+	return nil
 }
 
 func (r *rig) tally(s *Summary, st step, ev event.Event) {
@@ -252,7 +344,11 @@ func (r *rig) printSummary(ctx context.Context, s Summary) {
 	fmt.Fprintf(r.o.Out, "%s refused at the till, %s held for a manager\n", yen(s.YenDenied), yen(s.YenHeld))
 	fmt.Fprintf(r.o.Out, "fraudulent sales stopped: %d of %d; legitimate sales touched: %d of %d\n",
 		s.FraudStopped, s.Fraud, s.LegitTouched, s.Legit)
-	if c, err := newDisplayClient(ctx, r.displayURL); err == nil {
+	for _, st := range stores {
+		c, err := newDisplayClient(ctx, r.displayURLs[st])
+		if err != nil {
+			continue
+		}
 		if v, err := c.board(ctx); err == nil {
 			open := 0
 			for _, a := range v.Alerts {
@@ -260,7 +356,7 @@ func (r *rig) printSummary(ctx context.Context, s Summary) {
 					open++
 				}
 			}
-			fmt.Fprintf(r.o.Out, "store display: %d registers, %d alerts, open reviews: %d\n", len(v.Registers), len(v.Alerts), open)
+			fmt.Fprintf(r.o.Out, "store display %s: %d registers, %d alerts, open reviews: %d\n", st, len(v.Registers), len(v.Alerts), open)
 		}
 	}
 }

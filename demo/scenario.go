@@ -1,6 +1,9 @@
 package demo
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The catalog JANs of the example policy (policy/testdata/chain-default.yaml).
 const (
@@ -31,6 +34,7 @@ type wallet struct {
 // step is one customer at one register, or an HQ action.
 type step struct {
 	after    time.Duration // scenario time since the previous step
+	store    string        // "": the first store, s1
 	register string
 	who      string
 	items    []item
@@ -45,11 +49,29 @@ type step struct {
 	resolve string
 	action  string // approve | reject
 	note    string
+	// chain, when set, is a sale HQ's chain rule of that id acts on: the
+	// player waits for the automatic denylist entry to reach every
+	// register, as the next customer would.
+	chain string
+}
+
+// till is the register key of the step's sale ("s1/r1").
+func (st step) till() string {
+	if st.store == "" {
+		return tillKey(storeID, st.register)
+	}
+	return tillKey(st.store, st.register)
 }
 
 var (
 	regular = func(acct string) wallet {
 		return wallet{account: acct, accountAge: 400 * 24 * time.Hour, deviceAge: 200 * 24 * time.Hour}
+	}
+	// A reserve account of the crew, taken over two days before and left
+	// alone since: old, a phone bound two days ago, no fresh top-up, logins
+	// through a domestic proxy. To any one store it looks like a regular.
+	reserve = func(acct string) wallet {
+		return wallet{account: acct, accountAge: 300 * 24 * time.Hour, deviceAge: 50 * time.Hour}
 	}
 	// A taken-over account: old, but a phone bound minutes ago after a
 	// password reset from abroad, topped up with the victim's card.
@@ -63,7 +85,9 @@ var (
 // registers: ordinary shoppers, a regular's two cartons and an office's ten
 // (legitimate bulk buyers), the Saitama victim, a ¥100,000 tobacco buy,
 // the Shinjuku crew cycling accounts at one till, a replayed QR screenshot,
-// and HQ's denylist reaching the store.
+// HQ's denylist reaching the store, and the crew's reserve accounts moving
+// to a second store, where HQ's chain rule crew-hopping (account_stores)
+// denylists each as it pays there and the store refuses its cartons.
 func scenario() []step {
 	s := []step{
 		{register: "r1", who: "office worker: onigiri and coffee", label: "legit",
@@ -124,12 +148,33 @@ func scenario() []step {
 		step{after: time.Minute, register: "r2", who: "office worker, next day's coffee", label: "legit",
 			items: []item{{icedCoffee, 1}}, pay: regular("acct-tanaka")},
 	)
+	// The crew's reserve accounts: a test buy at s1, too small for any
+	// rule, then to s2 in the next street. The first sale at s2 is the
+	// account's second store within half an hour: HQ's chain rule denylists
+	// it everywhere, and s2 refuses the cartons that come next — which,
+	// from an account like this, s2 alone would have allowed.
+	s = append(s,
+		step{after: 2 * time.Minute, register: "r1", who: "crew, reserve account 9: test buy, onigiri", label: "fraud",
+			items: []item{{onigiri, 1}}, pay: reserve(crewAccount(9))},
+		step{after: time.Minute, register: "r2", who: "crew, reserve account 10: test buy, iced coffee", label: "fraud",
+			items: []item{{icedCoffee, 1}}, pay: reserve(crewAccount(10))},
+	)
+	for _, i := range []int{9, 10} {
+		s = append(s,
+			step{after: 5 * time.Minute, store: store2, register: "r1", label: "fraud", chain: "crew-hopping",
+				who:   fmt.Sprintf("crew moves to store s2, account %d: onigiri", i),
+				items: []item{{onigiri, 1}}, pay: reserve(crewAccount(i))},
+			step{after: time.Minute, store: store2, register: "r1", label: "fraud",
+				who:   fmt.Sprintf("crew, account %d at s2: two cartons", i),
+				items: []item{{sevenStarsCarton, 2}}, pay: reserve(crewAccount(i))},
+		)
+	}
 	return s
 }
 
 func crewStep(i int) string { return "crew, account " + string(rune('0'+i)) + " of 8: two cartons" }
 
-func crewAccount(i int) string { return "acct-crew-" + string(rune('0'+i)) }
+func crewAccount(i int) string { return fmt.Sprintf("acct-crew-%d", i) }
 
 func crewAccounts() []string {
 	var out []string

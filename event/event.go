@@ -39,6 +39,10 @@ const (
 	// registers never send it (HQ's ingest binds an event to the topic of
 	// the register that sent it, and HQStore is no register's store).
 	DenylistChanged Type = "denylist"
+	// AllowlistChanged is HQ's record of a change to its allowlist, made
+	// like DenylistChanged: with the change, in one transaction, with who
+	// and why, under id hq/allowlist/{list epoch}/{list seq}.
+	AllowlistChanged Type = "allowlist"
 )
 
 // HQStore and HQDenylist are the store and register of HQ's own events: a
@@ -46,6 +50,9 @@ const (
 const (
 	HQStore    = "hq"
 	HQDenylist = "denylist"
+	// HQAllowlist is the register of HQ's allowlist changes: id
+	// hq/allowlist/{list epoch}/{list seq}.
+	HQAllowlist = "allowlist"
 	// HQChain is the register of the alerts HQ's chain rules raise: such an
 	// alert's id is hq/chain/{rule}.{hash of the event that tripped it}/1,
 	// the same on every HQ instance, so a firing is stored (and acted on)
@@ -131,6 +138,7 @@ type Event struct {
 	Decision   *sale.Decision  `json:"decision,omitempty"`
 	Resolution *ResolutionInfo `json:"resolution,omitempty"`
 	Denylist   *DenylistInfo   `json:"denylist,omitempty"`
+	Allowlist  *ListInfo       `json:"allowlist,omitempty"`
 	Chain      *ChainInfo      `json:"chain,omitempty"`
 	Detail     string          `json:"detail,omitempty"`
 	// Code is why a review resolution was refused (refusal events with a
@@ -152,7 +160,11 @@ type ResolutionInfo struct {
 }
 
 // DenylistInfo is one change to HQ's denylist.
-type DenylistInfo struct {
+type DenylistInfo = ListInfo
+
+// ListInfo is one change to one of HQ's lists (the denylist or the
+// allowlist): both record their changes in this one shape.
+type ListInfo struct {
 	Epoch  string   `json:"epoch"`
 	Seq    uint64   `json:"seq"`
 	Add    []string `json:"add,omitempty"`
@@ -306,28 +318,43 @@ func (ev Event) Validate() error {
 			}
 		}
 	case DenylistChanged:
-		d := ev.Denylist
-		switch {
-		case d == nil:
-			return errors.New("denylist event without denylist")
-		case ev.Store != HQStore || ev.Register != HQDenylist:
-			return fmt.Errorf("denylist event from %s/%s: only HQ (%s/%s) records them", ev.Store, ev.Register, HQStore, HQDenylist)
-		case d.Seq != ev.Seq:
-			return fmt.Errorf("denylist.seq %d but seq is %d", d.Seq, ev.Seq)
-		case len(d.Add)+len(d.Remove) == 0:
-			return errors.New("denylist event with nothing added or removed")
-		case d.By == "":
-			return errors.New("denylist.by is required")
-		case d.Reason == "":
-			return errors.New("denylist.reason is required")
+		if err := ev.validateList(HQDenylist, ev.Denylist, ev.Allowlist); err != nil {
+			return err
+		}
+	case AllowlistChanged:
+		if err := ev.validateList(HQAllowlist, ev.Allowlist, ev.Denylist); err != nil {
+			return err
 		}
 	case "":
 		return errors.New("type is required")
 	default:
-		return fmt.Errorf("type %q: want decision, alert, resolution, refusal or denylist", ev.Type)
+		return fmt.Errorf("type %q: want decision, alert, resolution, refusal, denylist or allowlist", ev.Type)
 	}
 	if ev.Code != "" && ev.Type != Refusal {
 		return fmt.Errorf("code %q on a %s event: codes are for refused review resolutions", ev.Code, ev.Type)
+	}
+	return nil
+}
+
+// validateList checks HQ's record of a change to the list kept by the
+// register list (HQDenylist or HQAllowlist): its info d, and no info of the
+// other list.
+func (ev Event) validateList(list string, d, other *ListInfo) error {
+	switch {
+	case d == nil:
+		return fmt.Errorf("%s event without %s", list, list)
+	case other != nil:
+		return fmt.Errorf("%s event with a change to the other list", list)
+	case ev.Store != HQStore || ev.Register != list:
+		return fmt.Errorf("%s event from %s/%s: only HQ (%s/%s) records them", list, ev.Store, ev.Register, HQStore, list)
+	case d.Seq != ev.Seq:
+		return fmt.Errorf("%s.seq %d but seq is %d", list, d.Seq, ev.Seq)
+	case len(d.Add)+len(d.Remove) == 0:
+		return fmt.Errorf("%s event with nothing added or removed", list)
+	case d.By == "":
+		return fmt.Errorf("%s.by is required", list)
+	case d.Reason == "":
+		return fmt.Errorf("%s.reason is required", list)
 	}
 	return nil
 }
@@ -348,8 +375,8 @@ func (ev Event) validateChain() error {
 		return errors.New("chain.reason is required")
 	case c.Mode != "enforce" && c.Mode != "shadow":
 		return fmt.Errorf("chain.mode %q: want enforce or shadow", c.Mode)
-	case ev.Request != nil || ev.Decision != nil || ev.Resolution != nil || ev.Denylist != nil || ev.Code != "":
-		return errors.New("chain alert with register fields (request, decision, resolution, denylist or code)")
+	case ev.Request != nil || ev.Decision != nil || ev.Resolution != nil || ev.Denylist != nil || ev.Allowlist != nil || ev.Code != "":
+		return errors.New("chain alert with register fields (request, decision, resolution, denylist, allowlist or code)")
 	}
 	return nil
 }

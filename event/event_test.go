@@ -71,6 +71,19 @@ func goldenEvents() map[string]Event {
 			Code:       CodeWrongPIN,
 			Resolution: &ResolutionInfo{ReviewID: "rv-17", Action: Approve, By: "display S001", At: at.Add(2 * time.Minute)},
 		},
+		// HQ's records of its lists' changes: one shape for both lists.
+		"denylist": {
+			ID: ID(HQStore, HQDenylist, "e1d2c3b4", 12), Seq: 12, Type: DenylistChanged,
+			Store: HQStore, Register: HQDenylist, At: at.Add(time.Hour),
+			Denylist: &ListInfo{Epoch: "e1d2c3b4", Seq: 12, Add: []string{"acct-9f2c"}, By: "chain:crew-hopping",
+				Reason: "account_stores: account paid at 3 stores within 30m0s"},
+		},
+		"allowlist": {
+			ID: ID(HQStore, HQAllowlist, "a7b8c9d0", 3), Seq: 3, Type: AllowlistChanged,
+			Store: HQStore, Register: HQAllowlist, At: at.Add(2 * time.Hour),
+			Allowlist: &ListInfo{Epoch: "a7b8c9d0", Seq: 3, Add: []string{"acct-office"}, By: "analyst-1 (console)",
+				Reason: "case 17 false positive: passed an ID check at store S014"},
+		},
 	}
 }
 
@@ -115,7 +128,11 @@ func TestParseRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, r, rf := string(good), string(res), string(refused)
+	allow, err := os.ReadFile(filepath.Join("testdata", "allowlist.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, r, rf, al := string(good), string(res), string(refused), string(allow)
 	tests := []struct {
 		name, in, want string
 	}{
@@ -157,10 +174,22 @@ func TestParseRejects(t *testing.T) {
   },`, ``, 1), `code "wrong_pin" on a refusal without resolution`},
 		{"code on a decision", strings.Replace(g, `"label": "fraud"`, `"label": "fraud", "code": "wrong_pin"`, 1), `code "wrong_pin" on a decision event`},
 		{"wrong value type", strings.Replace(g, `"seq": 41`, `"seq": "41"`, 1), "cannot unmarshal string"},
+		{"allowlist change from a register", strings.ReplaceAll(strings.ReplaceAll(al, `"hq/allowlist/`, `"s1/r1/`), `"store": "hq",
+  "register": "allowlist"`, `"store": "s1",
+  "register": "r1"`), "allowlist event from s1/r1: only HQ (hq/allowlist) records them"},
+		{"allowlist change in the denylist's place", strings.Replace(al, `"allowlist": {`, `"denylist": {`, 1), "allowlist event without allowlist"},
+		{"allowlist change without who", strings.Replace(al, `"by": "analyst-1 (console)",`, ``, 1), "allowlist.by is required"},
+		{"allowlist change without why", strings.Replace(al, `"reason": "case 17 false positive: passed an ID check at store S014"`, `"reason": ""`, 1), "allowlist.reason is required"},
+		{"allowlist seq mismatch", strings.Replace(al, `"seq": 3,
+    "add"`, `"seq": 4,
+    "add"`, 1), "allowlist.seq 4 but seq is 3"},
+		{"empty allowlist change", strings.Replace(al, `"add": [
+      "acct-office"
+    ],`, ``, 1), "allowlist event with nothing added or removed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if (tc.in == g || tc.in == r || tc.in == rf) && tc.name != "empty" {
+			if (tc.in == g || tc.in == r || tc.in == rf || tc.in == al) && tc.name != "empty" {
 				t.Fatal("test input unchanged: the replacement did not match the golden file")
 			}
 			_, err := Parse([]byte(tc.in))
@@ -199,7 +228,7 @@ func TestSplitID(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	// Seeds live in testdata/fuzz/FuzzParse; the golden files are added too
 	// so the fuzzer starts from every event type.
-	for _, name := range []string{"decision", "alert", "resolution", "refusal", "refused-resolution"} {
+	for _, name := range []string{"decision", "alert", "resolution", "refusal", "refused-resolution", "denylist", "allowlist"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
 		if err != nil {
 			f.Fatal(err)

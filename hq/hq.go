@@ -148,7 +148,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.JetStream != nil {
 		s.notReady.Store(2)
 	}
-	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
+	s.cases = cases.New(cfg.Store, s, cfg.Now)                     // cases_http.go
+	lm, err := newListMetrics(cfg.Registry, cfg.Store, cfg.Logger) // metrics_lists.go
+	if err != nil {
+		return nil, fmt.Errorf("hq: %w", err)
+	}
+	s.cases.OnMove(lm.moved)
 	if s.cfg.Chain.Cases == nil {
 		s.cfg.Chain.Cases = s.cases // the case action opens HQ's own cases
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/posguard/posguard/event"
@@ -40,7 +41,8 @@ type fixture struct {
 	http    *httptest.Server
 	trusted []bundle.TrustedKey
 	stop    func()
-	skew    atomic.Int64 // added to the wall clock HQ sees, in ns
+	skew    atomic.Int64         // added to the wall clock HQ sees, in ns
+	reg     *prometheus.Registry // the running service's metrics
 }
 
 func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
@@ -62,7 +64,8 @@ func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
 // run starts (or restarts) the HQ service on the fixture's broker and store.
 func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	t.Helper()
-	svc, err := New(Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api,
+	f.reg = prometheus.NewRegistry()
+	svc, err := New(Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api, Registry: f.reg,
 		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1",
 		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
 	if err != nil {

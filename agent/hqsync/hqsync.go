@@ -396,14 +396,9 @@ func (c *Client) denylistDelta(b []byte) {
 		return
 	}
 	v := wire.ListVersion{Epoch: d.Epoch, Seq: d.Seq}
-	if err := c.cfg.State.PutDenylistDetails(d.Add, d.Details); err != nil {
-		c.refuse(wire.SubjectDenylist, int64(d.Seq), err)
-		return
-	}
-	err = c.cfg.State.ApplyDenylistDelta(v, d.IssuedAt, d.Add, d.Remove)
-	if err == nil && len(d.Remove) > 0 {
-		err = c.cfg.State.DropDenylistDetails(d.Remove)
-	}
+	// The list and its details (automatic entries' rule and expiry) in one
+	// transaction.
+	err = c.cfg.State.ApplyDenylist(d)
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap) && gap.Stale():
@@ -431,7 +426,7 @@ func (c *Client) denylistSnapshot(b []byte) {
 	if v == c.cfg.State.DenylistVersion() {
 		return // the retained snapshot again, on every reconnect
 	}
-	reset, err := c.cfg.State.ReplaceDenylist(v, s.IssuedAt, s.Accounts)
+	reset, err := c.cfg.State.ReplaceDenylistSnapshot(s)
 	var gap *state.GapError
 	switch {
 	case errors.As(err, &gap):
@@ -449,13 +444,6 @@ func (c *Client) denylistSnapshot(b []byte) {
 		c.mu.Lock()
 		c.denyReset = reset
 		c.mu.Unlock()
-	}
-	// The list's details (automatic entries' expiry) after the list: a
-	// crash in between leaves entries without expiry, listed until HQ
-	// removes them.
-	if err := c.cfg.State.ReplaceDenylistDetails(s.Details, nil); err != nil {
-		c.refuse(wire.SubjectDenylist, int64(s.Seq), err)
-		return
 	}
 	c.log.Info("denylist snapshot applied", "epoch", s.Epoch, "seq", s.Seq, "accounts", len(s.Accounts))
 	c.StatusChanged()

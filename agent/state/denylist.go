@@ -85,9 +85,18 @@ func judgeSnapshot(cur wire.ListVersion, curAt time.Time, got wire.ListVersion, 
 	return at.After(curAt), wire.ResetBackwards
 }
 
-// ApplyDenylistDelta applies a delta, which must be of the stored epoch and
-// the stored sequence plus one; anything else is a *GapError.
+// ApplyDenylistDelta applies a delta without details (every account it
+// adds is listed until removed): see ApplyDenylist.
 func (s *Store) ApplyDenylistDelta(v wire.ListVersion, issuedAt time.Time, add, remove []string) error {
+	return s.ApplyDenylist(wire.Delta{Epoch: v.Epoch, Seq: v.Seq, IssuedAt: issuedAt, Add: add, Remove: remove})
+}
+
+// ApplyDenylist applies a delta, which must be of the stored epoch and the
+// stored sequence plus one; anything else is a *GapError. The details it
+// brings for the accounts it adds (an automatic entry's rule and expiry)
+// are written in the same transaction as the list (putDenyDetails).
+func (s *Store) ApplyDenylist(d wire.Delta) error {
+	v, issuedAt, add, remove := wire.ListVersion{Epoch: d.Epoch, Seq: d.Seq}, d.IssuedAt, d.Add, d.Remove
 	if err := nonEmpty(add, remove); err != nil {
 		return fmt.Errorf("denylist delta %d: %w", v.Seq, err)
 	}
@@ -123,6 +132,9 @@ func (s *Store) ApplyDenylistDelta(v wire.ListVersion, issuedAt time.Time, add, 
 			}
 			removed = append(removed, set.hash(a))
 		}
+		if err := putDenyDetails(tx, add, remove, d.Details); err != nil { // listdetails.go
+			return err
+		}
 		return putDenylistMeta(meta, v, issuedAt)
 	})
 	if err != nil {
@@ -131,6 +143,7 @@ func (s *Store) ApplyDenylistDelta(v wire.ListVersion, issuedAt time.Time, add, 
 	s.deny.Store(set.apply(added, removed))
 	s.mu.Lock()
 	s.denyVer, s.denyAt = v, issuedAt
+	s.mirrorDenyDetails(add, remove, d.Details, nil)
 	s.mu.Unlock()
 	return nil
 }
@@ -142,13 +155,25 @@ func hasKey(b *bolt.Bucket, key []byte) bool {
 	return bytes.Equal(k, key)
 }
 
-// ReplaceDenylist replaces the whole list with a snapshot. The same version
+// ReplaceDenylist replaces the whole list with a snapshot without details:
+// see ReplaceDenylistSnapshot.
+func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts []string) (*wire.DenylistReset, error) {
+	return s.ReplaceDenylistSnapshot(wire.Snapshot{Epoch: v.Epoch, Seq: v.Seq, IssuedAt: issuedAt, Accounts: accounts})
+}
+
+// ReplaceDenylistSnapshot replaces the whole list, and every detail by the
+// snapshot's, in one transaction. The same version
 // again is accepted (the retained snapshot is re-delivered on every
 // reconnect). A snapshot that may not replace the list (older in the same
 // epoch, or of another epoch, and not issued after the stored list) is
 // refused with a stale *GapError. A replacement across epochs or backwards
 // returns the *wire.DenylistReset to report.
-func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts []string) (*wire.DenylistReset, error) {
+func (s *Store) ReplaceDenylistSnapshot(snap wire.Snapshot) (*wire.DenylistReset, error) {
+	v, issuedAt, accounts := wire.ListVersion{Epoch: snap.Epoch, Seq: snap.Seq}, snap.IssuedAt, snap.Accounts
+	details := snap.Details
+	if details == nil {
+		details = map[string]wire.ListDetail{} // a snapshot without details has none
+	}
 	if err := nonEmpty(accounts); err != nil {
 		return nil, fmt.Errorf("denylist snapshot %d: %w", v.Seq, err)
 	}
@@ -182,6 +207,9 @@ func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts
 				return err
 			}
 		}
+		if err := replaceDenyDetails(tx, details); err != nil { // listdetails.go
+			return err
+		}
 		return putDenylistMeta(meta, v, issuedAt)
 	})
 	if err != nil {
@@ -195,6 +223,7 @@ func (s *Store) ReplaceDenylist(v wire.ListVersion, issuedAt time.Time, accounts
 	s.deny.Store(newDenySet(cur.seed, cur.hashOf, hashes))
 	s.mu.Lock()
 	s.denyVer, s.denyAt = v, issuedAt
+	s.mirrorDenyDetails(nil, nil, nil, details)
 	s.mu.Unlock()
 	// Freeing the old list's pages read all of them.
 	s.db.View(func(tx *bolt.Tx) error {

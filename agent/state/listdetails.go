@@ -33,35 +33,67 @@ func loadDenylistDetails(tx *bolt.Tx) (map[string]wire.ListDetail, error) {
 	return out, err
 }
 
-// PutDenylistDetails records the details a delta brings for the accounts it
-// adds, and forgets the old detail of an account added without one (a
-// manual entry never expires). The agent calls it before applying the
-// delta's list change: a detail for an account not (yet) listed is never
-// read, and a crash in between leaves no manual entry expiring.
-func (s *Store) PutDenylistDetails(add []string, details map[string]wire.ListDetail) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(bDenyDetails))
-		if err != nil {
-			return err
-		}
-		for _, a := range add {
-			d, ok := details[a]
-			if !ok {
-				if err := b.Delete([]byte(a)); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := putDetail(b, a, d); err != nil {
+// putDenyDetails writes, in the transaction that applies a delta to the
+// list, the details the delta brings for the accounts it adds, forgets the
+// old detail of an account added without one (a manual entry never
+// expires) and of an account removed. One transaction with the list: a
+// delta refused (a gap, a redelivery) writes no detail, and a crash leaves
+// the list and its details of the same version.
+func putDenyDetails(tx *bolt.Tx, add, remove []string, details map[string]wire.ListDetail) error {
+	b, err := tx.CreateBucketIfNotExists([]byte(bDenyDetails))
+	if err != nil {
+		return err
+	}
+	for _, a := range add {
+		d, ok := details[a]
+		if !ok {
+			if err := b.Delete([]byte(a)); err != nil {
 				return err
 			}
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("denylist details in %s: %w", s.path, err)
+		if err := putDetail(b, a, d); err != nil {
+			return err
+		}
 	}
-	s.mu.Lock()
+	for _, a := range remove {
+		if err := b.Delete([]byte(a)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaceDenyDetails replaces every detail by a snapshot's, in the
+// snapshot's transaction.
+func replaceDenyDetails(tx *bolt.Tx, keep map[string]wire.ListDetail) error {
+	if tx.Bucket([]byte(bDenyDetails)) != nil {
+		if err := tx.DeleteBucket([]byte(bDenyDetails)); err != nil {
+			return err
+		}
+	}
+	b, err := tx.CreateBucket([]byte(bDenyDetails))
+	if err != nil {
+		return err
+	}
+	for a, d := range keep {
+		if err := putDetail(b, a, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mirrorDenyDetails makes the in-memory details what putDenyDetails (keep
+// nil) or replaceDenyDetails (keep set) committed. Called with s.mu held.
+func (s *Store) mirrorDenyDetails(add, remove []string, details, keep map[string]wire.ListDetail) {
+	if keep != nil {
+		s.denyDetails = make(map[string]wire.ListDetail, len(keep))
+		for a, d := range keep {
+			s.denyDetails[a] = d
+		}
+		return
+	}
 	for _, a := range add {
 		if d, ok := details[a]; ok {
 			s.denyDetails[a] = d
@@ -69,64 +101,9 @@ func (s *Store) PutDenylistDetails(add []string, details map[string]wire.ListDet
 			delete(s.denyDetails, a)
 		}
 	}
-	s.mu.Unlock()
-	return nil
-}
-
-// DropDenylistDetails forgets the details of removed accounts (after the
-// delta that removed them applied).
-func (s *Store) DropDenylistDetails(remove []string) error {
-	return s.ReplaceDenylistDetails(nil, remove)
-}
-
-// ReplaceDenylistDetails replaces every detail by a snapshot's (keep nil:
-// none), or, with drop, forgets only those accounts' details.
-func (s *Store) ReplaceDenylistDetails(keep map[string]wire.ListDetail, drop []string) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if drop != nil {
-			b := tx.Bucket([]byte(bDenyDetails))
-			if b == nil {
-				return nil
-			}
-			for _, a := range drop {
-				if err := b.Delete([]byte(a)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		if tx.Bucket([]byte(bDenyDetails)) != nil {
-			if err := tx.DeleteBucket([]byte(bDenyDetails)); err != nil {
-				return err
-			}
-		}
-		b, err := tx.CreateBucket([]byte(bDenyDetails))
-		if err != nil {
-			return err
-		}
-		for a, d := range keep {
-			if err := putDetail(b, a, d); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("denylist details in %s: %w", s.path, err)
+	for _, a := range remove {
+		delete(s.denyDetails, a)
 	}
-	s.mu.Lock()
-	if drop != nil {
-		for _, a := range drop {
-			delete(s.denyDetails, a)
-		}
-	} else {
-		s.denyDetails = make(map[string]wire.ListDetail, len(keep))
-		for a, d := range keep {
-			s.denyDetails[a] = d
-		}
-	}
-	s.mu.Unlock()
-	return nil
 }
 
 // DenylistEntry reports whether account is on the denylist at the time at

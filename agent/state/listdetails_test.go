@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,17 +11,18 @@ import (
 )
 
 // An automatic entry is listed until its expiry, by the sale's time; the
-// register's deny reason names the chain rule; details survive a restart
-// and follow removals, plain re-adds and snapshots.
+// register's deny reason names the chain rule; details are written with
+// the list in one transaction, so what a reopened file holds is always a
+// whole message's list and details: a refused delta writes none, removals
+// and plain re-adds forget them, a snapshot replaces them.
 func TestDenylistDetails(t *testing.T) {
 	s, path := newStore(t)
 	exp := t0.Add(time.Hour)
 	d := wire.ListDetail{ExpiresAt: exp, Rule: "crew-hopping", Reason: "account_stores: account paid at 3 stores within 30m0s", Events: []string{"S1/R1/e/1"}}
-	add := []string{"crew", "manual"}
-	if err := s.PutDenylistDetails(add, map[string]wire.ListDetail{"crew": d}); err != nil {
-		t.Fatal(err)
+	delta := func(seq uint64, add, remove []string, details map[string]wire.ListDetail) wire.Delta {
+		return wire.Delta{Epoch: "E", Seq: seq, IssuedAt: t0.Add(time.Duration(seq) * time.Second), Add: add, Remove: remove, Details: details}
 	}
-	if err := s.ApplyDenylistDelta(wire.ListVersion{Epoch: "E", Seq: 1}, t0, add, nil); err != nil {
+	if err := s.ApplyDenylist(delta(1, []string{"crew", "manual"}, nil, map[string]wire.ListDetail{"crew": d})); err != nil {
 		t.Fatal(err)
 	}
 	check := func(s *Store, acct string, at time.Time, want bool) {
@@ -28,6 +30,11 @@ func TestDenylistDetails(t *testing.T) {
 		if _, got := s.DenylistEntry(acct, at); got != want {
 			t.Errorf("DenylistEntry(%s, %s) = %v, want %v", acct, at.Sub(t0), got, want)
 		}
+	}
+	reopen := func() {
+		t.Helper()
+		s.Close()
+		s = openT(t, path, testOptions())
 	}
 	check(s, "crew", exp.Add(-time.Nanosecond), true)
 	check(s, "crew", exp, false) // at the expiry it is gone
@@ -49,33 +56,60 @@ func TestDenylistDetails(t *testing.T) {
 		t.Errorf("after the expiry: %s %+v", dec.Outcome, dec.Rules)
 	}
 
-	s.Close()
-	s = openT(t, path, testOptions())
+	reopen()
 	check(s, "crew", exp.Add(-time.Nanosecond), true)
 	check(s, "crew", exp, false)
 
-	// A plain re-add makes the entry permanent; a removal forgets it.
-	if err := s.PutDenylistDetails([]string{"crew"}, nil); err != nil {
+	// Deltas the list refuses — a gap, a redelivery — write no detail: the
+	// manual entry does not start expiring, in memory or in the file.
+	expiring := map[string]wire.ListDetail{"manual": d}
+	var gap *GapError
+	if err := s.ApplyDenylist(delta(5, []string{"manual"}, nil, expiring)); !errors.As(err, &gap) || gap.Stale() {
+		t.Fatalf("a delta after a gap: %v, want a gap", err)
+	}
+	if err := s.ApplyDenylist(delta(1, []string{"manual"}, nil, expiring)); !errors.As(err, &gap) || !gap.Stale() {
+		t.Fatalf("a redelivered delta: %v, want stale", err)
+	}
+	check(s, "manual", exp, true)
+	reopen()
+	check(s, "manual", exp, true)
+
+	// A plain re-add makes the entry permanent; a removal forgets the
+	// detail, so a later plain add is permanent too.
+	if err := s.ApplyDenylist(delta(2, []string{"crew"}, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
+	reopen()
 	check(s, "crew", exp, true)
-	if err := s.PutDenylistDetails([]string{"crew"}, map[string]wire.ListDetail{"crew": d}); err != nil {
+	if err := s.ApplyDenylist(delta(3, []string{"crew"}, nil, map[string]wire.ListDetail{"crew": d})); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ApplyDenylistDelta(wire.ListVersion{Epoch: "E", Seq: 2}, t0, nil, []string{"crew"}); err != nil {
+	if err := s.ApplyDenylist(delta(4, nil, []string{"crew"}, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DropDenylistDetails([]string{"crew"}); err != nil {
-		t.Fatal(err)
-	}
+	reopen()
 	check(s, "crew", t0, false)
-	// A snapshot brings the details of its time.
-	if _, err := s.ReplaceDenylist(wire.ListVersion{Epoch: "E", Seq: 3}, t0, []string{"crew"}); err != nil {
+	if err := s.ApplyDenylistDelta(wire.ListVersion{Epoch: "E", Seq: 5}, t0.Add(5*time.Second), []string{"crew"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReplaceDenylistDetails(map[string]wire.ListDetail{"crew": d}, nil); err != nil {
+	reopen()
+	check(s, "crew", exp, true)
+
+	// A snapshot brings the list and the details of its time, together.
+	if _, err := s.ReplaceDenylistSnapshot(wire.Snapshot{Epoch: "E", Seq: 6, IssuedAt: t0.Add(6 * time.Second),
+		Accounts: []string{"crew"}, Details: map[string]wire.ListDetail{"crew": d}}); err != nil {
 		t.Fatal(err)
 	}
 	check(s, "crew", exp, false)
 	check(s, "crew", t0, true)
+	check(s, "manual", t0, false)
+	reopen()
+	check(s, "crew", exp, false)
+	check(s, "crew", t0, true)
+	// A snapshot without details leaves none.
+	if _, err := s.ReplaceDenylist(wire.ListVersion{Epoch: "E", Seq: 7}, t0.Add(7*time.Second), []string{"crew"}); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	check(s, "crew", exp, true)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/posguard/posguard/internal/atomicfile"
 	"github.com/posguard/posguard/policy"
 	"github.com/posguard/posguard/policy/backtest"
+	"github.com/posguard/posguard/policy/reason"
 )
 
 func runPolicyTest(ctx context.Context, std stdio, args []string) error {
@@ -39,6 +40,11 @@ it lists; other sales keep their event's label. Precision and recall are
 then reported overall and per rule. The whole file is refused if one line
 is wrong.
 
+The report lists the largest sales whose decision changed and the largest
+held for review, each with its fired rules' reasons as the staff would read
+them, in --lang (ja, the default, or en): the table shows the first 20 of
+each, the JSON and the HTML page up to 100.
+
 --html FILE also writes the report as one self-contained page with charts
 (fraud stopped against honest sales touched per threshold, yen stopped
 against honest yen held, precision and recall per rule, the changed
@@ -56,8 +62,12 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	htmlFile := fs.String("html", "", "also write the report as a self-contained HTML page with charts to `FILE`")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of tables")
 	progress := fs.Bool("progress", false, "print progress on stderr even when it is not a terminal")
+	lang := fs.String("lang", reason.Japanese, "word the listed sales' reasons in `LANG` (ja or en)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
+	}
+	if !reason.Valid(*lang) {
+		return cli.Usagef("--lang must be ja or en, not %q", *lang)
 	}
 	if fs.NArg() != 0 {
 		return cli.Usagef("test takes no arguments, got %q", fs.Args())
@@ -71,7 +81,7 @@ events. Exit 0 when at least one sale was replayed, 1 when none could be,
 	if *retention <= 0 {
 		return cli.Usagef("--retention must be > 0, got %s", *retention)
 	}
-	opts := backtest.Options{Retention: *retention}
+	opts := backtest.Options{Retention: *retention, Lang: *lang}
 	var err error
 	if opts.Policy, err = policy.LoadFile(*policyFile); err != nil {
 		return err

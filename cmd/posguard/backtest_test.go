@@ -203,3 +203,27 @@ func TestPolicyTestHTML(t *testing.T) {
 		t.Errorf("--html -: code %d, stderr %q", code, errs)
 	}
 }
+
+// --lang words the listed sales' reasons; anything but ja or en is a
+// usage error.
+func TestPolicyTestLang(t *testing.T) {
+	args := []string{"--policy", filepath.Join(policyTestdata, "unscored.yaml"), "--events", filepath.Join(backtestTestdata, "7pay.jsonl")}
+	code, out, errs := backtestCLI(t, "", append(args, "--lang", "en")...)
+	if code != 0 {
+		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+	for _, want := range []string{
+		"largest changed sales (12 of 12)\n  2026-07-04 02:30  S014/R1  acct-victim-02  ¥100,000  allow → deny  fraud\n      · sale ¥100,000 > limit ¥10,000\n",
+		"largest sales held for review (5 of 5)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--lang en table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "上限") {
+		t.Error("--lang en table has Japanese reasons")
+	}
+	if code, _, errs := backtestCLI(t, "", append(args, "--lang", "fr")...); code != 2 || !strings.Contains(errs, "--lang must be ja or en") {
+		t.Errorf("--lang fr: code %d, stderr %q", code, errs)
+	}
+}

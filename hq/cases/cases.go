@@ -75,6 +75,19 @@ type Service struct {
 	st    store.CaseStore
 	lists Lists
 	now   func() time.Time
+	// moved, when set, hears of every case this service opened (from "")
+	// or moved: HQ counts them for its metrics.
+	moved func(from, to string)
+}
+
+// OnMove has f called after each case this service opens (from "") or
+// moves. Set it before the service is used.
+func (s *Service) OnMove(f func(from, to string)) { s.moved = f }
+
+func (s *Service) tell(from, to string) {
+	if s.moved != nil {
+		s.moved(from, to)
+	}
 }
 
 // New returns the case service of st, changing lists on verdicts.
@@ -99,8 +112,11 @@ func (s *Service) OpenOrExtend(ctx context.Context, account, storeID string, ale
 	if alert.Detail != "" {
 		note += ": " + alert.Detail
 	}
-	id, _, err := s.st.OpenOrExtendCase(ctx, store.NewCase{Account: account, Store: storeID, Alert: &alert,
+	id, opened, err := s.st.OpenOrExtendCase(ctx, store.NewCase{Account: account, Store: storeID, Alert: &alert,
 		Opened: store.CaseChange{To: store.CaseOpen, By: "hq", Note: clip(note, MaxNoteLen), At: s.now().UTC()}})
+	if err == nil && opened {
+		s.tell("", store.CaseOpen)
+	}
 	return id, err
 }
 
@@ -112,8 +128,12 @@ func (s *Service) Open(ctx context.Context, account, storeID, by, note string) (
 	if err := checkNote(by, note); err != nil {
 		return "", false, err
 	}
-	return s.st.OpenOrExtendCase(ctx, store.NewCase{Account: account, Store: storeID,
+	id, opened, err := s.st.OpenOrExtendCase(ctx, store.NewCase{Account: account, Store: storeID,
 		Opened: store.CaseChange{To: store.CaseOpen, By: by, Note: note, At: s.now().UTC()}})
+	if err == nil && opened {
+		s.tell("", store.CaseOpen)
+	}
+	return id, opened, err
 }
 
 // Case returns a case with its alerts and history.
@@ -209,6 +229,7 @@ func (s *Service) move(ctx context.Context, id, to, by, note string) (store.Case
 	if err != nil {
 		return d, err
 	}
+	s.tell(d.State, to)
 	d.Case = c
 	return d, nil
 }

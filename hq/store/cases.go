@@ -164,13 +164,18 @@ type CaseStore interface {
 	MoveCase(ctx context.Context, id string, ch CaseChange) (Case, error)
 	// Labels lists each account's latest verdict, by account.
 	Labels(ctx context.Context) ([]Label, error)
+	// CaseCounts counts the cases in each state (states without cases
+	// are absent).
+	CaseCounts(ctx context.Context) (map[string]int, error)
 }
 
 // AllowlistStore keeps the allowlist, with a version (epoch, seq) of its
 // own, made like the denylist's.
 type AllowlistStore interface {
 	// AllowlistChange applies c (every added account with its detail)
-	// and returns the list's new version, atomically.
+	// and returns the list's new version. As with the denylist, the
+	// change, its number and its record (an event.AllowlistChanged event
+	// naming who and why) are one atomic step.
 	AllowlistChange(ctx context.Context, c ListChange) (wire.ListVersion, error)
 	// Allowlist returns the list, each account's detail and the version.
 	Allowlist(ctx context.Context) (wire.ListVersion, []string, map[string]wire.ListDetail, error)

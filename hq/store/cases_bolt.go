@@ -225,6 +225,26 @@ func (s *Bolt) Cases(ctx context.Context, q CaseQuery) ([]Case, error) {
 	return out, nil
 }
 
+func (s *Bolt) CaseCounts(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bCases).ForEach(func(k, v []byte) error {
+			var c struct {
+				State string `json:"state"`
+			}
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("case %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out[c.State]++
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count cases: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Bolt) MoveCase(ctx context.Context, id string, ch CaseChange) (Case, error) {
 	n, err := parseCaseID(id)
 	if err != nil {
@@ -343,6 +363,9 @@ func (s *Bolt) AllowlistChange(ctx context.Context, c ListChange) (wire.ListVers
 			if err := list.Delete([]byte(a)); err != nil {
 				return err
 			}
+		}
+		if _, err := putEvent(tx, c.allowRecord(v)); err != nil {
+			return err
 		}
 		return meta.Put(kAllowSeq, binary.BigEndian.AppendUint64(nil, v.Seq))
 	})

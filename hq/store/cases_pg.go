@@ -148,6 +148,20 @@ func (s *Postgres) Case(ctx context.Context, id string) (CaseDetail, error) {
 	return d, nil
 }
 
+func (s *Postgres) CaseCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM cases GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count cases: %w", err)
+	}
+	out := map[string]int{}
+	var state string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&state, &n}, func() error { out[state] = n; return nil }); err != nil {
+		return nil, fmt.Errorf("count cases: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Postgres) Cases(ctx context.Context, q CaseQuery) ([]Case, error) {
 	var after int64
 	if q.After != "" {
@@ -251,7 +265,7 @@ func (s *Postgres) AllowlistChange(ctx context.Context, c ListChange) (wire.List
 				return err
 			}
 		}
-		return nil
+		return insertEvent(ctx, tx, c.allowRecord(wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}))
 	})
 	if err != nil {
 		return wire.ListVersion{}, fmt.Errorf("change allowlist: %w", err)

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -139,6 +141,11 @@ func TestCaseMoveCompareAndSet(t *testing.T) {
 		if err != nil || !isNew || next == id {
 			t.Fatalf("after the verdict: %s %v %v", next, isNew, err)
 		}
+		// One decided, one open: what HQ's cases gauge reports.
+		counts, err := s.CaseCounts(ctx)
+		if err != nil || len(counts) != 2 || counts[CaseOpen] != 1 || counts[d.State] != 1 {
+			t.Fatalf("case counts = %v (err %v), want 1 open and 1 %s", counts, err, d.State)
+		}
 	})
 }
 
@@ -216,6 +223,79 @@ func TestAllowlistStore(t *testing.T) {
 		}
 		if _, accts, _, _ = s.Allowlist(ctx); len(accts) != 0 {
 			t.Fatalf("after removal: %v", accts)
+		}
+	})
+}
+
+// Each allowlist change is recorded as an allowlist event, made in the
+// same transaction as the change and shaped like the denylist's record:
+// id hq/allowlist/{epoch}/{seq}, who and why. Concurrent changes each get
+// one record, with their own number.
+func TestAllowlistChangesRecorded(t *testing.T) {
+	backends(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		exp := t0.Add(30 * 24 * time.Hour)
+		v1, err := s.AllowlistChange(ctx, ListChange{Add: []string{"acct-a"}, At: t0, By: "analyst (console)", Reason: "false positive: ID check at S014",
+			Details: map[string]wire.ListDetail{"acct-a": {ExpiresAt: exp, Rule: "case:7"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DenylistChange(ctx, ListChange{Add: []string{"acct-x"}, At: t0, By: "test", Reason: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		v2, err := s.AllowlistChange(ctx, ListChange{Remove: []string{"acct-a"}, At: t0.Add(time.Minute), By: "hq", Reason: "expired"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := s.Events(ctx, Query{Types: []event.Type{event.AllowlistChanged}})
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("recorded allowlist changes = %+v (err %v), want 2", recs, err)
+		}
+		want := []event.Event{
+			{ID: event.ID(event.HQStore, event.HQAllowlist, v1.Epoch, 1), Seq: 1, Type: event.AllowlistChanged, Store: event.HQStore, Register: event.HQAllowlist, At: t0,
+				Allowlist: &event.ListInfo{Epoch: v1.Epoch, Seq: 1, Add: []string{"acct-a"}, By: "analyst (console)", Reason: "false positive: ID check at S014"}},
+			{ID: event.ID(event.HQStore, event.HQAllowlist, v2.Epoch, 2), Seq: 2, Type: event.AllowlistChanged, Store: event.HQStore, Register: event.HQAllowlist, At: t0.Add(time.Minute),
+				Allowlist: &event.ListInfo{Epoch: v2.Epoch, Seq: 2, Remove: []string{"acct-a"}, By: "hq", Reason: "expired"}},
+		}
+		for i, ev := range recs {
+			if !ev.At.Equal(want[i].At) {
+				t.Errorf("record %d at %s, want %s", i, ev.At, want[i].At)
+			}
+			ev.At = want[i].At
+			if !reflect.DeepEqual(ev, want[i]) {
+				t.Errorf("record %d = %+v %+v\nwant %+v %+v", i, ev, ev.Allowlist, want[i], want[i].Allowlist)
+			}
+		}
+		// The denylist's records are its own.
+		if deny, err := s.Events(ctx, Query{Types: []event.Type{event.DenylistChanged}}); err != nil || len(deny) != 1 || deny[0].Allowlist != nil {
+			t.Fatalf("denylist records = %+v (err %v), want 1 without an allowlist change", deny, err)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.AllowlistChange(ctx, ListChange{Add: []string{fmt.Sprint("acct-c", i)}, At: t0, By: "test", Reason: "test",
+					Details: map[string]wire.ListDetail{fmt.Sprint("acct-c", i): {ExpiresAt: exp}}}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if recs, err = s.Events(ctx, Query{Types: []event.Type{event.AllowlistChanged}}); err != nil || len(recs) != 10 {
+			t.Fatalf("after 8 concurrent changes: %d records (err %v), want 10", len(recs), err)
+		}
+		seen := map[uint64]string{}
+		for _, ev := range recs {
+			if prev, dup := seen[ev.Seq]; dup || len(ev.Allowlist.Add)+len(ev.Allowlist.Remove) != 1 {
+				t.Errorf("seq %d recorded twice (%s, %s) or with the wrong change %+v", ev.Seq, prev, ev.ID, ev.Allowlist)
+			}
+			seen[ev.Seq] = ev.ID
+		}
+		for seq := uint64(1); seq <= 10; seq++ {
+			if _, ok := seen[seq]; !ok {
+				t.Errorf("no record of allowlist change %d", seq)
+			}
 		}
 	})
 }

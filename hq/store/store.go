@@ -55,13 +55,30 @@ type ListChange struct {
 	Details     map[string]wire.ListDetail // per added account; nil for plain entries
 }
 
-// record is the event that records c as version v of the list.
+// record is the event that records c as version v of the denylist.
 func (c ListChange) record(v wire.ListVersion) event.Event {
+	ev := c.listEvent(event.DenylistChanged, event.HQDenylist, v)
+	ev.Denylist = c.info(v)
+	return ev
+}
+
+// allowRecord is the event that records c as version v of the allowlist,
+// in the denylist record's shape.
+func (c ListChange) allowRecord(v wire.ListVersion) event.Event {
+	ev := c.listEvent(event.AllowlistChanged, event.HQAllowlist, v)
+	ev.Allowlist = c.info(v)
+	return ev
+}
+
+func (c ListChange) listEvent(t event.Type, list string, v wire.ListVersion) event.Event {
 	return event.Event{
-		ID: event.ID(event.HQStore, event.HQDenylist, v.Epoch, v.Seq), Seq: v.Seq, Type: event.DenylistChanged,
-		Store: event.HQStore, Register: event.HQDenylist, At: c.At.UTC(),
-		Denylist: &event.DenylistInfo{Epoch: v.Epoch, Seq: v.Seq, Add: c.Add, Remove: c.Remove, By: c.By, Reason: c.Reason},
+		ID: event.ID(event.HQStore, list, v.Epoch, v.Seq), Seq: v.Seq, Type: t,
+		Store: event.HQStore, Register: list, At: c.At.UTC(),
 	}
+}
+
+func (c ListChange) info(v wire.ListVersion) *event.ListInfo {
+	return &event.ListInfo{Epoch: v.Epoch, Seq: v.Seq, Add: c.Add, Remove: c.Remove, By: c.By, Reason: c.Reason}
 }
 
 // Register is one register as HQ last heard of it.

@@ -49,6 +49,10 @@ type Options struct {
 	// Retention is how long a sale stays in the replay history
 	// (DefaultRetention when zero).
 	Retention time.Duration
+	// Lang is the language the listed sales' reasons are worded in
+	// (policy/reason: "ja" or "en"); "" is Japanese, as the staff read
+	// them.
+	Lang string
 	// Progress, when set, is called now and then with the phase ("read",
 	// "replay"), the work done and, for replay, the total.
 	Progress func(phase string, done, total int)
@@ -86,6 +90,11 @@ type Report struct {
 	Sweep *Sweep `json:"sweep,omitempty"`
 	// Changed lists the largest changed decisions (at most MaxChanged).
 	Changed []ChangedSale `json:"changed"`
+	// Held lists the largest sales the policy holds for review, changed
+	// or not (at most MaxChanged): what managers would be asked about.
+	Held []ChangedSale `json:"held"`
+	// Lang is the language of the listed sales' reasons.
+	Lang string `json:"lang"`
 }
 
 // BaselineRef names what the decisions are compared with.
@@ -341,7 +350,7 @@ func newReplayer(opts Options) *replayer {
 	rp := &replayer{opts: opts, shards: make([]*shard, n), pending: make([][]*Sale, n)}
 	for i := range rp.shards {
 		sh := &shard{opts: opts, deny: deny, stores: map[string]*storeHist{}, in: make(chan []*Sale, 4), acc: newAccum(opts.Policy),
-			det: newDetail(opts.Truth)}
+			det: newDetail(opts.Truth, opts.Lang)}
 		rp.shards[i] = sh
 		rp.wg.Add(1)
 		go func() {
@@ -397,7 +406,7 @@ func (rp *replayer) finish() *Report {
 	if b := rp.opts.Baseline; b != nil {
 		rep.Baseline = BaselineRef{Kind: "policy", Name: b.Metadata.Name, Version: b.Metadata.Version}
 	}
-	total, det := newAccum(p), newDetail(rp.opts.Truth)
+	total, det := newAccum(p), newDetail(rp.opts.Truth, rp.opts.Lang)
 	for _, sh := range rp.shards {
 		total.merge(&sh.acc)
 		det.merge(sh.det)

@@ -24,6 +24,7 @@ var update = flag.Bool("update", false, "rewrite the fixture and golden files")
 
 const (
 	chainDefault = "../testdata/unscored.yaml" // the example before scores (issue 16)
+	scored       = "../testdata/chain-default.yaml"
 	lenient      = "testdata/lenient-2019.yaml"
 	fixture      = "testdata/7pay.jsonl"
 )

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posguard/posguard/policy"
+	"github.com/posguard/posguard/policy/reason"
 )
 
 // Sweep is what the policy would stop at each threshold of the risk level
@@ -43,10 +44,14 @@ type ChangedSale struct {
 	Label    string         `json:"label,omitempty"`
 	// Rules are the ids of the policy's enforced rules that fired.
 	Rules []string `json:"rules"`
+	// Reasons are the fired rules' reasons as people read them, in the
+	// report's language (policy/reason), one per rule in the decision's
+	// order, shadow rules marked.
+	Reasons []string `json:"reasons"`
 }
 
-// MaxChanged bounds the changed sales a report lists: the largest by
-// amount (all are counted in Transitions).
+// MaxChanged bounds the changed sales a report lists, and the held ones:
+// the largest by amount (all are counted in Transitions and Outcomes).
 const MaxChanged = 100
 
 // detail collects, sale by sale, what the report needs beyond counts: the
@@ -59,11 +64,16 @@ type detail struct {
 	seen    map[string]struct{}
 	levels  [][2]Tally // by level (≥ 0): fraud, legit
 	scored  bool
+	lang    string
 	changed changedHeap
+	held    changedHeap
 }
 
-func newDetail(truth *GroundTruth) *detail {
-	d := &detail{truth: truth}
+func newDetail(truth *GroundTruth, lang string) *detail {
+	if lang == "" {
+		lang = reason.Japanese
+	}
+	d := &detail{truth: truth, lang: lang}
 	if truth != nil {
 		d.seen = map[string]struct{}{}
 		d.stats = TruthStats{Accounts: truth.Len(), Fraud: truth.fraud, Legit: truth.legit}
@@ -106,23 +116,39 @@ func (c *detail) decided(p *policy.Policy, s *Sale, d *policy.Decision, base pol
 			t[1].add(amount)
 		}
 	}
-	if base == d.Outcome {
+	changed, held := base != d.Outcome, d.Outcome == policy.Review
+	if !changed && !held || !fits(c.changed, changed, amount) && !fits(c.held, held, amount) {
 		return
 	}
-	if len(c.changed) == MaxChanged && amount <= c.changed[0].Amount {
-		return
-	}
+	// Made only for a sale one of the lists keeps: the reasons are
+	// rendered now, as the evaluator reuses the decision's memory.
 	ch := ChangedSale{At: s.Request.At, Store: s.Request.Store, Register: s.Request.Register, SaleID: s.Request.SaleID,
-		Account: s.Request.Payment.Account, Amount: amount, From: base, To: d.Outcome, Label: s.Label, Rules: []string{}}
+		Account: s.Request.Payment.Account, Amount: amount, From: base, To: d.Outcome, Label: s.Label, Rules: []string{},
+		Reasons: reason.Decision(c.lang, *d)}
 	for _, f := range d.Rules {
 		if f.Mode != policy.ModeShadow && !slices.Contains(ch.Rules, f.ID) {
 			ch.Rules = append(ch.Rules, f.ID)
 		}
 	}
-	if len(c.changed) == MaxChanged {
-		heap.Pop(&c.changed)
+	if fits(c.changed, changed, amount) {
+		keep(&c.changed, ch)
 	}
-	heap.Push(&c.changed, ch)
+	if fits(c.held, held, amount) {
+		keep(&c.held, ch)
+	}
+}
+
+// fits reports whether a sale of amount, if in, enters list h.
+func fits(h changedHeap, in bool, amount int64) bool {
+	return in && (len(h) < MaxChanged || amount > h[0].Amount)
+}
+
+// keep adds ch to h, dropping the smallest when h is full.
+func keep(h *changedHeap, ch ChangedSale) {
+	if len(*h) == MaxChanged {
+		heap.Pop(h)
+	}
+	heap.Push(h, ch)
 }
 
 // merge adds o, another shard's part of the replay, to c.
@@ -142,22 +168,20 @@ func (c *detail) merge(o *detail) {
 	}
 	// Keep the MaxChanged largest of both, earliest first among equal
 	// amounts, as one sequential replay keeps them.
-	for _, ch := range o.changed {
-		heap.Push(&c.changed, ch)
-	}
-	for len(c.changed) > MaxChanged {
-		heap.Pop(&c.changed)
+	for _, l := range []struct{ to, from *changedHeap }{{&c.changed, &o.changed}, {&c.held, &o.held}} {
+		for _, ch := range *l.from {
+			heap.Push(l.to, ch)
+		}
+		for len(*l.to) > MaxChanged {
+			heap.Pop(l.to)
+		}
 	}
 }
 
-func (c *detail) finish(rep *Report) {
-	if c.truth != nil {
-		c.stats.Seen = len(c.seen)
-		st := c.stats
-		rep.GroundTruth = &st
-	}
-	rep.Changed = slices.Clone([]ChangedSale(c.changed))
-	slices.SortFunc(rep.Changed, func(a, b ChangedSale) int {
+// largestFirst lists h by amount, largest first, then by time and sale.
+func largestFirst(h changedHeap) []ChangedSale {
+	out := slices.Clone([]ChangedSale(h))
+	slices.SortFunc(out, func(a, b ChangedSale) int {
 		if x := cmp.Compare(b.Amount, a.Amount); x != 0 {
 			return x
 		}
@@ -166,9 +190,19 @@ func (c *detail) finish(rep *Report) {
 		}
 		return cmp.Compare(a.SaleID, b.SaleID)
 	})
-	if rep.Changed == nil {
-		rep.Changed = []ChangedSale{}
+	if out == nil {
+		out = []ChangedSale{}
 	}
+	return out
+}
+
+func (c *detail) finish(rep *Report) {
+	if c.truth != nil {
+		c.stats.Seen = len(c.seen)
+		st := c.stats
+		rep.GroundTruth = &st
+	}
+	rep.Changed, rep.Held, rep.Lang = largestFirst(c.changed), largestFirst(c.held), c.lang
 	var levels []int // the levels some labelled sale reached
 	for l, t := range c.levels {
 		if t[0].Sales+t[1].Sales > 0 {

@@ -21,7 +21,15 @@ var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
 	"add64": func(a, b int64) int64 { return a + b },
 	"time":  func(t time.Time) string { return t.Format("2006-01-02 15:04") },
 	"join":  strings.Join,
+	// sales hands a list of sales and their reasons' language to the
+	// "sales" table.
+	"sales": func(lang string, s []ChangedSale) salesTable { return salesTable{Lang: lang, Sales: s} },
 }).Parse(reportTemplate))
+
+type salesTable struct {
+	Lang  string
+	Sales []ChangedSale
+}
 
 // htmlPage is what the template reads: the report, and the figures its
 // charts draw, as the JSON the page's script reads.
@@ -82,7 +90,9 @@ type chartChange struct {
 // Policy forbids it), and the rule and changed-decision tables. The charts
 // are the threshold sweep (fraud stopped against honest sales touched),
 // yen stopped against honest yen held for the policy and the baseline,
-// per-rule precision and recall, and the changed decisions by label.
+// per-rule precision and recall, and the changed decisions by label; the
+// largest changed and held sales are listed with their reasons in the
+// report's language.
 func WriteHTML(w io.Writer, rep *Report) error {
 	page := htmlPage{
 		Rep:            rep,

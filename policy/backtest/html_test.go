@@ -129,11 +129,12 @@ func TestWriteHTMLWithoutLabels(t *testing.T) {
 	}
 }
 
-// TestHTMLReportInChromium opens the report of a generated month in a
-// real browser, from disk, and checks that each chart drew: Chart.js ran
-// under the page's Content Security Policy, made a chart on every canvas
-// and painted it. With -update it writes the screenshot committed as
-// testdata/report.png.
+// TestHTMLReportInChromium opens the report of the example policy (with
+// scores) on a generated month in a real browser, from disk, and checks
+// that each chart drew: Chart.js ran under the page's Content Security
+// Policy, made a chart on every canvas and painted it; the sweep is over
+// scores, and the held sales show their reasons in Japanese. With -update
+// it writes the screenshot committed as testdata/report.png.
 func TestHTMLReportInChromium(t *testing.T) {
 	ctx := browsertest.Start(t, 1400, 1000)
 	var events, labels bytes.Buffer
@@ -145,7 +146,10 @@ func TestHTMLReportInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := run(t, events.Bytes(), Options{Policy: load(t, chainDefault), Truth: truth})
+	rep := run(t, events.Bytes(), Options{Policy: load(t, scored), Truth: truth})
+	if rep.Sweep == nil || rep.Sweep.By != "score" || len(rep.Held) == 0 {
+		t.Fatalf("the example policy's report has no score sweep or no held sales: %+v, %d held", rep.Sweep, len(rep.Held))
+	}
 	path := filepath.Join(t.TempDir(), "report.html")
 	if err := os.WriteFile(path, []byte(writeHTML(t, rep)), 0o600); err != nil {
 		t.Fatal(err)
@@ -178,6 +182,19 @@ func TestHTMLReportInChromium(t *testing.T) {
 	}
 	if n := browsertest.Get(t, ctx, "count rule rows", chromedp.Evaluate[int](`document.querySelectorAll("#rules tbody tr").length`)); n != len(rep.Rules) {
 		t.Errorf("%d rule rows, want %d", n, len(rep.Rules))
+	}
+	// The largest held sale's reasons, as the page shows them: in
+	// Japanese, one line each, and marked as such for fonts and readers.
+	type cell struct {
+		Lang  string
+		Lines []string
+	}
+	held := browsertest.Get(t, ctx, "read the held sales' reasons", chromedp.Evaluate[cell](`(() => {
+		const td = document.querySelectorAll("table.sales")[1].querySelector("tbody tr td.reasons");
+		return { Lang: td.lang, Lines: [...td.querySelectorAll("div")].map((d) => d.textContent) };
+	})()`))
+	if held.Lang != "ja" || fmt.Sprint(held.Lines) != fmt.Sprint(rep.Held[0].Reasons) || !strings.Contains(strings.Join(held.Lines, ""), "上限") {
+		t.Errorf("the largest held sale's reasons on the page: %+v, want %q in Japanese", held, rep.Held[0].Reasons)
 	}
 	shot := browsertest.Get(t, ctx, "screenshot", chromedp.Screenshot(chromedp.CSS("#overview")))
 	if len(shot) < 10_000 {

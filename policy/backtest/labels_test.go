@@ -132,7 +132,7 @@ func TestChangedSales(t *testing.T) {
 // With more changes than MaxChanged the report keeps the largest, earliest
 // first among equals, whatever order they come in.
 func TestChangedKeepsTheLargest(t *testing.T) {
-	d := newDetail(nil)
+	d := newDetail(nil, "")
 	p := load(t, chainDefault)
 	var want []int64
 	for i := range 3 * MaxChanged {
@@ -155,5 +155,42 @@ func TestChangedKeepsTheLargest(t *testing.T) {
 		if i > 0 && c.Amount == rep.Changed[i-1].Amount && c.At.Before(rep.Changed[i-1].At) {
 			t.Fatalf("equal amounts not earliest first at %d", i)
 		}
+	}
+}
+
+// The listed sales carry their fired rules' reasons in the report's
+// language; held sales are listed whether or not their decision changed.
+func TestListedSalesReasons(t *testing.T) {
+	data := readFixture(t)
+	en := run(t, data, Options{Policy: load(t, chainDefault), Lang: "en"})
+	if en.Lang != "en" || len(en.Changed) == 0 {
+		t.Fatalf("lang %q, %d changed", en.Lang, len(en.Changed))
+	}
+	first := en.Changed[0]
+	if first.Account != "acct-victim-02" || len(first.Reasons) != 7 || first.Reasons[0] != "sale ¥100,000 > limit ¥10,000" ||
+		first.Reasons[6] != "(shadow) sale spends 90% or more of a top-up on tobacco" {
+		t.Errorf("largest changed sale %s, reasons %q", first.Account, first.Reasons)
+	}
+	ja := run(t, data, Options{Policy: load(t, chainDefault)})
+	if ja.Lang != "ja" || ja.Changed[0].Reasons[0] != "会計 100,000円 > 上限 10,000円" {
+		t.Errorf("default language %q: %q", ja.Lang, ja.Changed[0].Reasons)
+	}
+	// Against itself the policy changes nothing, and still holds sales.
+	self := run(t, data, Options{Policy: load(t, chainDefault), Baseline: load(t, chainDefault), Lang: "en"})
+	if len(self.Changed) != 0 || len(self.Held) != self.Outcomes.Review || len(self.Held) == 0 {
+		t.Fatalf("against itself: %d changed, %d held of %d reviewed", len(self.Changed), len(self.Held), self.Outcomes.Review)
+	}
+	for i, h := range self.Held {
+		if h.To != policy.Review || h.From != policy.Review || len(h.Reasons) == 0 || i > 0 && h.Amount > self.Held[i-1].Amount {
+			t.Errorf("held[%d] = %+v: want review, with reasons, largest first", i, h)
+		}
+	}
+	var table strings.Builder
+	if err := WriteTable(&table, self); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), fmt.Sprintf("largest sales held for review (%d of %d)\n", len(self.Held), self.Outcomes.Review)) ||
+		!strings.Contains(table.String(), "      · "+self.Held[0].Reasons[0]+"\n") {
+		t.Errorf("the table does not list the held sales with their reasons:\n%s", table.String())
 	}
 }

@@ -72,6 +72,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 		tw.Flush()
 	}
 
+	writeSales(b, fmt.Sprintf("largest changed sales (%d of %d)", min(len(rep.Changed), TableSales), rep.changedCount()), rep.Changed)
+	writeSales(b, fmt.Sprintf("largest sales held for review (%d of %d)", min(len(rep.Held), TableSales), rep.Outcomes.Review), rep.Held)
+
 	b.WriteString("\nrules\n")
 	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	labelled := rep.Labels != nil
@@ -115,6 +118,40 @@ func WriteTable(w io.Writer, rep *Report) error {
 		return fmt.Errorf("write backtest report: %w", err)
 	}
 	return nil
+}
+
+// TableSales bounds the sales each list of the table shows (the JSON and
+// the HTML page list all the report keeps, MaxChanged).
+const TableSales = 20
+
+// writeSales lists the first TableSales sales, each with its fired rules'
+// reasons beneath it, in the report's language.
+func writeSales(b *strings.Builder, title string, sales []ChangedSale) {
+	if len(sales) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n%s\n", title)
+	for _, s := range sales[:min(len(sales), TableSales)] {
+		label := s.Label
+		if label == "" {
+			label = "unlabelled"
+		}
+		fmt.Fprintf(b, "  %s  %s/%s  %s  %s  %s → %s  %s\n", s.At.UTC().Format("2006-01-02 15:04"), s.Store, s.Register,
+			s.Account, Yen(s.Amount), s.From, s.To, label)
+		for _, r := range s.Reasons {
+			fmt.Fprintf(b, "      · %s\n", r)
+		}
+	}
+}
+
+// changedCount is how many sales changed, of which Changed lists the
+// largest.
+func (rep *Report) changedCount() int {
+	n := 0
+	for _, t := range rep.Transitions {
+		n += t.Sales
+	}
+	return n
 }
 
 func dash(s string) string {
