@@ -47,6 +47,9 @@ type ConsoleOptions struct {
 	MaxSessions int           // session.DefaultMax
 	Secure      bool          // cookie Secure even on plain HTTP requests (behind a TLS proxy)
 	Now         func() time.Time
+	// Login attempts allowed per user and per address in LoginWindow
+	// (LoginsPerUser, LoginsPerAddress).
+	PerUser, PerAddress int
 }
 
 // NewConsole makes the sessions of users.
@@ -54,11 +57,17 @@ func NewConsole(users *Users, o ConsoleOptions) *Console {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.PerUser <= 0 {
+		o.PerUser = LoginsPerUser
+	}
+	if o.PerAddress <= 0 {
+		o.PerAddress = LoginsPerAddress
+	}
 	return &Console{
 		users:  users,
 		table:  session.New[Principal](session.Options{Cookie: ConsoleCookie, TTL: o.TTL, Max: o.MaxSessions, Secure: o.Secure, Now: o.Now}),
-		byUser: ratelimit.New(LoginsPerUser, LoginWindow),
-		byAddr: ratelimit.New(LoginsPerAddress, LoginWindow),
+		byUser: ratelimit.New(o.PerUser, LoginWindow),
+		byAddr: ratelimit.New(o.PerAddress, LoginWindow),
 		now:    o.Now,
 	}
 }
