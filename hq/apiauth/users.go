@@ -1,7 +1,6 @@
 package apiauth
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -93,46 +92,27 @@ func LoadUsers(path string) (*Users, error) {
 // hash bcrypt's ($2a$/$2b$/$2y$) with a cost of MinCost or more. Every
 // problem is reported with its line number.
 func ParseUsers(r io.Reader) (*Users, error) {
-	sc := bufio.NewScanner(io.LimitReader(r, maxFileBytes+1))
-	sc.Buffer(make([]byte, 4096), maxFileBytes+1)
-	u := &Users{byName: map[string]User{}}
-	var errs []error
+	u := &Users{byName: map[string]User{}, dummyCost: MinCost}
 	seen := map[string]int{}
-	n, size := 0, 0
-	maxCost := MinCost
-	for sc.Scan() {
-		n++
-		size += len(sc.Bytes()) + 1
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	err := eachLine(r, func(n int, line string) error {
 		usr, cost, err := parseUserLine(line)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
-			continue
+			return err
 		}
 		if first, dup := seen[usr.Name]; dup {
-			errs = append(errs, fmt.Errorf("line %d: user %q is already on line %d", n, usr.Name, first))
-			continue
+			return fmt.Errorf("user %q is already on line %d", usr.Name, first)
 		}
 		seen[usr.Name] = n
 		u.byName[usr.Name] = usr
-		maxCost = max(maxCost, cost)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
-	}
-	if size > maxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
-	}
-	if err := errors.Join(errs...); err != nil {
+		u.dummyCost = max(u.dummyCost, cost)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(u.byName) == 0 {
 		return nil, errors.New("no users: add one with 'posguard hq-user'")
 	}
-	u.dummyCost = maxCost
 	return u, nil
 }
 
