@@ -24,6 +24,7 @@ import (
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -56,6 +57,13 @@ type Config struct {
 	APIListen string
 	APIHosts  []string
 	Chain     ChainConfig // chain_wire.go
+	// PolicyKeys verify the policy bundles HQ records and publishes
+	// (policies.go): the public keys the registers trust. HQ never holds
+	// the policy signing key.
+	PolicyKeys []bundle.TrustedKey
+	// PolicyReport bounds the backtest reports of policy versions
+	// (policy_report.go).
+	PolicyReport PolicyReportConfig
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
@@ -88,6 +96,7 @@ type Service struct {
 	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
 	lastAllowSnapshot time.Time
 	cases             *cases.Service // cases_http.go
+	policies          *policyHistory // policies.go
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -149,6 +158,7 @@ func New(cfg Config) (*Service, error) {
 		s.notReady.Store(2)
 	}
 	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
+	s.policies = newPolicyHistory()            // policies.go
 	if s.cfg.Chain.Cases == nil {
 		s.cfg.Chain.Cases = s.cases // the case action opens HQ's own cases
 	}
@@ -172,6 +182,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
 	s.client = paho.NewClient(opts)
+	s.client.AddRoute(wire.PolicyFilter, s.onPolicy) // policies.go
 	return s, nil
 }
 
@@ -221,6 +232,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	go s.expireAllowlistEvery(ctx, time.Minute)
+	go s.recordPolicies(ctx) // policies.go
 	<-ctx.Done()
 	if js != nil {
 		js.stop()
@@ -256,6 +268,7 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}
 	filters[s.live.topic] = 1
+	filters[wire.PolicyFilter] = 1 // routed to onPolicy (policies.go)
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
