@@ -292,7 +292,7 @@ func TestPolicyReport(t *testing.T) {
 	if code, body := call(t, "POST", f.http.URL+"/v1/policies", "", pushBody(signed(t, f.sign, "pol-1", 1, 50000), "all")); code != 201 {
 		t.Fatalf("push: %d %s", code, body)
 	}
-	var st reportStatus
+	var st ReportStatus
 	waitFor(t, "the report", func() bool {
 		_, body := call(t, "GET", f.http.URL+"/v1/policies/1/report?format=json", "", "")
 		json.Unmarshal([]byte(body), &st)

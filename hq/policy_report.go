@@ -67,8 +67,8 @@ type reportJob struct {
 	sales   int
 }
 
-// reportStatus is the JSON of a report's progress.
-type reportStatus struct {
+// ReportStatus is a report's progress (GET …/report?format=json).
+type ReportStatus struct {
 	Version int64     `json:"version"`
 	State   string    `json:"state"`
 	Read    int64     `json:"read"`
@@ -78,10 +78,10 @@ type reportStatus struct {
 	Ended   time.Time `json:"ended,omitzero"`
 }
 
-func (j *reportJob) status() reportStatus {
+func (j *reportJob) status() ReportStatus {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	st := reportStatus{Version: j.version, State: j.state, Read: j.read.Load(), Sales: j.sales, Started: j.started, Ended: j.ended}
+	st := ReportStatus{Version: j.version, State: j.state, Read: j.read.Load(), Sales: j.sales, Started: j.started, Ended: j.ended}
 	if j.err != nil {
 		st.Error = j.err.Error()
 	}
@@ -127,6 +127,16 @@ func (s *Service) PolicyReport(ctx context.Context, version int64) (*reportJob, 
 	c.jobs[version] = j
 	go s.makeReport(j, cfg)
 	return j, nil
+}
+
+// PolicyReportStatus is the state of a version's report, which it starts
+// as PolicyReport does.
+func (s *Service) PolicyReportStatus(ctx context.Context, version int64) (ReportStatus, error) {
+	j, err := s.PolicyReport(ctx, version)
+	if err != nil {
+		return ReportStatus{}, err
+	}
+	return j.status(), nil
 }
 
 // evict drops the oldest finished reports beyond maxReports-1; under c.mu.
