@@ -41,11 +41,20 @@ type fixture struct {
 	trusted []bundle.TrustedKey
 	stop    func()
 	skew    atomic.Int64 // added to the wall clock HQ sees, in ns
+	// configure, when set, adjusts HQ's configuration before each start.
+	configure func(*Config)
 }
 
 func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
 
 func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
+	t.Helper()
+	return startConfigured(t, api, nil)
+}
+
+// startConfigured is startWith with configure applied to HQ's
+// configuration.
+func startConfigured(t *testing.T, api *apiauth.Tokens, configure func(*Config)) *fixture {
 	t.Helper()
 	b, auth := embedtest.Start(t, "hq", "hq-push", "s1/r1", "s1/r2", "s1/r3")
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
@@ -54,7 +63,7 @@ func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	f := &fixture{api: api, b: b, auth: auth, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}}
+	f := &fixture{api: api, b: b, auth: auth, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}, configure: configure}
 	f.run(t, priv)
 	return f
 }
@@ -62,9 +71,13 @@ func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
 // run starts (or restarts) the HQ service on the fixture's broker and store.
 func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	t.Helper()
-	svc, err := New(Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api,
+	cfg := Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api,
 		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1",
-		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
+		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }}
+	if f.configure != nil {
+		f.configure(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
-	"github.com/posguard/posguard/hq/broker/embedtest"
 	"github.com/posguard/posguard/hq/push"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy"
@@ -33,33 +32,15 @@ type policyFixture struct {
 
 func startPolicies(t *testing.T, api *apiauth.Tokens, keys bool) *policyFixture {
 	t.Helper()
-	b, auth := embedtest.Start(t, "hq", "hq-push", "s1/r1")
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	cfg := Config{MQTT: auth.MQTT(b.URL(), "hq"), Store: st, Auth: api,
+	f := startConfigured(t, api, func(cfg *Config) {
 		// The events of the report test are of 2019.
-		PolicyReport: PolicyReportConfig{Window: time.Since(t0) + time.Hour}}
-	if keys {
-		cfg.PolicyKeys = []bundle.TrustedKey{{KID: "pol-1", Alg: bundle.AlgEdDSA, Public: pub}}
-	}
-	svc, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { svc.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-svc.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("HQ did not connect and subscribe")
-	}
-	return &policyFixture{fixture: &fixture{api: api, b: b, auth: auth, st: st, svc: svc, http: serveAPI(t, svc, APILimits())}, sign: priv}
+		cfg.PolicyReport = PolicyReportConfig{Window: time.Since(t0) + time.Hour}
+		if keys {
+			cfg.PolicyKeys = []bundle.TrustedKey{{KID: "pol-1", Alg: bundle.AlgEdDSA, Public: pub}}
+		}
+	})
+	return &policyFixture{fixture: f, sign: priv}
 }
 
 // signed is chain-default as version v, valid from an hour ago, with
