@@ -207,7 +207,7 @@ func (s *Service) policyReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	j, err := s.PolicyReport(r.Context(), n)
+	j, err := s.report(r.Context(), n)
 	if errors.Is(err, store.ErrPolicyNotFound) {
 		httpError(w, http.StatusNotFound, err)
 		return

@@ -43,6 +43,10 @@ func startPolicies(t *testing.T, api *apiauth.Tokens, keys bool) *policyFixture 
 	return &policyFixture{fixture: f, sign: priv}
 }
 
+// signedAt is when every policy of the tests is issued: two versions
+// differ only in what a test changes.
+var signedAt = time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+
 // signed is chain-default as version v, valid from an hour ago, with
 // tobacco's score limit at limit yen, signed by key as kid.
 func signed(t *testing.T, key ed25519.PrivateKey, kid string, v int64, limit int) []byte {
@@ -57,7 +61,7 @@ func signed(t *testing.T, key ed25519.PrivateKey, kid string, v int64, limit int
 			p.Rules[i].MaxAmount = &m
 		}
 	}
-	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	at := signedAt
 	p.Metadata.Version, p.Metadata.IssuedAt, p.Metadata.ExpiresAt = v, at, at.Add(720*time.Hour)
 	b, err := bundle.SignPolicy(key, bundle.AlgEdDSA, kid, p)
 	if err != nil {
@@ -287,8 +291,8 @@ func TestPolicyReport(t *testing.T) {
 	if code != 200 || !strings.Contains(page, "<html") || !strings.Contains(page, "chain-default") || !strings.Contains(page, "tobacco-over-50000") {
 		t.Fatalf("report page: %d %.400s", code, page)
 	}
-	j1, _ := f.svc.PolicyReport(context.Background(), 1)
-	j2, _ := f.svc.PolicyReport(context.Background(), 1)
+	j1, _ := f.svc.report(context.Background(), 1)
+	j2, _ := f.svc.report(context.Background(), 1)
 	if j1 != j2 {
 		t.Error("the report was made again within its TTL")
 	}

@@ -100,10 +100,10 @@ func newReportCache() *reportCache {
 	return &reportCache{jobs: map[int64]*reportJob{}, run: make(chan struct{}, 1)}
 }
 
-// PolicyReport returns the report job of a recorded version, starting it
+// report returns the report job of a recorded version, starting it
 // when there is none or the one kept is older than the TTL (a failed one
 // is tried again after a minute).
-func (s *Service) PolicyReport(ctx context.Context, version int64) (*reportJob, error) {
+func (s *Service) report(ctx context.Context, version int64) (*reportJob, error) {
 	if _, err := s.cfg.Store.PolicyVersion(ctx, version); err != nil {
 		return nil, err
 	}
@@ -130,9 +130,9 @@ func (s *Service) PolicyReport(ctx context.Context, version int64) (*reportJob, 
 }
 
 // PolicyReportStatus is the state of a version's report, which it starts
-// as PolicyReport does.
+// as GET …/report does.
 func (s *Service) PolicyReportStatus(ctx context.Context, version int64) (ReportStatus, error) {
-	j, err := s.PolicyReport(ctx, version)
+	j, err := s.report(ctx, version)
 	if err != nil {
 		return ReportStatus{}, err
 	}

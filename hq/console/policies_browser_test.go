@@ -21,9 +21,9 @@ import (
 )
 
 // signPolicy writes chain-default as version v with the tobacco score
-// limit at limit yen, signed offline by key as "pol-1", and returns the
-// bundle's path.
-func signPolicy(t *testing.T, key ed25519.PrivateKey, dir string, v int64, limit int64) string {
+// limit at limit yen, issued at at (valid 30 days), signed offline by key
+// as "pol-1", and returns the bundle's path.
+func signPolicy(t *testing.T, key ed25519.PrivateKey, dir string, v int64, limit int64, at time.Time) string {
 	t.Helper()
 	p, err := policy.LoadFile(filepath.Join("..", "..", "policy", "testdata", "chain-default.yaml"))
 	if err != nil {
@@ -34,7 +34,6 @@ func signPolicy(t *testing.T, key ed25519.PrivateKey, dir string, v int64, limit
 			p.Rules[i].MaxAmount = &limit
 		}
 	}
-	at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	p.Metadata.Version, p.Metadata.IssuedAt, p.Metadata.ExpiresAt = v, at, at.Add(720*time.Hour)
 	b, err := bundle.SignPolicy(key, bundle.AlgEdDSA, "pol-1", p)
 	if err != nil {
@@ -80,7 +79,9 @@ func TestBrowserPolicies(t *testing.T) {
 	ctx := browsertest.Start(t, 1280, 1000) // one browser for both stores; each login starts without cookies
 	consoletest.Stores(t, o, func(t *testing.T, c *consoletest.Console) {
 		dir := t.TempDir()
-		v1, v2 := signPolicy(t, priv, dir, 1, 50000), signPolicy(t, priv, dir, 2, 60000)
+		// Issued at the same second: the diff is the version and the limit.
+		at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+		v1, v2 := signPolicy(t, priv, dir, 1, 50000, at), signPolicy(t, priv, dir, 2, 60000, at)
 		recentSales(t, c, 30)
 
 		browsertest.Run(t, ctx, "admin opens Policies", c.Login("admin"),
