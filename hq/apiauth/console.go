@@ -96,6 +96,14 @@ func (c *Console) Login(w http.ResponseWriter, r *http.Request, name, password s
 	return c.table.Start(w, r, Principal{Name: u.Name, Role: u.Role, Via: "console"})
 }
 
+// Known reports whether name is a user, so a log line can name a failed
+// login's user without ever writing what was typed as a name, which may
+// be a password typed in the wrong field.
+func (c *Console) Known(name string) bool {
+	_, ok := c.users.Lookup(name)
+	return ok
+}
+
 // Logout ends the request's session.
 func (c *Console) Logout(w http.ResponseWriter, r *http.Request) { c.table.End(w, r) }
 

@@ -24,11 +24,7 @@ type consoleFixture struct {
 
 func newConsoleFixture(t *testing.T) *consoleFixture {
 	t.Helper()
-	h := hashes()
-	users, err := ParseUsers(strings.NewReader("sato analyst " + h["sato"] + "\ntanaka viewer " + h["tanaka"] + "\nsuzuki admin " + h["suzuki"] + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	users := testUsers(t)
 	f := &consoleFixture{tokens: map[Role]string{}, now: &atomic.Int64{}}
 	f.now.Store(1_700_000_000)
 	var lines []string

@@ -8,12 +8,16 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// hashes are bcrypt hashes at MinCost of "NAME-password", made once: each
-// costs tens of milliseconds, more under the race detector.
+// cost10 is a well-formed bcrypt hash at MinCost, of a password no test
+// needs: one made at cost 10 takes seconds under the race detector.
+const cost10 = "$2a$10$nof.Yjds/RKisSvlCknWbepTWg39XGH/5tjejrHmSuupdoprXtf0G"
+
+// hashes are bcrypt hashes of "NAME-password" at bcrypt's lowest cost, made
+// once, for logins through ParseUsersCost.
 var hashes = sync.OnceValue(func() map[string]string {
 	out := map[string]string{}
 	for _, n := range []string{"sato", "tanaka", "suzuki"} {
-		h, err := bcrypt.GenerateFromPassword([]byte(n+"-password"), MinCost)
+		h, err := bcrypt.GenerateFromPassword([]byte(n+"-password"), bcrypt.MinCost)
 		if err != nil {
 			panic(err)
 		}
@@ -22,8 +26,20 @@ var hashes = sync.OnceValue(func() map[string]string {
 	return out
 })
 
-func TestParseUsers(t *testing.T) {
+// testUsers are sato (analyst), tanaka (viewer) and suzuki (admin) at
+// bcrypt's lowest cost.
+func testUsers(t *testing.T) *Users {
+	t.Helper()
 	h := hashes()
+	u, err := ParseUsersCost(strings.NewReader("sato analyst "+h["sato"]+"\ntanaka viewer "+h["tanaka"]+"\nsuzuki admin "+h["suzuki"]+"\n"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestParseUsers(t *testing.T) {
+	h := map[string]string{"sato": cost10, "tanaka": cost10, "suzuki": cost10}
 	low, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
 	tests := []struct {
 		name, in, want string // want: "" for a valid file, else parts of the error, "…" between
@@ -66,11 +82,7 @@ func TestParseUsers(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
-	h := hashes()
-	u, err := ParseUsers(strings.NewReader("sato analyst " + h["sato"] + "\ntanaka viewer " + h["tanaka"] + "\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := testUsers(t)
 	if got, err := u.Check("sato", "sato-password"); err != nil || got.Role != Analyst || got.Name != "sato" {
 		t.Fatalf("right password: %+v %v", got, err)
 	}
@@ -85,7 +97,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestUserLineAndReplace(t *testing.T) {
-	line, err := UserLine("sato", AnalystUser, "sato-password", MinCost)
+	line, err := UserLine("sato", AnalystUser, "sato-password", MinCost) // the one cost-10 hash made here
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +120,7 @@ func TestUserLineAndReplace(t *testing.T) {
 		}
 	}
 
-	h := hashes()
+	h := map[string]string{"sato": cost10, "tanaka": cost10, "suzuki": cost10}
 	old := "# HQ console users\ntanaka viewer " + h["tanaka"] + "\nsato viewer " + h["sato"] + "\n"
 	text, err := ReplaceUser(old, "sato", line)
 	if err != nil {
@@ -128,7 +140,7 @@ func TestUserLineAndReplace(t *testing.T) {
 }
 
 func FuzzParseUsers(f *testing.F) {
-	f.Add("sato analyst $2a$10$nof.Yjds/RKisSvlCknWbepTWg39XGH/5tjejrHmSuupdoprXtf0G\n")
+	f.Add("sato analyst " + cost10 + "\n")
 	f.Add("# only a comment\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		u, err := ParseUsers(strings.NewReader(in))

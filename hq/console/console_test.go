@@ -108,9 +108,12 @@ func TestRoutes(t *testing.T) {
 
 // A case moved by an analyst's session is recorded with the user's name,
 // as is the denylist entry its confirmation makes; the viewer cannot move
-// it.
+// it. On bbolt and PostgreSQL.
 func TestWritesRecordTheUser(t *testing.T) {
-	c := consoletest.Start(t, consoletest.Options{})
+	consoletest.Stores(t, consoletest.Options{}, writesRecordTheUser)
+}
+
+func writesRecordTheUser(t *testing.T, c *consoletest.Console) {
 	post := func(b *http.Client, csrf, path, body string) (int, string) {
 		req, _ := http.NewRequest("POST", c.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -113,14 +113,3 @@ func TestSecureOnTLS(t *testing.T) {
 		t.Fatal("cookie over TLS not Secure")
 	}
 }
-
-func TestEndAll(t *testing.T) {
-	tab := New[string](Options{Cookie: "sid"})
-	for _, u := range []string{"a", "b", "a"} {
-		tab.Start(httptest.NewRecorder(), httptest.NewRequest("POST", "/", nil), u)
-	}
-	tab.EndAll(func(u string) bool { return u == "a" })
-	if tab.Len() != 1 {
-		t.Fatalf("%d sessions left, want b's", tab.Len())
-	}
-}
