@@ -277,6 +277,15 @@ func TestPolicyReport(t *testing.T) {
 	if code, body := call(t, "POST", f.http.URL+"/v1/policies", "", pushBody(signed(t, f.sign, "pol-1", 1, 50000), "all")); code != 201 {
 		t.Fatalf("push: %d %s", code, body)
 	}
+	// While another report is being made this one waits its turn: the
+	// page says so and reloads itself.
+	c := f.svc.policies.reports
+	c.run <- struct{}{}
+	code, page := call(t, "GET", f.http.URL+"/v1/policies/1/report", "", "")
+	if code != 202 || !strings.Contains(page, `data-state="queued"`) || !strings.Contains(page, `http-equiv="refresh"`) {
+		t.Fatalf("report while another runs: %d %s", code, page)
+	}
+	<-c.run
 	var st ReportStatus
 	waitFor(t, "the report", func() bool {
 		_, body := call(t, "GET", f.http.URL+"/v1/policies/1/report?format=json", "", "")
@@ -286,7 +295,7 @@ func TestPolicyReport(t *testing.T) {
 	if st.State != reportDone || st.Sales != 20 || st.Read != 20 {
 		t.Fatalf("report state = %+v, want done over 20 sales", st)
 	}
-	code, page := call(t, "GET", f.http.URL+"/v1/policies/1/report", "", "")
+	code, page = call(t, "GET", f.http.URL+"/v1/policies/1/report", "", "")
 	// Every sale crosses the tobacco limit under v1: the rule's row counts 20.
 	if code != 200 || !strings.Contains(page, "<html") || !strings.Contains(page, "chain-default") || !strings.Contains(page, "tobacco-over-50000") {
 		t.Fatalf("report page: %d %.400s", code, page)
