@@ -24,6 +24,7 @@ import (
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
+	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -62,6 +63,13 @@ type Config struct {
 	APIListen string
 	APIHosts  []string
 	Chain     ChainConfig // chain_wire.go
+	// PolicyKeys verify the policy bundles HQ records and publishes
+	// (policies.go): the public keys the registers trust. HQ never holds
+	// the policy signing key.
+	PolicyKeys []bundle.TrustedKey
+	// PolicyReport bounds the backtest reports of policy versions
+	// (policy_report.go).
+	PolicyReport PolicyReportConfig
 }
 
 // ingestQueue bounds the messages waiting to be stored; beyond it they are
@@ -94,6 +102,7 @@ type Service struct {
 	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
 	lastAllowSnapshot time.Time
 	cases             *cases.Service // cases_http.go
+	policies          *policyHistory // policies.go
 	auth              apiauth.Authority
 }
 
@@ -160,6 +169,7 @@ func New(cfg Config) (*Service, error) {
 		s.auth.Console = apiauth.NewConsole(cfg.Users, cfg.Console)
 	}
 	s.cases = cases.New(cfg.Store, s, cfg.Now)                     // cases_http.go
+	s.policies = newPolicyHistory()                                // policies.go
 	lm, err := newListMetrics(cfg.Registry, cfg.Store, cfg.Logger) // metrics_lists.go
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
@@ -188,6 +198,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
 	s.client = paho.NewClient(opts)
+	s.client.AddRoute(wire.PolicyFilter, s.onPolicy) // policies.go
 	return s, nil
 }
 
@@ -237,6 +248,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	go s.expireAllowlistEvery(ctx, time.Minute)
+	go s.recordPolicies(ctx) // policies.go
 	<-ctx.Done()
 	if js != nil {
 		js.stop()
@@ -272,6 +284,7 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}
 	filters[s.live.topic] = 1
+	filters[wire.PolicyFilter] = 1 // routed to onPolicy (policies.go)
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live

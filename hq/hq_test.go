@@ -43,11 +43,20 @@ type fixture struct {
 	stop    func()
 	skew    atomic.Int64         // added to the wall clock HQ sees, in ns
 	reg     *prometheus.Registry // the running service's metrics
+	// configure, when set, adjusts HQ's configuration before each start.
+	configure func(*Config)
 }
 
 func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
 
 func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
+	t.Helper()
+	return startConfigured(t, api, nil)
+}
+
+// startConfigured is startWith with configure applied to HQ's
+// configuration.
+func startConfigured(t *testing.T, api *apiauth.Tokens, configure func(*Config)) *fixture {
 	t.Helper()
 	b, auth := embedtest.Start(t, "hq", "hq-push", "s1/r1", "s1/r2", "s1/r3")
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "hq.db"))
@@ -56,7 +65,7 @@ func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	pub, priv, _ := ed25519.GenerateKey(nil)
-	f := &fixture{api: api, b: b, auth: auth, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}}
+	f := &fixture{api: api, b: b, auth: auth, st: st, trusted: []bundle.TrustedKey{{KID: "hq1", Alg: "EdDSA", Public: pub}}, configure: configure}
 	f.run(t, priv)
 	return f
 }
@@ -65,9 +74,13 @@ func startWith(t *testing.T, api *apiauth.Tokens) *fixture {
 func (f *fixture) run(t *testing.T, priv ed25519.PrivateKey) {
 	t.Helper()
 	f.reg = prometheus.NewRegistry()
-	svc, err := New(Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api, Registry: f.reg,
+	cfg := Config{MQTT: f.auth.MQTT(f.b.URL(), "hq"), Store: f.st, Auth: f.api, Registry: f.reg,
 		Signer: priv, SignerAlg: "EdDSA", SignerKID: "hq1",
-		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }})
+		Now: func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }}
+	if f.configure != nil {
+		f.configure(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

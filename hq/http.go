@@ -54,7 +54,8 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		// The chain rules in force, each with how often it fired.
 		{"GET /v1/chain/rules", apiauth.Read, http.HandlerFunc(s.chainRules)},
 	}
-	routes = append(routes, s.caseRoutes()...) // cases_http.go
+	routes = append(routes, s.caseRoutes()...)   // cases_http.go
+	routes = append(routes, s.policyRoutes()...) // policies_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, s.auth.Require(rt.Role, rt.Handler))
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/internal/secretfile"
+	"github.com/posguard/posguard/policy/bundle"
 	"github.com/posguard/posguard/policy/keyfile"
 	"github.com/posguard/posguard/wire"
 )
@@ -78,6 +79,16 @@ problems).`)
 	denyKey := fs.String("denylist-key", "", "private key (PEM PKCS#8) that signs denylist and allowlist changes")
 	allowHost := fs.String("allow-host", "", "further host names clients use for the HTTP API, comma-separated (others are refused against DNS rebinding)")
 	denyKID := fs.String("denylist-kid", "", "key id of --denylist-key (default: its file name without .key)")
+	var policyKeys []bundle.TrustedKey
+	fs.Func("policy-trusted-key", "`[KID=]FILE`: a public key (PEM, as 'posguard policy keygen --use hq' writes KID.pub.pem) that signs the policies "+
+		"HQ records and publishes (POST /v1/policies, and pushes seen on the broker); HQ verifies, never signs a policy. "+
+		"KID defaults to the file name without .pub.pem; repeat for several keys", func(v string) error {
+		k, err := loadPolicyKey(v)
+		if err == nil {
+			policyKeys = append(policyKeys, k)
+		}
+		return err
+	})
 	natsURLs := fs.String("nats", "", "NATS cluster URLs (nats://n1:4222,nats://n2:4222): take the registers' events from a JetStream stream there instead of MQTT subscriptions; several instances split the load (instead of --share)")
 	var js hq.JetStream
 	fs.IntVar(&js.Replicas, "nats-replicas", 3, "replicas of the JetStream stream and consumer (1 on a single NATS server)")
@@ -210,7 +221,7 @@ problems).`)
 	defer st.Close()
 
 	cfg := hq.Config{MQTT: mc, ClientID: id, ShareGroup: *share, Store: st, Logger: log, Auth: auth, Users: users,
-		APIListen: *listen, APIHosts: hostList(*allowHost), Chain: chainCfg}
+		APIListen: *listen, APIHosts: hostList(*allowHost), Chain: chainCfg, PolicyKeys: policyKeys}
 	if *natsURLs != "" {
 		js.URLs = *natsURLs
 		cfg.JetStream = &js

@@ -43,6 +43,7 @@ type Store interface {
 	CaseStore      // cases.go
 	AllowlistStore // cases.go
 	Chain          // chain.go
+	Policies       // policies.go
 	Close() error
 }
 
