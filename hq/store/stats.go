@@ -1,0 +1,197 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/policy/sale"
+)
+
+// Stats is the hourly rollup the console's charts read. It is kept at
+// ingest, in the transaction that stores each event and only when the
+// event is new, so a re-delivered event is never counted twice and no
+// chart scans the events.
+type Stats interface {
+	// HourlyStats lists the hours in q's range (by the events' own time,
+	// UTC hours), per store, ordered by hour then store.
+	HourlyStats(ctx context.Context, q StatsQuery) ([]HourStats, error)
+	// RuleStats lists the rules fired in q's range, most fired first
+	// (enforced fires, then shadow fires, then rule id), at most q.Limit.
+	RuleStats(ctx context.Context, q StatsQuery) ([]RuleStats, error)
+}
+
+// StatsQuery selects hours: those at or after Since's hour and before
+// Until (zero: no bound), of Store when set.
+type StatsQuery struct {
+	Since, Until time.Time
+	Store        string
+	Limit        int // RuleStats: 0 means DefaultRuleLimit; HourlyStats: 0 means MaxStatsRows
+}
+
+// DefaultRuleLimit is how many rules RuleStats lists when asked for no
+// number; MaxStatsRows bounds any stats answer.
+const (
+	DefaultRuleLimit = 10
+	MaxStatsRows     = 50_000
+)
+
+func (q StatsQuery) limit(def int) int {
+	if q.Limit <= 0 {
+		return def
+	}
+	return min(q.Limit, MaxStatsRows)
+}
+
+// HourStats is one store's hour of decisions.
+type HourStats struct {
+	Hour       time.Time `json:"hour"`
+	Store      string    `json:"store"`
+	Decisions  int64     `json:"decisions"`
+	Reviews    int64     `json:"reviews"`
+	Denies     int64     `json:"denies"`
+	YenRefused int64     `json:"yenRefused"` // the carts of the denied sales
+}
+
+// RuleStats is how often one rule fired: a policy rule in decisions, or a
+// chain rule at HQ.
+type RuleStats struct {
+	Rule   string `json:"rule"`
+	Fired  int64  `json:"fired"`  // enforced
+	Shadow int64  `json:"shadow"` // in shadow mode: reported, not acted on
+}
+
+// hourOf is the rollup's hour of t: UTC, truncated.
+func hourOf(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+
+type hourKey struct {
+	hour  int64 // unix seconds
+	store string
+}
+
+type ruleKey struct {
+	hour int64
+	rule string
+}
+
+// rollup is what a batch of new events adds to the stats.
+type rollup struct {
+	hours map[hourKey]*HourStats
+	rules map[ruleKey]*RuleStats
+}
+
+func newRollup() *rollup {
+	return &rollup{hours: map[hourKey]*HourStats{}, rules: map[ruleKey]*RuleStats{}}
+}
+
+// add counts ev: a decision in its store's hour, with its fired rules; a
+// chain alert's rule. Other events count nothing.
+func (r *rollup) add(ev event.Event) {
+	h := hourOf(ev.At)
+	switch {
+	case ev.Type == event.Decision && ev.Decision != nil:
+		k := hourKey{h.Unix(), ev.Store}
+		s := r.hours[k]
+		if s == nil {
+			s = &HourStats{Hour: h, Store: ev.Store}
+			r.hours[k] = s
+		}
+		s.Decisions++
+		switch ev.Decision.Outcome {
+		case sale.Review:
+			s.Reviews++
+		case sale.Deny:
+			s.Denies++
+			if ev.Request != nil {
+				s.YenRefused += cartAmount(ev.Request.Lines)
+			}
+		}
+		for _, f := range ev.Decision.Rules {
+			r.rule(h, f.ID, f.Mode)
+		}
+	case ev.Type == event.Alert && ev.Chain != nil:
+		r.rule(h, ev.Chain.Rule, ev.Chain.Mode)
+	}
+}
+
+func (r *rollup) rule(h time.Time, id, mode string) {
+	k := ruleKey{h.Unix(), id}
+	s := r.rules[k]
+	if s == nil {
+		s = &RuleStats{Rule: id}
+		r.rules[k] = s
+	}
+	if mode == "shadow" {
+		s.Shadow++
+	} else {
+		s.Fired++
+	}
+}
+
+func (r *rollup) empty() bool { return len(r.hours) == 0 && len(r.rules) == 0 }
+
+// sortedHours and sortedRules list the rollup in key order: PostgreSQL
+// takes the rows' locks in this order, so two HQ instances storing at once
+// never deadlock on them.
+func (r *rollup) sortedHours() []HourStats {
+	out := make([]HourStats, 0, len(r.hours))
+	for _, s := range r.hours {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b HourStats) int {
+		return cmp.Or(a.Hour.Compare(b.Hour), cmp.Compare(a.Store, b.Store))
+	})
+	return out
+}
+
+// hourRule is one rule's count in one hour.
+type hourRule struct {
+	Hour time.Time
+	RuleStats
+}
+
+func (r *rollup) sortedRules() []hourRule {
+	out := make([]hourRule, 0, len(r.rules))
+	for k, s := range r.rules {
+		out = append(out, hourRule{time.Unix(k.hour, 0).UTC(), *s})
+	}
+	slices.SortFunc(out, func(a, b hourRule) int {
+		return cmp.Or(a.Hour.Compare(b.Hour), cmp.Compare(a.Rule, b.Rule))
+	})
+	return out
+}
+
+// cartAmount is what the lines cost, in yen.
+func cartAmount(lines []sale.Line) int64 {
+	var n int64
+	for _, l := range lines {
+		n += int64(l.Quantity) * l.UnitPrice
+	}
+	return n
+}
+
+// topRules orders rule counts summed over hours and keeps the first limit.
+func topRules(sum map[string]*RuleStats, limit int) []RuleStats {
+	out := make([]RuleStats, 0, len(sum))
+	for _, s := range sum {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b RuleStats) int {
+		return cmp.Or(cmp.Compare(b.Fired, a.Fired), cmp.Compare(b.Shadow, a.Shadow), cmp.Compare(a.Rule, b.Rule))
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// check refuses a range that ends before it starts.
+func (q StatsQuery) check() error {
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
+		return fmt.Errorf("stats: until %s is not after since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
+	}
+	return nil
+}
