@@ -88,6 +88,7 @@ type Service struct {
 	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
 	lastAllowSnapshot time.Time
 	cases             *cases.Service // cases_http.go
+	feed              feedSignal     // alerts_http.go: wakes and ends the alert streams
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -222,6 +223,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	go s.expireAllowlistEvery(ctx, time.Minute)
 	<-ctx.Done()
+	s.feed.stop() // alerts_http.go: end the alert streams
 	if js != nil {
 		js.stop()
 		defer js.close() // after ingest has acknowledged what it stores
@@ -399,6 +401,9 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
+	if n > 0 {
+		s.feed.wake() // alerts_http.go: the streams read what is new
+	}
 	s.evaluateChain(ctx, evs, stop) // chain_wire.go
 	byReg := make(map[[2]string][]string)
 	for _, ev := range evs {

@@ -218,7 +218,6 @@ func TestFeedPos(t *testing.T) {
 	}
 }
 
-
 // FuzzFeedPos: a position from a client either reads back as itself or
 // is refused with a reason; never a panic.
 func FuzzFeedPos(f *testing.F) {

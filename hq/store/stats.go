@@ -106,7 +106,7 @@ func (r *rollup) add(ev event.Event) {
 		case sale.Deny:
 			s.Denies++
 			if ev.Request != nil {
-				s.YenRefused += cartAmount(ev.Request.Lines)
+				s.YenRefused += CartAmount(ev.Request.Lines)
 			}
 		}
 		for _, f := range ev.Decision.Rules {
@@ -164,8 +164,8 @@ func (r *rollup) sortedRules() []hourRule {
 	return out
 }
 
-// cartAmount is what the lines cost, in yen.
-func cartAmount(lines []sale.Line) int64 {
+// CartAmount is what the lines cost, in yen.
+func CartAmount(lines []sale.Line) int64 {
 	var n int64
 	for _, l := range lines {
 		n += int64(l.Quantity) * l.UnitPrice
