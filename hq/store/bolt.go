@@ -115,6 +115,7 @@ func (s *Bolt) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 	// Batch: concurrent ingest goroutines share one fsync.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		inserted = 0 // Batch may run the function again
+		r := newRollup()
 		for _, ev := range evs {
 			added, err := putEvent(tx, ev)
 			if err != nil {
@@ -122,9 +123,10 @@ func (s *Bolt) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 			}
 			if added {
 				inserted++
+				r.add(ev)
 			}
 		}
-		return nil
+		return putRollup(tx, r) // stats_bolt.go: new events only
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store %d events: %w", len(evs), err)
@@ -148,7 +150,7 @@ func putEvent(tx *bolt.Tx, ev event.Event) (added bool, err error) {
 	if err := byTime.Put(timeKey(ev.At, ev.ID), nil); err != nil {
 		return false, err
 	}
-	if err := putConsole(tx, ev); err != nil { // stats_bolt.go, feed_bolt.go
+	if err := putFeed(tx.Bucket(bAlertFeed), ev); err != nil { // feed_bolt.go
 		return false, err
 	}
 	return true, indexResolution(tx.Bucket(bResolutions), ev)

@@ -40,15 +40,8 @@ func initConsole(tx *bolt.Tx) error {
 	})
 }
 
-// putConsole counts a newly stored event in the rollup and puts an alert
-// in the feed, in the transaction that stores it.
-func putConsole(tx *bolt.Tx, ev event.Event) error {
-	if err := putStats(tx, ev); err != nil {
-		return err
-	}
-	return putFeed(tx.Bucket(bAlertFeed), ev)
-}
-
+// putFeed puts a newly stored alert at the end of the feed, in the
+// transaction that stores it.
 func putFeed(feed *bolt.Bucket, ev event.Event) error {
 	if ev.Type != event.Alert {
 		return nil

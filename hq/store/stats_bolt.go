@@ -30,24 +30,28 @@ func initStats(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return tx.Bucket(bEvents).ForEach(func(k, v []byte) error {
+	r := newRollup()
+	err := tx.Bucket(bEvents).ForEach(func(k, v []byte) error {
 		ev, err := event.Parse(v)
 		if err != nil {
 			return fmt.Errorf("event %s: %w", k, err)
 		}
-		return putStats(tx, ev)
+		r.add(ev)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return putRollup(tx, r)
 }
 
 func statsKey(hour time.Time, name string) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(hour.Unix())), name...)
 }
 
-// putStats adds what a newly stored event counts, in the transaction that
-// stores it.
-func putStats(tx *bolt.Tx, ev event.Event) error {
-	r := newRollup()
-	r.add(ev)
+// putRollup adds what newly stored events count, in the transaction that
+// stores them.
+func putRollup(tx *bolt.Tx, r *rollup) error {
 	hours, rules := tx.Bucket(bStatsHourly), tx.Bucket(bStatsRules)
 	for _, h := range r.hours {
 		if err := addCounters(hours, statsKey(h.Hour, h.Store), h.Decisions, h.Reviews, h.Denies, h.YenRefused); err != nil {
