@@ -134,6 +134,7 @@ export async function render(root, ctx) {
     empty.hidden = true;
     if (live) {
       r.classList.add('al-new');
+      r.dataset.shownAt = String(Date.now()); // when it arrived live: the tests measure the delay
       list.prepend(r);
     } else {
       list.append(r);
@@ -155,6 +156,7 @@ export async function render(root, ctx) {
     for (const a of page) add(a, false);
     older.hidden = page.length < pageSize;
     empty.hidden = shown.size > 0;
+    list.dataset.loaded = String(gen); // the list is in: what the tests wait for
   };
 
   const start = () => {
@@ -164,6 +166,7 @@ export async function render(root, ctx) {
     shown = new Map();
     oldest = null;
     list.replaceChildren();
+    delete list.dataset.loaded;
     error.hidden = true;
     older.hidden = true;
     const q = filters();
@@ -193,7 +196,7 @@ export async function render(root, ctx) {
       } else if (type === 'alert') {
         add(v, true);
       }
-    });
+    }, ['ready', 'alert']);
     es.addEventListener('error', () => {
       if (gen !== generation) return;
       status.textContent = t('offline');
