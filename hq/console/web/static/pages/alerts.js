@@ -127,19 +127,29 @@ export async function render(root, ctx) {
       state, reasons, pol);
   };
 
+  // add shows an alert once, in its place by time of sale, newest first:
+  // the stream's alerts are mostly the newest, but a stream (re)starting
+  // reads the last moments of the feed again, and a register back from
+  // offline delivers old alerts late — they flash where they belong.
   const add = (a, live) => {
     if (shown.has(a.id)) return;
     const r = row(a);
+    r.dataset.at = String(Date.parse(a.at));
     shown.set(a.id, r);
     empty.hidden = true;
     if (live) {
       r.classList.add('al-new');
       r.dataset.shownAt = String(Date.now()); // when it arrived live: the tests measure the delay
-      list.prepend(r);
-    } else {
-      list.append(r);
-      oldest = a;
     }
+    const at = Number(r.dataset.at);
+    for (const other of list.children) {
+      const oat = Number(other.dataset.at);
+      if (oat < at || (oat === at && other.dataset.id < a.id)) {
+        list.insertBefore(r, other);
+        return;
+      }
+    }
+    list.append(r);
   };
 
   const fetchPage = async (gen) => {
@@ -154,6 +164,7 @@ export async function render(root, ctx) {
     const page = await ctx.api('GET', '/v1/alerts?' + q.toString());
     if (gen !== generation) return;
     for (const a of page) add(a, false);
+    if (page.length > 0) oldest = page[page.length - 1];
     older.hidden = page.length < pageSize;
     empty.hidden = shown.size > 0;
     list.dataset.loaded = String(gen); // the list is in: what the tests wait for
