@@ -307,40 +307,33 @@ func (s *Service) statsQuery(r *http.Request) (store.StatsQuery, error) {
 // statsHourly serves decisions, reviews, denies and yen refused per store
 // and hour, from the rollup kept at ingest.
 func (s *Service) statsHourly(w http.ResponseWriter, r *http.Request) {
-	q, err := s.statsQuery(r)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
-		return
-	}
-	out, err := s.cfg.Store.HourlyStats(r.Context(), q)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err)
-		return
-	}
-	if out == nil {
-		out = []store.HourStats{}
-	}
-	writeJSON(w, out)
+	serveStats(s, w, r, s.cfg.Store.HourlyStats)
 }
 
-// statsRules serves the rules fired most in the range.
+// statsRules serves the rules fired most in the range, fleet-wide.
 func (s *Service) statsRules(w http.ResponseWriter, r *http.Request) {
-	q, err := s.statsQuery(r)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
-		return
-	}
-	if q.Store != "" {
+	if r.FormValue("store") != "" {
 		httpError(w, http.StatusBadRequest, errors.New("store: rule counts are fleet-wide"))
 		return
 	}
-	out, err := s.cfg.Store.RuleStats(r.Context(), q)
+	serveStats(s, w, r, s.cfg.Store.RuleStats)
+}
+
+// serveStats answers what fetch finds for the request's range (see
+// statsQuery) as a JSON array.
+func serveStats[T any](s *Service, w http.ResponseWriter, r *http.Request, fetch func(context.Context, store.StatsQuery) ([]T, error)) {
+	q, err := s.statsQuery(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return
+	}
+	out, err := fetch(r.Context(), q)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
 		return
 	}
 	if out == nil {
-		out = []store.RuleStats{}
+		out = []T{}
 	}
 	writeJSON(w, out)
 }

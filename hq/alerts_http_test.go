@@ -178,9 +178,15 @@ func TestStatsAPI(t *testing.T) {
 	if len(hours) != 0 {
 		t.Fatalf("hourly stats of the last day: %+v", hours)
 	}
-	for _, path := range []string{"/v1/stats/hourly?since=noon", "/v1/stats/rules?limit=0",
-		"/v1/stats/hourly?since=" + since + "&until=" + since, "/v1/stats/rules?store=s1"} {
-		resp, err := http.Get(f.http.URL + path)
+	badRequests(t, f.http.URL, "/v1/stats/hourly?since=noon", "/v1/stats/rules?limit=0",
+		"/v1/stats/hourly?since="+since+"&until="+since, "/v1/stats/rules?store=s1")
+}
+
+// badRequests checks that each GET path is refused with 400.
+func badRequests(t *testing.T, base string, paths ...string) {
+	t.Helper()
+	for _, path := range paths {
+		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,14 +220,5 @@ func TestAlertListFilters(t *testing.T) {
 	if len(page) != 1 || page[0].Seq != 1 {
 		t.Fatalf("next page: %+v", page)
 	}
-	for _, path := range []string{"/v1/alerts?order=sideways", "/v1/alerts?before=x", "/v1/alerts?outcome=maybe"} {
-		resp, err := http.Get(f.http.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("%s: %s, want 400", path, resp.Status)
-		}
-	}
+	badRequests(t, f.http.URL, "/v1/alerts?order=sideways", "/v1/alerts?before=x", "/v1/alerts?outcome=maybe")
 }

@@ -6,6 +6,8 @@
 // ways and is shown once (rows are keyed by event id). A reconnecting
 // EventSource sends the last id it saw and HQ goes on from there.
 
+import { el } from './dom.js';
+
 export const strings = {
   ja: {
     title: 'アラート',
@@ -34,19 +36,6 @@ export const strings = {
 };
 
 const pageSize = 50;
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
 
 // isoLocal turns an <input type=datetime-local> value into RFC 3339.
 function isoLocal(v) {

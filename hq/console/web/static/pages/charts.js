@@ -4,6 +4,8 @@
 // scans the events; Chart.js is served by HQ itself (ctx.chartJS()).
 // Each canvas keeps its chart: Chart.getChart(canvas).data is what it drew.
 
+import { el } from './dom.js';
+
 export const strings = {
   ja: {
     title: 'チャート',
@@ -34,18 +36,6 @@ const ranges = { h24: 24, d7: 24 * 7, d30: 24 * 30 };
 // Stores beyond this many (by denies) are drawn as one "others" series.
 const topStores = 8;
 const palette = ['#e5262e', '#ffb000', '#2f7ed8', '#1f7a3a', '#8e44ad', '#16a0a0', '#d35400', '#7f8c8d', '#bdc3c7'];
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) e.append(c);
-  return e;
-}
 
 function panel(title, testid) {
   const canvas = el('canvas', { 'data-testid': testid, role: 'img', 'aria-label': title });
