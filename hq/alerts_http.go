@@ -279,8 +279,8 @@ func (f *feedSignal) stop() {
 	}
 }
 
-// statsQuery reads since (default: statsWindow ago), until, store and
-// limit.
+// statsQuery reads since (default: statsWindow ago), until, store, limit
+// and top.
 func (s *Service) statsQuery(r *http.Request) (store.StatsQuery, error) {
 	q := store.StatsQuery{Store: r.FormValue("store")}
 	var err error
@@ -296,9 +296,11 @@ func (s *Service) statsQuery(r *http.Request) (store.StatsQuery, error) {
 	if !q.Until.IsZero() && !q.Until.After(q.Since) {
 		return q, errors.New("until: want a time after since")
 	}
-	if v := r.FormValue("limit"); v != "" {
-		if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
-			return q, errors.New("limit: want a positive integer")
+	for name, n := range map[string]*int{"limit": &q.Limit, "top": &q.Top} {
+		if v := r.FormValue(name); v != "" {
+			if _, err := fmt.Sscan(v, n); err != nil || *n <= 0 {
+				return q, fmt.Errorf("%s: want a positive integer", name)
+			}
 		}
 	}
 	return q, nil

@@ -179,7 +179,7 @@ func TestStatsAPI(t *testing.T) {
 		t.Fatalf("hourly stats of the last day: %+v", hours)
 	}
 	badRequests(t, f.http.URL, "/v1/stats/hourly?since=noon", "/v1/stats/rules?limit=0",
-		"/v1/stats/hourly?since="+since+"&until="+since, "/v1/stats/rules?store=s1")
+		"/v1/stats/hourly?since="+since+"&until="+since, "/v1/stats/rules?store=s1", "/v1/stats/hourly?top=0")
 }
 
 // badRequests checks that each GET path is refused with 400.

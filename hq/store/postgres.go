@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -162,6 +164,10 @@ func (s *Postgres) SaveEvents(ctx context.Context, evs []event.Event) (int, erro
 	if len(evs) == 0 {
 		return 0, nil
 	}
+	// In id order: two instances storing the same events at once (a
+	// redelivery) wait on each other's rows in one order, never in a
+	// cycle, as they do on the rollup's rows (stats_pg.go).
+	evs = slices.SortedFunc(slices.Values(evs), func(a, b event.Event) int { return strings.Compare(a.ID, b.ID) })
 	batch := &pgx.Batch{}
 	for _, ev := range evs {
 		b, err := event.Marshal(ev)

@@ -30,7 +30,16 @@ type StatsQuery struct {
 	Since, Until time.Time
 	Store        string
 	Limit        int // RuleStats: 0 means DefaultRuleLimit; HourlyStats: 0 means MaxStatsRows
+	// Top, for HourlyStats, keeps the Top stores with the most denies in
+	// the range (then decisions, then name) and sums all the others under
+	// store OtherStores, so that a chart of a thousand stores gets at
+	// most Top+1 rows an hour and still the fleet's totals.
+	Top int
 }
+
+// OtherStores is the store of HourlyStats' rows that sum the stores beyond
+// StatsQuery.Top.
+const OtherStores = "*"
 
 // DefaultRuleLimit is how many rules RuleStats lists when asked for no
 // number; MaxStatsRows bounds any stats answer.
@@ -194,4 +203,67 @@ func (q StatsQuery) check() error {
 		return fmt.Errorf("stats: until %s is not after since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// topStores is the names of the q.Top stores of rows with the most denies,
+// then decisions, then by name.
+func topStores(rows []HourStats, n int) map[string]bool {
+	sum := map[string]*HourStats{}
+	for _, r := range rows {
+		t := sum[r.Store]
+		if t == nil {
+			t = &HourStats{Store: r.Store}
+			sum[r.Store] = t
+		}
+		t.Denies += r.Denies
+		t.Decisions += r.Decisions
+	}
+	all := make([]*HourStats, 0, len(sum))
+	for _, t := range sum {
+		all = append(all, t)
+	}
+	slices.SortFunc(all, func(a, b *HourStats) int {
+		return cmp.Or(cmp.Compare(b.Denies, a.Denies), cmp.Compare(b.Decisions, a.Decisions), cmp.Compare(a.Store, b.Store))
+	})
+	top := map[string]bool{}
+	for _, t := range all[:min(n, len(all))] {
+		top[t.Store] = true
+	}
+	return top
+}
+
+// foldOthers sums the rows of stores not in top into one row an hour
+// under OtherStores; rows are in (hour, store) order and stay so.
+func foldOthers(rows []HourStats, top map[string]bool) []HourStats {
+	var out []HourStats
+	var other *HourStats
+	flush := func() {
+		if other != nil {
+			out = append(out, *other)
+			other = nil
+		}
+	}
+	for _, r := range rows {
+		if other != nil && !r.Hour.Equal(other.Hour) {
+			flush()
+		}
+		if top[r.Store] {
+			out = append(out, r)
+			continue
+		}
+		if other == nil {
+			other = &HourStats{Hour: r.Hour, Store: OtherStores}
+		}
+		other.Decisions += r.Decisions
+		other.Reviews += r.Reviews
+		other.Denies += r.Denies
+		other.YenRefused += r.YenRefused
+	}
+	flush()
+	// "*" sorts before store names: put each hour's others row first, as
+	// PostgreSQL orders them.
+	slices.SortStableFunc(out, func(a, b HourStats) int {
+		return cmp.Or(a.Hour.Compare(b.Hour), cmp.Compare(a.Store, b.Store))
+	})
+	return out
 }

@@ -120,9 +120,12 @@ func (s *Bolt) HourlyStats(ctx context.Context, q StatsQuery) ([]HourStats, erro
 	}
 	var out []HourStats
 	limit := q.limit(MaxStatsRows)
+	if q.Top > 0 {
+		limit = 0 // folded below
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return eachHour(tx.Bucket(bStatsHourly), q, func(hour time.Time, store string, v []byte) error {
-			if (q.Store != "" && store != q.Store) || len(out) >= limit {
+			if (q.Store != "" && store != q.Store) || (limit > 0 && len(out) >= limit) {
 				return nil
 			}
 			n, err := counters(v, 4)
@@ -135,6 +138,10 @@ func (s *Bolt) HourlyStats(ctx context.Context, q StatsQuery) ([]HourStats, erro
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hourly stats: %w", err)
+	}
+	if q.Top > 0 {
+		out = foldOthers(out, topStores(out, q.Top))
+		out = out[:min(len(out), q.limit(MaxStatsRows))]
 	}
 	return out, nil
 }

@@ -116,9 +116,15 @@ func (s *Postgres) HourlyStats(ctx context.Context, q StatsQuery) ([]HourStats, 
 		return nil, err
 	}
 	since, until := statsArgs(q)
-	rows, err := s.pool.Query(ctx, `SELECT hour, store, decisions, reviews, denies, yen_refused FROM stats_hourly
-		WHERE ($1::timestamptz IS NULL OR hour >= $1) AND ($2::timestamptz IS NULL OR hour < $2) AND ($3 = '' OR store = $3)
-		ORDER BY hour, store LIMIT $4`, since, until, q.Store, q.limit(MaxStatsRows))
+	// With top, the stores beyond the top q.Top by denies (then
+	// decisions, then name) are summed under OtherStores, which sorts
+	// before any store name ("*" is 0x2A).
+	rows, err := s.pool.Query(ctx, `WITH r AS (SELECT * FROM stats_hourly
+			WHERE ($1::timestamptz IS NULL OR hour >= $1) AND ($2::timestamptz IS NULL OR hour < $2) AND ($3 = '' OR store = $3)),
+		top AS (SELECT store FROM r GROUP BY store ORDER BY sum(denies) DESC, sum(decisions) DESC, store LIMIT $5)
+		SELECT hour, s, sum(decisions)::bigint, sum(reviews)::bigint, sum(denies)::bigint, sum(yen_refused)::bigint FROM (
+			SELECT r.*, CASE WHEN $5 = 0 OR r.store IN (SELECT store FROM top) THEN r.store ELSE '*' END COLLATE "C" AS s FROM r) x
+		GROUP BY hour, s ORDER BY hour, s LIMIT $4`, since, until, q.Store, q.limit(MaxStatsRows), q.Top)
 	if err != nil {
 		return nil, fmt.Errorf("hourly stats: %w", err)
 	}

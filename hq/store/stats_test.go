@@ -89,6 +89,9 @@ func checkStats(t *testing.T, s Store) {
 		{"since inside an hour counts that hour", StatsQuery{Since: h1.Add(30 * time.Minute)}, want[2:]},
 		{"until", StatsQuery{Until: h1}, want[:2]},
 		{"empty range", StatsQuery{Since: h1.Add(time.Hour)}, nil},
+		{"top store, the others summed", StatsQuery{Top: 1}, []HourStats{
+			{Hour: h0, Store: OtherStores, Decisions: 1, Denies: 1, YenRefused: 8000}, want[0], want[2]}},
+		{"top stores beyond the fleet", StatsQuery{Top: 5}, want},
 	} {
 		got, err := s.HourlyStats(ctx, tt.q)
 		if err != nil || !slices.Equal(got, tt.want) {

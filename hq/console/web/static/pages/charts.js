@@ -74,7 +74,10 @@ export async function render(root, ctx) {
     const hours = ranges[range.value];
     const until = new Date(Math.floor(Date.now() / hour) * hour + hour);
     const since = new Date(until.getTime() - hours * hour);
-    const q = new URLSearchParams({ since: since.toISOString(), until: until.toISOString() });
+    // top: HQ keeps the topStores stores by denies and sums the others
+    // under "*", so a fleet of a thousand stores is still a few rows an
+    // hour, with the fleet's totals.
+    const q = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), top: String(topStores) });
     if (store.value.trim()) q.set('store', store.value.trim());
     const rq = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), limit: '10' });
     const [rows, top] = await Promise.all([
@@ -114,14 +117,12 @@ export async function render(root, ctx) {
     }
     totals.textContent = t('totals', { decisions: ctx.fmt.num(total.decisions), reviews: ctx.fmt.num(total.reviews), denies: ctx.fmt.num(total.denies), yen: ctx.fmt.yen(total.yen) });
 
-    // Stores by denies; beyond topStores, one "others" series.
-    const ranked = [...storeDenies.entries()].sort((a, b) => b[1].total - a[1].total || a[0].localeCompare(b[0]));
-    const storeSets = ranked.slice(0, topStores).map(([name, s], i) => ({ label: name, data: s.series, backgroundColor: palette[i % palette.length], stack: 'denies' }));
-    if (ranked.length > topStores) {
-      const rest = zeros();
-      for (const [, s] of ranked.slice(topStores)) s.series.forEach((v, i) => { rest[i] += v; });
-      storeSets.push({ label: t('others'), data: rest, backgroundColor: palette[palette.length - 1], stack: 'denies' });
-    }
+    // Stores by denies, the others (store "*") last.
+    const ranked = [...storeDenies.entries()].sort((a, b) => (a[0] === '*') - (b[0] === '*') || b[1].total - a[1].total || a[0].localeCompare(b[0]));
+    const storeSets = ranked.map(([name, s], i) => ({
+      label: name === '*' ? t('others') : name, data: s.series, stack: 'denies',
+      backgroundColor: name === '*' ? palette[palette.length - 1] : palette[i % (palette.length - 1)],
+    }));
 
     for (const c of charts.splice(0)) c.destroy();
     draw(perHour.canvas, {
