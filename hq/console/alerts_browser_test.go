@@ -229,6 +229,12 @@ func TestBrowserAlertsLiveFeed(t *testing.T) {
 		if got := text(t, ctx, row+` [data-testid="alert-state"]`); got != "拒否済み" {
 			t.Errorf("state %q, want 拒否済み", got)
 		}
+		// In English, the same templates' English.
+		browsertest.Run(t, ctx, "in English", chromedp.Navigate(c.URL+"/console/alerts?lang=en&rule=carton-cap"),
+			chromedp.WaitVisible(css(row+` [data-testid="alert-state"]`)))
+		if got, reasons := text(t, ctx, row+` [data-testid="alert-state"]`), text(t, ctx, row+` [data-testid="alert-reasons"]`); got != "Denied" || !strings.Contains(reasons, "tobacco cartons 3 > limit 2") {
+			t.Errorf("in English: state %q, reasons %q", got, reasons)
+		}
 	})
 }
 
