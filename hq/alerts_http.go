@@ -330,6 +330,12 @@ func serveStats[T any](s *Service, w http.ResponseWriter, r *http.Request, fetch
 		return
 	}
 	out, err := fetch(r.Context(), q)
+	writeList(w, out, err)
+}
+
+// writeList answers a listing: the items as a JSON array ([] when there
+// are none), or the store's error.
+func writeList[T any](w http.ResponseWriter, out []T, err error) {
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
 		return

@@ -193,14 +193,7 @@ func list[T any](s *Service, fetch func(context.Context, store.Query) ([]T, erro
 			return
 		}
 		out, err := fetch(r.Context(), q)
-		if err != nil {
-			httpError(w, http.StatusInternalServerError, err)
-			return
-		}
-		if out == nil {
-			out = []T{}
-		}
-		writeJSON(w, out)
+		writeList(w, out, err) // alerts_http.go
 	}
 }
 
