@@ -103,6 +103,7 @@ type Service struct {
 	lastAllowSnapshot time.Time
 	cases             *cases.Service // cases_http.go
 	policies          *policyHistory // policies.go
+	feed              feedSignal     // alerts_http.go: wakes and ends the alert streams
 	auth              apiauth.Authority
 }
 
@@ -250,6 +251,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go s.expireAllowlistEvery(ctx, time.Minute)
 	go s.recordPolicies(ctx) // policies.go
 	<-ctx.Done()
+	s.feed.stop() // alerts_http.go: end the alert streams
 	if js != nil {
 		js.stop()
 		defer js.close() // after ingest has acknowledged what it stores
@@ -428,6 +430,9 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
+	if n > 0 {
+		s.feed.wake() // alerts_http.go: the streams read what is new
+	}
 	s.evaluateChain(ctx, evs, stop) // chain_wire.go
 	byReg := make(map[[2]string][]string)
 	for _, ev := range evs {

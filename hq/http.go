@@ -15,7 +15,6 @@ import (
 	"github.com/posguard/posguard/hq/console"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
-	"github.com/posguard/posguard/policy/reason"
 )
 
 // maxDenylistBody bounds POST /v1/denylist, the API's largest request.
@@ -56,6 +55,8 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 	}
 	routes = append(routes, s.caseRoutes()...)   // cases_http.go
 	routes = append(routes, s.policyRoutes()...) // policies_http.go
+	routes = append(routes, s.caseRoutes()...)   // cases_http.go
+	routes = append(routes, s.alertRoutes()...)  // alerts_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, s.auth.Require(rt.Role, rt.Handler))
 	}
@@ -125,6 +126,11 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 type alertView struct {
 	store.Alert
 	Text *alertText `json:"text,omitempty"`
+	// MaskedAccount is the paying account as the store display shows it
+	// ("…a1b2"), for pages that need not show more; Amount is the cart's
+	// total in yen.
+	MaskedAccount string `json:"maskedAccount,omitempty"`
+	Amount        int64  `json:"amount,omitempty"`
 }
 
 // alertText is one sentence per fired rule, in decision order, shadow
@@ -141,24 +147,21 @@ func (s *Service) alerts(ctx context.Context, q store.Query) ([]alertView, error
 	}
 	out := make([]alertView, len(alerts))
 	for i, a := range alerts {
-		out[i].Alert = a
-		if d := a.Decision; d != nil && len(d.Rules) > 0 {
-			out[i].Text = &alertText{JA: reason.Decision(reason.Japanese, *d), EN: reason.Decision(reason.English, *d)}
-		}
+		out[i] = newAlertView(a) // alerts_http.go
 	}
 	return out, nil
 }
 
 // query reads the filters of /v1/events and /v1/alerts: store, register,
-// account, since (RFC 3339), limit, type (comma-separated).
+// account, since and until (RFC 3339; until exclusive), limit, type
+// (comma-separated), rule, outcome; order=desc lists newest first. The
+// cursor of a next page is the last item's time and id: since=AT&after=ID
+// oldest first, until=AT&before=ID newest first.
 func query(r *http.Request) (store.Query, error) {
-	q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"), Account: r.FormValue("account")}
-	if v := r.FormValue("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return q, fmt.Errorf("since: want RFC 3339 time: %w", err)
-		}
-		q.Since = t
+	q := store.Query{Store: r.FormValue("store"), Register: r.FormValue("register"), Account: r.FormValue("account"),
+		Rule: r.FormValue("rule"), Outcome: r.FormValue("outcome"), After: r.FormValue("after"), Before: r.FormValue("before")}
+	if err := queryRange(r, &q); err != nil { // alerts_http.go
+		return q, err
 	}
 	if v := r.FormValue("limit"); v != "" {
 		if _, err := fmt.Sscan(v, &q.Limit); err != nil || q.Limit <= 0 {
@@ -192,14 +195,7 @@ func list[T any](s *Service, fetch func(context.Context, store.Query) ([]T, erro
 			return
 		}
 		out, err := fetch(r.Context(), q)
-		if err != nil {
-			httpError(w, http.StatusInternalServerError, err)
-			return
-		}
-		if out == nil {
-			out = []T{}
-		}
-		writeJSON(w, out)
+		writeList(w, out, err) // alerts_http.go
 	}
 }
 

@@ -27,6 +27,9 @@ import (
 type Message struct {
 	Event string
 	Data  []byte
+	// ID, when set, is the event's id: a browser's EventSource sends the
+	// last one back as Last-Event-ID when it reconnects.
+	ID string
 }
 
 // JSON makes a message from a value.
@@ -156,10 +159,15 @@ func Stream(w http.ResponseWriter, r *http.Request, first []Message, ch <-chan M
 
 // Write encodes one message.
 func Write(w io.Writer, m Message) error {
-	if strings.ContainsAny(m.Event, "\r\n") || bytes.ContainsAny(m.Data, "\r\n") {
-		return fmt.Errorf("write sse %q: newline in event or data", m.Event)
+	if strings.ContainsAny(m.Event, "\r\n") || bytes.ContainsAny(m.Data, "\r\n") || strings.ContainsAny(m.ID, "\r\n\x00") {
+		return fmt.Errorf("write sse %q: newline in event, data or id", m.Event)
 	}
 	var b bytes.Buffer
+	if m.ID != "" {
+		b.WriteString("id: ")
+		b.WriteString(m.ID)
+		b.WriteByte('\n')
+	}
 	if m.Event != "" {
 		b.WriteString("event: ")
 		b.WriteString(m.Event)
@@ -220,6 +228,8 @@ func (r *Reader) Next() (Message, error) {
 		switch string(field) {
 		case "event":
 			m.Event = string(value)
+		case "id":
+			m.ID = string(value)
 		case "data":
 			data = append(data, bytes.Clone(value))
 			hasData = true

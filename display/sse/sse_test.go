@@ -16,13 +16,14 @@ func TestReader(t *testing.T) {
 		name, in string
 		want     []Message
 	}{
-		{"one event", "event: alert\ndata: {}\n\n", []Message{{"alert", []byte("{}")}}},
-		{"no space after colon", "event:a\ndata:x\n\n", []Message{{"a", []byte("x")}}},
-		{"multi-line data", "data: a\ndata: b\n\n", []Message{{"", []byte("a\nb")}}},
-		{"comments and retry skipped", ": ping\nretry: 10\n\ndata: x\n\n", []Message{{"", []byte("x")}}},
-		{"event without data dropped", "event: a\n\nevent: b\ndata: 1\n\n", []Message{{"b", []byte("1")}}},
+		{"one event", "event: alert\ndata: {}\n\n", []Message{{Event: "alert", Data: []byte("{}")}}},
+		{"no space after colon", "event:a\ndata:x\n\n", []Message{{Event: "a", Data: []byte("x")}}},
+		{"multi-line data", "data: a\ndata: b\n\n", []Message{{Event: "", Data: []byte("a\nb")}}},
+		{"comments and retry skipped", ": ping\nretry: 10\n\ndata: x\n\n", []Message{{Event: "", Data: []byte("x")}}},
+		{"event without data dropped", "event: a\n\nevent: b\ndata: 1\n\n", []Message{{Event: "b", Data: []byte("1")}}},
 		{"unterminated event dropped", "data: x\n", nil},
-		{"crlf", "event: a\r\ndata: 1\r\n\r\n", []Message{{"a", []byte("1")}}},
+		{"crlf", "event: a\r\ndata: 1\r\n\r\n", []Message{{Event: "a", Data: []byte("1")}}},
+		{"id", "id: s7\nevent: a\ndata: 1\n\n", []Message{{Event: "a", Data: []byte("1"), ID: "s7"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,10 +52,22 @@ func TestReader(t *testing.T) {
 }
 
 func TestWriteRefusesNewlines(t *testing.T) {
-	for _, m := range []Message{{"a\nb", []byte("x")}, {"a", []byte("x\ny")}, {"a", []byte("x\r")}} {
+	for _, m := range []Message{{Event: "a\nb", Data: []byte("x")}, {Event: "a", Data: []byte("x\ny")}, {Event: "a", Data: []byte("x\r")}, {Event: "a", Data: []byte("x"), ID: "1\n2"}} {
 		if err := Write(io.Discard, m); err == nil {
 			t.Errorf("Write(%q) accepted a newline", m)
 		}
+	}
+}
+
+// An id written is read back: what a browser sends as Last-Event-ID.
+func TestWriteID(t *testing.T) {
+	var b strings.Builder
+	if err := Write(&b, Message{Event: "alert", Data: []byte("{}"), ID: "t17.aWQ"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewReader(strings.NewReader(b.String())).Next()
+	if err != nil || m.ID != "t17.aWQ" || m.Event != "alert" {
+		t.Fatalf("read back %+v, %v from %q", m, err, b.String())
 	}
 }
 

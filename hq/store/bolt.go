@@ -61,6 +61,9 @@ func OpenBolt(path string) (*Bolt, error) {
 		if err := initCases(tx); err != nil { // cases_bolt.go
 			return err
 		}
+		if err := initConsole(tx); err != nil { // stats_bolt.go, feed_bolt.go
+			return err
+		}
 		if tx.Bucket(bResolutions) != nil {
 			return nil
 		}
@@ -112,6 +115,7 @@ func (s *Bolt) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 	// Batch: concurrent ingest goroutines share one fsync.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		inserted = 0 // Batch may run the function again
+		r := newRollup()
 		for _, ev := range evs {
 			added, err := putEvent(tx, ev)
 			if err != nil {
@@ -119,9 +123,10 @@ func (s *Bolt) SaveEvents(ctx context.Context, evs []event.Event) (int, error) {
 			}
 			if added {
 				inserted++
+				r.add(ev)
 			}
 		}
-		return nil
+		return putRollup(tx, r) // stats_bolt.go: new events only
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store %d events: %w", len(evs), err)
@@ -143,6 +148,9 @@ func putEvent(tx *bolt.Tx, ev event.Event) (added bool, err error) {
 		return false, err
 	}
 	if err := byTime.Put(timeKey(ev.At, ev.ID), nil); err != nil {
+		return false, err
+	}
+	if err := putFeed(tx.Bucket(bAlertFeed), ev); err != nil { // feed_bolt.go
 		return false, err
 	}
 	return true, indexResolution(tx.Bucket(bResolutions), ev)
@@ -186,13 +194,34 @@ func (s *Bolt) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bEvents)
 		c := tx.Bucket(bByTime).Cursor()
+		// Walk the time index from one end of the range towards the
+		// other, stopping past it; match checks the rest.
 		var k []byte
-		if q.Since.IsZero() {
-			k, _ = c.First()
+		var next func() ([]byte, []byte)
+		var past func(k []byte) bool
+		if q.Desc {
+			next = c.Prev
+			switch {
+			case q.Until.IsZero():
+				k, _ = c.Last()
+			default:
+				if k, _ = c.Seek(timeKey(q.Until, q.Before)); k == nil {
+					k, _ = c.Last()
+				}
+			}
+			lo := timeKey(q.Since, "")
+			past = func(k []byte) bool { return !q.Since.IsZero() && bytes.Compare(k, lo) < 0 }
 		} else {
-			k, _ = c.Seek(timeKey(q.Since, ""))
+			next = c.Next
+			if q.Since.IsZero() {
+				k, _ = c.First()
+			} else {
+				k, _ = c.Seek(timeKey(q.Since, ""))
+			}
+			hi := timeKey(q.Until, q.Before)
+			past = func(k []byte) bool { return !q.Until.IsZero() && bytes.Compare(k, hi) >= 0 }
 		}
-		for ; k != nil && len(out) < limit; k, _ = c.Next() {
+		for ; k != nil && len(out) < limit && !past(k); k, _ = next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -221,16 +250,11 @@ func (s *Bolt) Alerts(ctx context.Context, q Query) ([]Alert, error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		events, res := tx.Bucket(bEvents), tx.Bucket(bResolutions)
 		for _, ev := range evs {
-			var r *event.Event
-			if v := res.Get(saleKey(ev.Store, ev.Register, ev.SaleID)); len(v) > 8 {
-				id := v[8:]
-				rev, err := event.Parse(events.Get(id))
-				if err != nil {
-					return fmt.Errorf("resolution %s: %w", id, err)
-				}
-				r = &rev
+			a, err := boltAlert(events, res, ev)
+			if err != nil {
+				return err
 			}
-			out = append(out, newAlert(ev, r))
+			out = append(out, a)
 		}
 		return nil
 	})
@@ -238,6 +262,21 @@ func (s *Bolt) Alerts(ctx context.Context, q Query) ([]Alert, error) {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
 	return out, nil
+}
+
+// boltAlert gives the alert ev its state from the first resolution of its
+// sale.
+func boltAlert(events, res *bolt.Bucket, ev event.Event) (Alert, error) {
+	var r *event.Event
+	if v := res.Get(saleKey(ev.Store, ev.Register, ev.SaleID)); len(v) > 8 {
+		id := v[8:]
+		rev, err := event.Parse(events.Get(id))
+		if err != nil {
+			return Alert{}, fmt.Errorf("resolution %s: %w", id, err)
+		}
+		r = &rev
+	}
+	return newAlert(ev, r), nil
 }
 
 func (s *Bolt) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,6 +94,7 @@ var migrations = []string{
 		epoch text NOT NULL DEFAULT gen_random_uuid()::text);
 	INSERT INTO allowlist_seq (seq) VALUES (0);`,
 	chainMigration,    // chain_pg.go
+	consoleMigration,  // stats_pg.go: the console's rollup and alert indexes
 	policiesMigration, // policies_pg.go
 }
 
@@ -162,6 +165,10 @@ func (s *Postgres) SaveEvents(ctx context.Context, evs []event.Event) (int, erro
 	if len(evs) == 0 {
 		return 0, nil
 	}
+	// In id order: two instances storing the same events at once (a
+	// redelivery) wait on each other's rows in one order, never in a
+	// cycle, as they do on the rollup's rows (stats_pg.go).
+	evs = slices.SortedFunc(slices.Values(evs), func(a, b event.Event) int { return strings.Compare(a.ID, b.ID) })
 	batch := &pgx.Batch{}
 	for _, ev := range evs {
 		b, err := event.Marshal(ev)
@@ -174,16 +181,26 @@ func (s *Postgres) SaveEvents(ctx context.Context, evs []event.Event) (int, erro
 	// One transaction: either every event of the batch is durable or none,
 	// so an ack is never sent for a half-stored batch.
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		inserted = 0
 		br := tx.SendBatch(ctx, batch)
-		for range evs {
+		// The console's rollup counts the new events only, in this
+		// transaction: a redelivered event adds nothing (stats_pg.go).
+		r := newRollup()
+		for _, ev := range evs {
 			tag, err := br.Exec()
 			if err != nil {
 				br.Close()
 				return err
 			}
-			inserted += int(tag.RowsAffected())
+			if tag.RowsAffected() > 0 {
+				inserted++
+				r.add(ev)
+			}
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		return saveRollup(ctx, tx, r)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store %d events: %w", len(evs), err)
@@ -228,25 +245,39 @@ func (s *Postgres) Fleet(ctx context.Context) ([]Register, error) {
 	return out, nil
 }
 
-// eventFilter is Query as SQL over events e, with q.args() as $1..$7.
+// eventFilter is Query as SQL over events e, with q.args() as $1..$11.
 const eventFilter = `($1 = '' OR e.store = $1) AND ($2 = '' OR e.register = $2) AND ($3 = '' OR e.account = $3)
 	AND (cardinality($4::text[]) = 0 OR e.type = ANY($4)) AND ($5::timestamptz IS NULL OR e.at >= $5)
-	AND ($7 = '' OR (e.at, e.id) > ($5, $7))`
+	AND ($7 = '' OR (e.at, e.id) > ($5, $7))
+	AND ($8::timestamptz IS NULL OR e.at < $8 OR ($9 <> '' AND e.at = $8 AND e.id < $9))
+	AND ($10 = '' OR e.body->'decision'->'rules' @> jsonb_build_array(jsonb_build_object('id', $10::text)) OR e.body->'chain'->>'rule' = $10)
+	AND ($11 = '' OR e.body->'decision'->>'outcome' = $11)`
+
+// order is the ORDER BY of a listing in q's direction.
+func (q Query) order() string {
+	if q.Desc {
+		return ` ORDER BY e.at DESC, e.id DESC`
+	}
+	return ` ORDER BY e.at, e.id`
+}
 
 func (q Query) args() []any {
 	types := make([]string, len(q.Types))
 	for i, t := range q.Types {
 		types[i] = string(t)
 	}
-	var since *time.Time
+	var since, until *time.Time
 	if !q.Since.IsZero() {
 		since = &q.Since
 	}
-	return []any{q.Store, q.Register, q.Account, types, since, q.limit(), q.After}
+	if !q.Until.IsZero() {
+		until = &q.Until
+	}
+	return []any{q.Store, q.Register, q.Account, types, since, q.limit(), q.After, until, q.Before, q.Rule, q.Outcome}
 }
 
 func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT e.body FROM events e WHERE `+eventFilter+` ORDER BY e.at, e.id LIMIT $6`, q.args()...)
+	rows, err := s.pool.Query(ctx, `SELECT e.body FROM events e WHERE `+eventFilter+q.order()+` LIMIT $6`, q.args()...)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}
@@ -269,11 +300,8 @@ func (s *Postgres) Events(ctx context.Context, q Query) ([]event.Event, error) {
 }
 
 func (s *Postgres) Alerts(ctx context.Context, q Query) ([]Alert, error) {
-	rows, err := s.pool.Query(ctx, `SELECT e.body, r.body FROM events e
-		LEFT JOIN LATERAL (SELECT body FROM events r
-			WHERE r.type = 'resolution' AND r.store = e.store AND r.register = e.register AND r.body->>'saleId' = e.body->>'saleId'
-			ORDER BY r.at, r.id LIMIT 1) r ON true
-		WHERE `+eventFilter+` ORDER BY e.at, e.id LIMIT $6`, alertQuery(q).args()...)
+	rows, err := s.pool.Query(ctx, `SELECT e.body, r.body FROM events e `+resolutionJoin+`
+		WHERE `+eventFilter+q.order()+` LIMIT $6`, alertQuery(q).args()...)
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
@@ -283,24 +311,39 @@ func (s *Postgres) Alerts(ctx context.Context, q Query) ([]Alert, error) {
 		if err := rows.Scan(&body, &res); err != nil {
 			return nil, fmt.Errorf("query alerts: %w", err)
 		}
-		ev, err := event.Parse(body)
+		a, err := pgAlert(body, res)
 		if err != nil {
 			return nil, fmt.Errorf("query alerts: %w", err)
 		}
-		var r *event.Event
-		if res != nil {
-			rev, err := event.Parse(res)
-			if err != nil {
-				return nil, fmt.Errorf("query alerts: resolution of %s: %w", ev.ID, err)
-			}
-			r = &rev
-		}
-		out = append(out, newAlert(ev, r))
+		out = append(out, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
 	}
 	return out, nil
+}
+
+// resolutionJoin finds r, the first resolution of alert e's sale.
+const resolutionJoin = `LEFT JOIN LATERAL (SELECT body FROM events r
+			WHERE r.type = 'resolution' AND r.store = e.store AND r.register = e.register AND r.body->>'saleId' = e.body->>'saleId'
+			ORDER BY r.at, r.id LIMIT 1) r ON true`
+
+// pgAlert makes an alert from its event's body and its first resolution's
+// (nil when there is none).
+func pgAlert(body, res []byte) (Alert, error) {
+	ev, err := event.Parse(body)
+	if err != nil {
+		return Alert{}, err
+	}
+	var r *event.Event
+	if res != nil {
+		rev, err := event.Parse(res)
+		if err != nil {
+			return Alert{}, fmt.Errorf("resolution of %s: %w", ev.ID, err)
+		}
+		r = &rev
+	}
+	return newAlert(ev, r), nil
 }
 
 func (s *Postgres) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersion, error) {

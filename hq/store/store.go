@@ -44,6 +44,8 @@ type Store interface {
 	AllowlistStore // cases.go
 	Chain          // chain.go
 	Policies       // policies.go
+	Stats          // stats.go: the console's hourly rollup
+	Feed           // feed.go: alerts in storing order
 	Close() error
 }
 
@@ -146,7 +148,19 @@ type Query struct {
 	// After) in (at, id) order, so paging never drops or repeats events
 	// that share a timestamp.
 	After string
-	Limit int // 0: DefaultLimit
+	// Until bounds the listing: only events before it. Before, with
+	// Until, continues a newest-first listing: only events before
+	// (Until, Before) in (at, id) order.
+	Until  time.Time
+	Before string
+	// Desc lists newest first (an alert feed's first page).
+	Desc bool
+	// Rule keeps events whose decision fired the rule (enforced or
+	// shadow) or whose chain rule it is; Outcome those whose decision has
+	// that outcome (allow, review, deny).
+	Rule    string
+	Outcome string
+	Limit   int // 0: DefaultLimit
 }
 
 // DefaultLimit bounds a query that names no limit, so an HTTP caller
@@ -187,6 +201,15 @@ func (q Query) match(ev event.Event) bool {
 	if q.After != "" && ev.At.Equal(q.Since) && ev.ID <= q.After {
 		return false
 	}
+	if !q.Until.IsZero() && (ev.At.After(q.Until) || ev.At.Equal(q.Until) && (q.Before == "" || ev.ID >= q.Before)) {
+		return false
+	}
+	if q.Outcome != "" && (ev.Decision == nil || string(ev.Decision.Outcome) != q.Outcome) {
+		return false
+	}
+	if q.Rule != "" && !firedRule(ev, q.Rule) {
+		return false
+	}
 	if len(q.Types) > 0 {
 		for _, t := range q.Types {
 			if ev.Type == t {
@@ -196,4 +219,20 @@ func (q Query) match(ev event.Event) bool {
 		return false
 	}
 	return true
+}
+
+// firedRule reports whether ev's decision fired rule, or ev is the alert of
+// that chain rule.
+func firedRule(ev event.Event, rule string) bool {
+	if ev.Chain != nil && ev.Chain.Rule == rule {
+		return true
+	}
+	if ev.Decision != nil {
+		for _, f := range ev.Decision.Rules {
+			if f.ID == rule {
+				return true
+			}
+		}
+	}
+	return false
 }
