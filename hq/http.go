@@ -51,6 +51,7 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 		{"GET /v1/chain/rules", apiauth.Read, http.HandlerFunc(s.chainRules)},
 	}
 	routes = append(routes, s.caseRoutes()...) // cases_http.go
+	routes = append(routes, s.listRoutes()...) // lists_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, apiauth.Require(s.cfg.Auth, rt.Role, rt.Handler))
 	}
@@ -246,6 +247,10 @@ type denylistRequest struct {
 	Add    []string `json:"add"`
 	Remove []string `json:"remove"`
 	Reason string   `json:"reason"` // required: why, recorded with the change
+	// Expires (RFC 3339) or DenyFor (a Go duration from now), optional,
+	// is when registers stop refusing the added accounts.
+	Expires time.Time `json:"expires,omitzero"`
+	DenyFor string    `json:"denyFor,omitempty"`
 }
 
 func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
@@ -260,26 +265,22 @@ func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
 		return
 	}
-	who, ok := apiauth.Caller(r)
-	if !ok {
-		httpError(w, http.StatusInternalServerError, errors.New("denylist change without an authenticated caller"))
-		return
-	}
-	seq, err := s.DenylistChange(r.Context(), store.ListChange{Add: req.Add, Remove: req.Remove, By: who.String(), Reason: req.Reason})
-	switch {
-	case errors.Is(err, ErrNoSigner):
-		httpError(w, http.StatusServiceUnavailable, err)
-		return
-	case err != nil && seq == 0:
+	expires, err := s.expiry(req.Expires, req.DenyFor, "denyFor") // lists_http.go
+	if err != nil {
 		httpError(w, http.StatusBadRequest, err)
 		return
-	case err != nil:
-		// Stored but not (fully) published: say so, with the seq.
-		w.WriteHeader(http.StatusAccepted)
-		writeJSON(w, map[string]any{"seq": seq, "warning": err.Error()})
+	}
+	if !expires.IsZero() && !expires.After(s.cfg.Now()) {
+		httpError(w, http.StatusBadRequest, errors.New("expires: in the past"))
 		return
 	}
-	writeJSON(w, map[string]any{"seq": seq})
+	who, ok := caller(w, r)
+	if !ok {
+		return
+	}
+	seq, err := s.DenylistChange(r.Context(), store.ListChange{Add: req.Add, Remove: req.Remove, By: who, Reason: req.Reason,
+		Details: manualDetails(req.Add, expires, req.Reason)})
+	listAnswer(w, seq, err)
 }
 
 func (s *Service) denylistStatus(w http.ResponseWriter, r *http.Request) {

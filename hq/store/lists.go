@@ -28,6 +28,9 @@ type ListsStore interface {
 	ListChanges(ctx context.Context, q AuditQuery) ([]event.Event, error)
 	// CaseAlerts lists a case's alerts after q.After in (at, id) order.
 	CaseAlerts(ctx context.Context, id string, q CaseAlertQuery) ([]event.Event, error)
+	// ListVersion is the version of the list whose changes are recorded
+	// as events of type t, without reading the list.
+	ListVersion(ctx context.Context, t event.Type) (wire.ListVersion, error)
 	// EventsByID returns the stored events among ids, in no order; ids
 	// not stored are left out.
 	EventsByID(ctx context.Context, ids []string) ([]event.Event, error)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // kDenyRecords marks a file whose denylist entries name their records.
@@ -228,4 +230,24 @@ func (s *Bolt) EventsByID(ctx context.Context, ids []string) ([]event.Event, err
 		return nil, fmt.Errorf("read events by id: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Bolt) ListVersion(ctx context.Context, t event.Type) (wire.ListVersion, error) {
+	kEpoch, kSeq := kEpoch, kDenySeq
+	if t == AllowlistChanged {
+		kEpoch, kSeq = kAllowEpoch, kAllowSeq
+	}
+	var v wire.ListVersion
+	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		v.Epoch = string(meta.Get(kEpoch))
+		if b := meta.Get(kSeq); len(b) == 8 {
+			v.Seq = binary.BigEndian.Uint64(b)
+		}
+		return nil
+	})
+	if err != nil {
+		return v, fmt.Errorf("read %s version: %w", t, err)
+	}
+	return v, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/posguard/posguard/event"
+	"github.com/posguard/posguard/wire"
 )
 
 // listsMigration lets the console page through the lists and their audit
@@ -170,4 +171,18 @@ func (s *Postgres) EventsByID(ctx context.Context, ids []string) ([]event.Event,
 		return nil, fmt.Errorf("read events by id: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Postgres) ListVersion(ctx context.Context, t event.Type) (wire.ListVersion, error) {
+	table := "denylist_seq"
+	if t == AllowlistChanged {
+		table = "allowlist_seq"
+	}
+	var v wire.ListVersion
+	var seq int64
+	if err := s.pool.QueryRow(ctx, `SELECT epoch, seq FROM `+table).Scan(&v.Epoch, &seq); err != nil {
+		return v, fmt.Errorf("read %s version: %w", t, err)
+	}
+	v.Seq = uint64(seq)
+	return v, nil
 }
