@@ -237,7 +237,7 @@ export async function render(root, ctx) {
       msg,
       el('h3', {}, t('history')),
       table('case-history', [[t('at')], [t('move')], [t('by')], [t('note')]], c.history.map((h) => el('tr', {},
-        el('td', {}, ctx.fmt.time(h.at)),
+        el('td', { class: 'when' }, ctx.fmt.time(h.at)),
         el('td', {}, h.from ? `${stateName(h.from)} → ${stateName(h.to)}` : stateName(h.to)),
         el('td', {}, h.by),
         el('td', { class: 'note' }, h.note)))));
@@ -320,7 +320,7 @@ export async function render(root, ctx) {
       for (const a of out.alerts) {
         const lines = (a.text && (a.text[ctx.lang] || a.text.ja)) || [a.detail || ''];
         alertRows.append(el('tr', { testid: 'case-alert', class: a.chain ? 'chain' : null },
-          el('td', {}, ctx.fmt.time(a.at)),
+          el('td', { class: 'when' }, ctx.fmt.time(a.at)),
           el('td', {}, a.chain ? `HQ (${(a.chain.stores || []).join(', ')})` : `${a.store} / ${a.register}`),
           el('td', {}, el('ul', { class: 'reasons' }, lines.map((l) => el('li', {}, l))))));
       }
@@ -329,7 +329,7 @@ export async function render(root, ctx) {
         if (seenSales.has(k)) continue;
         seenSales.add(k);
         saleRows.append(el('tr', { testid: 'case-sale', class: `outcome-${s.outcome}` },
-          el('td', {}, ctx.fmt.time(s.at)),
+          el('td', { class: 'when' }, ctx.fmt.time(s.at)),
           el('td', {}, `${s.store} / ${s.register}`),
           el('td', {}, s.account || ''),
           el('td', { class: 'num' }, ctx.fmt.yen(s.total)),

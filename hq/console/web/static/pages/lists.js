@@ -12,7 +12,7 @@ export const strings = {
     audit: '監査履歴',
     search: 'アカウントで検索',
     account: 'アカウント',
-    accounts: 'アカウント（空白・改行区切り）',
+    accounts: 'アカウント（複数は空白区切り）',
     added: '追加日時',
     by: '追加者',
     who: '担当者',
@@ -148,7 +148,7 @@ export async function render(root, ctx) {
     const search = el('input', { type: 'search', testid: 'list-search', placeholder: t('search'), 'aria-label': t('search') });
     const rows = el('tbody');
     const moreBtn = el('button', { type: 'button', testid: 'list-more', hidden: true }, t('more'));
-    const removePanel = el('div', { class: 'list-remove', testid: 'remove-panel', hidden: true });
+    const removePanel = el('div', { class: 'list-remove', testid: 'list-remove-panel', hidden: true });
     const parts = [el('div', { class: 'list-tools' }, search)];
     if (can) parts.push(addForm(name, msg));
     else parts.push(el('p', { class: 'muted', testid: 'list-readonly' }, t('readOnly')));
@@ -198,7 +198,8 @@ export async function render(root, ctx) {
       el('td', { class: 'account' }, e.account),
       el('td', { title: e.seq ? `${t('seq')} ${e.seq}` : null }, ctx.fmt.time(e.added)),
       el('td', {}, e.by || ''),
-      el('td', { class: 'why' }, e.why || e.reason || ''),
+      el('td', { class: 'why' }, e.why || e.reason || '',
+        e.reason && e.why && e.reason !== e.why ? el('div', { class: 'muted detail' }, e.reason) : null),
       el('td', { class: e.expired ? 'expired' : null }, exp),
       el('td', { title: (e.events || []).join('\n') || null }, e.rule || ''),
     ];
@@ -213,7 +214,7 @@ export async function render(root, ctx) {
     const reason = el('input', { type: 'text', testid: 'remove-reason', maxlength: 500, required: true,
       placeholder: t('reasonPlaceholder'), 'aria-label': t('reason') });
     const go = el('button', { type: 'submit', testid: 'remove-confirm', class: 'danger' }, t('remove'));
-    const form = el('form', { class: 'list-form' },
+    const form = el('form', { class: 'list-form', novalidate: true },
       el('strong', {}, t('removeFrom', { account, list: t(name) })), ' ',
       el('label', {}, t('reason'), ' ', reason), ' ', go, ' ',
       el('button', { type: 'button', onclick: () => { panel.hidden = true; } }, t('cancel')));
@@ -244,7 +245,7 @@ export async function render(root, ctx) {
       durations[name].map((d) => el('option', { value: d }, durationName(d))));
     if (name === 'allowlist') dur.value = '720h';
     const go = el('button', { type: 'submit', testid: 'add-submit' }, t('add'));
-    const form = el('form', { class: 'list-form', testid: 'add-form' },
+    const form = el('form', { class: 'list-form', testid: 'add-form', novalidate: true },
       el('strong', {}, t('addTo', { list: t(name) })), ' ',
       accounts, ' ', reason, ' ', el('label', {}, t('duration'), ' ', dur), ' ', go);
     form.addEventListener('submit', async (ev) => {
