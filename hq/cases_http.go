@@ -33,10 +33,10 @@ func (s *Service) caseRoutes() []Route {
 		// A page of the case's alerts, with their reasons as people read
 		// them, and the sales they are about (cases_events.go).
 		{"GET /v1/cases/{id}/events", apiauth.Read, http.HandlerFunc(s.caseEvents)},
-		{"POST /v1/cases", apiauth.Admin, post(s.caseOpen)},
-		{"POST /v1/cases/{id}/confirm", apiauth.Admin, post(s.caseMove(s.cases.Confirm))},
-		{"POST /v1/cases/{id}/false-positive", apiauth.Admin, post(s.caseFalsePositive)},
-		{"POST /v1/cases/{id}/close", apiauth.Admin, post(s.caseMove(s.cases.Close))},
+		{"POST /v1/cases", apiauth.Analyst, post(s.caseOpen)},
+		{"POST /v1/cases/{id}/confirm", apiauth.Analyst, post(s.caseMove(s.cases.Confirm))},
+		{"POST /v1/cases/{id}/false-positive", apiauth.Analyst, post(s.caseFalsePositive)},
+		{"POST /v1/cases/{id}/close", apiauth.Analyst, post(s.caseMove(s.cases.Close))},
 	}
 }
 

@@ -28,7 +28,7 @@ func (s *Service) listRoutes() []Route {
 	return []Route{
 		{"GET /v1/denylist", apiauth.Read, s.listGet(event.DenylistChanged, s.cfg.Store.DenylistEntries)},
 		{"GET /v1/allowlist", apiauth.Read, s.listGet(store.AllowlistChanged, s.cfg.Store.AllowlistEntries)},
-		{"POST /v1/allowlist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.allowlistPost))},
+		{"POST /v1/allowlist", apiauth.Analyst, httpserve.JSONOnly(http.HandlerFunc(s.allowlistPost))},
 		{"GET /v1/lists/audit", apiauth.Read, http.HandlerFunc(s.listAudit)},
 	}
 }
