@@ -98,6 +98,12 @@ func TestBrowserLists(t *testing.T) {
 			consoletest.Screenshot(t, ctx, "lists")
 		}
 
+		browsertest.Run(t, ctx, "lists page, English", chromedp.Navigate(c.URL+"/console/lists?lang=en"),
+			chromedp.WaitVisible(css(`[data-testid="entry-crew-9"]`)))
+		if tab, row := text(t, ctx, `[data-testid="tab-denylist"]`), text(t, ctx, `[data-testid="entry-crew-0"]`); tab != "Denylist" || !strings.Contains(row, "3 stores in 30m") {
+			t.Fatalf("English tab %q, row %q", tab, row)
+		}
+
 		browsertest.Run(t, ctx, "viewer opens the lists", c.Login("viewer"),
 			chromedp.Navigate(c.URL+"/console/lists"),
 			chromedp.WaitVisible(css(`[data-testid="entry-crew-9"]`)),
