@@ -197,23 +197,10 @@ type listChange struct {
 	Remove []string  `json:"remove,omitempty"`
 }
 
-// changeOf reads the change an event of store.ListChangeTypes records,
-// whichever member holds it (the list's name, or denylist's shape).
+// changeOf is the change ev (one of store.ListChangeTypes) records.
 func changeOf(ev event.Event) (listChange, bool) {
-	b, err := event.Marshal(ev)
-	if err != nil {
-		return listChange{}, false
-	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(b, &members) != nil {
-		return listChange{}, false
-	}
-	raw, ok := members[string(ev.Type)]
-	if !ok {
-		raw, ok = members["denylist"]
-	}
-	var d event.DenylistInfo
-	if !ok || json.Unmarshal(raw, &d) != nil {
+	d := store.ChangeInfo(ev)
+	if d == nil {
 		return listChange{}, false
 	}
 	return listChange{List: string(ev.Type), ID: ev.ID, At: ev.At, By: d.By, Reason: d.Reason, Seq: d.Seq, Add: d.Add, Remove: d.Remove}, true

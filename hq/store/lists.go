@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -137,15 +138,33 @@ func (c Cursor) place(ev event.Event) int {
 	return cmp.Or(ev.At.Compare(c.At), strings.Compare(ev.ID, c.ID))
 }
 
-// changeInfo reads the list change an event of ListChangeTypes records,
-// whichever list it is about.
-func changeInfo(ev event.Event) *event.DenylistInfo {
-	return ev.Denylist
+// ChangeInfo reads the list change an event of ListChangeTypes records,
+// whichever list it is about: every list records its changes in the
+// denylist record's shape, under the member named as its type. nil when
+// ev records none.
+func ChangeInfo(ev event.Event) *event.DenylistInfo {
+	if ev.Type == event.DenylistChanged {
+		return ev.Denylist
+	}
+	b, err := event.Marshal(ev)
+	if err != nil {
+		return nil
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(b, &members) != nil {
+		return nil
+	}
+	raw, ok := members[string(ev.Type)]
+	var d event.DenylistInfo
+	if !ok || json.Unmarshal(raw, &d) != nil {
+		return nil
+	}
+	return &d
 }
 
 // names reports whether the change ev records adds or removes account.
 func names(ev event.Event, account string) bool {
-	d := changeInfo(ev)
+	d := ChangeInfo(ev)
 	if d == nil {
 		return false
 	}

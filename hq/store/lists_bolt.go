@@ -60,7 +60,7 @@ func listRecords(tx *bolt.Tx, t event.Type, f func(event.Event) error) error {
 		if err != nil {
 			return fmt.Errorf("event %s: %w", k, err)
 		}
-		if ev.Type != t || changeInfo(ev) == nil {
+		if ev.Type != t || ChangeInfo(ev) == nil {
 			continue
 		}
 		if err := f(ev); err != nil {
