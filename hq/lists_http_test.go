@@ -125,6 +125,16 @@ func TestListsAPI(t *testing.T) {
 	if !slices.Equal(reasons, []string{"paid back", "stolen card", "CCTV at S001"}) {
 		t.Fatalf("audit %v", reasons)
 	}
+	// The allowlist's changes, once HQ records them as events.
+	if al := decodeAs[auditPage](t, get("/v1/lists/audit?list=allowlist")); len(al.Changes) > 0 {
+		if len(al.Changes) != 2 || al.Changes[0].List != "allowlist" || al.Changes[0].Reason != "not the same person" ||
+			al.Changes[1].By != "fraud-desk (token)" || !slices.Equal(al.Changes[1].Add, []string{"bulk-1", "bulk-2"}) {
+			t.Fatalf("allowlist audit %+v", al)
+		}
+		if both := decodeAs[auditPage](t, get("/v1/lists/audit?account=bulk-2")); len(both.Changes) != 2 {
+			t.Fatalf("audit of bulk-2 %+v", both)
+		}
+	}
 	a := decodeAs[auditPage](t, get("/v1/lists/audit?account=crew-2"))
 	if len(a.Changes) != 2 || !slices.Equal(a.Changes[0].Remove, []string{"crew-2"}) || a.Changes[1].Seq != 1 {
 		t.Fatalf("audit of crew-2 %+v", a)

@@ -82,12 +82,13 @@ func TestBrowserLists(t *testing.T) {
 			chromedp.WaitVisible(css(`[data-testid="audit-row"]`)))
 		waitJS(t, ctx, "the add in the audit trail", `[...document.querySelectorAll('[data-testid="audit-row"]')].some(r =>
 			r.textContent.includes('analyst (console)') && r.textContent.includes('crew-9') && r.textContent.includes('店舗S002で盗難カードの使用'))`)
-		// The allowlist's changes show once HQ records them as events
-		// (they are in its store either way).
-		if n := browsertest.Get(t, ctx, "allowlist rows", chromedp.Evaluate[int](`[...document.querySelectorAll('[data-testid="audit-row"]')].filter(r => r.textContent.includes('forged ID')).length`)); n > 0 {
-			if row := text(t, ctx, `[data-testid="audit-row"]`); !strings.Contains(row, "analyst (console)") {
-				t.Fatalf("newest audit row %q", row)
-			}
+		// The allowlist's removal too, once HQ records allowlist changes as
+		// events (the branch adding event.AllowlistChanged).
+		if rec, err := c.Store.ListChanges(t.Context(), store.AuditQuery{Type: store.AllowlistChanged}); err != nil {
+			t.Fatal(err)
+		} else if len(rec) > 0 {
+			waitJS(t, ctx, "the allowlist removal in the audit trail", `[...document.querySelectorAll('[data-testid="audit-row"]')].some(r =>
+				r.textContent.includes('analyst (console)') && r.textContent.includes('bulk-1') && r.textContent.includes('forged ID'))`)
 		}
 		if es, err := c.Store.AllowlistEntries(t.Context(), store.ListQuery{}); err != nil || len(es) != 0 {
 			t.Fatalf("allowlist after the removal %+v %v", es, err)
