@@ -58,13 +58,7 @@ func caseError(w http.ResponseWriter, err error) {
 
 // decodeCase reads a case request body strictly into v.
 func decodeCase(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCaseBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-		return false
-	}
-	return true
+	return decodeBody(w, r, maxCaseBody, v) // lists_http.go
 }
 
 // caller is who makes the change: the authenticated principal, never a

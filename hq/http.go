@@ -248,34 +248,15 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) 
 }
 
 type denylistRequest struct {
-	Add    []string `json:"add"`
-	Remove []string `json:"remove"`
-	Reason string   `json:"reason"` // required: why, recorded with the change
-	// Expires (RFC 3339) or DenyFor (a Go duration from now), optional,
-	// is when registers stop refusing the added accounts.
-	Expires time.Time `json:"expires,omitzero"`
-	DenyFor string    `json:"denyFor,omitempty"`
+	listChangeBody // lists_http.go
+	// DenyFor, a Go duration from now, is Expires another way.
+	DenyFor string `json:"denyFor,omitempty"`
 }
 
 func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 	var req denylistRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDenylistBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-		return
-	}
-	if len(req.Add)+len(req.Remove) == 0 {
-		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
-		return
-	}
-	expires, err := s.expiry(req.Expires, req.DenyFor, "denyFor") // lists_http.go
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
-		return
-	}
-	if !expires.IsZero() && !expires.After(s.cfg.Now()) {
-		httpError(w, http.StatusBadRequest, errors.New("expires: in the past"))
+	expires, ok := s.readListChange(w, r, maxDenylistBody, &req, &req.listChangeBody, &req.DenyFor, "denyFor")
+	if !ok {
 		return
 	}
 	who, ok := caller(w, r)

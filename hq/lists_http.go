@@ -101,16 +101,55 @@ func (s *Service) listGet(list event.Type, entries func(context.Context, store.L
 	}
 }
 
-// listChangeRequest is a change to a list by hand: POST /v1/allowlist, and
-// the expiry POST /v1/denylist accepts.
-type allowlistRequest struct {
+// listChangeBody is a change to a list by hand: POST /v1/denylist and
+// POST /v1/allowlist.
+type listChangeBody struct {
 	Add    []string `json:"add"`
 	Remove []string `json:"remove"`
 	Reason string   `json:"reason"` // required: why, recorded with the change
-	// Expires (RFC 3339) or AllowFor (a Go duration from now) is when the
-	// added entries end: one of them, for additions.
-	Expires  time.Time `json:"expires,omitzero"`
-	AllowFor string    `json:"allowFor,omitempty"`
+	// Expires (RFC 3339), or the endpoint's duration from now, is when
+	// the added entries end: optional on the denylist, required on the
+	// allowlist.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+type allowlistRequest struct {
+	listChangeBody
+	AllowFor string `json:"allowFor,omitempty"`
+}
+
+// decodeBody reads a request body of at most limit bytes strictly into v;
+// on a bad one it answers 400 and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		return false
+	}
+	return true
+}
+
+// readListChange decodes a list change into req, whose body is b, and
+// returns its expiry: b.Expires, or *dur (the field durField) from now;
+// on a bad request it answers 400 and returns false.
+func (s *Service) readListChange(w http.ResponseWriter, r *http.Request, limit int64, req any, b *listChangeBody, dur *string, durField string) (time.Time, bool) {
+	if !decodeBody(w, r, limit, req) {
+		return time.Time{}, false
+	}
+	if len(b.Add)+len(b.Remove) == 0 {
+		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
+		return time.Time{}, false
+	}
+	expires, err := s.expiry(b.Expires, *dur, durField)
+	if err == nil && !expires.IsZero() && !expires.After(s.cfg.Now()) {
+		err = errors.New("expires: in the past")
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return time.Time{}, false
+	}
+	return expires, true
 }
 
 // expiry reads an expiry given as a time or as a duration from now (at
@@ -141,19 +180,8 @@ func manualDetails(add []string, expires time.Time, reason string) map[string]wi
 
 func (s *Service) allowlistPost(w http.ResponseWriter, r *http.Request) {
 	var req allowlistRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAllowlistBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-		return
-	}
-	if len(req.Add)+len(req.Remove) == 0 {
-		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
-		return
-	}
-	expires, err := s.expiry(req.Expires, req.AllowFor, "allowFor")
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err)
+	expires, ok := s.readListChange(w, r, maxAllowlistBody, &req, &req.listChangeBody, &req.AllowFor, "allowFor")
+	if !ok {
 		return
 	}
 	if len(req.Add) > 0 && expires.IsZero() {

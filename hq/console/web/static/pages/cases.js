@@ -6,6 +6,8 @@
 // note. Only analysts and admins see the verdict controls; HQ refuses the
 // others anyway.
 
+import { el } from './dom.js';
+
 export const strings = {
   ja: {
     title: 'ケース',
@@ -123,22 +125,6 @@ export const strings = {
 
 const states = ['open', 'confirmed_fraud', 'false_positive', 'closed'];
 const pageSize = 50;
-
-// el makes an element with attributes (data-* via dataset) and children.
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'testid') e.dataset.testid = v;
-    else if (k === 'class') e.className = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c != null) e.append(c instanceof Node ? c : String(c));
-  }
-  return e;
-}
 
 function table(testid, head, rows) {
   return el('table', { testid, class: 'cases-table' },

@@ -4,6 +4,8 @@
 // viewer, and HQ refuses a viewer's change anyway); and the audit trail of
 // both lists, newest first. Every table is a page at a time from HQ.
 
+import { el } from './dom.js';
+
 export const strings = {
   ja: {
     title: 'リスト',
@@ -92,21 +94,6 @@ export const strings = {
 };
 
 const pageSize = 50;
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'testid') e.dataset.testid = v;
-    else if (k === 'class') e.className = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c != null) e.append(c instanceof Node ? c : String(c));
-  }
-  return e;
-}
 
 // Durations offered per list: a denylist entry may be for good; an allow
 // entry always ends (HQ allows at most a year).
