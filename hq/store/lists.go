@@ -130,6 +130,9 @@ func ParseCursor(s string) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, fmt.Errorf("cursor: not one this API handed out (time: %w)", err)
 	}
+	if t = t.UTC(); t.Year() > 9999 {
+		return Cursor{}, errors.New("cursor: not one this API handed out (time past year 9999)")
+	}
 	return Cursor{At: t, ID: id}, nil
 }
 

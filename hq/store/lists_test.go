@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,4 +308,31 @@ func TestPostgresDenylistRecordsBackfill(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].By != "ana (token)" || got[0].Reason != "stolen card" || !got[0].Added.Equal(t0) {
 		t.Fatalf("backfilled %+v %v", got, err)
 	}
+}
+
+// A cursor from a URL: anything is refused with a reason or round-trips.
+func FuzzParseCursor(f *testing.F) {
+	f.Add(Cursor{At: t0, ID: "hq/denylist/e/1"}.String())
+	f.Add("")
+	f.Add("!!")
+	f.Add("MjAxOS0wNy0wM1QxMDowMDowMFo") // a time without an id
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCursor(s)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "cursor: ") {
+				t.Fatalf("rejection %q does not say what was wrong", err)
+			}
+			return
+		}
+		if s == "" {
+			if !c.IsZero() {
+				t.Fatalf("empty cursor parsed as %+v", c)
+			}
+			return
+		}
+		again, err := ParseCursor(c.String())
+		if err != nil || !again.At.Equal(c.At) || again.ID != c.ID {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, c, c.String(), again, err)
+		}
+	})
 }
