@@ -130,8 +130,8 @@ func ParseCursor(s string) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, fmt.Errorf("cursor: not one this API handed out (time: %w)", err)
 	}
-	if t = t.UTC(); t.Year() > 9999 {
-		return Cursor{}, errors.New("cursor: not one this API handed out (time past year 9999)")
+	if t = t.UTC(); t.Year() < 0 || t.Year() > 9999 {
+		return Cursor{}, errors.New("cursor: not one this API handed out (time outside years 0 to 9999)")
 	}
 	return Cursor{At: t, ID: id}, nil
 }
