@@ -87,16 +87,31 @@ func BenchmarkConsoleListsPostgres(b *testing.B) {
 		name string
 		read func() (int, error)
 	}{
-		{"denylist-page", func() (int, error) { es, err := s.DenylistEntries(ctx, ListQuery{After: "crew-00500", Limit: 50}); return len(es), err }},
-		{"denylist-search", func() (int, error) { es, err := s.DenylistEntries(ctx, ListQuery{Prefix: "crew-012", Limit: 50}); return len(es), err }},
-		{"allowlist-page", func() (int, error) { es, err := s.AllowlistEntries(ctx, ListQuery{After: "bulk-00500", Limit: 50}); return len(es), err }},
+		{"denylist-page", func() (int, error) {
+			es, err := s.DenylistEntries(ctx, ListQuery{After: "crew-00500", Limit: 50})
+			return len(es), err
+		}},
+		{"denylist-search", func() (int, error) {
+			es, err := s.DenylistEntries(ctx, ListQuery{Prefix: "crew-012", Limit: 50})
+			return len(es), err
+		}},
+		{"allowlist-page", func() (int, error) {
+			es, err := s.AllowlistEntries(ctx, ListQuery{After: "bulk-00500", Limit: 50})
+			return len(es), err
+		}},
 		{"audit-first", func() (int, error) { evs, err := s.ListChanges(ctx, AuditQuery{Limit: 50}); return len(evs), err }},
 		{"audit-next", func() (int, error) {
 			evs, err := s.ListChanges(ctx, AuditQuery{Before: CursorOf(first[49]), Limit: 50})
 			return len(evs), err
 		}},
-		{"audit-account", func() (int, error) { evs, err := s.ListChanges(ctx, AuditQuery{Account: "crew-00002", Limit: 50}); return len(evs), err }},
-		{"case-alerts", func() (int, error) { evs, err := s.CaseAlerts(ctx, id, CaseAlertQuery{Limit: 50}); return len(evs), err }},
+		{"audit-account", func() (int, error) {
+			evs, err := s.ListChanges(ctx, AuditQuery{Account: "crew-00002", Limit: 50})
+			return len(evs), err
+		}},
+		{"case-alerts", func() (int, error) {
+			evs, err := s.CaseAlerts(ctx, id, CaseAlertQuery{Limit: 50})
+			return len(evs), err
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
