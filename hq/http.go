@@ -259,13 +259,7 @@ func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	who, ok := caller(w, r)
-	if !ok {
-		return
-	}
-	seq, err := s.DenylistChange(r.Context(), store.ListChange{Add: req.Add, Remove: req.Remove, By: who, Reason: req.Reason,
-		Details: manualDetails(req.Add, expires, req.Reason)})
-	listAnswer(w, seq, err)
+	makeListChange(w, r, &req.listChangeBody, expires, s.DenylistChange) // lists_http.go
 }
 
 func (s *Service) denylistStatus(w http.ResponseWriter, r *http.Request) {

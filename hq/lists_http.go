@@ -188,12 +188,18 @@ func (s *Service) allowlistPost(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New("expires or allowFor: required with add (an allow entry always ends)"))
 		return
 	}
+	makeListChange(w, r, &req.listChangeBody, expires, s.AllowlistChange)
+}
+
+// makeListChange makes the change b asks for, until expires, through
+// change, as the request's caller, and answers.
+func makeListChange(w http.ResponseWriter, r *http.Request, b *listChangeBody, expires time.Time, change func(context.Context, store.ListChange) (uint64, error)) {
 	who, ok := caller(w, r)
 	if !ok {
 		return
 	}
-	seq, err := s.AllowlistChange(r.Context(), store.ListChange{Add: req.Add, Remove: req.Remove, By: who, Reason: req.Reason,
-		Details: manualDetails(req.Add, expires, req.Reason)})
+	seq, err := change(r.Context(), store.ListChange{Add: b.Add, Remove: b.Remove, By: who, Reason: b.Reason,
+		Details: manualDetails(b.Add, expires, b.Reason)})
 	listAnswer(w, seq, err)
 }
 
