@@ -30,11 +30,13 @@ func (s *Service) caseRoutes() []Route {
 		{"GET /v1/cases", apiauth.Read, http.HandlerFunc(s.caseList)},
 		{"GET /v1/cases/labels", apiauth.Read, http.HandlerFunc(s.caseLabels)},
 		{"GET /v1/cases/{id}", apiauth.Read, http.HandlerFunc(s.caseGet)},
+		// A page of the case's alerts, with their reasons as people read
+		// them, and the sales they are about (cases_events.go).
+		{"GET /v1/cases/{id}/events", apiauth.Read, http.HandlerFunc(s.caseEvents)},
 		{"POST /v1/cases", apiauth.Analyst, post(s.caseOpen)},
 		{"POST /v1/cases/{id}/confirm", apiauth.Analyst, post(s.caseMove(s.cases.Confirm))},
 		{"POST /v1/cases/{id}/false-positive", apiauth.Analyst, post(s.caseFalsePositive)},
 		{"POST /v1/cases/{id}/close", apiauth.Analyst, post(s.caseMove(s.cases.Close))},
-		{"GET /v1/allowlist", apiauth.Read, http.HandlerFunc(s.allowlistGet)},
 	}
 }
 
@@ -56,13 +58,7 @@ func caseError(w http.ResponseWriter, err error) {
 
 // decodeCase reads a case request body strictly into v.
 func decodeCase(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCaseBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-		return false
-	}
-	return true
+	return decodeBody(w, r, maxCaseBody, v) // lists_http.go
 }
 
 // caller is who makes the change: the authenticated principal, never a
@@ -211,28 +207,4 @@ func (s *Service) caseAnswer(w http.ResponseWriter, out cases.Outcome, err error
 		w.WriteHeader(http.StatusAccepted) // moved, list change stored, not all published
 	}
 	writeJSON(w, out)
-}
-
-// allowEntry is one account in GET /v1/allowlist.
-type allowEntry struct {
-	Account   string    `json:"account"`
-	ExpiresAt time.Time `json:"expiresAt"`
-	Rule      string    `json:"rule,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Expired   bool      `json:"expired,omitempty"` // not yet swept
-}
-
-func (s *Service) allowlistGet(w http.ResponseWriter, r *http.Request) {
-	v, accounts, details, err := s.cfg.Store.Allowlist(r.Context())
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, err)
-		return
-	}
-	now := s.cfg.Now()
-	entries := make([]allowEntry, 0, len(accounts))
-	for _, a := range accounts {
-		d := details[a]
-		entries = append(entries, allowEntry{Account: a, ExpiresAt: d.ExpiresAt, Rule: d.Rule, Reason: d.Reason, Expired: !now.Before(d.ExpiresAt)})
-	}
-	writeJSON(w, map[string]any{"epoch": v.Epoch, "seq": v.Seq, "entries": entries, "signing": s.cfg.Signer != nil})
 }

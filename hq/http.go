@@ -55,8 +55,8 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 	}
 	routes = append(routes, s.caseRoutes()...)   // cases_http.go
 	routes = append(routes, s.policyRoutes()...) // policies_http.go
-	routes = append(routes, s.caseRoutes()...)   // cases_http.go
 	routes = append(routes, s.alertRoutes()...)  // alerts_http.go
+	routes = append(routes, s.listRoutes()...)   // lists_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, s.auth.Require(rt.Role, rt.Handler))
 	}
@@ -244,43 +244,18 @@ func (s *Service) export(w http.ResponseWriter, r *http.Request, q store.Query) 
 }
 
 type denylistRequest struct {
-	Add    []string `json:"add"`
-	Remove []string `json:"remove"`
-	Reason string   `json:"reason"` // required: why, recorded with the change
+	listChangeBody // lists_http.go
+	// DenyFor, a Go duration from now, is Expires another way.
+	DenyFor string `json:"denyFor,omitempty"`
 }
 
 func (s *Service) denylistPost(w http.ResponseWriter, r *http.Request) {
 	var req denylistRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDenylistBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
-		return
-	}
-	if len(req.Add)+len(req.Remove) == 0 {
-		httpError(w, http.StatusBadRequest, errors.New("body: nothing to add or remove"))
-		return
-	}
-	who, ok := apiauth.Caller(r)
+	expires, ok := s.readListChange(w, r, maxDenylistBody, &req, &req.listChangeBody, &req.DenyFor, "denyFor")
 	if !ok {
-		httpError(w, http.StatusInternalServerError, errors.New("denylist change without an authenticated caller"))
 		return
 	}
-	seq, err := s.DenylistChange(r.Context(), store.ListChange{Add: req.Add, Remove: req.Remove, By: who.String(), Reason: req.Reason})
-	switch {
-	case errors.Is(err, ErrNoSigner):
-		httpError(w, http.StatusServiceUnavailable, err)
-		return
-	case err != nil && seq == 0:
-		httpError(w, http.StatusBadRequest, err)
-		return
-	case err != nil:
-		// Stored but not (fully) published: say so, with the seq.
-		w.WriteHeader(http.StatusAccepted)
-		writeJSON(w, map[string]any{"seq": seq, "warning": err.Error()})
-		return
-	}
-	writeJSON(w, map[string]any{"seq": seq})
+	makeListChange(w, r, &req.listChangeBody, expires, s.DenylistChange) // lists_http.go
 }
 
 func (s *Service) denylistStatus(w http.ResponseWriter, r *http.Request) {

@@ -291,6 +291,10 @@ func checkNote(by, note string) error {
 	return nil
 }
 
+// Clip cuts s to at most n bytes at a rune boundary, for a note or reason
+// that goes into a list entry's detail.
+func Clip(s string, n int) string { return clip(s, n) }
+
 // clip cuts s to at most n bytes at a rune boundary.
 func clip(s string, n int) string {
 	if len(s) <= n {

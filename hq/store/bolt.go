@@ -64,6 +64,9 @@ func OpenBolt(path string) (*Bolt, error) {
 		if err := initConsole(tx); err != nil { // stats_bolt.go, feed_bolt.go
 			return err
 		}
+		if err := initLists(tx); err != nil { // lists_bolt.go
+			return err
+		}
 		if tx.Bucket(bResolutions) != nil {
 			return nil
 		}
@@ -288,8 +291,11 @@ func (s *Bolt) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersi
 			v.Seq = binary.BigEndian.Uint64(b)
 		}
 		v.Seq++
+		rec := c.record(v)
 		for _, a := range c.Add {
-			if err := list.Put([]byte(a), nil); err != nil {
+			// The entry names the record of the change that added it
+			// (lists_bolt.go).
+			if err := list.Put([]byte(a), []byte(rec.ID)); err != nil {
 				return err
 			}
 		}
@@ -298,7 +304,7 @@ func (s *Bolt) DenylistChange(ctx context.Context, c ListChange) (wire.ListVersi
 				return err
 			}
 		}
-		if _, err := putEvent(tx, c.record(v)); err != nil {
+		if _, err := putEvent(tx, rec); err != nil {
 			return err
 		}
 		if err := putDetails(tx, c); err != nil { // chain_bolt.go

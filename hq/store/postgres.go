@@ -96,6 +96,7 @@ var migrations = []string{
 	chainMigration,    // chain_pg.go
 	consoleMigration,  // stats_pg.go: the console's rollup and alert indexes
 	policiesMigration, // policies_pg.go
+	listsMigration,    // lists_pg.go
 }
 
 // Postgres is the backend for real deployments; several HQ instances may
@@ -354,8 +355,12 @@ func (s *Postgres) DenylistChange(ctx context.Context, c ListChange) (wire.ListV
 		if err := tx.QueryRow(ctx, `UPDATE denylist_seq SET seq = seq + 1 RETURNING epoch, seq`).Scan(&epoch, &seq); err != nil {
 			return err
 		}
+		rec := c.record(wire.ListVersion{Epoch: epoch, Seq: uint64(seq)})
 		if len(c.Add) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO denylist (account, added) SELECT unnest($1::text[]), $2 ON CONFLICT DO NOTHING`, c.Add, c.At); err != nil {
+			// An entry names the record of the change that last added it:
+			// who, when and why (lists_pg.go).
+			if _, err := tx.Exec(ctx, `INSERT INTO denylist (account, added, event_id) SELECT unnest($1::text[]), $2, $3
+				ON CONFLICT (account) DO UPDATE SET added = EXCLUDED.added, event_id = EXCLUDED.event_id`, c.Add, c.At, rec.ID); err != nil {
 				return err
 			}
 		}
@@ -367,7 +372,7 @@ func (s *Postgres) DenylistChange(ctx context.Context, c ListChange) (wire.ListV
 		if err := saveDetails(ctx, tx, c); err != nil { // chain_pg.go
 			return err
 		}
-		return insertEvent(ctx, tx, c.record(wire.ListVersion{Epoch: epoch, Seq: uint64(seq)}))
+		return insertEvent(ctx, tx, rec)
 	})
 	if err != nil {
 		return wire.ListVersion{}, fmt.Errorf("change denylist: %w", err)

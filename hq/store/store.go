@@ -46,6 +46,7 @@ type Store interface {
 	Policies       // policies.go
 	Stats          // stats.go: the console's hourly rollup
 	Feed           // feed.go: alerts in storing order
+	ListsStore     // lists.go
 	Close() error
 }
 
