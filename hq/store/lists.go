@@ -41,9 +41,9 @@ type ListsStore interface {
 // the denylist's, and the allowlist's once HQ records those.
 var ListChangeTypes = []event.Type{event.DenylistChanged, AllowlistChanged}
 
-// AllowlistChanged is the type of the event recording an allowlist change.
-// Reads accept it before anything writes it.
-const AllowlistChanged event.Type = "allowlist"
+// AllowlistChanged is event.AllowlistChanged, the type of the event
+// recording an allowlist change.
+const AllowlistChanged = event.AllowlistChanged
 
 // ListEntry is one account on a list: the change that (last) added it
 // and the entry's detail (expiry, rule, events).
