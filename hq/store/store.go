@@ -43,6 +43,7 @@ type Store interface {
 	CaseStore      // cases.go
 	AllowlistStore // cases.go
 	Chain          // chain.go
+	FleetView      // fleet.go
 	Close() error
 }
 
