@@ -143,7 +143,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet()}
+	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet(cfg.Logger)}
 	s.notReady.Store(1)
 	if cfg.JetStream != nil {
 		s.notReady.Store(2)
@@ -222,6 +222,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	go s.expireAllowlistEvery(ctx, time.Minute)
 	<-ctx.Done()
+	s.live.stop() // fleet_http.go: end the console's streams
 	if js != nil {
 		js.stop()
 		defer js.close() // after ingest has acknowledged what it stores
@@ -256,6 +257,7 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}
 	filters[s.live.topic] = 1
+	filters[wire.PolicyFilter] = 1 // the pushed policy, for the rollout view (fleet_http.go)
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
@@ -354,8 +356,11 @@ func (s *Service) handle(ctx context.Context, msgs []paho.Message, stop <-chan s
 				s.reject(m, err)
 				continue
 			}
-			if err := s.cfg.Store.SaveStatus(ctx, st, s.cfg.Now()); err != nil {
+			now := s.cfg.Now()
+			if err := s.cfg.Store.SaveStatus(ctx, st, now); err != nil {
 				s.log.Error("store status", "register", store+"/"+reg, "err", err)
+			} else {
+				s.live.stored(st, now) // fleet_http.go: tell the console's streams
 			}
 		case wire.KindCmd:
 			s.command(m)
