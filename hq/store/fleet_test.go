@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/posguard/posguard/wire"
 )
@@ -154,4 +157,30 @@ func TestRollout(t *testing.T) {
 			t.Errorf("rollout in a store with no registers: %+v, %v", ro, err)
 		}
 	})
+}
+
+// A bbolt file from before the fleet index gets it built when opened.
+func TestBoltBuildsFleetIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hq.db")
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveFleet(t, s)
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bFleetIdx) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = OpenBolt(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ro, err := s.Rollout(context.Background(), wire.ScopeAll, 3, 10)
+	if err != nil || ro.Registers != 6 || ro.Applied != 1 || ro.Refused != 2 || ro.Offline != 1 || ro.Pending != 2 {
+		t.Errorf("rollout after the index was rebuilt: %+v, %v", ro, err)
+	}
+	page, err := s.FleetStores(context.Background(), "", 10)
+	if err != nil || len(page) != 3 || page[0].MaxOutbox != 3 || page[0].ScannersDown != 1 {
+		t.Errorf("stores after the index was rebuilt: %+v, %v", page, err)
+	}
 }
