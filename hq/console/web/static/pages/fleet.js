@@ -4,7 +4,7 @@
 
 export const strings = {
   ja: {
-    title: 'フリート',
+    title: '店舗・レジ',
     rollout: 'ポリシー配信',
     noPolicy: '配信中のポリシーはありません',
     scope: '対象 {scope}',
@@ -348,7 +348,7 @@ export async function render(root, ctx) {
     live.classList.add('on');
     if (type === 'status') onStatus(data);
     else if (type === 'policies') loadRollout().catch(show);
-  });
+  }, ['status', 'policies']);
   if (es) {
     es.addEventListener('open', () => {
       live.textContent = t('live');
