@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,10 @@ import (
 
 // syncPrefix + a random instance id is the topic HQ publishes to itself.
 const syncPrefix = wire.Prefix + "/hq/sync/"
+
+// policyPrefix starts the policy topics (wire.PolicyTopic), which HQ reads
+// for the rollout view.
+var policyPrefix = wire.PolicyTopic("")
 
 // syncWait bounds the round trip; past it the view is served as it is.
 const syncWait = 2 * time.Second
@@ -75,9 +80,11 @@ func (l *liveFleet) observe(m paho.Message, now time.Time) (skip bool) {
 		l.mu.Unlock()
 		return true
 	}
-	if scope, err := wire.ParsePolicyTopic(m.Topic()); err == nil {
-		l.policyChanged(scope, m.Payload(), now) // fleet_http.go
-		return true
+	if strings.HasPrefix(m.Topic(), policyPrefix) {
+		if scope, err := wire.ParsePolicyTopic(m.Topic()); err == nil {
+			l.policyChanged(scope, m.Payload(), now) // fleet_http.go
+		}
+		return true // nothing to store
 	}
 	storeID, reg, kind, err := wire.ParseRegTopic(m.Topic())
 	if err != nil || kind != wire.KindStatus {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -208,6 +209,47 @@ func TestFleetEndpointsRefuseBadParameters(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != http.StatusBadRequest || body.Error == "" {
 			t.Errorf("GET %s: %s %q; want 400 with the reason", path, res.Status, body.Error)
+		}
+	}
+}
+
+// overlayStore pages one store's registers with the live statuses laid
+// over: a newer live status wins, an older one does not, and a register
+// only seen live joins the page where it sorts into it.
+func TestOverlayStore(t *testing.T) {
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	reg := func(storeID, r string, v int64, min int) store.Register {
+		return store.Register{Store: storeID, Register: r,
+			Status: wire.Status{Store: storeID, Register: r, Policy: &wire.PolicyInfo{Name: "p", Version: v}, At: at(min)}}
+	}
+	l := newLiveFleet(nil)
+	for _, r := range []store.Register{reg("s1", "r2", 9, 5), reg("s1", "r3", 9, 0), reg("s1", "r0", 9, 0), reg("s1", "r9", 9, 0), reg("s2", "r1", 9, 0)} {
+		l.regs[r.Store+"/"+r.Register] = r
+	}
+	stored := func() []store.Register {
+		return []store.Register{reg("s1", "r1", 1, 1), reg("s1", "r2", 1, 1), reg("s1", "r3", 1, 1), reg("s1", "r4", 1, 1)}
+	}
+	show := func(regs []store.Register) string {
+		var out []string
+		for _, r := range regs {
+			out = append(out, fmt.Sprintf("%s:v%d", r.Register, r.Status.Policy.Version))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, c := range []struct {
+		after string
+		limit int
+		want  string
+	}{
+		// r0 is only live and sorts first; r2's live status is newer,
+		// r3's older; the full page ends at r4, so r9 waits for the next.
+		{"", 4, "r0:v9 r1:v1 r2:v9 r3:v1"},
+		{"", 10, "r0:v9 r1:v1 r2:v9 r3:v1 r4:v1 r9:v9"},
+		{"r0", 4, "r1:v1 r2:v9 r3:v1 r4:v1"},
+	} {
+		got := show(l.overlayStore("s1", c.after, c.limit, stored()[:min(c.limit, 4)]))
+		if got != c.want {
+			t.Errorf("after %q limit %d: %s, want %s", c.after, c.limit, got, c.want)
 		}
 	}
 }
