@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 
 // startAgent runs a real register (agent.Agent, as posguard-agent runs
 // it) connected to c's broker, trusting HQ's key, with the example policy
-// as version 1, until the test ends.
-func startAgent(t *testing.T, c *consoletest.Console, identity string) {
+// as version 1, until the test ends or stop is called.
+func startAgent(t *testing.T, c *consoletest.Console, identity string) (stop func()) {
 	t.Helper()
 	storeID, reg, _ := strings.Cut(identity, "/")
 	dir := t.TempDir()
@@ -65,12 +66,13 @@ http:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ag.Run(ctx) }()
-	t.Cleanup(func() {
+	stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("agent %s: %v", identity, err)
 		}
 	})
+	t.Cleanup(stop)
 	select {
 	case <-ag.Ready():
 	case err := <-done:
@@ -78,6 +80,7 @@ http:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("agent %s did not start in 20s", identity)
 	}
+	return stop
 }
 
 // pushPolicy signs the example policy as version v (for the stores given;
@@ -120,8 +123,9 @@ func sel(s string) string { return "document.querySelector(" + jsString(s) + ")"
 func TestBrowserFleetRollout(t *testing.T) {
 	regs := []string{"S001/R1", "S001/R2", "S002/R1"}
 	consoletest.Stores(t, consoletest.Options{Registers: regs, Identities: []string{push.PushUsername}}, func(t *testing.T, c *consoletest.Console) {
+		stops := map[string]func(){}
 		for _, id := range regs {
-			startAgent(t, c, id)
+			stops[id] = startAgent(t, c, id)
 		}
 		ctx := browsertest.Start(t, 1280, 900)
 		browsertest.Run(t, ctx, "log in", c.Login("viewer"), chromedp.Navigate(c.URL+"/console/fleet"))
@@ -156,8 +160,20 @@ func TestBrowserFleetRollout(t *testing.T) {
 		if got := text(t, ctx, `[data-testid="refusal"][data-register="S002/R1"]`); !strings.Contains(got, "not S002") {
 			t.Errorf("refusal detail reads %q", got)
 		}
-		if c.Store != nil && strings.HasSuffix(t.Name(), "bolt") {
+		if strings.HasSuffix(t.Name(), "bolt") {
 			consoletest.Screenshot(t, ctx, "fleet")
 		}
+
+		// A register shutting down shows offline in its store's row.
+		stops["S002/R1"]()
+		waitJS(t, ctx, "S002 counted offline",
+			sel(`[data-store="S002"] [data-testid="store-offline"]`)+`?.textContent === '1' && `+
+				sel(`[data-store="S002"] [data-testid="store-online"]`)+`?.textContent === '0'`)
+
+		// The same page in English.
+		browsertest.Run(t, ctx, "English", chromedp.Navigate(c.URL+"/console/fleet?lang=en"))
+		waitJS(t, ctx, "the rollout in English",
+			sel(`[data-testid="rollout-refused"]`)+`?.textContent === 'refused 1' && `+
+				sel(`[data-testid="rollout-percent"]`)+`?.textContent === '66% applied'`)
 	})
 }
