@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -116,35 +115,7 @@ func TestHQUserConsoleLogin(t *testing.T) {
 		t.Fatalf("users file after replacing %q", body)
 	}
 
-	passwd := filepath.Join(t.TempDir(), "passwd")
-	os.WriteFile(passwd, []byte("S001/R1:"+secretHash+"\n"), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, stdio{In: strings.NewReader(""), Out: io.Discard, Err: pw}, []string{"hq", "--embed-broker", "127.0.0.1:0", "--embed-passwords", passwd,
-			"--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0", "--console-users", file})
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("hq did not stop")
-		}
-	})
-	sc := bufio.NewScanner(pr)
-	var base string
-	for base == "" && sc.Scan() {
-		if strings.Contains(sc.Text(), "HQ API listening") {
-			base = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(sc.Text())
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if base == "" {
-		t.Fatal("hq printed no API address")
-	}
+	base := startHQCLI(t, "--console-users", file)
 
 	login := func(user, password string) (*http.Client, string, int) {
 		jar, _ := cookiejar.New(nil)

@@ -103,11 +103,37 @@ func Load(path string) (*Tokens, error) {
 // NAME is 1..64 bytes of visible ASCII, ROLE read, analyst or admin. Every problem
 // is reported with its line number.
 func Parse(r io.Reader) (*Tokens, error) {
+	var t Tokens
+	seen := map[string]int{}
+	err := eachLine(r, func(n int, line string) error {
+		e, err := parseLine(line)
+		if err != nil {
+			return err
+		}
+		key := e.name + "/" + fmt.Sprint(e.cert)
+		if first, dup := seen[key]; dup {
+			return fmt.Errorf("%q is already named on line %d", e.name, first)
+		}
+		seen[key] = n
+		t.entries = append(t.entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(t.entries) == 0 {
+		return nil, errors.New("no entries: add one with 'posguard hq-token'")
+	}
+	return &t, nil
+}
+
+// eachLine calls f with every line of a credentials file but blanks and
+// # comments, and its number; it bounds the file to maxFileBytes and
+// reports every line f refuses, each with its number.
+func eachLine(r io.Reader, f func(n int, line string) error) error {
 	sc := bufio.NewScanner(io.LimitReader(r, maxFileBytes+1))
 	sc.Buffer(make([]byte, 4096), maxFileBytes+1)
-	var t Tokens
 	var errs []error
-	seen := map[string]int{}
 	n, size := 0, 0
 	for sc.Scan() {
 		n++
@@ -116,32 +142,17 @@ func Parse(r io.Reader) (*Tokens, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		e, err := parseLine(line)
-		if err != nil {
+		if err := f(n, line); err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
-			continue
 		}
-		key := e.name + "/" + fmt.Sprint(e.cert)
-		if first, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("line %d: %q is already named on line %d", n, e.name, first))
-			continue
-		}
-		seen[key] = n
-		t.entries = append(t.entries, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
+		return fmt.Errorf("line %d: %w", n+1, err)
 	}
 	if size > maxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
+		return fmt.Errorf("larger than %d bytes", maxFileBytes)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if len(t.entries) == 0 {
-		return nil, errors.New("no entries: add one with 'posguard hq-token'")
-	}
-	return &t, nil
+	return errors.Join(errs...)
 }
 
 func parseLine(line string) (entry, error) {

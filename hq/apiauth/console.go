@@ -47,6 +47,9 @@ type ConsoleOptions struct {
 	MaxSessions int           // session.DefaultMax
 	Secure      bool          // cookie Secure even on plain HTTP requests (behind a TLS proxy)
 	Now         func() time.Time
+	// Login attempts allowed per user and per address in LoginWindow
+	// (LoginsPerUser, LoginsPerAddress).
+	PerUser, PerAddress int
 }
 
 // NewConsole makes the sessions of users.
@@ -54,11 +57,17 @@ func NewConsole(users *Users, o ConsoleOptions) *Console {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.PerUser <= 0 {
+		o.PerUser = LoginsPerUser
+	}
+	if o.PerAddress <= 0 {
+		o.PerAddress = LoginsPerAddress
+	}
 	return &Console{
 		users:  users,
 		table:  session.New[Principal](session.Options{Cookie: ConsoleCookie, TTL: o.TTL, Max: o.MaxSessions, Secure: o.Secure, Now: o.Now}),
-		byUser: ratelimit.New(LoginsPerUser, LoginWindow),
-		byAddr: ratelimit.New(LoginsPerAddress, LoginWindow),
+		byUser: ratelimit.New(o.PerUser, LoginWindow),
+		byAddr: ratelimit.New(o.PerAddress, LoginWindow),
 		now:    o.Now,
 	}
 }
@@ -85,6 +94,14 @@ func (c *Console) Login(w http.ResponseWriter, r *http.Request, name, password s
 		return session.Session[Principal]{}, err
 	}
 	return c.table.Start(w, r, Principal{Name: u.Name, Role: u.Role, Via: "console"})
+}
+
+// Known reports whether name is a user, so a log line can name a failed
+// login's user without ever writing what was typed as a name, which may
+// be a password typed in the wrong field.
+func (c *Console) Known(name string) bool {
+	_, ok := c.users.Lookup(name)
+	return ok
 }
 
 // Logout ends the request's session.

@@ -94,6 +94,22 @@ func TestBrowserLoginRolesLogout(t *testing.T) {
 	}
 	browsertest.Run(t, ctx, "pages need a login again", chromedp.Navigate(c.URL+"/console/alerts"),
 		chromedp.WaitVisible(css(`[data-testid="login-form"]`)))
+
+	// A session ended elsewhere (another tab's logout): the page's next
+	// API call says so and links to the login, which leads back.
+	browsertest.Run(t, ctx, "log in again", c.Login("viewer"), chromedp.Navigate(c.URL+"/console/lists"),
+		chromedp.WaitVisible(css(`[data-testid="nav"]`)),
+		chromedp.Evaluate[chromedp.Void](`(() => { const f = new FormData(); f.append('csrf', JSON.parse(document.getElementById('console-config').textContent).csrf);
+			return fetch('/console/logout', {method: 'POST', body: f}).then(r => r.status) })()`, chromedp.EvalAwaitPromise))
+	if r := callAPI(t, ctx, "GET", "/v1/fleet", "undefined"); r.OK || r.Status != 401 {
+		t.Fatalf("API call after the session ended: %+v, want 401", r)
+	}
+	browsertest.Run(t, ctx, "the way back in", chromedp.Click(css(`[data-testid="session-ended"] a`)),
+		chromedp.WaitVisible(css(`[data-testid="login-user"]`)),
+		chromedp.SendKeys(css(`[data-testid="login-user"]`), "viewer"),
+		chromedp.SendKeys(css(`[data-testid="login-password"]`), consoletest.Password("viewer")),
+		chromedp.Click(css(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(css(`[data-testid="page-lists"]`)))
 }
 
 // A page whose module is not there says so instead of staying blank; the

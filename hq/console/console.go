@@ -206,13 +206,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PostForm.Get("user")
 	_, err := c.auth.Console.Login(w, r, name, r.PostForm.Get("password"))
+	logName := name
+	if !c.auth.Console.Known(name) {
+		logName = "(unknown)"
+	}
 	switch {
 	case errors.Is(err, apiauth.ErrTooManyLogins):
-		c.log.Warn("console login refused: too many attempts", "user", name, "client", apiauth.ClientAddr(r))
+		c.log.Warn("console login refused: too many attempts", "user", logName, "client", apiauth.ClientAddr(r))
 		w.Header().Set("Retry-After", fmt.Sprint(int(apiauth.LoginWindow/time.Second)))
 		c.renderLogin(w, http.StatusTooManyRequests, lang, r, table[lang]["login.tooMany"])
 	case errors.Is(err, apiauth.ErrWrongLogin):
-		c.log.Warn("failed console login", "user", name, "client", apiauth.ClientAddr(r))
+		c.log.Warn("failed console login", "user", logName, "client", apiauth.ClientAddr(r))
 		c.renderLogin(w, http.StatusUnauthorized, lang, r, table[lang]["login.wrong"])
 	case err != nil:
 		c.log.Error("console login", "err", err)

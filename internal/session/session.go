@@ -133,18 +133,6 @@ func (t *Table[T]) End(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, t.cookie(r, "", -1))
 }
 
-// EndAll ends every session for which drop is true (a user removed, a
-// role changed).
-func (t *Table[T]) EndAll(drop func(T) bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for id, s := range t.sessions {
-		if drop(s.Data) {
-			delete(t.sessions, id)
-		}
-	}
-}
-
 // CSRFMatches reports, in constant time, whether token is the session's
 // CSRF token.
 func (s Session[T]) CSRFMatches(token string) bool {

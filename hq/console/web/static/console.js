@@ -106,6 +106,7 @@ export function makeCtx(strings) {
       if (text) {
         try { data = JSON.parse(text); } catch { data = text; }
       }
+      if (res.status === 401 && cfg.csrf) sessionEnded();
       if (!res.ok) {
         const msg = (data && typeof data === 'object' && data.error) || (typeof data === 'string' && data.trim()) || `${res.status} ${res.statusText}`;
         throw apiError(res.status, msg, data);
@@ -150,6 +151,21 @@ export function makeCtx(strings) {
     },
   };
   return ctx;
+}
+
+// sessionEnded tells, once, that the session is gone (logged out
+// elsewhere, expired, HQ restarted), with the way back in.
+function sessionEnded() {
+  if (document.querySelector('[data-testid="session-ended"]')) return;
+  const p = document.createElement('p');
+  p.className = 'console-error session-ended';
+  p.dataset.testid = 'session-ended';
+  p.setAttribute('role', 'alert');
+  const a = document.createElement('a');
+  a.href = '/console/login?next=' + encodeURIComponent(location.pathname);
+  a.textContent = cfg.shell.sessionEnded || 'log in';
+  p.append(a);
+  document.body.prepend(p);
 }
 
 // message replaces the page's content with one line of text.
