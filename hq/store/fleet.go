@@ -86,7 +86,7 @@ func fleetLimit(n int) int {
 	return n
 }
 
-// summarise folds registers of one store into its summary.
+// add counts r, a register of the store, in its summary.
 func (s *StoreSummary) add(r Register) {
 	s.Registers++
 	if r.Status.Online {

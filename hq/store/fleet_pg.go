@@ -46,6 +46,7 @@ func (s *Postgres) FleetStores(ctx context.Context, after string, limit int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("read fleet stores: %w", err)
 	}
+	defer rows.Close()
 	out := []StoreSummary{}
 	for rows.Next() {
 		var (
@@ -128,6 +129,7 @@ func (s *Postgres) Rollout(ctx context.Context, scope string, v int64, limit int
 		if err != nil {
 			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var state string
 			var n int
