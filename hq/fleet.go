@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/posguard/posguard/display/sse"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/mqttconn"
 	"github.com/posguard/posguard/wire"
@@ -31,6 +34,10 @@ import (
 // syncPrefix + a random instance id is the topic HQ publishes to itself.
 const syncPrefix = wire.Prefix + "/hq/sync/"
 
+// policyPrefix starts the policy topics (wire.PolicyTopic), which HQ reads
+// for the rollout view.
+var policyPrefix = wire.PolicyTopic("")
+
 // syncWait bounds the round trip; past it the view is served as it is.
 const syncWait = 2 * time.Second
 
@@ -41,13 +48,22 @@ type liveFleet struct {
 	regs    map[string]store.Register // store/register → latest status seen live
 	raw     map[string][]byte         // store/register → its payload, to spot re-deliveries
 	waiting map[string]chan struct{}  // sync token → closed when it came back
+
+	// The console's live view (fleet_http.go): the policies retained on
+	// the policy topics, and a stream of every status once stored.
+	policies *pushed
+	hub      *sse.Hub
+	log      *slog.Logger
+	done     chan struct{} // closed when HQ stops: ends the streams
+	stopOnce sync.Once
 }
 
-func newLiveFleet() *liveFleet {
+func newLiveFleet(log *slog.Logger) *liveFleet {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return &liveFleet{topic: syncPrefix + hex.EncodeToString(b),
-		regs: make(map[string]store.Register), raw: make(map[string][]byte), waiting: make(map[string]chan struct{})}
+		regs: make(map[string]store.Register), raw: make(map[string][]byte), waiting: make(map[string]chan struct{}),
+		policies: newPushed(), hub: sse.NewHub(streamQueue), log: log, done: make(chan struct{})}
 }
 
 // observe is called by paho's router for every message, in order, before
@@ -63,6 +79,12 @@ func (l *liveFleet) observe(m paho.Message, now time.Time) (skip bool) {
 		}
 		l.mu.Unlock()
 		return true
+	}
+	if strings.HasPrefix(m.Topic(), policyPrefix) {
+		if scope, err := wire.ParsePolicyTopic(m.Topic()); err == nil {
+			l.policyChanged(scope, m.Payload(), now) // fleet_http.go
+		}
+		return true // nothing to store
 	}
 	storeID, reg, kind, err := wire.ParseRegTopic(m.Topic())
 	if err != nil || kind != wire.KindStatus {

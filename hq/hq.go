@@ -160,7 +160,7 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hq: %w", err)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet()}
+	s := &Service{cfg: cfg, log: cfg.Logger, m: m, in: mqttconn.NewQueue(ingestQueue), ready: make(chan struct{}), live: newLiveFleet(cfg.Logger)}
 	s.notReady.Store(1)
 	if cfg.JetStream != nil {
 		s.notReady.Store(2)
@@ -252,6 +252,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go s.recordPolicies(ctx) // policies.go
 	<-ctx.Done()
 	s.feed.stop() // alerts_http.go: end the alert streams
+	s.live.stop() // fleet_http.go: end the console's streams
 	if js != nil {
 		js.stop()
 		defer js.close() // after ingest has acknowledged what it stores
@@ -286,7 +287,9 @@ func (s *Service) onConnect(c paho.Client) {
 		}
 	}
 	filters[s.live.topic] = 1
-	filters[wire.PolicyFilter] = 1 // routed to onPolicy (policies.go)
+	// The pushed policy: routed to onPolicy (policies.go), which records
+	// it and hands it to the rollout view (fleet_http.go).
+	filters[wire.PolicyFilter] = 1
 	go func() {
 		// A subscription lost to a connection that dropped meanwhile is
 		// made again by the next onConnect; one refused on a live
@@ -385,8 +388,11 @@ func (s *Service) handle(ctx context.Context, msgs []paho.Message, stop <-chan s
 				s.reject(m, err)
 				continue
 			}
-			if err := s.cfg.Store.SaveStatus(ctx, st, s.cfg.Now()); err != nil {
+			now := s.cfg.Now()
+			if err := s.cfg.Store.SaveStatus(ctx, st, now); err != nil {
 				s.log.Error("store status", "register", store+"/"+reg, "err", err)
+			} else {
+				s.live.stored(st, now) // fleet_http.go: tell the console's streams
 			}
 		case wire.KindCmd:
 			s.command(m)

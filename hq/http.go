@@ -57,6 +57,7 @@ func (s *Service) Handler(extra ...Route) http.Handler {
 	routes = append(routes, s.policyRoutes()...) // policies_http.go
 	routes = append(routes, s.alertRoutes()...)  // alerts_http.go
 	routes = append(routes, s.listRoutes()...)   // lists_http.go
+	routes = append(routes, s.fleetRoutes()...)  // fleet_http.go
 	for _, rt := range append(routes, extra...) {
 		mux.Handle(rt.Pattern, s.auth.Require(rt.Role, rt.Handler))
 	}
@@ -91,9 +92,19 @@ type fleetEntry struct {
 	DenylistReset string `json:"denylistReset,omitempty"`
 	AllowlistSeq  uint64 `json:"allowlistSeq,omitempty"`
 	Refusal       string `json:"refusal,omitempty"`
+	// RefusalReason and RefusalVersion are the last refusal's reason code
+	// and the version or seq it refused, for the console.
+	RefusalReason  string `json:"refusalReason,omitempty"`
+	RefusalVersion int64  `json:"refusalVersion,omitempty"`
+	Scanner        string `json:"scanner,omitempty"` // the scanner link: up, down, none
+	POS            string `json:"pos,omitempty"`     // the POS link
 }
 
 func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
+	if storeID := r.FormValue("store"); storeID != "" {
+		s.fleetOf(w, r, storeID) // fleet_http.go
+		return
+	}
 	s.live.sync(r.Context(), s.client, s.receive) // fleet.go: agree with what push saw
 	regs, err := s.cfg.Store.Fleet(r.Context())
 	if err != nil {
@@ -103,19 +114,7 @@ func (s *Service) fleet(w http.ResponseWriter, r *http.Request) {
 	regs = s.live.overlay(regs)
 	out := make([]fleetEntry, 0, len(regs))
 	for _, reg := range regs {
-		e := fleetEntry{Store: reg.Store, Register: reg.Register, Online: reg.Status.Online, LastSeen: reg.LastSeen,
-			OutboxDepth: reg.Status.OutboxDepth, DenylistSeq: reg.Status.DenylistSeq, DenylistEpoch: reg.Status.DenylistEpoch,
-			AllowlistSeq: reg.Status.AllowlistSeq}
-		if rs := reg.Status.DenylistReset; rs != nil {
-			e.DenylistReset = fmt.Sprintf("%s %s", rs.Why, rs.At.Format(time.RFC3339))
-		}
-		if p := reg.Status.Policy; p != nil {
-			e.PolicyName, e.PolicyVersion = p.Name, p.Version
-		}
-		if rf := reg.Status.Refusal; rf != nil {
-			e.Refusal = fmt.Sprintf("%s %s: %s", rf.Subject, rf.Reason, rf.Detail)
-		}
-		out = append(out, e)
+		out = append(out, entry(reg)) // fleet_http.go
 	}
 	writeJSON(w, out)
 }

@@ -125,6 +125,7 @@ func (s *Service) policyRecord(b []byte, p *policy.Policy, scope, by, source str
 // router.
 func (s *Service) onPolicy(_ paho.Client, m paho.Message) {
 	defer m.Ack()
+	s.live.observe(m, s.cfg.Now()) // fleet.go: the rollout view's pushed policy
 	scope, err := wire.ParsePolicyTopic(m.Topic())
 	if err != nil || len(m.Payload()) == 0 { // an empty payload clears the retained bundle
 		return

@@ -776,3 +776,29 @@ func ParseSnapshot(data []byte) (Snapshot, error) {
 	}
 	return s, nil
 }
+
+// Rollout states of a register for a pushed policy version (see
+// Status.Rollout).
+const (
+	RolloutApplied = "applied" // runs the version
+	RolloutRefused = "refused" // refused it, or runs a newer one and will
+	RolloutPending = "pending" // online, not on it yet
+	RolloutOffline = "offline" // offline: takes the retained bundle when back
+)
+
+// Rollout says where the register stands with policy version v, and why it
+// refused it. `posguard policy push` and HQ's fleet view classify alike.
+func (s Status) Rollout(v int64) (state, why string) {
+	switch {
+	case s.Refusal != nil && s.Refusal.Subject == SubjectPolicy && s.Refusal.Version == v:
+		return RolloutRefused, s.Refusal.Reason
+	case s.Policy != nil && s.Policy.Version == v:
+		return RolloutApplied, ""
+	case s.Policy != nil && s.Policy.Version > v:
+		// It will refuse the push as not newer; say so without waiting.
+		return RolloutRefused, fmt.Sprintf("already on newer v%d", s.Policy.Version)
+	case !s.Online:
+		return RolloutOffline, ""
+	}
+	return RolloutPending, ""
+}

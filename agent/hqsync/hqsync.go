@@ -375,11 +375,17 @@ func (c *Client) policy(b []byte) {
 	c.StatusChanged()
 }
 
-// bundleVersion reads the version of a bundle whose signature verifies, for
-// the refusal report; 0 when it cannot be known.
+// bundleVersion reads the version of a bundle for the refusal report; 0
+// when it cannot be known. A bundle whose signature fails still names the
+// version it claims (bundle.PeekPolicy), so the push's progress at HQ can
+// tell which push a bad key or a corrupted bundle broke: the version is
+// reported, never trusted.
 func bundleVersion(b []byte, trusted []bundle.TrustedKey) int64 {
 	payload, _, err := bundle.Verify(b, trusted, bundle.TypePolicy)
 	if err != nil {
+		if h, perr := bundle.PeekPolicy(b); perr == nil {
+			return h.Version
+		}
 		return 0
 	}
 	p, err := policy.Load(payload)

@@ -271,6 +271,11 @@ func TestPolicyPushAppliedAndRefused(t *testing.T) {
 			rf := r.sync.Refusal()
 			return rf != nil && rf.Reason == tc.reason && rf.At.Equal(now)
 		})
+		// A bundle whose signature fails is still reported by the version
+		// it claims, so HQ's rollout counts the refusal against its push.
+		if rf := r.sync.Refusal(); tc.reason == "bad_signature" && rf.Version != wrongKey.Metadata.Version {
+			t.Errorf("%s: refusal names v%d, want the claimed v%d", tc.name, rf.Version, wrongKey.Metadata.Version)
+		}
 		r.sync.mu.Lock()
 		r.sync.refusal = nil
 		r.sync.mu.Unlock()

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +12,6 @@ import (
 	"github.com/posguard/posguard/internal/browsertest"
 	"github.com/posguard/posguard/wire"
 )
-
-// waitJS waits until the page's expression is true.
-func waitJS(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	browsertest.Get(t, ctx, what, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second)))
-}
 
 // The Lists page on both stores: an analyst adds a denylist entry with a
 // reason and an expiry and removes an allow entry with a reason, the

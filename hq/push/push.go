@@ -142,15 +142,12 @@ func (w *watch) report() Report {
 	defer w.mu.Unlock()
 	rep := Report{Refused: make(map[string]string), Expected: w.o.Expect}
 	for id, st := range w.regs {
-		switch {
-		case st.Refusal != nil && st.Refusal.Subject == wire.SubjectPolicy && st.Refusal.Version == w.o.Version:
-			rep.Refused[id] = st.Refusal.Reason
-		case st.Policy != nil && st.Policy.Version == w.o.Version:
+		switch state, why := st.Rollout(w.o.Version); state {
+		case wire.RolloutRefused:
+			rep.Refused[id] = why
+		case wire.RolloutApplied:
 			rep.Applied = append(rep.Applied, id)
-		case st.Policy != nil && st.Policy.Version > w.o.Version:
-			// It will refuse the push as not newer; say so without waiting.
-			rep.Refused[id] = fmt.Sprintf("already on newer v%d", st.Policy.Version)
-		case !st.Online:
+		case wire.RolloutOffline:
 			rep.Offline = append(rep.Offline, id)
 		default:
 			rep.Pending = append(rep.Pending, id)

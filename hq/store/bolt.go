@@ -67,6 +67,9 @@ func OpenBolt(path string) (*Bolt, error) {
 		if err := initLists(tx); err != nil { // lists_bolt.go
 			return err
 		}
+		if err := initFleetIdx(tx); err != nil { // fleet_bolt.go
+			return err
+		}
 		if tx.Bucket(bResolutions) != nil {
 			return nil
 		}
@@ -160,11 +163,15 @@ func putEvent(tx *bolt.Tx, ev event.Event) (added bool, err error) {
 }
 
 func (s *Bolt) SaveStatus(ctx context.Context, st wire.Status, received time.Time) error {
-	b, err := json.Marshal(Register{Store: st.Store, Register: st.Register, Status: st, LastSeen: received})
+	r := Register{Store: st.Store, Register: st.Register, Status: st, LastSeen: received}
+	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("store status of %s/%s: %w", st.Store, st.Register, err)
 	}
 	err = s.db.Batch(func(tx *bolt.Tx) error {
+		if err := putFleetIdx(tx, r); err != nil { // fleet_bolt.go
+			return err
+		}
 		return tx.Bucket(bFleet).Put([]byte(st.Store+"/"+st.Register), b)
 	})
 	if err != nil {

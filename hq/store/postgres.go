@@ -96,6 +96,7 @@ var migrations = []string{
 	chainMigration,    // chain_pg.go
 	consoleMigration,  // stats_pg.go: the console's rollup and alert indexes
 	policiesMigration, // policies_pg.go
+	fleetMigration,    // fleet_pg.go: the console's fleet page
 	listsMigration,    // lists_pg.go
 }
 
@@ -228,19 +229,8 @@ func (s *Postgres) Fleet(ctx context.Context) ([]Register, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read fleet: %w", err)
 	}
-	var out []Register
-	for rows.Next() {
-		var r Register
-		var body []byte
-		if err := rows.Scan(&r.Store, &r.Register, &body, &r.LastSeen); err != nil {
-			return nil, fmt.Errorf("read fleet: %w", err)
-		}
-		if err := json.Unmarshal(body, &r.Status); err != nil {
-			return nil, fmt.Errorf("read fleet: register %s/%s: %w", r.Store, r.Register, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRegisters(rows) // fleet_pg.go
+	if err != nil {
 		return nil, fmt.Errorf("read fleet: %w", err)
 	}
 	return out, nil

@@ -47,6 +47,7 @@ type Store interface {
 	Stats          // stats.go: the console's hourly rollup
 	Feed           // feed.go: alerts in storing order
 	ListsStore     // lists.go
+	FleetView      // fleet.go
 	Close() error
 }
 
