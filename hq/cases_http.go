@@ -30,10 +30,10 @@ func (s *Service) caseRoutes() []Route {
 		{"GET /v1/cases", apiauth.Read, http.HandlerFunc(s.caseList)},
 		{"GET /v1/cases/labels", apiauth.Read, http.HandlerFunc(s.caseLabels)},
 		{"GET /v1/cases/{id}", apiauth.Read, http.HandlerFunc(s.caseGet)},
-		{"POST /v1/cases", apiauth.Admin, post(s.caseOpen)},
-		{"POST /v1/cases/{id}/confirm", apiauth.Admin, post(s.caseMove(s.cases.Confirm))},
-		{"POST /v1/cases/{id}/false-positive", apiauth.Admin, post(s.caseFalsePositive)},
-		{"POST /v1/cases/{id}/close", apiauth.Admin, post(s.caseMove(s.cases.Close))},
+		{"POST /v1/cases", apiauth.Analyst, post(s.caseOpen)},
+		{"POST /v1/cases/{id}/confirm", apiauth.Analyst, post(s.caseMove(s.cases.Confirm))},
+		{"POST /v1/cases/{id}/false-positive", apiauth.Analyst, post(s.caseFalsePositive)},
+		{"POST /v1/cases/{id}/close", apiauth.Analyst, post(s.caseMove(s.cases.Close))},
 		{"GET /v1/allowlist", apiauth.Read, http.HandlerFunc(s.allowlistGet)},
 	}
 }

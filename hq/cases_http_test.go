@@ -9,7 +9,7 @@ import (
 	"github.com/posguard/posguard/hq/store"
 )
 
-// The case API: reading needs the read role, every move the admin role;
+// The case API: reading needs the read role, every move the analyst role;
 // the mover recorded is the token's name, never one the body declares;
 // errors say what is wrong with the right status.
 func TestCaseAPI(t *testing.T) {

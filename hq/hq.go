@@ -38,9 +38,15 @@ type Config struct {
 	// (jetstream.go); MQTT still carries status, acks and publications.
 	JetStream *JetStream
 	Store     store.Store
-	// Auth authenticates API callers; nil serves everyone as apiauth.Open,
+	// Auth authenticates API callers by token or client certificate;
+	// with neither Auth nor Users everyone is served as apiauth.Open,
 	// which the command allows on a loopback listener only.
-	Auth      *apiauth.Tokens
+	Auth *apiauth.Tokens
+	// Users are the console's users (--console-users): their logins make
+	// sessions that call the API with their role. Nil: no logins.
+	Users *apiauth.Users
+	// Console tunes the console's sessions.
+	Console   apiauth.ConsoleOptions
 	Signer    crypto.Signer // denylist signing key
 	SignerAlg string
 	SignerKID string
@@ -88,6 +94,7 @@ type Service struct {
 	allowMu           sync.Mutex // the same for the allowlist (allowlist.go)
 	lastAllowSnapshot time.Time
 	cases             *cases.Service // cases_http.go
+	auth              apiauth.Authority
 }
 
 // New checks cfg and prepares a Service; Run connects.
@@ -147,6 +154,10 @@ func New(cfg Config) (*Service, error) {
 	s.notReady.Store(1)
 	if cfg.JetStream != nil {
 		s.notReady.Store(2)
+	}
+	s.auth.Tokens = cfg.Auth
+	if cfg.Users != nil {
+		s.auth.Console = apiauth.NewConsole(cfg.Users, cfg.Console)
 	}
 	s.cases = cases.New(cfg.Store, s, cfg.Now) // cases_http.go
 	if s.cfg.Chain.Cases == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/apiauth"
+	"github.com/posguard/posguard/hq/console"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/internal/httpserve"
 	"github.com/posguard/posguard/policy/reason"
@@ -29,8 +30,10 @@ func APILimits() httpserve.Limits {
 	return httpserve.Limits{MaxBodyBytes: maxDenylistBody}
 }
 
-// Handler serves HQ's JSON API. Every endpoint but /healthz needs a caller
-// authenticated by cfg.Auth (when set) with the role it names; extra
+// Handler serves HQ's JSON API and the console (hq/console). Every
+// endpoint but /healthz needs a caller authenticated by a token or
+// certificate of cfg.Auth or a console session of cfg.Users (when either
+// is set) with the role it names; extra
 // handlers (metrics) are served with the read role. POST bodies must be
 // application/json (415), and requests naming another host than
 // Config.APIListen's, localhost or Config.APIHosts (421) or coming from
@@ -39,20 +42,21 @@ func APILimits() httpserve.Limits {
 func (s *Service) Handler(extra ...Route) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	console.New(console.Config{Auth: s.auth, Log: s.log}).Register(mux)
 	routes := []Route{
 		{"GET /v1/fleet", apiauth.Read, http.HandlerFunc(s.fleet)},
 		// Each alert with its state (open, approved, rejected, timed_out,
 		// denied) and, once resolved, its resolution: who, how and when.
 		{"GET /v1/alerts", apiauth.Read, list(s, s.alerts, event.Alert)},
 		{"GET /v1/events", apiauth.Read, list(s, s.cfg.Store.Events)},
-		{"POST /v1/denylist", apiauth.Admin, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
+		{"POST /v1/denylist", apiauth.Analyst, httpserve.JSONOnly(http.HandlerFunc(s.denylistPost))},
 		{"GET /v1/denylist/status", apiauth.Read, http.HandlerFunc(s.denylistStatus)},
 		// The chain rules in force, each with how often it fired.
 		{"GET /v1/chain/rules", apiauth.Read, http.HandlerFunc(s.chainRules)},
 	}
 	routes = append(routes, s.caseRoutes()...) // cases_http.go
 	for _, rt := range append(routes, extra...) {
-		mux.Handle(rt.Pattern, apiauth.Require(s.cfg.Auth, rt.Role, rt.Handler))
+		mux.Handle(rt.Pattern, s.auth.Require(rt.Role, rt.Handler))
 	}
 	return s.Guard(mux)
 }

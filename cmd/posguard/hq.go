@@ -39,11 +39,18 @@ queries over HTTP, and sign and publish denylist changes.
 Without --db the store is a local bbolt file (--state). With --embed-broker
 an MQTT broker runs in this process, for a one-machine setup.
 
-The HTTP API needs a caller authenticated by --api-tokens on every endpoint
-but /healthz (Authorization: Bearer TOKEN, or a TLS client certificate
-named in the file when --api-client-ca is given); read may query, admin may
-also change the denylist. Without --api-tokens the API is open, which HQ
-allows on a loopback --listen only. Make tokens with 'posguard hq-token'.
+The same listener serves the HQ console, the fraud team's web pages, at
+/console/ (Japanese first; ?lang=en for English). Its users log in with a
+password from --console-users (make users with 'posguard hq-user'); their
+session calls the API with their role.
+
+The HTTP API needs a caller authenticated on every endpoint but /healthz:
+by --api-tokens (Authorization: Bearer TOKEN, or a TLS client certificate
+named in the file when --api-client-ca is given) or by a console login.
+Roles: read (viewer) may query, analyst may also change the denylist and
+allowlist and move cases, admin may do everything. With neither
+--api-tokens nor --console-users the API and the console are open, which
+HQ allows on a loopback --listen only. Make tokens with 'posguard hq-token'.
 
 With --chain-rules HQ evaluates chain rules over every store's events as
 they are stored (one account paying at many stores, a refusal followed by
@@ -60,8 +67,9 @@ problems).`)
 	embedCert := fs.String("embed-cert", "", "the embedded broker's TLS server certificate (PEM); with --embed-client-ca clients authenticate by certificate, the CN being the identity")
 	embedKey := fs.String("embed-key", "", "private key of --embed-cert")
 	embedClientCA := fs.String("embed-client-ca", "", "CA (PEM) whose client certificates the embedded broker accepts (gen-certs.sh's ca.crt)")
-	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API address; beyond loopback it needs --api-tokens")
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP API and console address; beyond loopback it needs --api-tokens or --console-users")
 	tokensFile := fs.String("api-tokens", "", "API tokens file (made by 'posguard hq-token'): who may call the API, with which role")
+	usersFile := fs.String("console-users", "", "console users file (made by 'posguard hq-user'): who may log in to the console, with which role")
 	apiCert := fs.String("api-tls-cert", "", "PEM certificate: serve the API over HTTPS")
 	apiKey := fs.String("api-tls-key", "", "PEM private key of --api-tls-cert")
 	apiClientCA := fs.String("api-client-ca", "", "PEM CA of API client certificates (their CN is named in --api-tokens with 'cert')")
@@ -122,12 +130,22 @@ problems).`)
 			log.Warn("API tokens file: " + why)
 		}
 	}
+	var users *apiauth.Users
+	if *usersFile != "" {
+		var err error
+		if users, err = apiauth.LoadUsers(*usersFile); err != nil {
+			return err
+		}
+		if why := secretfile.Exposed(*usersFile); why != "" {
+			log.Warn("console users file: " + why)
+		}
+	}
 	loopback, err := httpserve.IsLoopback(*listen)
 	if err != nil {
 		return cli.Usagef("--listen %v", err)
 	}
-	if !loopback && auth == nil {
-		return cli.Usagef("--listen %s is beyond loopback: give --api-tokens, so that only known callers read events and change the denylist", *listen)
+	if !loopback && auth == nil && users == nil {
+		return cli.Usagef("--listen %s is beyond loopback: give --api-tokens or --console-users, so that only known callers read events and change the denylist", *listen)
 	}
 	if (*apiCert == "") != (*apiKey == "") {
 		return cli.Usagef("give --api-tls-cert and --api-tls-key together")
@@ -191,7 +209,7 @@ problems).`)
 	}
 	defer st.Close()
 
-	cfg := hq.Config{MQTT: mc, ClientID: id, ShareGroup: *share, Store: st, Logger: log, Auth: auth,
+	cfg := hq.Config{MQTT: mc, ClientID: id, ShareGroup: *share, Store: st, Logger: log, Auth: auth, Users: users,
 		APIListen: *listen, APIHosts: hostList(*allowHost), Chain: chainCfg}
 	if *natsURLs != "" {
 		js.URLs = *natsURLs
@@ -232,7 +250,8 @@ problems).`)
 			log.Error("HTTP server", "err", err)
 		}
 	}()
-	log.Info("HQ API listening", "url", scheme+"://"+ln.Addr().String(), "auth", auth != nil)
+	log.Info("HQ API listening", "url", scheme+"://"+ln.Addr().String(), "auth", auth != nil, "consoleUsers", users != nil)
+	log.Info("HQ console", "url", scheme+"://"+ln.Addr().String()+"/console/", "open", auth == nil && users == nil)
 
 	err = svc.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -275,11 +294,13 @@ name, the role and the token's SHA-256; never the token) to FILE, created
 who sends it as 'Authorization: Bearer TOKEN'. Remove a caller by deleting
 its line and restarting HQ.
 
-Roles: read (fleet, events, alerts, denylist status, metrics) and admin
-(read, and denylist changes, each recorded with the caller's name).`)
+Roles: read (fleet, events, alerts, denylist status, cases, metrics),
+analyst (read, and denylist and allowlist changes and case moves, each
+recorded with the caller's name) and admin (everything, also policy pushes
+and user management).`)
 	file := fs.String("file", "", "the tokens file (required)")
 	name := fs.String("name", "", "who the token is for, recorded with every change it makes (required)")
-	role := fs.String("role", "read", "read or admin")
+	role := fs.String("role", "read", "read, analyst or admin")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}

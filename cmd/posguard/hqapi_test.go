@@ -62,35 +62,7 @@ func TestHQTokenAndAuthenticatedAPI(t *testing.T) {
 		t.Fatalf("tokens file %v: %q", fi.Mode(), body)
 	}
 
-	passwd := filepath.Join(t.TempDir(), "passwd")
-	os.WriteFile(passwd, []byte("S001/R1:"+secretHash+"\n"), 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, stdio{In: strings.NewReader(""), Out: io.Discard, Err: pw}, []string{"hq", "--embed-broker", "127.0.0.1:0", "--embed-passwords", passwd,
-			"--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0", "--api-tokens", file})
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("hq did not stop")
-		}
-	})
-	sc := bufio.NewScanner(pr)
-	var url string
-	for url == "" && sc.Scan() {
-		if strings.Contains(sc.Text(), "HQ API listening") {
-			url = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(sc.Text())
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if url == "" {
-		t.Fatal("hq printed no API address")
-	}
+	url := startHQCLI(t, "--api-tokens", file)
 	for _, c := range []struct {
 		path, token string
 		want        int
@@ -114,4 +86,41 @@ func TestHQTokenAndAuthenticatedAPI(t *testing.T) {
 			t.Errorf("GET %s (token %v): %d, want %d", c.path, c.token != "", resp.StatusCode, c.want)
 		}
 	}
+}
+
+// startHQCLI runs 'posguard hq' in-process with an embedded broker, a
+// fresh bbolt file, --listen 127.0.0.1:0 and args, until the test ends,
+// and returns the API's base URL from its log.
+func startHQCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	passwd := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(passwd, []byte("S001/R1:"+secretHash+"\n"), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, stdio{In: strings.NewReader(""), Out: io.Discard, Err: pw}, append([]string{"hq", "--embed-broker", "127.0.0.1:0", "--embed-passwords", passwd,
+			"--state", filepath.Join(t.TempDir(), "hq.db"), "--listen", "127.0.0.1:0"}, args...))
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("hq did not stop")
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	var url string
+	for url == "" && sc.Scan() {
+		if strings.Contains(sc.Text(), "HQ API listening") {
+			url = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(sc.Text())
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url == "" {
+		t.Fatal("hq printed no API address")
+	}
+	return url
 }

@@ -22,6 +22,7 @@ func program() cli.Program {
 			cli.Agent,
 			{Name: "hq", Summary: "run the headquarters service", Run: runHQ},
 			{Name: "hq-token", Summary: "make an API token for the HQ service", Run: runHQToken},
+			{Name: "hq-user", Summary: "add or replace a user of the HQ console", Run: runHQUser},
 			{Name: "display", Summary: "run the store alert display", Run: runDisplay},
 			{Name: "policy", Summary: "keygen, lint, eval, sign, push and test policies; generate test events", Run: cli.Group("policy",
 				cli.PolicyKeygen, cli.PolicyLint, cli.PolicyEval,

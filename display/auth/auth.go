@@ -4,11 +4,11 @@
 //
 // Every page gets a session, login or not, because even a display bound to
 // 127.0.0.1 can be posted to by any web page open in the same browser; the
-// CSRF token is what stops that. Only a login stores a session: without a
-// password the session lives in its cookie alone (the CSRF token is a MAC
-// of its id), and with one a visitor who has not logged in gets none. So
-// no number of cookie-less requests can fill the table and evict the
-// manager's session.
+// CSRF token is what stops that. Only a login stores a session (in an
+// internal/session table, as the HQ console does): without a password the
+// session lives in its cookie alone (the CSRF token is a MAC of its id),
+// and with one a visitor who has not logged in gets none. So no number of
+// cookie-less requests can fill the table and evict the manager's session.
 package auth
 
 import (
@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/posguard/posguard/internal/ratelimit"
+	"github.com/posguard/posguard/internal/session"
 )
 
 // CookieName is the session cookie.
@@ -31,7 +34,7 @@ const CookieName = "posguard_display"
 
 // MaxSessions bounds the table of logged-in sessions; the oldest are
 // evicted first. Only logins (rate limited per client) add to it.
-const MaxSessions = 1024
+const MaxSessions = session.DefaultMax
 
 // ErrWrongPassword is returned by Login for a bad password.
 var ErrWrongPassword = errors.New("wrong password")
@@ -46,16 +49,11 @@ type Session struct {
 
 // Manager holds the sessions. Safe for concurrent use.
 type Manager struct {
-	hash   []byte // nil: no login required
-	ttl    time.Duration
-	secure bool
-	now    func() time.Time
+	hash []byte // nil: no login required
 	// key makes the CSRF tokens of the stateless sessions used without
 	// a login.
-	key []byte
-
-	mu       sync.Mutex
-	sessions map[string]Session
+	key   []byte
+	table *session.Table[struct{}] // logged-in sessions
 }
 
 // Options configure a Manager.
@@ -72,13 +70,7 @@ type Options struct {
 
 // New checks the password hash and makes a manager.
 func New(o Options) (*Manager, error) {
-	m := &Manager{ttl: o.TTL, secure: o.Secure, now: o.Now, sessions: map[string]Session{}}
-	if m.ttl <= 0 {
-		m.ttl = 12 * time.Hour
-	}
-	if m.now == nil {
-		m.now = time.Now
-	}
+	m := &Manager{table: session.New[struct{}](session.Options{Cookie: CookieName, TTL: o.TTL, Max: MaxSessions, Secure: o.Secure, Now: o.Now})}
 	m.key = make([]byte, 32)
 	if _, err := rand.Read(m.key); err != nil {
 		return nil, fmt.Errorf("session key: %w", err)
@@ -97,30 +89,21 @@ func (m *Manager) LoginRequired() bool { return m.hash != nil }
 
 // Get returns the live session of a request.
 func (m *Manager) Get(r *http.Request) (Session, bool) {
-	c, err := r.Cookie(CookieName)
-	if err != nil || c.Value == "" {
-		return Session{}, false
-	}
 	if m.hash == nil {
-		if b, err := base64.RawURLEncoding.DecodeString(c.Value); err != nil || len(b) != tokenBytes {
+		c, err := r.Cookie(CookieName)
+		if err != nil || c.Value == "" {
+			return Session{}, false
+		}
+		if b, err := base64.RawURLEncoding.DecodeString(c.Value); err != nil || len(b) != session.TokenBytes {
 			return Session{}, false
 		}
 		return m.stateless(c.Value), true
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.sessions[c.Value]
+	s, ok := m.table.Get(r)
 	if !ok {
 		return Session{}, false
 	}
-	now := m.now()
-	if !now.Before(s.Expires) {
-		delete(m.sessions, c.Value)
-		return Session{}, false
-	}
-	s.Expires = now.Add(m.ttl)
-	m.sessions[c.Value] = s
-	return s, true
+	return Session{ID: s.ID, CSRF: s.CSRF, Authed: true, Expires: s.Expires}, true
 }
 
 // Ensure returns the request's session. Without a login it starts one if
@@ -134,11 +117,11 @@ func (m *Manager) Ensure(w http.ResponseWriter, r *http.Request) (Session, error
 	if m.LoginRequired() {
 		return Session{}, nil
 	}
-	id, err := randomToken()
+	id, err := session.RandomToken()
 	if err != nil {
 		return Session{}, err
 	}
-	http.SetCookie(w, m.cookie(id, 0))
+	m.table.SetCookie(w, r, id)
 	return m.stateless(id), nil
 }
 
@@ -158,23 +141,11 @@ func (m *Manager) Login(w http.ResponseWriter, r *http.Request, password string)
 	if err := bcrypt.CompareHashAndPassword(m.hash, []byte(password)); err != nil {
 		return Session{}, ErrWrongPassword
 	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		m.mu.Lock()
-		delete(m.sessions, c.Value)
-		m.mu.Unlock()
-	}
-	return m.start(w)
+	return m.start(w, r)
 }
 
 // Logout ends the request's session and clears the cookie.
-func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(CookieName); err == nil {
-		m.mu.Lock()
-		delete(m.sessions, c.Value)
-		m.mu.Unlock()
-	}
-	http.SetCookie(w, m.cookie("", -1))
-}
+func (m *Manager) Logout(w http.ResponseWriter, r *http.Request) { m.table.End(w, r) }
 
 // CheckCSRF reports whether token is the CSRF token of the request's session.
 func (m *Manager) CheckCSRF(r *http.Request, token string) bool {
@@ -186,132 +157,24 @@ func (m *Manager) CheckCSRF(r *http.Request, token string) bool {
 }
 
 // start stores a fresh logged-in session and sets its cookie.
-func (m *Manager) start(w http.ResponseWriter) (Session, error) {
-	id, err := randomToken()
+func (m *Manager) start(w http.ResponseWriter, r *http.Request) (Session, error) {
+	s, err := m.table.Start(w, r, struct{}{})
 	if err != nil {
 		return Session{}, err
 	}
-	csrf, err := randomToken()
-	if err != nil {
-		return Session{}, err
-	}
-	now := m.now()
-	s := Session{ID: id, CSRF: csrf, Authed: true, Expires: now.Add(m.ttl)}
-	m.mu.Lock()
-	m.evict(now)
-	m.sessions[id] = s
-	m.mu.Unlock()
-	http.SetCookie(w, m.cookie(id, 0))
-	return s, nil
+	return Session{ID: s.ID, CSRF: s.CSRF, Authed: true, Expires: s.Expires}, nil
 }
 
-// evict drops expired sessions and, if still full, the one closest to
-// expiry. Must hold mu.
-func (m *Manager) evict(now time.Time) {
-	if len(m.sessions) < MaxSessions {
-		return
-	}
-	var oldest string
-	var oldestExp time.Time
-	for id, s := range m.sessions {
-		if !now.Before(s.Expires) {
-			delete(m.sessions, id)
-			continue
-		}
-		if oldest == "" || s.Expires.Before(oldestExp) {
-			oldest, oldestExp = id, s.Expires
-		}
-	}
-	if len(m.sessions) >= MaxSessions {
-		delete(m.sessions, oldest)
-	}
-}
-
-func (m *Manager) cookie(value string, maxAge int) *http.Cookie {
-	return &http.Cookie{
-		Name:     CookieName,
-		Value:    value,
-		Path:     "/",
-		MaxAge:   maxAge,
-		HttpOnly: true,
-		Secure:   m.secure,
-		SameSite: http.SameSiteStrictMode,
-	}
-}
-
-// tokenBytes is the size of session ids and CSRF tokens.
-const tokenBytes = 32
-
-func randomToken() (string, error) {
-	b := make([]byte, tokenBytes)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("session token: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// Limiter allows at most Max events per key in any Window; used for login
-// attempts and review resolutions (each one a PIN try at the register).
-type Limiter struct {
-	max    int
-	window time.Duration
-
-	mu   sync.Mutex
-	hits map[string][]time.Time
-}
-
-// MaxKeys bounds the limiter's table; beyond it, keys with no recent hits are
-// forgotten first.
-const MaxKeys = 4096
+// Limiter allows at most a number of events per key in a window; used for
+// login attempts and review resolutions (each one a PIN try at the
+// register).
+type Limiter = ratelimit.Limiter
 
 // NewLimiter makes a limiter of max events per window per key.
-func NewLimiter(max int, window time.Duration) *Limiter {
-	return &Limiter{max: max, window: window, hits: map[string][]time.Time{}}
-}
+func NewLimiter(max int, window time.Duration) *Limiter { return ratelimit.New(max, window) }
 
-// Allow records an event for key at now and reports whether it is within
-// the limit. A refused event is not recorded, so waiting always helps.
-func (l *Limiter) Allow(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cut := now.Add(-l.window)
-	h := l.hits[key]
-	i := 0
-	for i < len(h) && !h[i].After(cut) {
-		i++
-	}
-	h = h[i:]
-	if len(h) >= l.max {
-		l.hits[key] = h
-		return false
-	}
-	if len(l.hits) >= MaxKeys {
-		for k, v := range l.hits {
-			if len(v) == 0 || !v[len(v)-1].After(cut) {
-				delete(l.hits, k)
-			}
-		}
-		if len(l.hits) >= MaxKeys {
-			return false
-		}
-	}
-	l.hits[key] = append(h, now)
-	return true
-}
-
-// Refund takes back one event of key that Allow recorded at at, for an
-// event that turns out not to count.
-func (l *Limiter) Refund(key string, at time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	h := l.hits[key]
-	for i := range h {
-		if h[i].Equal(at) {
-			l.hits[key] = append(h[:i:i], h[i+1:]...)
-			return
-		}
-	}
-}
+// MaxKeys bounds a limiter's table.
+const MaxKeys = ratelimit.MaxKeys
 
 // PINGuard limits manager PIN guesses per source at a display, which cannot
 // check a PIN itself: every resolution sent counts against its source until
@@ -346,7 +209,7 @@ func (g *PINGuard) Send(source, review string, now time.Time) bool {
 	defer g.mu.Unlock()
 	if len(g.sent) >= MaxKeys {
 		for k, s := range g.sent {
-			if now.Sub(s.at) >= g.lim.window {
+			if now.Sub(s.at) >= g.lim.Window() {
 				delete(g.sent, k)
 			}
 		}

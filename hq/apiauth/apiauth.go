@@ -1,7 +1,9 @@
 // Package apiauth authenticates callers of HQ's HTTP API: API tokens from a
-// file, where only each token's SHA-256 is kept, and TLS client certificates
-// named there by their CN. Each entry has a role; read may query, admin may
-// also change the denylist.
+// file, where only each token's SHA-256 is kept, TLS client certificates
+// named there by their CN, and the HQ console's users (users.go), whose
+// logins make sessions (console.go). Each caller has a role: read may
+// query, analyst may also change the lists and move cases, admin may do
+// everything (push policies, manage users).
 //
 // Tokens are random (32 bytes from crypto/rand), so a fast hash is the
 // right one: a slow password hash protects guessable secrets, and would make
@@ -31,12 +33,22 @@ import (
 type Role string
 
 const (
-	Read  Role = "read"  // fleet, events, alerts, denylist status, cases, allowlist, metrics
-	Admin Role = "admin" // read, and change the denylist and cases
+	Read    Role = "read"    // fleet, events, alerts, denylist status, cases, allowlist, metrics; the console's viewer
+	Analyst Role = "analyst" // read, and change the denylist and allowlist, move cases
+	Admin   Role = "admin"   // everything: also push policies and manage users
 )
 
-// allows reports whether a caller with role r may do what need requires.
-func (r Role) allows(need Role) bool { return r == Admin || r == need }
+// rank orders the roles: each allows what the ones below it do.
+var rank = map[Role]int{Read: 1, Analyst: 2, Admin: 3}
+
+// Allows reports whether a caller with role r may do what need requires.
+func (r Role) Allows(need Role) bool { return rank[r] > 0 && rank[r] >= rank[need] }
+
+// Valid reports whether r is one of the roles.
+func (r Role) Valid() bool { return rank[r] > 0 }
+
+// roleHelp lists the roles in error messages.
+const roleHelp = "want read, analyst or admin"
 
 // TokenPrefix starts every token, so a leaked one is recognisable in a log
 // or a repository scan.
@@ -88,14 +100,40 @@ func Load(path string) (*Tokens, error) {
 //	NAME ROLE sha256:HEX     a token whose SHA-256 is HEX
 //	NAME ROLE cert           a TLS client certificate whose CN is NAME
 //
-// NAME is 1..64 bytes of visible ASCII, ROLE read or admin. Every problem
+// NAME is 1..64 bytes of visible ASCII, ROLE read, analyst or admin. Every problem
 // is reported with its line number.
 func Parse(r io.Reader) (*Tokens, error) {
+	var t Tokens
+	seen := map[string]int{}
+	err := eachLine(r, func(n int, line string) error {
+		e, err := parseLine(line)
+		if err != nil {
+			return err
+		}
+		key := e.name + "/" + fmt.Sprint(e.cert)
+		if first, dup := seen[key]; dup {
+			return fmt.Errorf("%q is already named on line %d", e.name, first)
+		}
+		seen[key] = n
+		t.entries = append(t.entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(t.entries) == 0 {
+		return nil, errors.New("no entries: add one with 'posguard hq-token'")
+	}
+	return &t, nil
+}
+
+// eachLine calls f with every line of a credentials file but blanks and
+// # comments, and its number; it bounds the file to maxFileBytes and
+// reports every line f refuses, each with its number.
+func eachLine(r io.Reader, f func(n int, line string) error) error {
 	sc := bufio.NewScanner(io.LimitReader(r, maxFileBytes+1))
 	sc.Buffer(make([]byte, 4096), maxFileBytes+1)
-	var t Tokens
 	var errs []error
-	seen := map[string]int{}
 	n, size := 0, 0
 	for sc.Scan() {
 		n++
@@ -104,32 +142,17 @@ func Parse(r io.Reader) (*Tokens, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		e, err := parseLine(line)
-		if err != nil {
+		if err := f(n, line); err != nil {
 			errs = append(errs, fmt.Errorf("line %d: %w", n, err))
-			continue
 		}
-		key := e.name + "/" + fmt.Sprint(e.cert)
-		if first, dup := seen[key]; dup {
-			errs = append(errs, fmt.Errorf("line %d: %q is already named on line %d", n, e.name, first))
-			continue
-		}
-		seen[key] = n
-		t.entries = append(t.entries, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", n+1, err)
+		return fmt.Errorf("line %d: %w", n+1, err)
 	}
 	if size > maxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxFileBytes)
+		return fmt.Errorf("larger than %d bytes", maxFileBytes)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if len(t.entries) == 0 {
-		return nil, errors.New("no entries: add one with 'posguard hq-token'")
-	}
-	return &t, nil
+	return errors.Join(errs...)
 }
 
 func parseLine(line string) (entry, error) {
@@ -141,8 +164,8 @@ func parseLine(line string) (entry, error) {
 	if err := CheckName(e.name); err != nil {
 		return entry{}, err
 	}
-	if e.role != Read && e.role != Admin {
-		return entry{}, fmt.Errorf("role %q: want read or admin", f[1])
+	if !e.role.Valid() {
+		return entry{}, fmt.Errorf("role %q: %s", f[1], roleHelp)
 	}
 	switch hexSum, ok := strings.CutPrefix(f[2], "sha256:"); {
 	case f[2] == "cert":
@@ -181,8 +204,8 @@ func NewToken(name string, role Role) (token, line string, err error) {
 	if err := CheckName(name); err != nil {
 		return "", "", err
 	}
-	if role != Read && role != Admin {
-		return "", "", fmt.Errorf("role %q: want read or admin", role)
+	if !role.Valid() {
+		return "", "", fmt.Errorf("role %q: %s", role, roleHelp)
 	}
 	var b [32]byte
 	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
@@ -231,31 +254,24 @@ func (t *Tokens) Authenticate(r *http.Request) (Principal, error) {
 
 type ctxKey struct{}
 
-// Open is the caller when no tokens file is configured, which HQ allows
-// only on a loopback listener.
+// Open is the caller when neither a tokens file nor a users file is
+// configured, which HQ allows only on a loopback listener.
 var Open = Principal{Name: "local", Role: Admin, Via: "loopback, no tokens file"}
 
-// Require wraps next so that only callers whose role allows need reach it;
-// t nil lets every caller through as Open. The caller is in the request's
-// context for next (Caller).
+// Require wraps next so that only token or certificate callers whose role
+// allows need reach it; t nil lets every caller through as Open. See
+// Authority.Require for console sessions too.
 func Require(t *Tokens, need Role, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := Open
-		if t != nil {
-			var err error
-			if p, err = t.Authenticate(r); err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="posguard-hq"`)
-				httpserve.Error(w, http.StatusUnauthorized, err.Error())
-				return
-			}
-		}
-		if !p.Role.allows(need) {
-			httpserve.Error(w, http.StatusForbidden, fmt.Sprintf("%s has role %s; this needs %s", p, p.Role, need))
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, p)))
-	})
+	return Authority{Tokens: t}.Require(need, next)
 }
+
+// WithCaller is ctx carrying p as the caller (for handlers reached other
+// ways than Require, and tests).
+func WithCaller(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) { httpserve.Error(w, code, msg) }
 
 // Caller is the principal Require let through.
 func Caller(r *http.Request) (Principal, bool) {

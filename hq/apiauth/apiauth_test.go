@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 		{"same name as token and cert", "ops admin " + sum + "\nops read cert\n", ""},
 		{"empty", "# nothing\n", "no entries"},
 		{"two fields", "ops admin\n", "line 1: want NAME ROLE"},
-		{"bad role", "ops root " + sum + "\n", `line 1: role "root": want read or admin`},
+		{"bad role", "ops root " + sum + "\n", `line 1: role "root": want read, analyst or admin`},
 		{"short hash", "ops read sha256:abcd\n", "line 1: sha256:abcd: want 64 hex digits"},
 		{"not hex", "ops read sha256:" + strings.Repeat("zz", 32) + "\n", "want 64 hex digits"},
 		{"token pasted", "ops read pgt_c2VjcmV0c2VjcmV0c2VjcmV0\n", `credential "pgt_…": want sha256:HEX or cert`},
@@ -162,7 +162,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("accepted a file with no entries")
 		}
 		for _, e := range toks.entries {
-			if CheckName(e.name) != nil || (e.role != Read && e.role != Admin) {
+			if CheckName(e.name) != nil || !e.role.Valid() {
 				t.Fatalf("accepted entry %+v", e)
 			}
 		}
