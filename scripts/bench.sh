@@ -8,7 +8,7 @@
 #   ONLY=opa,backtest scripts/bench.sh   # run some steps only
 #
 # Steps: decision, decision-agent, opa, decide, durable, scan, scan-agent,
-# facts, denylist, ingest, backtest, rss, rss-10m, fanout, chainpush, scale;
+# facts, denylist, ingest, backtest, rss, rss-10m, fanout, chainpush, console, scale;
 # ONLY=decision also runs decision-agent, ONLY=rss also rss-10m.
 # Each step is bounded by STEP_TIMEOUT (default 15m); a step that fails or
 # times out is reported and the others still run. PostgreSQL for the ingest
@@ -162,6 +162,11 @@ step fanout "$ROOT/bench" go run ./cmd/fanout -clients 1000 -pushes "$COUNT"
 # From the event that trips a chain rule (account_stores) to the automatic
 # denylist entry applied by 1,000 register clients (bbolt HQ store).
 step chainpush "$ROOT/bench" go run ./cmd/chainpush -clients 1000 -rounds "$COUNT" -timeout 14m
+# The HQ console at chain size: 10,000 registers and 1,000,000 events in
+# PostgreSQL (POSGUARD_TEST_PG; the schema posguard_console_bench is filled
+# once, minutes, and kept for the next run), each API call a page makes
+# (p50/p99 of 20) and each page's first paint and data loaded in Chromium.
+step console "$ROOT/bench" go run ./cmd/console -rounds 20
 # Chain scale: SCALE_REGISTERS (default 10,000) register sessions, one event
 # each every 10 s for 2 minutes and a policy push, on one Mosquitto and on a
 # three-node NATS cluster (nats-server built from the version bench/go.mod
