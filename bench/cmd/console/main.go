@@ -399,7 +399,7 @@ func calls(o options, since string) []struct{ name, path string } {
 		{"alerts", "/v1/alerts?limit=100"},
 		{"alerts-store", "/v1/alerts?limit=100&store=" + s},
 		{"events-store", "/v1/events?limit=100&store=" + s},
-		{"stats-hourly", "/v1/stats/hourly?since=" + since},
+		{"stats-hourly", "/v1/stats/hourly?top=8&since=" + since},
 		{"stats-rules", "/v1/stats/rules?since=" + since},
 		{"cases", "/v1/cases?limit=100"},
 		{"denylist-status", "/v1/denylist/status"},
