@@ -399,7 +399,7 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan
 	}
 	s.m.stored.Add(float64(n))
 	s.m.duplicates.Add(float64(len(evs) - n))
-	s.evaluateChain(ctx, evs, stop) // chain_wire.go
+	s.evaluateChain(ctx, evs) // chain_wire.go
 	byReg := make(map[[2]string][]string)
 	for _, ev := range evs {
 		k := [2]string{ev.Store, ev.Register}

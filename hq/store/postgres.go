@@ -91,7 +91,8 @@ var migrations = []string{
 	CREATE TABLE allowlist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL,
 		epoch text NOT NULL DEFAULT gen_random_uuid()::text);
 	INSERT INTO allowlist_seq (seq) VALUES (0);`,
-	chainMigration, // chain_pg.go
+	chainMigration,       // chain_pg.go
+	chainOutboxMigration, // chain_outbox_pg.go
 }
 
 // Postgres is the backend for real deployments; several HQ instances may
