@@ -89,6 +89,8 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func(
 		seen = make([]ChainSeen, n)
 		b := &pgx.Batch{}
 		b.Queue(`SELECT count(pg_advisory_xact_lock($1, s)) FROM unnest($2::int[]) s`, chainLockClass, stripes)
+		// Unique by (rule, key, at, event id) since chainOutboxMigration:
+		// an event resent is the same event, at the same time.
 		b.Queue(`INSERT INTO chain_obs (rule, key, member, event_id, at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
 			ON CONFLICT DO NOTHING RETURNING rule, key, event_id`, rules, keys, members, ids, ats)
