@@ -133,7 +133,7 @@ func judgeAll(todo []pending, order map[string]int, seen []store.ChainSeen) ([]F
 	var fired []Firing
 	var failed []error
 	for _, p := range todo {
-		s := slices.Clone(seen[p.first : p.first+len(p.facts)])
+		s := seen[p.first : p.first+len(p.facts)]
 		if !s[0].New {
 			continue // seen before: judged then
 		}

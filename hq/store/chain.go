@@ -109,18 +109,21 @@ func nearestHits(o ChainObs, cands []ChainHit) []ChainHit {
 		member string
 		after  bool
 	}
-	near := map[side]ChainHit{}
+	var in []ChainHit
 	for _, h := range cands {
-		if h.EventID == o.EventID || h.At.Before(from) || h.At.After(to) {
-			continue
+		if h.EventID != o.EventID && !h.At.Before(from) && !h.At.After(to) {
+			in = append(in, h)
 		}
+	}
+	if len(in) <= 1 {
+		return in // the common case: nothing to choose between
+	}
+	near := map[side]ChainHit{}
+	for _, h := range in {
 		k := side{h.Member, h.At.After(o.At)}
 		if n, ok := near[k]; !ok || dist(h) < dist(n) || dist(h) == dist(n) && h.EventID < n.EventID {
 			near[k] = h
 		}
-	}
-	if len(near) == 0 {
-		return nil
 	}
 	out := make([]ChainHit, 0, len(near))
 	for _, h := range near {
