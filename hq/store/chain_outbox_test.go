@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"testing"
@@ -145,4 +146,15 @@ func TestChainOutboxClaimRace(t *testing.T) {
 			}
 		}
 	})
+}
+
+// chainStripe is FNV-1a as hash/fnv computes it.
+func TestChainStripe(t *testing.T) {
+	for _, k := range [][2]string{{"hop", "acct-1"}, {"tok", "issuer\x1ftoken"}, {"", ""}} {
+		h := fnv.New32a()
+		h.Write([]byte(k[0] + "\x1f" + k[1]))
+		if got, want := chainStripe(k[0], k[1]), int32(h.Sum32()%chainLockStripes); got != want {
+			t.Errorf("chainStripe%q = %d, want %d", k, got, want)
+		}
+	}
 }

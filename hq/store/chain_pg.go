@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"time"
 
@@ -57,25 +56,26 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func(
 	n := len(obs)
 	rules, keys, members, ids := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ats := make([]time.Time, n)
-	touched := map[[2]string]*chainKey{}
-	var order []*chainKey
-	stripes := make([]int32, 0, chainLockStripes)
+	touched := make(map[[2]string]int, n) // (rule, key) → its place in order
+	var order []chainKey
+	keyOf := make([]int, n) // each observation's place in order
+	var stripes []int32
 	for i, o := range obs {
 		// As PostgreSQL keeps it, so that times compare alike here and there.
 		o.At = o.At.Truncate(time.Microsecond)
 		obs[i] = o
 		rules[i], keys[i], members[i], ids[i], ats[i] = o.Rule, o.Key, o.Member, o.EventID, o.At
-		k := touched[[2]string{o.Rule, o.Key}]
-		if k == nil {
-			k = &chainKey{rule: o.Rule, key: o.Key, from: o.At.Add(-o.Window), to: o.At.Add(o.Window)}
-			touched[[2]string{o.Rule, o.Key}] = k
-			order = append(order, k)
-			h := fnv.New32a()
-			h.Write([]byte(o.Rule + "\x1f" + o.Key))
-			stripes = append(stripes, int32(h.Sum32()%chainLockStripes))
-			continue
+		j, ok := touched[[2]string{o.Rule, o.Key}]
+		if !ok {
+			j = len(order)
+			touched[[2]string{o.Rule, o.Key}] = j
+			order = append(order, chainKey{rule: o.Rule, key: o.Key, from: o.At.Add(-o.Window), to: o.At.Add(o.Window)})
+			stripes = append(stripes, chainStripe(o.Rule, o.Key))
+		} else {
+			k := &order[j]
+			k.from, k.to = minTime(k.from, o.At.Add(-o.Window)), maxTime(k.to, o.At.Add(o.Window))
 		}
-		k.from, k.to = minTime(k.from, o.At.Add(-o.Window)), maxTime(k.to, o.At.Add(o.Window))
+		keyOf[i] = j
 	}
 	// Locks taken in one order by every instance cannot deadlock.
 	slices.Sort(stripes)
@@ -125,7 +125,7 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func(
 		if err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
-		cands := make(map[[2]string][]ChainHit, len(order))
+		cands := make([][]ChainHit, len(order)) // by place in order
 		for rows.Next() {
 			var i int
 			var h ChainHit
@@ -133,8 +133,7 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func(
 				return fmt.Errorf("count: %w", err)
 			}
 			h.At = h.At.UTC()
-			k := [2]string{order[i-1].rule, order[i-1].key}
-			cands[k] = append(cands[k], h)
+			cands[i-1] = append(cands[i-1], h)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("count: %w", err)
@@ -144,7 +143,7 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func(
 		}
 		for i, o := range obs {
 			seen[i].New = added[[3]string{o.Rule, o.Key, o.EventID}]
-			seen[i].Others = nearestHits(o, cands[[2]string{o.Rule, o.Key}])
+			seen[i].Others = nearestHits(o, cands[keyOf[i]])
 		}
 		if judge == nil {
 			return nil
@@ -159,6 +158,18 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func(
 		return nil, fmt.Errorf("chain observations: %w", err)
 	}
 	return seen, nil
+}
+
+// chainStripe is FNV-1a (32 bits) of rule, 0x1f, key, modulo the stripes.
+func chainStripe(rule, key string) int32 {
+	const prime = 16777619
+	h := uint32(2166136261)
+	for _, s := range [...]string{rule, "\x1f", key} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * prime
+		}
+	}
+	return int32(h % chainLockStripes)
 }
 
 func minTime(a, b time.Time) time.Time {
