@@ -84,14 +84,24 @@ func newChainRig(t *testing.T, ids ...string) *chainRig {
 // the service and its stop.
 func (r *chainRig) run(t *testing.T, id string, st store.Store, share string) (*Service, func()) {
 	t.Helper()
+	return r.runWith(t, id, st, share, nil)
+}
+
+// runWith is run with the config changed by change (if not nil) first.
+func (r *chainRig) runWith(t *testing.T, id string, st store.Store, share string, change func(*Config)) (*Service, func()) {
+	t.Helper()
 	doc, err := chain.Load([]byte(hopRules))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{MQTT: r.auth.MQTT(r.b.URL(), id), ShareGroup: share, Store: st,
+	cfg := Config{MQTT: r.auth.MQTT(r.b.URL(), id), ShareGroup: share, Store: st,
 		Signer: r.priv, SignerAlg: "EdDSA", SignerKID: "hq1",
 		Now:   func() time.Time { return time.Unix(0, r.now.Load()) },
-		Chain: ChainConfig{Rules: doc, Cases: r.cases, ExpireEvery: 50 * time.Millisecond}})
+		Chain: ChainConfig{Rules: doc, Cases: r.cases, ExpireEvery: 50 * time.Millisecond}}
+	if change != nil {
+		change(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package hq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -24,19 +25,35 @@ type ChainConfig struct {
 	// ExpireEvery is how often expired automatic denylist entries are
 	// removed and old observations pruned; default one minute.
 	ExpireEvery time.Duration
+	// Lease is how long an instance holds a firing it is carrying out
+	// before another may take it over (it died, or stalls); a firing
+	// whose actions failed is tried again when its lease runs out.
+	// Default one minute.
+	Lease time.Duration
 }
 
-// firingQueue bounds the firings waiting for their actions; the ingest
-// waits when it is full rather than lose one.
-const firingQueue = 10_000
+// Firings are carried out from the store's outbox: Evaluate keeps each
+// firing with the observation that trips it, and the chain worker claims
+// pending ones (its own at once, others' when their lease runs out),
+// acts, and marks them done. Every action may run twice (a crash between
+// doing and marking): each is idempotent.
+const (
+	// chainClaim is how many firings the worker claims at a time: few,
+	// so that a slow action does not hold many leases.
+	chainClaim = 16
+	// chainTries bounds the attempts at a firing whose actions keep
+	// failing; then it is given up (logged, counted).
+	chainTries = 10
+)
 
 // chainRunner evaluates the chain rules on stored events and carries out
 // what fires, off the ingest goroutine.
 type chainRunner struct {
-	engine  *chain.Engine
-	firings chan chain.Firing
-	fires   *prometheus.CounterVec
-	errors  prometheus.Counter
+	engine *chain.Engine
+	// wake tells the worker that firings are pending.
+	wake   chan struct{}
+	fires  *prometheus.CounterVec
+	errors prometheus.Counter
 }
 
 func (s *Service) newChain() error {
@@ -45,12 +62,15 @@ func (s *Service) newChain() error {
 		c.ExpireEvery = time.Minute
 		s.cfg.Chain.ExpireEvery = c.ExpireEvery
 	}
+	if c.Lease <= 0 {
+		s.cfg.Chain.Lease = time.Minute
+	}
 	if c.Rules == nil {
 		return nil
 	}
 	r := &chainRunner{
-		engine:  chain.NewEngine(c.Rules, s.cfg.Store),
-		firings: make(chan chain.Firing, firingQueue),
+		engine: chain.NewEngine(c.Rules, s.cfg.Store),
+		wake:   make(chan struct{}, 1),
 		fires: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "posguard_hq_chain_fires_total",
 			Help: "Chain rule firings acted on by this HQ instance, by rule and mode."}, []string{"rule", "mode"}),
 		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "posguard_hq_chain_errors_total",
@@ -68,9 +88,10 @@ func (s *Service) newChain() error {
 // evaluateChain runs the chain rules on events just stored, before they
 // are acknowledged: an event whose evaluation a crash interrupted comes
 // again and is evaluated then (observations are kept once by event id, so
-// a replay counts nothing twice). A store error is logged and counted; the
-// events stay stored and acknowledged.
-func (s *Service) evaluateChain(ctx context.Context, evs []event.Event, stop <-chan struct{}) {
+// a replay counts nothing twice). What fires is kept in the store with
+// the observations, for the worker (runChain). A store error is logged
+// and counted; the events stay stored and acknowledged.
+func (s *Service) evaluateChain(ctx context.Context, evs []event.Event) {
 	r := s.chain
 	if r == nil {
 		return
@@ -85,55 +106,114 @@ func (s *Service) evaluateChain(ctx context.Context, evs []event.Event, stop <-c
 		s.log.Error("chain rules: evaluation failed; these events are not counted", "events", len(evs), "err", err)
 		return
 	}
-	for _, f := range fired {
+	if len(fired) > 0 {
 		select {
-		case r.firings <- f:
-		case <-stop:
-			return
+		case r.wake <- struct{}{}:
+		default: // already woken
 		}
 	}
 }
 
-// runChain carries out firings and removes expired entries until ctx ends.
+// runChain carries out pending firings and removes expired entries until
+// ctx ends. It starts with the firings this instance had claimed before a
+// restart.
 func (s *Service) runChain(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.Chain.ExpireEvery)
 	defer tick.Stop()
-	var firings chan chain.Firing
+	var wake chan struct{}
+	// Others' expired leases and failed firings are looked for this often.
+	var retry <-chan time.Time
 	if s.chain != nil {
-		firings = s.chain.firings
+		wake = s.chain.wake
+		if err := s.cfg.Store.ChainRelease(ctx, s.cfg.ClientID); err != nil {
+			s.chain.errors.Inc()
+			s.log.Error("chain rules: release this instance's firings", "err", err)
+		}
+		s.actPending(ctx)
+		t := time.NewTicker(max(s.cfg.Chain.Lease/4, 10*time.Millisecond))
+		defer t.Stop()
+		retry = t.C
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case f := <-firings:
-			s.act(ctx, f)
+		case <-wake:
+			s.actPending(ctx)
+		case <-retry:
+			s.actPending(ctx)
 		case <-tick.C:
 			s.expire(ctx)
 		}
 	}
 }
 
-// act raises the firing's alert and, the first time it is raised and the
-// rule enforces, takes its actions. The alert's id is the same on every HQ
-// instance, so a firing seen twice is acted on once.
-func (s *Service) act(ctx context.Context, f chain.Firing) {
+// actPending claims pending firings and carries them out until none is
+// left to claim.
+func (s *Service) actPending(ctx context.Context) {
+	r := s.chain
+	for ctx.Err() == nil {
+		claimed, err := s.cfg.Store.ChainClaim(ctx, s.cfg.ClientID, s.cfg.Chain.Lease, chainClaim)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.errors.Inc()
+				s.log.Error("chain rules: claim pending firings", "err", err)
+			}
+			return
+		}
+		if len(claimed) == 0 {
+			return
+		}
+		for _, sf := range claimed {
+			p, err := chain.ParsePending(sf)
+			if err == nil {
+				err = s.act(ctx, p.Firing)
+			} else {
+				p.Tries = chainTries // unreadable: trying again will not help
+			}
+			if err != nil && ctx.Err() != nil {
+				return // stopping: resumed at the next start
+			}
+			if err != nil {
+				r.errors.Inc()
+				if p.Tries < chainTries {
+					s.log.Error("chain rule firing: action failed; tried again when its lease ends", "firing", sf.ID,
+						"try", p.Tries, "retryIn", s.cfg.Chain.Lease, "err", err)
+					continue
+				}
+				s.log.Error("chain rule firing: action failed; given up", "firing", sf.ID, "tries", p.Tries, "err", err)
+			}
+			if err := s.cfg.Store.ChainDone(ctx, sf.ID); err != nil {
+				if ctx.Err() == nil {
+					r.errors.Inc()
+					s.log.Error("chain rule firing carried out, not marked done; it will be again (idempotent)", "firing", sf.ID, "err", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// act raises the firing's alert and, if the rule enforces, takes its
+// actions. Each step may be done again after a crash or a failed step,
+// and then does nothing twice: the alert's id is the firing's, a
+// denylist entry already carrying the firing is not added again, a case
+// holds an alert once; the store displays may see the alert twice.
+func (s *Service) act(ctx context.Context, f chain.Firing) error {
 	r := s.chain
 	alert := f.Alert()
 	n, err := s.cfg.Store.SaveEvents(ctx, []event.Event{alert})
 	if err != nil {
-		r.errors.Inc()
-		s.log.Error("chain rule fired; its alert not stored, no action taken", "rule", f.Rule.ID, "event", f.Trigger.ID, "err", err)
-		return
+		return fmt.Errorf("store its alert: %w", err)
 	}
-	if n == 0 {
-		return // raised already
+	if n > 0 {
+		r.fires.WithLabelValues(f.Rule.ID, f.Rule.Mode).Inc()
+		s.log.Info("chain rule fired", "rule", f.Rule.ID, "mode", f.Rule.Mode, "reason", f.Reason, "account", f.Account, "stores", f.Stores)
 	}
-	r.fires.WithLabelValues(f.Rule.ID, f.Rule.Mode).Inc()
-	s.log.Info("chain rule fired", "rule", f.Rule.ID, "mode", f.Rule.Mode, "reason", f.Reason, "account", f.Account, "stores", f.Stores)
 	if f.Rule.Mode != chain.ModeEnforce {
-		return
+		return nil
 	}
+	var errs []error
 	if f.Rule.Has(chain.ActionAlert) {
 		b, err := event.Marshal(alert)
 		for _, st := range f.Stores {
@@ -141,21 +221,14 @@ func (s *Service) act(ctx context.Context, f chain.Firing) {
 				err = s.publish(ctx, wire.StoreAlertsTopic(st), false, b)
 			}
 			if err != nil {
-				r.errors.Inc()
-				s.log.Error("chain alert not published to the store's displays", "rule", f.Rule.ID, "store", st, "err", err)
+				errs = append(errs, fmt.Errorf("alert to store %s's displays: %w", st, err))
+				break
 			}
 		}
 	}
 	if f.Rule.Has(chain.ActionDenylist) && len(f.Accounts) > 0 {
-		d := f.Detail(s.cfg.Now())
-		details := make(map[string]wire.ListDetail, len(f.Accounts))
-		for _, a := range f.Accounts {
-			details[a] = d
-		}
-		if _, err := s.DenylistChange(ctx, store.ListChange{Add: f.Accounts, By: "chain:" + f.Rule.ID,
-			Reason: f.Reason, Details: details}); err != nil {
-			r.errors.Inc()
-			s.log.Error("chain rule: denylist action failed", "rule", f.Rule.ID, "accounts", len(f.Accounts), "err", err)
+		if err := s.chainDenylist(ctx, f); err != nil {
+			errs = append(errs, fmt.Errorf("denylist: %w", err))
 		}
 	}
 	if f.Rule.Has(chain.ActionCase) {
@@ -166,12 +239,41 @@ func (s *Service) act(ctx context.Context, f chain.Firing) {
 		if s.cfg.Chain.Cases == nil {
 			s.log.Warn("chain rule: case action without a case service; skipped", "rule", f.Rule.ID)
 		} else if id, err := s.cfg.Chain.Cases.OpenOrExtend(ctx, f.Account, st, alert); err != nil {
-			r.errors.Inc()
-			s.log.Error("chain rule: case action failed", "rule", f.Rule.ID, "err", err)
+			errs = append(errs, fmt.Errorf("case: %w", err))
 		} else {
 			s.log.Info("chain rule: case opened or extended", "rule", f.Rule.ID, "case", id)
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// chainDenylist adds the firing's accounts with an expiring detail, but
+// not those whose entry already carries this firing (done before a crash
+// or a failed later step): a firing adds an entry once.
+func (s *Service) chainDenylist(ctx context.Context, f chain.Firing) error {
+	if s.cfg.Signer == nil {
+		s.log.Warn("chain rule: denylist action without a signing key; skipped", "rule", f.Rule.ID)
+		return nil
+	}
+	have, err := s.cfg.Store.DenylistDetails(ctx)
+	if err != nil {
+		return err
+	}
+	d := f.Detail(s.cfg.Now())
+	details := make(map[string]wire.ListDetail, len(f.Accounts))
+	var add []string
+	for _, a := range f.Accounts {
+		if h, ok := have[a]; ok && h.Rule == d.Rule && len(h.Events) > 0 && h.Events[0] == f.Trigger.ID {
+			continue
+		}
+		add = append(add, a)
+		details[a] = d
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	_, err = s.DenylistChange(ctx, store.ListChange{Add: add, By: "chain:" + f.Rule.ID, Reason: f.Reason, Details: details})
+	return err
 }
 
 // expire removes the denylist entries whose expiry has passed, with an

@@ -439,7 +439,7 @@ func (s *Service) saveAndAck(ctx context.Context, evs []event.Event, stop <-chan
 	if n > 0 {
 		s.feed.wake() // alerts_http.go: the streams read what is new
 	}
-	s.evaluateChain(ctx, evs, stop) // chain_wire.go
+	s.evaluateChain(ctx, evs) // chain_wire.go
 	byReg := make(map[[2]string][]string)
 	for _, ev := range evs {
 		k := [2]string{ev.Store, ev.Register}

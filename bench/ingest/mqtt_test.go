@@ -31,6 +31,7 @@ const window = 2000
 // into a fresh PostgreSQL schema, and one register's publisher client.
 type mqttRig struct {
 	st   store.Store
+	cpu  cpuMeter
 	pub  paho.Client
 	acks chan wire.Ack
 }
@@ -48,7 +49,8 @@ func startMQTT(tb testing.TB, n int, rules string) *mqttRig {
 		cc.Rules = doc
 	}
 	ctx := context.Background()
-	st, err := store.OpenPostgres(ctx, testenv.PostgresURL(tb))
+	dbURL, app := meteredURL(tb, testenv.PostgresURL(tb))
+	st, err := store.OpenPostgres(ctx, dbURL)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func startMQTT(tb testing.TB, n int, rules string) *mqttRig {
 		tb.Fatal("HQ did not connect and subscribe")
 	}
 
-	r := &mqttRig{st: st, acks: make(chan wire.Ack, n+1)}
+	r := &mqttRig{st: st, acks: make(chan wire.Ack, n+1), cpu: cpuMeter{url: dbURL, app: app}}
 	o := paho.NewClientOptions().AddBroker(br.URL()).SetClientID("s1/r1").SetUsername("s1/r1").SetPassword(auth.Password("s1/r1")).
 		SetAutoReconnect(false)
 	r.pub = paho.NewClient(o)
@@ -130,7 +132,8 @@ func (r *mqttRig) run(tb testing.TB, ids []string, payloads [][]byte, timer func
 	timer(true)
 	start := time.Now()
 	go func() {
-		timeout := time.After(60 * time.Second)
+		// Generous: the machine may be shared (a stuck run still ends).
+		timeout := time.After(max(60*time.Second, time.Duration(len(ids))*10*time.Millisecond))
 		for acked < len(ids) {
 			select {
 			case a := <-r.acks:
@@ -226,9 +229,11 @@ func benchIngestMQTT(b *testing.B, rules string) {
 	ids, payloads := decisions(b, b.N)
 	elapsed := r.run(b, ids, payloads, func(start bool) {
 		if start {
+			r.cpu.start()
 			b.ResetTimer()
 		} else {
 			b.StopTimer()
+			r.cpu.report(b, b.N)
 		}
 	})
 	if got := r.stored(b, b.N); got != b.N {

@@ -61,13 +61,10 @@ func (e *Engine) MaxWindow() time.Duration {
 // returns the rules that fired, with the failures of rules that could not
 // judge an event. Each observation is recorded once by event id: an event
 // evaluated again (redelivered, or by another HQ instance) fires nothing.
+// The firings are kept pending in the store with the observations that
+// trip them, in one transaction (store.Chain.ChainClaim hands them out),
+// so a crash before they are acted on loses none.
 func (e *Engine) Evaluate(ctx context.Context, evs []event.Event) ([]Firing, []error, error) {
-	type pending struct {
-		r     *Rule
-		ev    *event.Event
-		facts []fact
-		first int // index of its first observation
-	}
 	var obs []store.ChainObs
 	var todo []pending
 	// order is each event's place in the batch: an event is judged as if
@@ -95,13 +92,39 @@ func (e *Engine) Evaluate(ctx context.Context, evs []event.Event) ([]Firing, []e
 	if len(obs) == 0 {
 		return nil, nil, nil
 	}
-	seen, err := e.store.ChainObserve(ctx, obs)
-	if err != nil {
+	var fired []Firing
+	var failed []error
+	keep := func(seen []store.ChainSeen) ([]store.ChainFiring, error) {
+		fired, failed = judgeAll(todo, order, seen)
+		out := make([]store.ChainFiring, len(fired))
+		for i := range fired {
+			b, err := fired[i].marshal()
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: keep firing: %w", fired[i].Rule.ID, err)
+			}
+			out[i] = store.ChainFiring{ID: fired[i].ID(), At: fired[i].Trigger.At, Body: b}
+		}
+		return out, nil
+	}
+	if _, err := e.store.ChainObserve(ctx, obs, keep); err != nil {
 		return nil, nil, err
 	}
+	return fired, failed, nil
+}
+
+// pending is one rule's observations of one event, awaiting judgement.
+type pending struct {
+	r     *Rule
+	ev    *event.Event
+	facts []fact
+	first int // index of its first observation
+}
+
+// judgeAll judges each rule's new observations by what the store saw.
+func judgeAll(todo []pending, order map[string]int, seen []store.ChainSeen) ([]Firing, []error) {
 	// Events this call recorded first, by place in the batch; a duplicate
 	// that another instance recorded before is no later event of ours.
-	recorded := make(map[string]int, len(evs))
+	recorded := make(map[string]int, len(order))
 	for _, p := range todo {
 		if seen[p.first].New {
 			recorded[p.ev.ID] = order[p.ev.ID]
@@ -132,7 +155,7 @@ func (e *Engine) Evaluate(ctx context.Context, evs []event.Event) ([]Firing, []e
 			fired = append(fired, *f)
 		}
 	}
-	return fired, failed, nil
+	return fired, failed
 }
 
 // maxAlertEvents bounds the event ids an alert and a list detail carry.
@@ -142,19 +165,26 @@ const maxAlertEvents = wire.MaxDetailEvents
 // rule and the trigger, so every HQ instance makes the same one and the
 // store keeps it once.
 func (f *Firing) Alert() event.Event {
-	h := sha256.Sum256([]byte(f.Trigger.ID))
 	stores := f.Stores
 	actions := []string{}
 	if f.Rule.Mode == ModeEnforce {
 		actions = slices.Clone(f.Rule.Actions)
 	}
 	return event.Event{
-		ID:  event.ID(event.HQStore, event.HQChain, f.Rule.ID+"."+hex.EncodeToString(h[:8]), 1),
+		ID:  f.ID(),
 		Seq: 1, Type: event.Alert, Store: event.HQStore, Register: event.HQChain, At: f.Trigger.At,
 		Detail: fmt.Sprintf("chain rule %s: %s", f.Rule.ID, f.Reason),
 		Chain: &event.ChainInfo{Rule: f.Rule.ID, Kind: f.Rule.Kind, Mode: f.Rule.Mode, Reason: f.Reason,
 			Account: f.Account, Stores: stores, Events: f.Events[:min(len(f.Events), maxAlertEvents)], Actions: actions},
 	}
+}
+
+// ID is the id of the firing and of its alert, made from the rule and the
+// trigger: every HQ instance makes the same one, and the store keeps it
+// once.
+func (f *Firing) ID() string {
+	h := sha256.Sum256([]byte(f.Trigger.ID))
+	return event.ID(event.HQStore, event.HQChain, f.Rule.ID+"."+hex.EncodeToString(h[:8]), 1)
 }
 
 // Detail is the denylist detail of the firing's accounts, expiring

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/posguard/posguard/wire"
@@ -15,8 +18,26 @@ type Chain interface {
 	// under the same rule and key within its window. Observations of one
 	// key are serialised across HQ instances, so of two events that
 	// complete a count together one always sees the other.
-	ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, error)
-	// ChainPrune forgets observations older than before.
+	//
+	// judge (nil: none) is called with what was seen, in the same
+	// transaction; the firings it returns are kept pending (each once by
+	// id) in that transaction too, so an observation is never stored
+	// without the firing it trips: HQ crashing before acting loses
+	// nothing (ChainClaim). An error from judge undoes the transaction.
+	ChainObserve(ctx context.Context, obs []ChainObs, judge func([]ChainSeen) ([]ChainFiring, error)) ([]ChainSeen, error)
+	// ChainClaim leases up to n pending firings to owner for lease, oldest
+	// first: those neither done nor leased (or whose lease ran out, its
+	// holder having died or stalled). Each claim counts in Tries.
+	ChainClaim(ctx context.Context, owner string, lease time.Duration, n int) ([]ChainFiring, error)
+	// ChainDone marks a firing carried out (or given up): no one claims
+	// it again.
+	ChainDone(ctx context.Context, id string) error
+	// ChainRelease ends owner's leases: an HQ instance restarting under
+	// the same name resumes what it had claimed without waiting for the
+	// leases to run out.
+	ChainRelease(ctx context.Context, owner string) error
+	// ChainPrune forgets observations older than before, and firings
+	// done before it.
 	ChainPrune(ctx context.Context, before time.Time) (int, error)
 	// ChainFires counts the alerts each chain rule raised (rule id → count).
 	ChainFires(ctx context.Context) (map[string]int64, error)
@@ -60,9 +81,60 @@ type ChainSeen struct {
 	Others []ChainHit
 }
 
+// ChainFiring is a chain rule firing waiting to be carried out (an
+// outbox entry). The store keeps Body as given; hq/chain reads it.
+type ChainFiring struct {
+	ID    string // one per rule and triggering event
+	At    time.Time
+	Body  []byte // JSON
+	Tries int    // claims so far, this one included
+}
+
 // MaxChainScan bounds the observations ChainObserve reports per
 // observation; MaxChainMembers bounds the thresholds a chain rule may use.
 const (
 	MaxChainScan    = 2 * MaxChainMembers
 	MaxChainMembers = 64
 )
+
+// nearestHits picks o's Others (ChainSeen.Others) from cands, the
+// observations under o's rule and key around o.At in any order: those at
+// [At-Window, At+Window] but o's own, for each member and side of At the
+// nearest one, of those the MaxChainScan nearest, ordered by time and
+// event id. Both stores fetch the candidates and share this choice.
+func nearestHits(o ChainObs, cands []ChainHit) []ChainHit {
+	from, to := o.At.Add(-o.Window), o.At.Add(o.Window)
+	dist := func(h ChainHit) time.Duration { return max(h.At.Sub(o.At), o.At.Sub(h.At)) }
+	type side struct {
+		member string
+		after  bool
+	}
+	var in []ChainHit
+	for _, h := range cands {
+		if h.EventID != o.EventID && !h.At.Before(from) && !h.At.After(to) {
+			in = append(in, h)
+		}
+	}
+	if len(in) <= 1 {
+		return in // the common case: nothing to choose between
+	}
+	near := map[side]ChainHit{}
+	for _, h := range in {
+		k := side{h.Member, h.At.After(o.At)}
+		if n, ok := near[k]; !ok || dist(h) < dist(n) || dist(h) == dist(n) && h.EventID < n.EventID {
+			near[k] = h
+		}
+	}
+	out := make([]ChainHit, 0, len(near))
+	for _, h := range near {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b ChainHit) int {
+		return cmp.Or(cmp.Compare(dist(a), dist(b)), strings.Compare(a.EventID, b.EventID))
+	})
+	out = out[:min(len(out), MaxChainScan)]
+	slices.SortFunc(out, func(a, b ChainHit) int {
+		return cmp.Or(a.At.Compare(b.At), strings.Compare(a.EventID, b.EventID))
+	})
+	return out
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,6 +18,20 @@ func BenchmarkChainObservePostgres(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
+	benchChainObserve(b, st)
+}
+
+// BenchmarkChainObserveBolt is BenchmarkChainObservePostgres on bbolt.
+func BenchmarkChainObserveBolt(b *testing.B) {
+	st, err := OpenBolt(filepath.Join(b.TempDir(), "hq.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	benchChainObserve(b, st)
+}
+
+func benchChainObserve(b *testing.B, st Store) {
 	seq := 0
 	b.ResetTimer()
 	for range b.N {
@@ -28,7 +43,7 @@ func BenchmarkChainObservePostgres(b *testing.B) {
 					EventID: fmt.Sprint("s1/r1/e/", seq), At: t0.Add(time.Duration(seq) * time.Millisecond), Window: time.Hour})
 			}
 		}
-		if _, err := st.ChainObserve(context.Background(), obs); err != nil {
+		if _, err := st.ChainObserve(context.Background(), obs, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,13 +2,10 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,12 +40,13 @@ func chainPrefix(rule, key string) []byte {
 
 // ChainObserve runs in one write transaction; bbolt has a single writer,
 // so observations of one key are serialised as on PostgreSQL.
-func (s *Bolt) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, error) {
+func (s *Bolt) ChainObserve(ctx context.Context, obs []ChainObs, judge func([]ChainSeen) ([]ChainFiring, error)) ([]ChainSeen, error) {
 	if len(obs) == 0 {
 		return nil, nil
 	}
-	seen := make([]ChainSeen, len(obs))
+	var seen []ChainSeen
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		seen = make([]ChainSeen, len(obs))
 		if err := chainBuckets(tx); err != nil {
 			return err
 		}
@@ -69,9 +67,16 @@ func (s *Bolt) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, e
 		// Counted after every observation of the batch is in, as on
 		// PostgreSQL, where the batch's inserts precede its counts.
 		for i, o := range obs {
-			seen[i].Others = boltWindow(ob, o)
+			seen[i].Others = nearestHits(o, boltWindow(ob, o))
 		}
-		return nil
+		if judge == nil {
+			return nil
+		}
+		fs, err := judge(seen)
+		if err != nil {
+			return err
+		}
+		return putFirings(tx, fs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chain observations: %w", err)
@@ -79,8 +84,8 @@ func (s *Bolt) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, e
 	return seen, nil
 }
 
-// boltWindow lists the observations other than o's own event under o's
-// rule and key at [At-Window, At+Window] as ChainSeen.Others says.
+// boltWindow lists the observations under o's rule and key at
+// [At-Window, At+Window].
 func boltWindow(ob *bolt.Bucket, o ChainObs) []ChainHit {
 	p := chainPrefix(o.Rule, o.Key)
 	end := o.At.Add(o.Window).UnixNano()
@@ -92,34 +97,8 @@ func boltWindow(ob *bolt.Bucket, o ChainObs) []ChainHit {
 		if ns > end {
 			break
 		}
-		if id := string(tk[8:]); id != o.EventID {
-			out = append(out, ChainHit{Member: string(v), EventID: id, At: time.Unix(0, ns).UTC()})
-		}
+		out = append(out, ChainHit{Member: string(v), EventID: string(tk[8:]), At: time.Unix(0, ns).UTC()})
 	}
-	// For each member and side of At, the nearest one, as on PostgreSQL.
-	dist := func(h ChainHit) time.Duration { return max(h.At.Sub(o.At), o.At.Sub(h.At)) }
-	type side struct {
-		member string
-		after  bool
-	}
-	near := map[side]ChainHit{}
-	for _, h := range out {
-		k := side{h.Member, h.At.After(o.At)}
-		if n, ok := near[k]; !ok || dist(h) < dist(n) || dist(h) == dist(n) && h.EventID < n.EventID {
-			near[k] = h
-		}
-	}
-	out = out[:0]
-	for _, h := range near {
-		out = append(out, h)
-	}
-	slices.SortFunc(out, func(a, b ChainHit) int {
-		return cmp.Or(cmp.Compare(dist(a), dist(b)), strings.Compare(a.EventID, b.EventID))
-	})
-	out = out[:min(len(out), MaxChainScan)]
-	slices.SortFunc(out, func(a, b ChainHit) int {
-		return cmp.Or(a.At.Compare(b.At), strings.Compare(a.EventID, b.EventID))
-	})
 	return out
 }
 
@@ -154,7 +133,9 @@ func (s *Bolt) ChainPrune(ctx context.Context, before time.Time) (int, error) {
 			}
 			n++
 		}
-		return nil
+		done, err := pruneFirings(tx, before)
+		n += done
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune chain observations: %w", err)

@@ -35,40 +35,72 @@ const chainMigration = `CREATE TABLE chain_obs (
 // observations of one (rule, key) across HQ instances.
 const chainLockClass = 72020
 
-func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSeen, error) {
+// chainLockStripes is how many locks the (rule, key)s share: a batch
+// takes at most this many, however many keys it touches (PostgreSQL's
+// lock table is small and shared), and two instances wait for each other
+// only when their keys share a stripe.
+const chainLockStripes = 64
+
+// chainKey is one (rule, key) a batch touches and the span of time its
+// observations' windows cover.
+type chainKey struct {
+	rule, key string
+	from, to  time.Time
+}
+
+func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs, judge func([]ChainSeen) ([]ChainFiring, error)) ([]ChainSeen, error) {
 	if len(obs) == 0 {
 		return nil, nil
 	}
+	obs = slices.Clone(obs) // its times are truncated below
 	n := len(obs)
 	rules, keys, members, ids := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	ats, wins := make([]time.Time, n), make([]int64, n)
-	lockKeys := make([]string, 0, n)
+	ats := make([]time.Time, n)
+	touched := make(map[[2]string]int, n) // (rule, key) → its place in order
+	var order []chainKey
+	keyOf := make([]int, n) // each observation's place in order
+	var stripes []int32
 	for i, o := range obs {
-		rules[i], keys[i], members[i], ids[i], ats[i], wins[i] = o.Rule, o.Key, o.Member, o.EventID, o.At, o.Window.Microseconds()
-		lockKeys = append(lockKeys, o.Rule+"\x1f"+o.Key)
+		// As PostgreSQL keeps it, so that times compare alike here and there.
+		o.At = o.At.Truncate(time.Microsecond)
+		obs[i] = o
+		rules[i], keys[i], members[i], ids[i], ats[i] = o.Rule, o.Key, o.Member, o.EventID, o.At
+		j, ok := touched[[2]string{o.Rule, o.Key}]
+		if !ok {
+			j = len(order)
+			touched[[2]string{o.Rule, o.Key}] = j
+			order = append(order, chainKey{rule: o.Rule, key: o.Key, from: o.At.Add(-o.Window), to: o.At.Add(o.Window)})
+			stripes = append(stripes, chainStripe(o.Rule, o.Key))
+		} else {
+			k := &order[j]
+			k.from, k.to = minTime(k.from, o.At.Add(-o.Window)), maxTime(k.to, o.At.Add(o.Window))
+		}
+		keyOf[i] = j
 	}
-	// Locks taken in one order by every instance cannot deadlock (bar
-	// hash collisions, which PostgreSQL detects; the batch is retried).
-	slices.Sort(lockKeys)
-	lockKeys = slices.Compact(lockKeys)
-	seen := make([]ChainSeen, n)
+	// Locks taken in one order by every instance cannot deadlock.
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	kRules, kKeys, kFrom, kTo := make([]string, len(order)), make([]string, len(order)), make([]time.Time, len(order)), make([]time.Time, len(order))
+	for i, k := range order {
+		kRules[i], kKeys[i], kFrom[i], kTo[i] = k.rule, k.key, k.from, k.to
+	}
+	var seen []ChainSeen
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		seen = make([]ChainSeen, n)
 		b := &pgx.Batch{}
-		b.Queue(`SELECT count(pg_advisory_xact_lock($1, hashtext(k))) FROM unnest($2::text[]) k`, chainLockClass, lockKeys)
+		b.Queue(`SELECT count(pg_advisory_xact_lock($1, s)) FROM unnest($2::int[]) s`, chainLockClass, stripes)
+		// Unique by (rule, key, at, event id) since chainOutboxMigration:
+		// an event resent is the same event, at the same time.
 		b.Queue(`INSERT INTO chain_obs (rule, key, member, event_id, at)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
 			ON CONFLICT DO NOTHING RETURNING rule, key, event_id`, rules, keys, members, ids, ats)
-		b.Queue(`SELECT o.n, h.member, h.event_id, h.at
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[]) WITH ORDINALITY o(rule, key, id, at, win, n)
-			CROSS JOIN LATERAL (SELECT x.member, x.event_id, x.at FROM (
-				SELECT DISTINCT ON (c.member, c.at > o.at) c.member, c.event_id, c.at, abs(extract(epoch FROM c.at - o.at)) AS d
-				FROM chain_obs c
-				WHERE c.rule = o.rule AND c.key = o.key AND c.event_id <> o.id
-					AND c.at BETWEEN o.at - o.win * interval '1 microsecond' AND o.at + o.win * interval '1 microsecond'
-				ORDER BY c.member, c.at > o.at, abs(extract(epoch FROM c.at - o.at)), c.event_id) x
-				ORDER BY x.d, x.event_id LIMIT `+fmt.Sprint(MaxChainScan)+`) h
-			ORDER BY o.n, h.at, h.event_id`,
-			rules, keys, ids, ats, wins)
+		// Every observation of each touched key over the span its
+		// observations' windows cover, in one scan of the window index;
+		// nearestHits picks each observation's share.
+		b.Queue(`SELECT k.n, c.member, c.event_id, c.at
+			FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[]) WITH ORDINALITY k(rule, key, lo, hi, n)
+			JOIN chain_obs c ON c.rule = k.rule AND c.key = k.key AND c.at BETWEEN k.lo AND k.hi`,
+			kRules, kKeys, kFrom, kTo)
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
@@ -89,13 +121,11 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("record: %w", err)
 		}
-		for i, o := range obs {
-			seen[i].New = added[[3]string{o.Rule, o.Key, o.EventID}]
-		}
 		rows, err = br.Query()
 		if err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
+		cands := make([][]ChainHit, len(order)) // by place in order
 		for rows.Next() {
 			var i int
 			var h ChainHit
@@ -103,12 +133,26 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 				return fmt.Errorf("count: %w", err)
 			}
 			h.At = h.At.UTC()
-			seen[i-1].Others = append(seen[i-1].Others, h)
+			cands[i-1] = append(cands[i-1], h)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		for i, o := range obs {
+			seen[i].New = added[[3]string{o.Rule, o.Key, o.EventID}]
+			seen[i].Others = nearestHits(o, cands[keyOf[i]])
+		}
+		if judge == nil {
+			return nil
+		}
+		fs, err := judge(seen)
+		if err != nil {
+			return err
+		}
+		return insertFirings(ctx, tx, fs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chain observations: %w", err)
@@ -116,12 +160,42 @@ func (s *Postgres) ChainObserve(ctx context.Context, obs []ChainObs) ([]ChainSee
 	return seen, nil
 }
 
+// chainStripe is FNV-1a (32 bits) of rule, 0x1f, key, modulo the stripes.
+func chainStripe(rule, key string) int32 {
+	const prime = 16777619
+	h := uint32(2166136261)
+	for _, s := range [...]string{rule, "\x1f", key} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * prime
+		}
+	}
+	return int32(h % chainLockStripes)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func (s *Postgres) ChainPrune(ctx context.Context, before time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM chain_obs WHERE at < $1`, before)
 	if err != nil {
 		return 0, fmt.Errorf("prune chain observations: %w", err)
 	}
-	return int(tag.RowsAffected()), nil
+	done, err := s.pool.Exec(ctx, `DELETE FROM chain_firings WHERE done_at < $1`, before)
+	if err != nil {
+		return 0, fmt.Errorf("prune chain firings: %w", err)
+	}
+	return int(tag.RowsAffected() + done.RowsAffected()), nil
 }
 
 // chainAlertPrefix starts the id of every alert a chain rule raised.

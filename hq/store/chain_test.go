@@ -27,7 +27,7 @@ func TestChainObserveWindow(t *testing.T) {
 		ob := func(id, member string, at time.Time) ChainObs {
 			return ChainObs{Rule: "hop", Key: "acct-1", Member: member, EventID: id, At: at, Window: w}
 		}
-		seen, err := s.ChainObserve(ctx, []ChainObs{ob("S1/r/e/1", "S1", t0), ob("S2/r/e/1", "S2", t0.Add(10*time.Minute))})
+		seen, err := s.ChainObserve(ctx, []ChainObs{ob("S1/r/e/1", "S1", t0), ob("S2/r/e/1", "S2", t0.Add(10*time.Minute))}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func TestChainObserveWindow(t *testing.T) {
 			t.Errorf("hit event = %q", seen[1].Others[0].EventID)
 		}
 		// Exactly one window after the first: the boundary counts.
-		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S3/r/e/1", "S3", t0.Add(w))})
+		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S3/r/e/1", "S3", t0.Add(w))}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +48,7 @@ func TestChainObserveWindow(t *testing.T) {
 			t.Errorf("at the boundary: %v, want S1 S2", got)
 		}
 		// One microsecond later the first is out.
-		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S4/r/e/1", "S4", t0.Add(w+time.Microsecond))})
+		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S4/r/e/1", "S4", t0.Add(w+time.Microsecond))}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestChainObserveWindow(t *testing.T) {
 		// The same event again is not new, and sees every observation
 		// within a window either side; another key sees nothing.
 		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S2/r/e/1", "S2", t0.Add(10*time.Minute)),
-			{Rule: "hop", Key: "acct-2", Member: "S1", EventID: "S1/r/e/9", At: t0, Window: w}})
+			{Rule: "hop", Key: "acct-2", Member: "S1", EventID: "S1/r/e/9", At: t0, Window: w}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestChainObserveWindow(t *testing.T) {
 		if err != nil || n != 2 {
 			t.Fatalf("prune = %d, %v; want 2 (acct-1 S1, acct-2 S1)", n, err)
 		}
-		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S5/r/e/1", "S5", t0.Add(20*time.Minute))})
+		seen, err = s.ChainObserve(ctx, []ChainObs{ob("S5/r/e/1", "S5", t0.Add(20*time.Minute))}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestChainObserveConcurrent(t *testing.T) {
 					defer wg.Done()
 					var err error
 					seen[i], err = s.ChainObserve(ctx, []ChainObs{{Rule: "hop", Key: key, Member: []string{"S1", "S2"}[i],
-						EventID: key + "/" + string(rune('0'+i)), At: t0, Window: time.Hour}})
+						EventID: key + "/" + string(rune('0'+i)), At: t0, Window: time.Hour}}, nil)
 					if err != nil {
 						t.Error(err)
 					}

@@ -93,11 +93,12 @@ var migrations = []string{
 	CREATE TABLE allowlist_seq (one boolean PRIMARY KEY DEFAULT true CHECK (one), seq bigint NOT NULL,
 		epoch text NOT NULL DEFAULT gen_random_uuid()::text);
 	INSERT INTO allowlist_seq (seq) VALUES (0);`,
-	chainMigration,    // chain_pg.go
-	consoleMigration,  // stats_pg.go: the console's rollup and alert indexes
-	policiesMigration, // policies_pg.go
-	fleetMigration,    // fleet_pg.go: the console's fleet page
-	listsMigration,    // lists_pg.go
+	chainMigration,       // chain_pg.go
+	consoleMigration,     // stats_pg.go: the console's rollup and alert indexes
+	policiesMigration,    // policies_pg.go
+	fleetMigration,       // fleet_pg.go: the console's fleet page
+	listsMigration,       // lists_pg.go
+	chainOutboxMigration, // chain_outbox_pg.go
 }
 
 // Postgres is the backend for real deployments; several HQ instances may
