@@ -43,6 +43,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posguard/posguard/bench/internal/agentproc"
+	"github.com/posguard/posguard/bench/internal/loadavg"
 	"github.com/posguard/posguard/event"
 	"github.com/posguard/posguard/hq/store"
 	"github.com/posguard/posguard/policy/sale"
@@ -116,13 +117,13 @@ func run(args []string) error {
 		return err
 	}
 	defer hq.stop()
-	fmt.Printf("# %d registers, %d events over %d days in PostgreSQL schema %s; load average %s\n", o.registers, o.events, o.days, o.schema, loadAvg())
+	fmt.Printf("# %d registers, %d events over %d days in PostgreSQL schema %s; load average %s\n", o.registers, o.events, o.days, o.schema, loadavg.String())
 	apiErr := measureAPI(hq.url, o)
 	var pageErr error
 	if o.chromium != "none" {
 		pageErr = measurePages(hq.url, o.chromium)
 	}
-	fmt.Printf("# load average after: %s\n", loadAvg())
+	fmt.Printf("# load average after: %s\n", loadavg.String())
 	return errors.Join(apiErr, pageErr)
 }
 
@@ -510,16 +511,4 @@ func measurePages(base, chromium string) error {
 		}
 	}
 	return nil
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/posguard/posguard/agent/state"
 	"github.com/posguard/posguard/bench/internal/agentproc"
+	"github.com/posguard/posguard/bench/internal/loadavg"
 	"github.com/posguard/posguard/wire"
 )
 
@@ -122,7 +123,7 @@ func run(args []string) error {
 			return fmt.Errorf("prepare %d entries: %w", n, err)
 		}
 	}
-	load0 := loadAvg()
+	load0 := loadavg.String()
 	results := map[string][]result{}
 	var order []string
 	next := 0 // the next start's token
@@ -147,7 +148,7 @@ func run(args []string) error {
 			}
 		}
 	}
-	fmt.Printf("# load average before %s, after %s (%d CPUs)\n", load0, loadAvg(), runtime.NumCPU())
+	fmt.Printf("# load average before %s, after %s (%d CPUs)\n", load0, loadavg.String(), runtime.NumCPU())
 	for _, name := range order {
 		rs := results[name]
 		st := make([]time.Duration, len(rs))
@@ -169,18 +170,6 @@ func run(args []string) error {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
 
 func options() state.Options {
 	return state.Options{Store: "S001", Register: "R1", Logger: slog.New(slog.DiscardHandler)}
