@@ -19,7 +19,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -30,7 +29,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -116,12 +114,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer hq.stop()
+	defer hq.Stop()
 	fmt.Printf("# %d registers, %d events over %d days in PostgreSQL schema %s; load average %s\n", o.registers, o.events, o.days, o.schema, loadavg.String())
-	apiErr := measureAPI(hq.url, o)
+	apiErr := measureAPI(hq.URL, o)
 	var pageErr error
 	if o.chromium != "none" {
-		pageErr = measurePages(hq.url, o.chromium)
+		pageErr = measurePages(hq.URL, o.chromium)
 	}
 	fmt.Printf("# load average after: %s\n", loadavg.String())
 	return errors.Join(apiErr, pageErr)
@@ -297,18 +295,12 @@ func fill(ctx context.Context, o options, dbURL string) error {
 	return nil
 }
 
-// hqProc is the running `posguard hq`.
-type hqProc struct {
-	url string
-	cmd *exec.Cmd
-}
-
 var listeningRE = regexp.MustCompile(`msg="HQ API listening".* url=(http://\S+)`)
 
 // startHQ runs `posguard hq` on the store with an embedded broker (a
 // password for HQ only: no register connects) and an open console on
 // loopback, and waits for its API.
-func startHQ(bin, dir, dbURL string) (*hqProc, error) {
+func startHQ(bin, dir, dbURL string) (*agentproc.Proc, error) {
 	hash, err := bcrypt.GenerateFromPassword([]byte("bench-hq-password"), 10)
 	if err != nil {
 		return nil, err
@@ -325,58 +317,9 @@ func startHQ(bin, dir, dbURL string) (*hqProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "hq", "--db", dbURL, "--listen", "127.0.0.1:0",
-		"--embed-broker", "127.0.0.1:"+strconv.Itoa(port), "--embed-passwords", passwords,
-		"--mqtt-password-file", hqPassword)
-	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start hq: %w", err)
-	}
-	urls := make(chan string, 1)
-	var logs strings.Builder
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if logs.Len() < 1<<16 {
-				logs.WriteString(sc.Text() + "\n")
-			}
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case urls <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case u := <-urls:
-		return &hqProc{url: u, cmd: cmd}, nil
-	case <-done:
-		cmd.Wait()
-		return nil, fmt.Errorf("hq exited at start:\n%s", logs.String())
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, errors.New("hq not listening within 2 minutes")
-	}
-}
-
-func (h *hqProc) stop() {
-	h.cmd.Process.Signal(os.Interrupt)
-	waited := make(chan struct{})
-	go func() { h.cmd.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(30 * time.Second):
-		h.cmd.Process.Kill()
-		<-waited
-	}
+	return agentproc.StartCommand(bin, []string{"hq", "--db", dbURL, "--listen", "127.0.0.1:0",
+		"--embed-broker", "127.0.0.1:" + strconv.Itoa(port), "--embed-passwords", passwords,
+		"--mqtt-password-file", hqPassword}, listeningRE, 2*time.Minute)
 }
 
 func freePort() (int, error) {

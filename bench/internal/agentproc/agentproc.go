@@ -74,15 +74,17 @@ http: {listen: "127.0.0.1:0"}
 	return cfg, nil
 }
 
-// Proc is a running `posguard agent`.
+// Proc is a running posguard command: `posguard agent`, or another
+// command started with StartCommand (`posguard hq`).
 type Proc struct {
-	// URL is the agent's HTTP address, from its "agent running" log line.
+	// URL is the command's HTTP address, from the log line it announces
+	// its listener with.
 	URL string
 	cmd *exec.Cmd
 
 	mu   sync.Mutex
 	logs strings.Builder
-	done chan struct{} // stderr closed: the agent has exited
+	done chan struct{} // stderr closed: the command has exited
 }
 
 var runningRE = regexp.MustCompile(`msg="agent running".* http=(http://\S+)`)
@@ -90,14 +92,20 @@ var runningRE = regexp.MustCompile(`msg="agent running".* http=(http://\S+)`)
 // Start runs `bin agent --config cfg` and waits up to timeout for it to log
 // "agent running".
 func Start(bin, cfg string, timeout time.Duration) (*Proc, error) {
-	cmd := exec.Command(bin, "agent", "--config", cfg)
+	return StartCommand(bin, []string{"agent", "--config", cfg}, runningRE, timeout)
+}
+
+// StartCommand runs bin with args and waits up to timeout for a log line
+// matching ready, whose first group is the command's URL.
+func StartCommand(bin string, args []string, ready *regexp.Regexp, timeout time.Duration) (*Proc, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agent: %w", err)
+		return nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
 	urls := make(chan string, 1)
@@ -111,7 +119,7 @@ func Start(bin, cfg string, timeout time.Duration) (*Proc, error) {
 				p.logs.WriteString(sc.Text() + "\n")
 			}
 			p.mu.Unlock()
-			if m := runningRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case urls <- m[1]:
 				default:
@@ -124,10 +132,10 @@ func Start(bin, cfg string, timeout time.Duration) (*Proc, error) {
 		return p, nil
 	case <-p.done:
 		cmd.Wait()
-		return nil, fmt.Errorf("agent exited at start:\n%s", p.Log())
+		return nil, fmt.Errorf("%s exited at start:\n%s", args[0], p.Log())
 	case <-time.After(timeout):
 		p.Kill()
-		return nil, fmt.Errorf("agent not running after %v:\n%s", timeout, p.Log())
+		return nil, fmt.Errorf("%s not running after %v:\n%s", args[0], timeout, p.Log())
 	}
 }
 
